@@ -8,7 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
+import os from 'node:os';
 import { registerTrainingKernels } from '../kernels/register_all.ts';
+import { ensureGradients } from './gradients.ts';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -44,6 +46,7 @@ const initialised = new Map<string, BackendInfo>();
 
 /** Initialise a backend; `auto` tries tensorflow, then a hardware WebGPU adapter, then wasm. */
 export async function initBackend(name: BackendName = 'auto', opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
+  await ensureGradients();
   if (current && name === 'auto') return current;
   const known = initialised.get(name);
   if (known) {
@@ -130,11 +133,13 @@ let webgpuGlobalsInstalled = false;
  * SwiftShader ICD (software), which is how this project's tests exercise the GPU code path on CPU-only CI.
  */
 async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promise<BackendInfo> {
-  const usedSoftwareIcd = !process.env.VK_ICD_FILENAMES && !hasSystemVulkanDriver() && fs.existsSync(SWIFTSHADER_ICD);
+  const usedSoftwareIcd =
+    !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && !hasGpuDevice() && fs.existsSync(SWIFTSHADER_ICD);
   if (usedSoftwareIcd) {
     if (!allowSoftware) throw new BackendUnavailableError('no hardware WebGPU adapter');
     process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   }
+  process.env.XDG_RUNTIME_DIR ??= os.tmpdir(); // the Vulkan loader complains on every start without it
   let webgpu: typeof import('webgpu');
   try {
     webgpu = await import('webgpu');
@@ -150,7 +155,7 @@ async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promis
     );
   }
   const ai = adapter.info;
-  const desc = [ai.vendor, ai.architecture, ai.device, ai.description].filter((s) => s).join(' ') || 'unknown adapter';
+  const desc = ai.description || [ai.vendor, ai.architecture, ai.device].filter((s) => s).join(' ') || 'unknown adapter';
   const software = usedSoftwareIcd || /swiftshader|llvmpipe|software|cpu/i.test(desc);
   if (software && !allowSoftware) throw new BackendUnavailableError('only a software WebGPU adapter is available');
   if (!webgpuGlobalsInstalled) {
@@ -164,9 +169,17 @@ async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promis
   return { name: 'webgpu', device: `${desc}${software ? ' (software)' : ''}`, accelerated: !software };
 }
 
-function hasSystemVulkanDriver(): boolean {
-  const dirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
-  return dirs.some((d) => fs.existsSync(d) && fs.readdirSync(d).some((f) => f.endsWith('.json')));
+/**
+ * A GPU device node means the system's Vulkan drivers can reach hardware. Without one, the only system
+ * ICD is usually Mesa's llvmpipe, which Dawn rejects, so SwiftShader is the software adapter to use.
+ */
+function hasGpuDevice(): boolean {
+  if (fs.existsSync('/dev/nvidia0')) return true;
+  try {
+    return fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+  } catch {
+    return false;
+  }
 }
 
 async function initWasm(): Promise<BackendInfo> {

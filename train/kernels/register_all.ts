@@ -2,19 +2,27 @@
  * One explicit list of the kernels this project adds to tfjs backends, registered by one loop
  * (the tfjs register_all_kernels pattern). Each kernel lives in its own file.
  */
-import { registerKernel, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { registerKernel, unregisterKernel, getKernel, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
+import { conv2DBackpropFilterConfig } from './wasm/Conv2DBackpropFilter.ts';
+import { makeConv2DBackpropInputConfig } from './wasm/Conv2DBackpropInput.ts';
+import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 
-const KERNELS: Record<string, KernelConfig[]> = {
-  wasm: [],
+/** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
+const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
+  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig],
 };
 
 const done = new Set<string>();
 
-/** Register our training kernels for a backend (idempotent). */
+/** Register our training kernels for a backend (idempotent). Call after the backend package is imported. */
 export function registerTrainingKernels(backend: string): void {
   if (done.has(backend)) return;
-  for (const k of KERNELS[backend] ?? []) {
-    if (!getKernel(k.kernelName, backend)) registerKernel(k);
+  for (const make of KERNELS[backend] ?? []) {
+    const probe = make(undefined);
+    const stock = getKernel(probe.kernelName, backend);
+    if (stock) unregisterKernel(probe.kernelName, backend);
+    // A replaced stock kernel keeps its setupFunc: its wasm export binding is made at backend init.
+    registerKernel({ setupFunc: stock?.setupFunc, ...make(stock?.kernelFunc) });
   }
   done.add(backend);
 }

@@ -1,0 +1,149 @@
+/**
+ * Every kernel that training runs, checked against the cpu reference backend on small random shapes:
+ * conv forward and both gradients for each (kernel, stride, pad) our networks use, max pooling and its
+ * gradient, batch norm in training mode, dense layers, and the ops of the NCE losses and memory bank.
+ */
+import { it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackends, onBoth, scaledError, seededTensor, unavailableReason } from '../helpers/backends.ts';
+
+type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
+const pad4 = (p: number): Pad4 => [[0, 0], [p, p], [p, p], [0, 0]];
+
+// (kernel, stride, pad) of every conv in alexnet, alexnet_small (32/64/96 px) and the ResNets.
+const CONVS = [
+  { k: 11, s: 4, p: 2, ci: 1, co: 6, hw: 31, why: 'alexnet conv1 (L view)' },
+  { k: 11, s: 4, p: 2, ci: 2, co: 6, hw: 27, why: 'alexnet conv1 (ab view)' },
+  { k: 5, s: 1, p: 2, ci: 5, co: 7, hw: 9, why: 'alexnet conv2, small conv1 at 32 px' },
+  { k: 3, s: 1, p: 1, ci: 6, co: 5, hw: 7, why: 'alexnet conv3-5, resnet 3x3' },
+  { k: 5, s: 2, p: 2, ci: 2, co: 4, hw: 16, why: 'alexnet_small conv1 at 64 px' },
+  { k: 5, s: 3, p: 2, ci: 1, co: 4, hw: 24, why: 'alexnet_small conv1 at 96 px' },
+  { k: 7, s: 2, p: 3, ci: 2, co: 4, hw: 17, why: 'resnet stem' },
+  { k: 3, s: 2, p: 1, ci: 17, co: 6, hw: 9, why: 'resnet strided 3x3 (zero-insertion path)' },
+  { k: 3, s: 2, p: 1, ci: 3, co: 6, hw: 10, why: 'resnet strided 3x3, few channels (stock path)' },
+  { k: 1, s: 2, p: 0, ci: 16, co: 8, hw: 8, why: 'resnet downsample shortcut' },
+  { k: 1, s: 1, p: 0, ci: 8, co: 12, hw: 5, why: 'bottleneck 1x1' },
+];
+
+const TOL = 2e-5; // float32 accumulation-order differences, relative to the output's scale
+
+describeBackends('training kernels', (name) => {
+  let skip: string | null = null;
+  before(async () => {
+    skip = await unavailableReason(name);
+  });
+
+  for (const c of CONVS) {
+    it(`conv2d k${c.k} s${c.s} p${c.p} ci${c.ci}: forward, dW, dX (${c.why})`, async (t) => {
+      if (skip) return t.skip(skip);
+      const { ref, got } = await onBoth(name, () => {
+        const x = seededTensor([2, c.hw, c.hw, c.ci], 11 + c.k) as tf.Tensor4D;
+        const w = seededTensor([c.k, c.k, c.ci, c.co], 7 + c.s) as tf.Tensor4D;
+        const y = tf.conv2d(x, w, c.s, pad4(c.p));
+        const dy = seededTensor(y.shape, 3);
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+          strides: c.s, pad: pad4(c.p), dataFormat: 'NHWC', filterShape: w.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
+          strides: c.s, pad: pad4(c.p), dataFormat: 'NHWC', inputShape: x.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        return [y, dw, dx];
+      });
+      ['forward', 'dW', 'dX'].forEach((what, i) => {
+        const e = scaledError(ref[i], got[i]);
+        assert.ok(e < TOL, `${what}: scaled error ${e.toExponential(2)} >= ${TOL}`);
+      });
+    });
+  }
+
+  it('conv2d gradients through tf.grads (the autodiff path training uses)', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([2, 12, 12, 3], 5) as tf.Tensor4D;
+      const w = seededTensor([5, 5, 3, 4], 6) as tf.Tensor4D;
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, pad4(2)), seededTensor([2, 6, 6, 4], 9))),
+      );
+      return g([x, w]);
+    });
+    for (let i = 0; i < 2; i++) assert.ok(scaledError(ref[i], got[i]) < TOL);
+  });
+
+  for (const [size, stride, pad] of [
+    [3, 2, 0],
+    [3, 2, 1],
+  ] as const) {
+    it(`maxpool ${size}/${stride} pad ${pad}: forward and gradient`, async (t) => {
+      if (skip) return t.skip(skip);
+      const { ref, got } = await onBoth(name, () => {
+        const x = seededTensor([2, 13, 13, 4], 21);
+        const f = (a: tf.Tensor) => {
+          const padded = pad ? tf.pad(a, pad4(pad), -1e30) : a; // -inf padding as PyTorch
+          return tf.maxPool(padded as tf.Tensor4D, size, stride, 'valid');
+        };
+        const y = f(x);
+        const dy = seededTensor(y.shape, 22);
+        const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(f(a), dy)))(x);
+        return [y, dx];
+      });
+      for (let i = 0; i < 2; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `output ${i}`);
+    });
+  }
+
+  it('batch norm (training mode statistics) forward and gradients', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([4, 5, 5, 6], 31, 3);
+      const gamma = seededTensor([6], 32);
+      const beta = seededTensor([6], 33);
+      const w = seededTensor([4, 5, 5, 6], 34);
+      const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        return tf.sum(tf.mul(tf.relu(tf.batchNorm(a, mean, variance, b, g, 1e-5)), w));
+      };
+      const y = f(x, gamma, beta);
+      const gr = tf.grads(f)([x, gamma, beta]);
+      return [y, ...gr];
+    });
+    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
+  it('dense layer (matMul + bias) forward and gradients', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([8, 37], 41);
+      const w = seededTensor([37, 19], 42);
+      const b = seededTensor([19], 43);
+      const f = (a: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) =>
+        tf.sum(tf.square(tf.add(tf.matMul(a as tf.Tensor2D, ww as tf.Tensor2D), bb)));
+      return [f(x, w, b), ...tf.grads(f)([x, w, b])];
+    });
+    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `output ${i}`);
+  });
+
+  it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const bank = seededTensor([50, 16], 51);
+      const emb = seededTensor([4, 16], 52);
+      const idx = tf.tensor2d([[1, 7, 7, 49, 0], [3, 3, 2, 8, 9], [10, 20, 30, 40, 45], [5, 4, 3, 2, 1]], [4, 5], 'int32');
+      const f = (e: tf.Tensor) => {
+        const unit = tf.div(e, tf.norm(e, 2, 1, true));
+        const rows = tf.reshape(tf.gather(bank, tf.reshape(idx, [-1])), [4, 5, 16]);
+        const s = tf.squeeze(tf.matMul(rows, tf.expandDims(unit, 2)), [2]);
+        const nce = tf.log(tf.div(tf.exp(tf.div(s, 0.07)), tf.add(tf.exp(tf.div(s, 0.07)), 0.5)));
+        const ce = tf.sub(tf.logSumExp(tf.div(s, 0.07), 1), tf.squeeze(tf.slice(tf.div(s, 0.07), [0, 0], [4, 1]), [1]));
+        return [tf.sum(nce), tf.sum(ce)];
+      };
+      const loss = (e: tf.Tensor) => {
+        const [a, b] = f(e);
+        return tf.add(a, tf.mul(b, 0.3)); // unequal weights: the two sums nearly cancel otherwise
+      };
+      // A fresh tensor: tfjs's cpu TensorScatterUpdate writes into its input's buffer (shares values).
+      const scattered = tf.tensorScatterUpdate(seededTensor([50, 16], 51), tf.tensor2d([[3], [9]], [2, 1], 'int32'), tf.ones([2, 16]));
+      return [...f(emb), tf.grad(loss)(emb), scattered];
+    });
+    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+});
