@@ -122,6 +122,28 @@ describeBackends('training kernels', (name) => {
     for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `output ${i}`);
   });
 
+  // Shapes chosen so that both identities of the wasm kernel (transpose operands / transpose result) run.
+  for (const [shapeA, shapeB] of [
+    [[6, 40], [40, 300]],
+    [[300, 40], [40, 6]],
+    [[3, 5, 7], [3, 7, 4]],
+  ] as const) {
+    it(`matMul with every transpose combination: [${shapeA}]·[${shapeB}]`, async (t) => {
+      if (skip) return t.skip(skip);
+      const { ref, got } = await onBoth(name, () => {
+        const a = seededTensor([...shapeA], 61);
+        const b = seededTensor([...shapeB], 62);
+        const r = a.rank;
+        const perm = [...Array(r).keys()];
+        [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+        const aT = tf.transpose(a, perm);
+        const bT = tf.transpose(b, perm);
+        return [tf.matMul(a, b), tf.matMul(aT, b, true, false), tf.matMul(a, bT, false, true), tf.matMul(aT, bT, true, true)];
+      });
+      for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `variant ${i}: ${scaledError(ref[i], got[i])}`);
+    });
+  }
+
   it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {

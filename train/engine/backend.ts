@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
 import os from 'node:os';
-import { registerTrainingKernels } from '../kernels/register_all.ts';
+import { registerTrainingGradients, registerTrainingKernels } from '../kernels/register_all.ts';
 import { ensureGradients } from './gradients.ts';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -47,6 +47,7 @@ const initialised = new Map<string, BackendInfo>();
 /** Initialise a backend; `auto` tries tensorflow, then a hardware WebGPU adapter, then wasm. */
 export async function initBackend(name: BackendName = 'auto', opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
   await ensureGradients();
+  registerTrainingGradients();
   if (current && name === 'auto') return current;
   const known = initialised.get(name);
   if (known) {

@@ -2,14 +2,16 @@
  * One explicit list of the kernels this project adds to tfjs backends, registered by one loop
  * (the tfjs register_all_kernels pattern). Each kernel lives in its own file.
  */
-import { registerKernel, unregisterKernel, getKernel, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
+import { registerGradient, registerKernel, unregisterKernel, getKernel, type GradConfig, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
 import { conv2DBackpropFilterConfig } from './wasm/Conv2DBackpropFilter.ts';
 import { makeConv2DBackpropInputConfig } from './wasm/Conv2DBackpropInput.ts';
 import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
+import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
+import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
-  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig],
+  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig],
 };
 
 const done = new Set<string>();
@@ -25,4 +27,12 @@ export function registerTrainingKernels(backend: string): void {
     registerKernel({ setupFunc: stock?.setupFunc, ...make(stock?.kernelFunc) });
   }
   done.add(backend);
+}
+
+/** Gradient rules we replace in tfjs-core (backend-agnostic). */
+const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig];
+
+/** Register our gradient rules over core's; call after core's gradients are registered. */
+export function registerTrainingGradients(): void {
+  for (const g of GRADIENTS) registerGradient(g);
 }

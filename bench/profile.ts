@@ -1,0 +1,63 @@
+/**
+ * `cmc bench profile`: where the time of a training step goes, per kernel (tf.profile), so speed work
+ * follows measurements. Prints kernels sorted by total time with call counts and input shapes.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendName } from '../train/engine/backend.ts';
+import { getCmcSpec } from '../train/spec/registry.ts';
+import { CmcModel } from '../train/model/cmc.ts';
+import { MemoryBank } from '../train/loss/memory_bank.ts';
+import { SGD } from '../train/optim/sgd.ts';
+import { CmcStep } from '../train/trainer/step.ts';
+import { Rng } from '../train/util/rng.ts';
+
+export interface KernelProfileRow {
+  kernel: string;
+  calls: number;
+  total_ms: number;
+  share: number;
+  /** The slowest call's input shapes. */
+  worst_shapes: string;
+  worst_ms: number;
+}
+
+export async function runProfile(o: {
+  model: string; imageSize: number; batchSize: number; backend: BackendName; nceK: number; nData: number; steps: number;
+}): Promise<{ step_ms: number; kernel_ms: number; rows: KernelProfileRow[] }> {
+  await initBackend(o.backend);
+  const spec = getCmcSpec(o.model, { imageSize: o.imageSize, featDim: 128 });
+  const model = new CmcModel(spec, 1);
+  const rng = new Rng(3);
+  const bank = new MemoryBank({ nData: o.nData, featDim: 128, K: o.nceK, rng });
+  const step = new CmcStep(model, bank, new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 }));
+  const B = o.batchSize;
+  const x = tf.tidy(() => tf.mul(tf.randomNormal([B, o.imageSize, o.imageSize, 3], 0, 1, 'float32', 5), 0.5)) as tf.Tensor4D;
+  const y = Int32Array.from({ length: B }, (_, i) => i % o.nData);
+  step.run(x, y); // warm-up: operator creation, weight packing
+  const agg = new Map<string, KernelProfileRow>();
+  let stepMs = 0;
+  for (let s = 0; s < o.steps; s++) {
+    const t0 = performance.now();
+    const info = await tf.profile(() => {
+      step.run(x, y);
+    });
+    stepMs += performance.now() - t0;
+    for (const k of info.kernels) {
+      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      const r = agg.get(k.name) ?? { kernel: k.name, calls: 0, total_ms: 0, share: 0, worst_shapes: '', worst_ms: 0 };
+      r.calls += 1;
+      r.total_ms += ms;
+      if (ms > r.worst_ms) {
+        r.worst_ms = ms;
+        r.worst_shapes = k.inputShapes.map((sh) => `[${sh}]`).join(' ');
+      }
+      agg.set(k.name, r);
+    }
+  }
+  const rows = [...agg.values()].map((r) => ({ ...r, calls: r.calls / o.steps, total_ms: r.total_ms / o.steps, worst_ms: r.worst_ms }));
+  const kernelMs = rows.reduce((a, r) => a + r.total_ms, 0);
+  for (const r of rows) r.share = r.total_ms / kernelMs;
+  rows.sort((a, b) => b.total_ms - a.total_ms);
+  x.dispose();
+  return { step_ms: stepMs / o.steps, kernel_ms: kernelMs, rows };
+}

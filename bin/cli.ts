@@ -1,0 +1,42 @@
+/**
+ * The command-line interface: one `cmc` tool with subcommands. Each command lives in bin/commands/ and
+ * registers itself on the program; results go to stdout (as JSON with --json), progress to stderr.
+ */
+import { Command, CommanderError } from 'commander';
+import { addBenchCommand } from './commands/bench.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('cmc')
+    .description('Contrastive Multiview Coding in TypeScript: train, evaluate, export, serve')
+    .showHelpAfterError()
+    .exitOverride();
+  addBenchCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  silenceTfjsBanner();
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+      return;
+    }
+    // Expected failures (bad flags, missing data, unavailable backend) print one clear line, no stack.
+    const err = e as Error;
+    console.error(`cmc: ${err.message}`);
+    if (process.env.CMC_DEBUG) console.error(err.stack);
+    process.exitCode = 1;
+  }
+}
+
+/** tfjs prints a multi-line advert for tfjs-node on first use in Node; our backend line says more. */
+function silenceTfjsBanner(): void {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].includes('looks like you are running TensorFlow.js in Node.js')) return;
+    warn(...args);
+  };
+}

@@ -1,0 +1,68 @@
+import { Command, Option } from 'commander';
+import { BACKENDS, type BackendName } from '../../train/engine/backend.ts';
+import { runTrainStepBench } from '../../bench/train_step.ts';
+import { runProfile } from '../../bench/profile.ts';
+import { int, num } from '../options.ts';
+
+export function addBenchCommand(program: Command): void {
+  const bench = program.command('bench').description('benchmarks (printed figures, never pass/fail)');
+  bench
+    .command('train-step')
+    .description('time one full CMC training step (both encoders fwd+bwd, memory bank, SGD), median after warm-up')
+    .option('--model <arch>', 'encoder architecture (alexnet, alexnet_small, resnet50v1, ...)', 'alexnet_small')
+    .option('--image_size <px>', 'input resolution', int, 64)
+    .option('--batch_size <n>', 'batch size', int, 128)
+    .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).default('auto'))
+    .option('--nce_k <n>', 'negatives per positive', int, 4096)
+    .option('--n_data <n>', 'memory bank rows (dataset size)', int, 5000)
+    .option('--feat_dim <n>', 'embedding size', int, 128)
+    .option('--softmax', 'softmax-CE loss instead of NCE', false)
+    .option('--warmup <n>', 'untimed warm-up steps', int, 2)
+    .option('--steps <n>', 'timed steps (median reported)', int, 5)
+    .option('--torch', 'also run the PyTorch reference (bench/torch_train_step.py) side by side', false)
+    .option('--torch_threads <n>', 'PyTorch threads (default: the threads our backend uses)', int)
+    .option('--python <path>', 'python with torch for --torch', '/usr/bin/python3')
+    .option('--json', 'print the result as JSON', false)
+    .action(async (o) => {
+      const r = await runTrainStepBench({
+        model: o.model, imageSize: o.image_size, batchSize: o.batch_size, backend: o.backend as BackendName,
+        nceK: o.nce_k, nData: o.n_data, featDim: o.feat_dim, softmax: o.softmax, warmup: o.warmup, steps: o.steps,
+        torch: o.torch, torchThreads: o.torch_threads, python: o.python,
+      });
+      if (o.json) {
+        console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(`${r.arch} @${r.image_size}px B=${r.batch_size} K=${r.nce_k} on ${r.backend} (${r.device}, ${r.threads} thread(s))`);
+      console.log(`  ${r.ms_per_step.toFixed(1)} ms/step  ${r.images_per_s.toFixed(1)} images/s  ${r.effective_gflops.toFixed(1)} effective GFLOPS`);
+      console.log(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MiB, peak tensors ${r.peak_tensor_mb.toFixed(0)} MiB, ${r.param_count} params`);
+      if (r.torch) {
+        if (typeof r.torch.ms_per_step === 'number') {
+          console.log(`  PyTorch ${r.torch.version} (${r.torch.threads} thread(s)): ${r.torch.ms_per_step.toFixed(1)} ms/step`);
+          console.log(`  ratio ours/PyTorch: ${r.ratio_vs_torch!.toFixed(2)}x`);
+        } else console.log(`  PyTorch: ${String(r.torch.error)}`);
+      }
+    });
+
+  bench
+    .command('profile')
+    .description('per-kernel time of a training step (where the time goes)')
+    .option('--model <arch>', 'encoder architecture', 'alexnet_small')
+    .option('--image_size <px>', 'input resolution', int, 64)
+    .option('--batch_size <n>', 'batch size', int, 128)
+    .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).default('auto'))
+    .option('--nce_k <n>', 'negatives per positive', int, 4096)
+    .option('--n_data <n>', 'memory bank rows', int, 5000)
+    .option('--steps <n>', 'profiled steps (averaged)', int, 2)
+    .option('--top <n>', 'rows to print', int, 25)
+    .option('--json', 'print the result as JSON', false)
+    .action(async (o) => {
+      const r = await runProfile({ model: o.model, imageSize: o.image_size, batchSize: o.batch_size, backend: o.backend as BackendName, nceK: o.nce_k, nData: o.n_data, steps: o.steps });
+      if (o.json) return void console.log(JSON.stringify(r));
+      console.log(`step ${r.step_ms.toFixed(0)} ms (profiled), kernels ${r.kernel_ms.toFixed(0)} ms`);
+      console.log('kernel'.padEnd(26) + 'calls'.padStart(7) + 'ms/step'.padStart(10) + 'share'.padStart(8) + '  slowest call (ms, input shapes)');
+      for (const k of r.rows.slice(0, o.top)) {
+        console.log(k.kernel.padEnd(26) + k.calls.toFixed(0).padStart(7) + k.total_ms.toFixed(1).padStart(10) + `${(100 * k.share).toFixed(1)}%`.padStart(8) + `  ${k.worst_ms.toFixed(1)} ${k.worst_shapes}`);
+      }
+    });
+}

@@ -1,0 +1,18 @@
+/** Option parsers shared by the commands: a bad value is a clear error, not a NaN deep in training. */
+import { InvalidArgumentError } from 'commander';
+
+export function int(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${v}'`);
+  return n;
+}
+
+export function num(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'`);
+  return n;
+}
+
+export function intList(v: string): number[] {
+  return v.split(',').filter((s) => s.trim() !== '').map((s) => int(s.trim()));
+}
