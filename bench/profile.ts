@@ -33,13 +33,13 @@ export async function runProfile(o: {
   const B = o.batchSize;
   const x = tf.tidy(() => tf.mul(tf.randomNormal([B, o.imageSize, o.imageSize, 3], 0, 1, 'float32', 5), 0.5)) as tf.Tensor4D;
   const y = Int32Array.from({ length: B }, (_, i) => i % o.nData);
-  step.run(x, y); // warm-up: operator creation, weight packing
+  await step.run(x, y); // warm-up: operator creation, weight packing
   const agg = new Map<string, KernelProfileRow>();
   let stepMs = 0;
   for (let s = 0; s < o.steps; s++) {
     const t0 = performance.now();
-    const info = await tf.profile(() => {
-      step.run(x, y);
+    const info = await tf.profile(async () => {
+      await step.run(x, y);
     });
     stepMs += performance.now() - t0;
     for (const k of info.kernels) {

@@ -85,7 +85,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     const y = new Int32Array(B);
     for (let i = 0; i < B; i++) y[i] = (s * B + i) % o.nData;
     const t0 = performance.now();
-    const r = step.run(x, y);
+    const r = await step.run(x, y);
     const dt = performance.now() - t0;
     losses.push(r.loss);
     if (!Number.isFinite(r.loss)) throw new Error(`non-finite loss ${r.loss} at bench step ${s}`);

@@ -37,12 +37,16 @@ export async function onBoth(
     const out = tf.tidy(fn);
     const list = Array.isArray(out) ? out : [out];
     const data = await Promise.all(list.map(async (t) => new Float32Array(await t.data())));
+    const shapes = list.map((t) => t.shape.join('x'));
     tf.dispose(list);
-    return data;
+    return { data, shapes };
   };
   const ref = await run('cpu');
   const got = await run(name);
-  return { ref, got };
+  ref.shapes.forEach((s, i) => {
+    if (got.shapes[i] !== s) throw new Error(`output ${i}: shape ${got.shapes[i]} on ${name} but ${s} on cpu`);
+  });
+  return { ref: ref.data, got: got.data };
 }
 
 /** Max |a-b| relative to the reference's scale: max|a-b| / max(1e-12, max|ref|). */

@@ -144,6 +144,18 @@ describeBackends('training kernels', (name) => {
     });
   }
 
+  it('sum and mean over leading axes (batch-norm statistics) and over other axes', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([4, 9, 9, 6], 71, 2);
+      return [
+        tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2]), tf.sum(x, [0, 1, 2], true), tf.mean(x, [0, 1], true),
+        tf.sum(x, [1, 2]), tf.mean(x, 3), tf.sum(x),
+      ];
+    });
+    for (let i = 0; i < ref.length; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `reduction ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
   it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {

@@ -7,11 +7,12 @@ import { conv2DBackpropFilterConfig } from './wasm/Conv2DBackpropFilter.ts';
 import { makeConv2DBackpropInputConfig } from './wasm/Conv2DBackpropInput.ts';
 import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
+import { makeMeanConfig, makeSumConfig } from './wasm/Reduce.ts';
 import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
-  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig],
+  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig],
 };
 
 const done = new Set<string>();

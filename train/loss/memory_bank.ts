@@ -90,6 +90,7 @@ export class MemoryBank {
   private readonly onZ?: (pair: readonly [number, number], z: number) => void;
   /** Bumped whenever a memory is written; the backward checks it. */
   private version = 0;
+  private readonly pendingZ = new Map<number, tf.Scalar>();
   private disposed = false;
 
   constructor(opts: MemoryBankOptions) {
@@ -317,11 +318,37 @@ export class MemoryBank {
     if (this.softmax) return this.scoreOp(anchor, mem, idx, 'logits', 1);
     if (this.z[p] < 0) {
       // Z = mean(exp(s/T)) over all B·(K+1) entries · N, float32 like the seed; a constant (no gradient).
+      if (!hasSyncRead()) {
+        // WebGPU cannot read synchronously: keep Z on the device for this batch (the hand-written backward
+        // never differentiates through it) and read it in resolvePendingZ() after the step.
+        const pending = this.pendingZ.get(p);
+        const zT = pending ?? tf.keep(tf.tidy(() => tf.mul(tf.mean(this.scoreOp(anchor, mem, idx, 'exp', 1)), tf.scalar(this.nData, 'float32'))));
+        this.pendingZ.set(p, zT as tf.Scalar);
+        return this.scoreOp(anchor, mem, idx, 'nce', zT as tf.Scalar);
+      }
       const mean = tf.tidy(() => tf.mean(this.scoreOp(anchor, mem, idx, 'exp', 1)).dataSync()[0]);
       this.z[p] = Math.fround(Math.fround(mean) * this.nData);
       this.onZ?.(this.pairs[p], this.z[p]);
     }
     return this.scoreOp(anchor, mem, idx, 'nce', this.z[p]);
+  }
+
+  /** Freeze the Z values estimated on the device in this step (see scorePair); a no-op when none are pending. */
+  async resolvePendingZ(): Promise<void> {
+    for (const [p, zT] of this.pendingZ) {
+      this.z[p] = Math.fround((await zT.data())[0]);
+      zT.dispose();
+      this.onZ?.(this.pairs[p], this.z[p]);
+    }
+    this.pendingZ.clear();
+  }
+
+  /** state() with asynchronous reads, for backends without synchronous readback (WebGPU). */
+  async snapshot(): Promise<MemoryBankState> {
+    this.check();
+    await this.resolvePendingZ();
+    const memories = await Promise.all(this.memories.map(async (m) => Float32Array.from((await m.data()) as Float32Array)));
+    return { nData: this.nData, featDim: this.featDim, views: this.views, K: this.K, T: this.T, momentum: this.momentum, softmax: this.softmax, memories, z: this.z.slice() };
   }
 
   /**
@@ -336,7 +363,7 @@ export class MemoryBank {
     mem: tf.Variable<tf.Rank.R2>,
     idx: Int32Array,
     mode: 'raw' | 'logits' | 'exp' | 'nce',
-    Z: number,
+    Z: number | tf.Scalar,
   ): tf.Tensor2D {
     const B = anchor.shape[0];
     const C = this.K + 1;
@@ -372,7 +399,7 @@ export class MemoryBank {
             out = tf.exp(tf.div(s, tf.scalar(T))) as tf.Tensor2D;
             break;
           case 'nce':
-            out = tf.div(tf.exp(tf.div(s, tf.scalar(T))), tf.scalar(Z)) as tf.Tensor2D;
+            out = tf.div(tf.exp(tf.div(s, tf.scalar(T))), typeof Z === 'number' ? tf.scalar(Z) : Z) as tf.Tensor2D;
             break;
         }
         if (mode === 'exp' || mode === 'nce') save([out]); // B×(K+1), kept only while a tape records
@@ -445,4 +472,9 @@ function unaryCustomGrad<T extends tf.Tensor>(
     fn(args[0] as tf.Tensor, args[1] as tf.GradSaveFunc),
   );
   return (x: tf.Tensor) => g(x);
+}
+
+/** Backends whose tensors can be read synchronously (all but WebGPU, whose readSync needs a DOM canvas). */
+function hasSyncRead(): boolean {
+  return tf.getBackend() !== 'webgpu';
 }

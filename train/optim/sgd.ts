@@ -118,6 +118,13 @@ export class SGD {
   }
 
   /** Frees the momentum buffers (the parameters belong to the caller). */
+  /** state() with asynchronous reads (WebGPU has no synchronous readback in Node). */
+  async snapshot(): Promise<SGDState> {
+    const buffers: SGDState['buffers'] = {};
+    for (const [name, b] of this.buffers) buffers[name] = { shape: b.shape.slice(), data: Float32Array.from((await b.data()) as Float32Array) };
+    return { lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay, buffers };
+  }
+
   dispose(): void {
     this.disposeBuffers();
   }

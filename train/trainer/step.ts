@@ -4,7 +4,7 @@
  * update with this batch's embeddings (scores used the pre-update memory).
  *
  *   const step = new CmcStep(model, bank, sgd, { nData });
- *   const r = step.run(x, y);   // { loss, lossL, lossAb, probL, probAb }
+ *   const r = await step.run(x, y);   // { loss, lossL, lossAb, probL, probAb }
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CmcModel } from '../model/cmc.ts';
@@ -29,7 +29,7 @@ export class CmcStep {
   ) {}
 
   /** x: normalised view input [B, H, W, 3]; y: dataset indices (memory-bank rows) of the batch. */
-  run(x: tf.Tensor4D, y: Int32Array, idx?: Int32Array): StepResult {
+  async run(x: tf.Tensor4D, y: Int32Array, idx?: Int32Array): Promise<StepResult> {
     const vars = this.model.trainableVariables();
     let kept: tf.Tensor[] = [];
     const parts: tf.Scalar[] = [];
@@ -53,8 +53,9 @@ export class CmcStep {
     tf.dispose(grads);
     const [l, ab] = kept as [tf.Tensor2D, tf.Tensor2D];
     this.bank.update(l, ab, y);
-    const [lossL, lossAb, probL, probAb] = parts.map((t) => t.dataSync()[0]);
-    const loss = value.dataSync()[0];
+    await this.bank.resolvePendingZ();
+    // Asynchronous reads: the only kind WebGPU offers, and they let the backend finish queued work first.
+    const [loss, lossL, lossAb, probL, probAb] = await Promise.all([value, ...parts].map(async (t) => (await t.data())[0]));
     tf.dispose([value, ...kept, ...parts]);
     return { loss, lossL, lossAb, probL, probAb };
   }
