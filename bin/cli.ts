@@ -4,12 +4,14 @@
  */
 import { Command, CommanderError } from 'commander';
 import { addBenchCommand } from './commands/bench.ts';
+import { addTrainCommand } from './commands/train.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cmc')
     .description('Contrastive Multiview Coding in TypeScript: train, evaluate, export, serve')
     .showHelpAfterError()
     .exitOverride();
+  addTrainCommand(program);
   addBenchCommand(program);
   return program;
 }

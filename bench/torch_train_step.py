@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `cmc bench train-step`: one full CMC training step, built from the same CmcSpec JSON
+as the tfjs model (train/spec/layers.ts), so the architecture has one source of truth.
+
+Usage (Debian's python, which has torch; see bench/README.md):
+
+  /usr/bin/python3 bench/torch_train_step.py --spec spec.json --batch_size 128 --nce_k 4096 --n_data 5000 \
+      --threads 2 --warmup 2 --steps 5 [--softmax]
+  /usr/bin/python3 bench/torch_train_step.py --memory_bank_only --n_data 50000 --threads 2 \
+      [--batch_size 128 --nce_k 16384 --feat_dim 128]
+
+Prints ONE JSON line on stdout (diagnostics go to stderr).
+
+The step follows SEED_NOTES sections 1-3 and 7: both encoders forward in train mode, NCEAverage (N x D memories,
+uniform init on [-s, s] with s = 1/sqrt(D/3), B x (K+1) uniform indices with column 0 = y, cross-view scores
+out_l = <memory_ab[idx], l>, out_ab = <memory_l[idx], ab> via bmm, NCE: exp(s/T)/Z with Z estimated once on the
+first batch then frozen; softmax: s/T), NCECriterion (or softmax CE with target 0) on both views, backward,
+SGD(lr 0.03, momentum 0.9, weight decay 1e-4), then the memory momentum update with renormalisation (no grad).
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NCE_T = 0.07
+NCE_M = 0.5
+LR = 0.03
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+EPS = 1e-7
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Spec interpreter (mirrors train/spec/shapes.ts; shapes here are per example, NCHW: [C, H, W] or [C])
+
+def conv_out(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+class L2Norm(nn.Module):
+    def forward(self, x):
+        # the seed's Normalize(2): no epsilon
+        return x / x.norm(dim=1, keepdim=True)
+
+
+class NCHWFlatten(nn.Module):
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+class Residual(nn.Module):
+    def __init__(self, body, shortcut):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut  # empty Sequential = identity
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+def build_layers(layers, shape, names):
+    """Returns (nn.Sequential, output shape). `names` collects (spec param name, tensor) for checks."""
+    mods = []
+    for layer in layers:
+        kind = layer['kind']
+        if kind == 'conv2d':
+            if len(shape) != 3:
+                raise ValueError(f"conv2d {layer['name']} needs a map input, got {shape}")
+            c, h, w = shape
+            m = nn.Conv2d(c, layer['filters'], layer['kernel'], stride=layer['stride'], padding=layer['pad'],
+                          bias=bool(layer['bias']))
+            if layer.get('init') == 'he_normal':
+                n = layer['kernel'] * layer['kernel'] * layer['filters']
+                with torch.no_grad():
+                    m.weight.normal_(0.0, math.sqrt(2.0 / n))
+            # 'kaiming_uniform' is PyTorch's default init already
+            names.append((layer['name'] + '.weight', m.weight))
+            if layer['bias']:
+                names.append((layer['name'] + '.bias', m.bias))
+            shape = [layer['filters'], conv_out(h, layer['kernel'], layer['stride'], layer['pad']),
+                     conv_out(w, layer['kernel'], layer['stride'], layer['pad'])]
+            if shape[1] < 1 or shape[2] < 1:
+                raise ValueError(f"conv2d {layer['name']}: input {h}x{w} too small")
+        elif kind == 'batchnorm':
+            c = shape[0]
+            cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            m = cls(c, eps=layer['eps'], momentum=layer['momentum'])
+            if layer.get('zeroInit'):
+                with torch.no_grad():
+                    m.weight.zero_()
+            names.append((layer['name'] + '.weight', m.weight))
+            names.append((layer['name'] + '.bias', m.bias))
+        elif kind == 'relu':
+            m = nn.ReLU(inplace=False)
+        elif kind == 'maxpool':
+            if len(shape) != 3:
+                raise ValueError(f"maxpool needs a map input, got {shape}")
+            m = nn.MaxPool2d(layer['size'], stride=layer['stride'], padding=layer['pad'])
+            shape = [shape[0], conv_out(shape[1], layer['size'], layer['stride'], layer['pad']),
+                     conv_out(shape[2], layer['size'], layer['stride'], layer['pad'])]
+        elif kind == 'global_avgpool':
+            m = GlobalAvgPool()
+            shape = [shape[0]]
+        elif kind == 'flatten':
+            m = NCHWFlatten()
+            shape = [math.prod(shape)]
+        elif kind == 'linear':
+            if len(shape) != 1:
+                raise ValueError(f"linear {layer['name']} needs a flat input, got {shape}")
+            m = nn.Linear(shape[0], layer['units'], bias=bool(layer['bias']))  # PyTorch default init
+            names.append((layer['name'] + '.weight', m.weight))
+            if layer['bias']:
+                names.append((layer['name'] + '.bias', m.bias))
+            shape = [layer['units']]
+        elif kind == 'l2norm':
+            m = L2Norm()
+        elif kind == 'residual':
+            body, bshape = build_layers(layer['body'], shape, names)
+            sc, sshape = build_layers(layer['shortcut'], shape, names)
+            if bshape != sshape:
+                raise ValueError(f"residual {layer['name']}: body gives {bshape} but shortcut {sshape}")
+            m = Residual(body, sc)
+            shape = bshape
+        else:
+            raise ValueError(f'unhandled layer spec: {json.dumps(layer)}')
+        mods.append(m)
+    return nn.Sequential(*mods), shape
+
+
+class Encoder(nn.Module):
+    def __init__(self, enc, image_size):
+        super().__init__()
+        shape = [enc['inChannels'], image_size, image_size]
+        self.param_names = []
+        blocks = []
+        for block in enc['blocks']:
+            seq, shape = build_layers(block['layers'], shape, self.param_names)
+            blocks.append(seq)
+        self.blocks = nn.Sequential(*blocks)
+        self.out_shape = shape
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+class CMC(nn.Module):
+    def __init__(self, spec):
+        super().__init__()
+        self.channels = [v['channels'] for v in spec['views']]
+        self.view_names = [v['name'] for v in spec['views']]
+        self.encoders = nn.ModuleList()
+        for v in spec['views']:
+            enc = v['encoder']
+            if enc['inChannels'] != len(v['channels']):
+                raise ValueError(f"view {v['name']}: inChannels {enc['inChannels']} != {len(v['channels'])} channels")
+            self.encoders.append(Encoder(enc, spec['imageSize']))
+
+    def forward(self, x):
+        outs = []
+        for ch, enc in zip(self.channels, self.encoders):
+            if ch == list(range(ch[0], ch[0] + len(ch))):
+                xv = x[:, ch[0]:ch[0] + len(ch)]
+            else:
+                xv = x[:, ch]
+            outs.append(enc(xv))
+        return outs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NCEAverage + criteria (SEED_NOTES sections 2, 3)
+
+class NCEAverage:
+    def __init__(self, dim, n_data, k, t=NCE_T, momentum=NCE_M, softmax=False, gen=None):
+        s = 1.0 / math.sqrt(dim / 3)
+        self.memory_l = torch.rand(n_data, dim, generator=gen).mul_(2 * s).add_(-s)
+        self.memory_ab = torch.rand(n_data, dim, generator=gen).mul_(2 * s).add_(-s)
+        self.n, self.k, self.t, self.m = n_data, k, t, momentum
+        self.softmax = softmax
+        self.z_l = -1.0
+        self.z_ab = -1.0
+        self.gen = gen
+
+    def forward(self, l, ab, y, idx=None):
+        b, d = l.shape
+        kp1 = self.k + 1
+        if idx is None:
+            idx = torch.randint(0, self.n, (b, kp1), generator=self.gen)
+            idx[:, 0] = y
+        flat = idx.view(-1)
+        # memory rows are constants (plain tensors, no grad)
+        w_ab = torch.index_select(self.memory_ab, 0, flat).view(b, kp1, d)
+        out_l = torch.bmm(w_ab, l.view(b, d, 1))  # L anchor vs ab memory
+        w_l = torch.index_select(self.memory_l, 0, flat).view(b, kp1, d)
+        out_ab = torch.bmm(w_l, ab.view(b, d, 1))  # ab anchor vs L memory
+        if self.softmax:
+            out_l = out_l / self.t
+            out_ab = out_ab / self.t
+        else:
+            out_l = torch.exp(out_l / self.t)
+            out_ab = torch.exp(out_ab / self.t)
+            if self.z_l < 0:
+                self.z_l = out_l.mean().item() * self.n
+                print(f'normalization constant Z_l is set to {self.z_l:.1f}', file=sys.stderr)
+            if self.z_ab < 0:
+                self.z_ab = out_ab.mean().item() * self.n
+                print(f'normalization constant Z_ab is set to {self.z_ab:.1f}', file=sys.stderr)
+            out_l = out_l / self.z_l
+            out_ab = out_ab / self.z_ab
+        return out_l, out_ab
+
+    @torch.no_grad()
+    def update(self, l, ab, y):
+        # rows are read before any write of this batch (index_select copies)
+        for mem, feat in ((self.memory_l, l), (self.memory_ab, ab)):
+            row = torch.index_select(mem, 0, y).mul_(self.m).add_(feat.detach(), alpha=1 - self.m)
+            row.div_(row.norm(dim=1, keepdim=True))
+            mem.index_copy_(0, y, row)
+
+
+def nce_criterion(x, n_data):
+    b = x.shape[0]
+    m = x.shape[1] - 1
+    c = m * (1.0 / n_data)
+    p_pos = x[:, 0]
+    lnp_d1 = torch.log(p_pos / (p_pos + c + EPS))
+    p_neg = x[:, 1:]
+    lnp_d0 = torch.log(c / (p_neg + c + EPS))
+    return -(lnp_d1.sum() + lnp_d0.sum()) / b
+
+
+def softmax_criterion(x):
+    x = x.squeeze(-1)
+    target = torch.zeros(x.shape[0], dtype=torch.long)
+    return F.cross_entropy(x, target)
+
+
+def contrast_loss(contrast, l, ab, y, idx=None):
+    out_l, out_ab = contrast.forward(l, ab, y, idx)
+    if contrast.softmax:
+        loss = softmax_criterion(out_l) + softmax_criterion(out_ab)
+    else:
+        loss = nce_criterion(out_l, contrast.n) + nce_criterion(out_ab, contrast.n)
+    return loss, out_l, out_ab
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+def median_ms(ts):
+    return statistics.median(ts) * 1000.0
+
+
+def time_memory_bank(b, k, d, n, softmax, warmup, steps, gen):
+    """Median seconds of the memory-bank part alone: scores + loss for both views, backward w.r.t. the
+    (fixed, grad-requiring) embeddings, then the memory update."""
+    contrast = NCEAverage(d, n, k, softmax=softmax, gen=gen)
+    l = F.normalize(torch.randn(b, d, generator=gen), dim=1).requires_grad_(True)
+    ab = F.normalize(torch.randn(b, d, generator=gen), dim=1).requires_grad_(True)
+    times = []
+    for i in range(warmup + steps):
+        y = torch.randperm(n, generator=gen)[:b]
+        l.grad = None
+        ab.grad = None
+        t0 = time.perf_counter()
+        loss, _, _ = contrast_loss(contrast, l, ab, y)
+        loss.backward()
+        contrast.update(l, ab, y)
+        t1 = time.perf_counter()
+        if i >= warmup:
+            times.append(t1 - t0)
+    if not math.isfinite(loss.item()) or l.grad is None:
+        raise RuntimeError('memory-bank check failed (non-finite loss or no gradient)')
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--spec', help='CmcSpec JSON file (train/spec/layers.ts); required unless --memory_bank_only')
+    ap.add_argument('--batch_size', type=int, default=128)
+    ap.add_argument('--nce_k', type=int, default=None, help='negatives (default 4096; 16384 with --memory_bank_only)')
+    ap.add_argument('--n_data', type=int, default=50000)
+    ap.add_argument('--feat_dim', type=int, default=128, help='memory-bank dim for --memory_bank_only')
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--steps', type=int, default=5)
+    ap.add_argument('--softmax', action='store_true', help='softmax CE (InfoNCE) instead of NCECriterion')
+    ap.add_argument('--memory_bank_only', action='store_true', help='time only the memory-bank part')
+    ap.add_argument('--expect_params', type=int, default=None,
+                    help='fail unless the model has exactly this many trainable params (TS countParams sum)')
+    ap.add_argument('--seed', type=int, default=0)
+    args = ap.parse_args()
+
+    # interop first: it can only be set before any inter-op parallel work starts
+    torch.set_num_interop_threads(1)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    if args.steps < 1:
+        ap.error('--steps must be >= 1')
+
+    if args.memory_bank_only:
+        k = args.nce_k if args.nce_k is not None else 16384
+        if args.n_data < args.batch_size:
+            ap.error('--n_data must be >= --batch_size')
+        t = time_memory_bank(args.batch_size, k, args.feat_dim, args.n_data, args.softmax,
+                             args.warmup, args.steps, gen)
+        print(json.dumps({
+            'framework': 'pytorch', 'version': torch.__version__, 'threads': torch.get_num_threads(),
+            'batch_size': args.batch_size, 'nce_k': k, 'feat_dim': args.feat_dim, 'n_data': args.n_data,
+            'loss': 'softmax' if args.softmax else 'nce', 'memory_bank_ms': round(t * 1000.0, 3),
+            'steps': args.steps,
+        }))
+        return
+
+    if not args.spec:
+        ap.error('--spec is required (unless --memory_bank_only)')
+    with open(args.spec) as f:
+        spec = json.load(f)
+    k = args.nce_k if args.nce_k is not None else 4096
+    b, n, hw = args.batch_size, args.n_data, spec['imageSize']
+    if n < b:
+        ap.error('--n_data must be >= --batch_size')
+
+    model = CMC(spec)
+    model.train()
+    param_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    named = sum(t.numel() for enc in model.encoders for _, t in enc.param_names)
+    if named != param_count:
+        raise RuntimeError(f'internal: spec-named params {named} != module params {param_count}')
+    if args.expect_params is not None and args.expect_params != param_count:
+        print(f'param count mismatch: torch {param_count}, expected {args.expect_params}', file=sys.stderr)
+        sys.exit(2)
+    feat_dims = [enc.out_shape for enc in model.encoders]
+    if any(fd != [spec['featDim']] for fd in feat_dims):
+        raise RuntimeError(f"encoder outputs {feat_dims} do not match featDim {spec['featDim']}")
+    d = spec['featDim']
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    contrast = NCEAverage(d, n, k, softmax=args.softmax, gen=gen)
+
+    # one fixed batch: normalised Lab lies roughly in [-1, 1] per channel
+    x = torch.rand(b, 3, hw, hw, generator=gen).mul_(2).sub_(1)
+
+    times = []
+    loss_v = float('nan')
+    for i in range(args.warmup + args.steps):
+        y = torch.randperm(n, generator=gen)[:b]
+        t0 = time.perf_counter()
+        feat_l, feat_ab = model(x)
+        loss, out_l, out_ab = contrast_loss(contrast, feat_l, feat_ab, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        contrast.update(feat_l, feat_ab, y)
+        loss_v = loss.item()  # synchronises (no-op on CPU) and is part of the seed's logging
+        t1 = time.perf_counter()
+        if i >= args.warmup:
+            times.append(t1 - t0)
+        print(f'step {i}{" (warmup)" if i < args.warmup else ""}: {1000 * (t1 - t0):.1f} ms, loss {loss_v:.4f}',
+              file=sys.stderr)
+    if not math.isfinite(loss_v):
+        raise RuntimeError(f'non-finite loss {loss_v}')
+
+    mb = time_memory_bank(b, k, d, n, args.softmax, args.warmup, args.steps, gen)
+    ms = median_ms(times)
+    print(json.dumps({
+        'framework': 'pytorch', 'version': torch.__version__, 'threads': torch.get_num_threads(),
+        'batch_size': b, 'image_size': hw, 'arch': spec['arch'], 'nce_k': k, 'n_data': n,
+        'loss': 'softmax' if args.softmax else 'nce',
+        'ms_per_step': round(ms, 3), 'images_per_s': round(b / (ms / 1000.0), 2),
+        'memory_bank_ms': round(mb * 1000.0, 3), 'param_count': param_count, 'steps': args.steps,
+        'last_loss': round(loss_v, 6),
+    }))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,72 @@
+import { Command, Option } from 'commander';
+import os from 'node:os';
+import path from 'node:path';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
+import { train } from '../../train/trainer/train.ts';
+import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
+import { BACKENDS } from '../../train/engine/backend.ts';
+import { int, intList, num } from '../options.ts';
+
+const D = TRAIN_DEFAULTS;
+
+export function addTrainCommand(program: Command): void {
+  program
+    .command('train')
+    .description("CMC pre-training (the seed's train_CMC.py flags and defaults); checkpoints every epoch, --resume to continue")
+    .option('--data_folder <path>', 'dataset: ImageFolder tree, CIFAR-10 / STL-10 binaries, or the raw uint8 layout', D.data_folder)
+    .option('--model_path <path>', 'folder for run folders (checkpoints, metrics.jsonl)', D.model_path)
+    .option('--tb_path <path>', 'folder for TensorBoard event files', D.tb_path)
+    .option('--model <arch>', 'alexnet | alexnet_small | resnet{18,50,101}v{1,2,3}[_small]', D.model)
+    .option('--batch_size <n>', 'batch size', int, D.batch_size)
+    .option('--epochs <n>', 'number of epochs', int, D.epochs)
+    .option('--learning_rate <lr>', 'SGD learning rate', num, D.learning_rate)
+    .option('--lr_decay_epochs <list>', 'epochs after which lr is multiplied by lr_decay_rate', intList, D.lr_decay_epochs)
+    .option('--lr_decay_rate <r>', 'learning-rate decay factor', num, D.lr_decay_rate)
+    .option('--momentum <m>', 'SGD momentum', num, D.momentum)
+    .option('--weight_decay <wd>', 'L2 weight decay (coupled, all parameters)', num, D.weight_decay)
+    .option('--nce_k <k>', 'negatives per positive', int, D.nce_k)
+    .option('--nce_t <t>', 'temperature', num, D.nce_t)
+    .option('--nce_m <m>', 'memory-bank momentum', num, D.nce_m)
+    .option('--feat_dim <d>', 'embedding size', int, D.feat_dim)
+    .option('--softmax', 'softmax cross-entropy (InfoNCE) instead of the NCE loss', D.softmax)
+    .option('--crop_low <s>', 'RandomResizedCrop lower area bound', num, D.crop_low)
+    .addOption(new Option('--view <space>', 'colour space split into views').choices(['Lab', 'YCbCr']).default(D.view))
+    .option('--resume <ckpt>', 'continue a run from its checkpoint (e.g. runs/<name>/current.ckpt)', D.resume)
+    .addOption(new Option('--dataset <kind>', 'dataset format').choices(['auto', 'raw', 'imagefolder', 'cifar10', 'stl10']).default(D.dataset))
+    .option('--image_size <px>', 'crop size fed to the encoders', int, D.image_size)
+    .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).default(D.backend))
+    .option('--seed <n>', 'random seed (initialisation, sampling, augmentation)', int, D.seed)
+    .option('--knn_freq <n>', 'weighted kNN top-1 on the test split every N epochs (0 = off)', int, D.knn_freq)
+    .option('--knn_k <n>', 'neighbours for kNN', int, D.knn_k)
+    .option('--workers <n>', 'data-loading worker threads', int, D.workers)
+    .option('--print_freq <n>', 'progress line every N batches (when not on a terminal)', int, D.print_freq)
+    .option('--save_freq <n>', 'keep a ckpt_epoch_N file every N epochs', int, D.save_freq)
+    .option('--name <run>', 'run folder name (default: derived from the hyper-parameters)', D.name)
+    .option('--demo', 'train a small model on generated images (no data needed): alexnet_small, 32 px, 3 epochs', false)
+    .option('--json', 'print the final metrics as JSON on stdout', false)
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
+      const cfg = { ...D } as TrainConfig;
+      for (const k of Object.keys(D) as (keyof TrainConfig)[]) {
+        if (o[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = o[k];
+      }
+      if (o.demo) {
+        const dir = writeSyntheticDataset(path.join(os.tmpdir(), 'cmc-demo-data'), { size: 32, train: 512, test: 128 });
+        const explicit = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+        const demo: Partial<TrainConfig> = {
+          data_folder: dir, model: 'alexnet_small', image_size: 32, batch_size: 64, epochs: 3, nce_k: 1024,
+          learning_rate: 0.03, lr_decay_epochs: [], knn_freq: 1, knn_k: 50, name: 'demo', workers: 1, print_freq: 2,
+        };
+        for (const [k, v] of Object.entries(demo)) if (!explicit(k)) (cfg as unknown as Record<string, unknown>)[k] = v;
+        console.error(`[cmc] demo: ${cfg.epochs} epochs of ${cfg.model} on ${dir} (generated shapes, 4 classes)`);
+      }
+      const explicit = (Object.keys(D) as (keyof TrainConfig)[]).filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      const r = await train(cfg, { explicit });
+      const last = r.metrics[r.metrics.length - 1];
+      if (o.json) {
+        console.log(JSON.stringify({ run_dir: r.runDir, checkpoint: r.checkpoint, backend: r.backend, knn_at_init: r.knnAtInit, metrics: r.metrics }));
+      } else {
+        console.log(`checkpoint: ${r.checkpoint}`);
+        if (last) console.log(`epoch ${last.epoch}: loss ${last.loss.toFixed(4)}${last.knn_top1 !== undefined ? `, kNN top-1 ${(100 * last.knn_top1).toFixed(1)}%` : ''}${r.knnAtInit ? ` (random init ${(100 * r.knnAtInit.top1).toFixed(1)}%)` : ''}`);
+      }
+    });
+}

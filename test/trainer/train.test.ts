@@ -1,0 +1,123 @@
+/**
+ * The training loop end to end on generated images: exact resume (two epochs in one run equal one epoch,
+ * an interruption, and a resume), atomic checkpoints, NaN handling, clear errors for bad data, logs.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { initBackend } from '../../train/engine/backend.ts';
+import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
+import { train, NonFiniteLossError } from '../../train/trainer/train.ts';
+import { readCheckpoint, writeCheckpoint } from '../../train/trainer/checkpoint.ts';
+import { readEvents } from '../../train/log/tensorboard.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-train-test-'));
+const data = path.join(tmp, 'data');
+const quiet = () => {};
+
+// A tiny two-view network in the spec language (conv, BN, ReLU, maxpool, linear, l2norm): the cpu
+// reference backend's convolution gradients are too slow for a full alexnet_small here.
+const tinySpecFile = path.join(tmp, 'tiny.json');
+const tinyEncoder = (inChannels: number) => ({
+  arch: 'tiny', inChannels, imageSize: 16,
+  blocks: [
+    { name: 'c1', layers: [
+      { kind: 'conv2d', name: 'c1.0', filters: 8, kernel: 3, stride: 2, pad: 1, bias: false, init: 'kaiming_uniform' },
+      { kind: 'batchnorm', name: 'c1.1', eps: 1e-5, momentum: 0.1 }, { kind: 'relu' }, { kind: 'maxpool', size: 3, stride: 2, pad: 0 }] },
+    { name: 'fc', layers: [{ kind: 'flatten' }, { kind: 'linear', name: 'fc.0', units: 16, bias: true, init: 'pytorch' }, { kind: 'l2norm' }] },
+  ],
+});
+
+before(async () => {
+  writeSyntheticDataset(data, { size: 32, train: 48, test: 16, seed: 3 });
+  const spec = { arch: 'tiny', imageSize: 16, featDim: 16, views: [
+    { name: 'L', channels: [0], encoder: tinyEncoder(1) }, { name: 'ab', channels: [1, 2], encoder: tinyEncoder(2) }] };
+  fs.writeFileSync(tinySpecFile, JSON.stringify(spec));
+});
+
+function config(over: Partial<TrainConfig>): TrainConfig {
+  return {
+    ...TRAIN_DEFAULTS, data_folder: data, model: 'alexnet_small', image_size: 32, batch_size: 16, epochs: 2,
+    nce_k: 20, lr_decay_epochs: [1], workers: 0, backend: 'wasm', tb_path: path.join(tmp, 'tb'), ...over,
+  };
+}
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  test(`resume on ${backend}: 2 epochs in one run == 1 epoch, stop, resume, 1 epoch (losses within 1e-6)`, async () => {
+    await initBackend(backend, { quiet: true });
+    // cpu is slow on convolution gradients: it trains the tiny spec; wasm trains alexnet_small.
+    const base: Partial<TrainConfig> = backend === 'cpu' ? { backend, model: tinySpecFile, image_size: 16, feat_dim: 16 } : { backend };
+    const straight: number[] = [];
+    const a = await train(config({ ...base, model_path: path.join(tmp, `a-${backend}`), name: 'run' }), { log: quiet, onStep: (_e, _s, l) => straight.push(l) });
+    const resumed: number[] = [];
+    const b1 = await train(config({ ...base, model_path: path.join(tmp, `b-${backend}`), name: 'run' }), {
+      log: quiet, stopAfterEpoch: 1, onStep: (_e, _s, l) => resumed.push(l),
+    });
+    assert.equal(readCheckpoint<{ epoch: number }>(b1.checkpoint).header.epoch, 1);
+    await train(config({ ...base, model_path: path.join(tmp, `b-${backend}`), resume: b1.checkpoint }), { log: quiet, onStep: (_e, _s, l) => resumed.push(l) });
+    assert.equal(resumed.length, straight.length);
+    for (let i = 0; i < straight.length; i++) {
+      assert.ok(Math.abs(resumed[i] - straight[i]) <= 1e-6 * Math.max(1, Math.abs(straight[i])), `step ${i}: ${resumed[i]} vs ${straight[i]}`);
+    }
+    assert.equal(a.metrics.length, 2);
+    // The loss moves (the run is not a no-op) and the metrics log has one JSON line per epoch.
+    assert.notEqual(straight[0], straight[straight.length - 1]);
+    const lines = fs.readFileSync(path.join(a.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((m) => m.epoch), [1, 2]);
+    assert.equal(lines[1].lr, 0.03 * 0.1, 'step schedule: epoch 2 is after the decay at epoch 1');
+  });
+}
+
+test('checkpoints hold weights, optimiser state, memories, Z, rng and config; TensorBoard scalars are readable', async () => {
+  const r = await train(config({ epochs: 1, model_path: path.join(tmp, 'c'), name: 'ckrun' }), { log: quiet });
+  const ck = readCheckpoint<Record<string, unknown>>(r.checkpoint);
+  const names = Object.keys(ck.tensors);
+  assert.ok(names.includes('model/L.conv_block_1.0.weight') && names.includes('model/ab.fc8.0.bias'));
+  assert.ok(names.includes('model/L.conv_block_1.1.running_var'), 'BN running statistics');
+  assert.ok(names.some((n) => n.startsWith('sgd/')), 'momentum buffers');
+  assert.deepEqual(ck.tensors['memory/0'].shape, [48, 128]);
+  const h = ck.header as { bank: { z: number[] }; bankRng: number[]; config: TrainConfig; epoch: number; step: number };
+  assert.ok(h.bank.z.every((z) => z > 0), 'Z estimated and saved');
+  assert.equal(h.bankRng.length, 4);
+  assert.equal(h.config.nce_k, 20);
+  assert.equal(h.step, 3);
+  const tbDir = path.join(tmp, 'tb', 'ckrun');
+  const file = fs.readdirSync(tbDir).find((f) => f.startsWith('events.out.tfevents.'))!;
+  const events = readEvents(path.join(tbDir, file));
+  const losses = events.filter((e) => e.tag === 'train/loss');
+  assert.equal(losses.length, 3);
+});
+
+test('an interrupted checkpoint write leaves the previous checkpoint intact; a truncated file is rejected clearly', () => {
+  const file = path.join(tmp, 'atomic', 'current.ckpt');
+  writeCheckpoint(file, { header: { epoch: 1 }, tensors: { w: { shape: [2], data: Float32Array.from([1, 2]) } } });
+  // A crash mid-write leaves only a temporary file behind; the target is never partially written.
+  fs.writeFileSync(`${file}.tmp-12345`, Buffer.from('CMCCKPT1 half-written'));
+  assert.equal(readCheckpoint<{ epoch: number }>(file).header.epoch, 1);
+  const buf = fs.readFileSync(file);
+  fs.writeFileSync(path.join(tmp, 'atomic', 'trunc.ckpt'), buf.subarray(0, buf.length - 3));
+  assert.throws(() => readCheckpoint(path.join(tmp, 'atomic', 'trunc.ckpt')), /truncated or corrupt/);
+  fs.writeFileSync(path.join(tmp, 'atomic', 'junk.ckpt'), 'hello');
+  assert.throws(() => readCheckpoint(path.join(tmp, 'atomic', 'junk.ckpt')), /not a cmc checkpoint/);
+});
+
+test('a non-finite loss stops the run with a message naming the last good checkpoint', async () => {
+  const first = await train(config({ epochs: 1, model_path: path.join(tmp, 'nan'), name: 'run' }), { log: quiet });
+  const before = fs.readFileSync(first.checkpoint);
+  await assert.rejects(
+    train(config({ epochs: 2, learning_rate: 1e30, model_path: path.join(tmp, 'nan'), resume: first.checkpoint }), { log: quiet }),
+    (e: Error) => e instanceof NonFiniteLossError && /last good checkpoint is .*current\.ckpt/.test(e.message),
+  );
+  assert.deepEqual(fs.readFileSync(first.checkpoint), before, 'the good checkpoint is untouched');
+});
+
+test('a missing or empty dataset stops before training with a clear message', async () => {
+  await assert.rejects(train(config({ data_folder: path.join(tmp, 'nope') }), { log: quiet }), /does not exist|not found|no images/i);
+  const empty = path.join(tmp, 'empty');
+  fs.mkdirSync(empty, { recursive: true });
+  await assert.rejects(train(config({ data_folder: empty, dataset: 'imagefolder' }), { log: quiet }), /no images|empty/i);
+  await assert.rejects(train(config({ data_folder: data, batch_size: 0 }), { log: quiet }), /--batch_size must be a positive integer/);
+});

@@ -1,0 +1,51 @@
+/**
+ * Progress for long work: items/s, ETA and caller-supplied fields, as one line. On a terminal the line
+ * is rewritten in place; elsewhere (CI, files) one line is printed every `every` updates.
+ */
+export class Progress {
+  private readonly start = performance.now();
+  private done = 0;
+  private updates = 0;
+  private readonly tty: boolean;
+
+  constructor(
+    private readonly total: number,
+    private readonly label: string,
+    private readonly opts: { every?: number; stream?: NodeJS.WriteStream; unit?: string } = {},
+  ) {
+    this.tty = Boolean((opts.stream ?? process.stderr).isTTY);
+  }
+
+  /** Record `n` more items done and print if due; `fields` are appended ("loss 1.23"). */
+  tick(n: number, fields = ''): void {
+    this.done += n;
+    this.updates++;
+    const last = this.done >= this.total;
+    if (!this.tty && !last && this.updates % (this.opts.every ?? 10) !== 0) return;
+    const line = this.line(fields);
+    const out = this.opts.stream ?? process.stderr;
+    if (this.tty) out.write(`\r\x1b[2K${line}${last ? '\n' : ''}`);
+    else out.write(`${line}\n`);
+  }
+
+  line(fields = ''): string {
+    const sec = (performance.now() - this.start) / 1000;
+    const rate = this.done / Math.max(sec, 1e-9);
+    const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
+    const unit = this.opts.unit ?? 'img';
+    return `${this.label} ${this.done}/${this.total} ${rate.toFixed(1)} ${unit}/s ETA ${formatDuration(eta)}${fields ? `  ${fields}` : ''}`;
+  }
+
+  get elapsedSec(): number {
+    return (performance.now() - this.start) / 1000;
+  }
+}
+
+export function formatDuration(sec: number): string {
+  if (!Number.isFinite(sec)) return '--';
+  const s = Math.round(sec);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
+}

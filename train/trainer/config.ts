@@ -1,0 +1,97 @@
+/**
+ * The training configuration: the seed's train_CMC.py flags with the same names and defaults
+ * (SEED_NOTES §7), plus ours. Saved inside every checkpoint; `--resume` reads it back.
+ */
+export interface TrainConfig {
+  data_folder: string;
+  /** Where run folders (checkpoints, metrics.jsonl) go. */
+  model_path: string;
+  /** TensorBoard event files go to tb_path/<run name>. */
+  tb_path: string;
+  model: string;
+  batch_size: number;
+  epochs: number;
+  learning_rate: number;
+  lr_decay_epochs: number[];
+  lr_decay_rate: number;
+  momentum: number;
+  weight_decay: number;
+  nce_k: number;
+  nce_t: number;
+  nce_m: number;
+  feat_dim: number;
+  softmax: boolean;
+  crop_low: number;
+  view: 'Lab' | 'YCbCr';
+  /** Path of a checkpoint to resume from ('' = fresh run). */
+  resume: string;
+  // ours
+  dataset: 'auto' | 'raw' | 'imagefolder' | 'cifar10' | 'stl10';
+  image_size: number;
+  backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  seed: number;
+  /** Weighted kNN on the labelled test split every N epochs (0 = never). */
+  knn_freq: number;
+  knn_k: number;
+  workers: number;
+  print_freq: number;
+  /** Keep ckpt_epoch_N every N epochs (the rolling current.ckpt is written every epoch). */
+  save_freq: number;
+  /** Run folder name ('' = derived from the hyper-parameters, as the seed does). */
+  name: string;
+}
+
+export const TRAIN_DEFAULTS: TrainConfig = {
+  data_folder: '',
+  model_path: 'runs',
+  tb_path: 'runs/tensorboard',
+  model: 'alexnet',
+  batch_size: 128,
+  epochs: 240,
+  learning_rate: 0.03,
+  lr_decay_epochs: [120, 160, 200],
+  lr_decay_rate: 0.1,
+  momentum: 0.9,
+  weight_decay: 1e-4,
+  nce_k: 16384,
+  nce_t: 0.07,
+  nce_m: 0.5,
+  feat_dim: 128,
+  softmax: false,
+  crop_low: 0.2,
+  view: 'Lab',
+  resume: '',
+  dataset: 'auto',
+  image_size: 224,
+  backend: 'auto',
+  seed: 0,
+  knn_freq: 0,
+  knn_k: 200,
+  workers: 2,
+  print_freq: 10,
+  save_freq: 10,
+  name: '',
+};
+
+/** The seed's run name: memory_{nce|softmax}_{K}_{model}_lr_{lr}_decay_{rate}_bsz_{B}_view_{view}. */
+export function runName(c: TrainConfig): string {
+  if (c.name) return c.name;
+  return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}`;
+}
+
+/** Checks that catch mistakes before any data is read. */
+export function validateConfig(c: TrainConfig): void {
+  const bad: string[] = [];
+  if (!c.data_folder) bad.push('--data_folder is required');
+  const posInt = ['batch_size', 'epochs', 'feat_dim', 'image_size', 'print_freq', 'save_freq', 'knn_k'] as const;
+  for (const k of posInt) if (!(Number.isInteger(c[k]) && c[k] > 0)) bad.push(`--${k} must be a positive integer (got ${c[k]})`);
+  if (!(Number.isInteger(c.nce_k) && c.nce_k >= 1)) bad.push(`--nce_k must be a positive integer (got ${c.nce_k})`);
+  if (!(c.learning_rate > 0)) bad.push('--learning_rate must be > 0');
+  if (!(c.nce_t > 0)) bad.push('--nce_t must be > 0');
+  if (!(c.nce_m >= 0 && c.nce_m < 1)) bad.push('--nce_m must be in [0, 1)');
+  if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
+  if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
+  if (!(Number.isInteger(c.workers) && c.workers >= 0)) bad.push('--workers must be an integer >= 0');
+  if (!(Number.isInteger(c.knn_freq) && c.knn_freq >= 0)) bad.push('--knn_freq must be an integer >= 0');
+  if (bad.length) throw new Error(bad.join('; '));
+}

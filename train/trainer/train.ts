@@ -1,0 +1,285 @@
+/**
+ * `cmc train`: learns the two view encoders exactly as the seed's train_CMC.py (SEED_NOTES §1-4, 6-7):
+ * data with dataset indices, the NCE memory bank, SGD with the step schedule, checkpoints every epoch
+ * (atomic, resumable to the same losses), a progress line, metrics as JSON lines, TensorBoard scalars and
+ * an optional weighted-kNN monitor.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { initBackend, type BackendInfo } from '../engine/backend.ts';
+import { getCmcSpec } from '../spec/registry.ts';
+import type { CmcSpec } from '../spec/layers.ts';
+import { CmcModel } from '../model/cmc.ts';
+import { MemoryBank, type MemoryBankState } from '../loss/memory_bank.ts';
+import { SGD, type SGDState } from '../optim/sgd.ts';
+import { stepLr } from '../optim/schedule.ts';
+import { CmcStep } from './step.ts';
+import { readCheckpoint, writeCheckpoint, type TensorEntry } from './checkpoint.ts';
+import { runName, TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './config.ts';
+import { Rng, type RngState } from '../util/rng.ts';
+import { openSource, type DataSource } from '../data/sources.ts';
+import { Loader } from '../data/loader.ts';
+import { Progress, formatDuration } from '../log/progress.ts';
+import { TbWriter } from '../log/tensorboard.ts';
+import { weightedKnn } from '../eval/knn.ts';
+import { extractEmbeddings } from '../eval/features.ts';
+
+export interface CheckpointHeader {
+  format: 'cmc-train-checkpoint';
+  version: 1;
+  config: TrainConfig;
+  spec: CmcSpec;
+  /** Last completed epoch (1-based). */
+  epoch: number;
+  /** SGD steps done so far. */
+  step: number;
+  bankRng: RngState;
+  bank: Omit<MemoryBankState, 'memories'>;
+  sgd: Omit<SGDState, 'buffers'>;
+  nData: number;
+  classNames: string[];
+  metrics: EpochMetrics[];
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  lr: number;
+  loss: number;
+  loss_l: number;
+  loss_ab: number;
+  prob_l: number;
+  prob_ab: number;
+  epoch_sec: number;
+  images_per_s: number;
+  knn_top1?: number;
+  knn_top5?: number;
+  knn_source?: 'memory' | 'recompute';
+}
+
+export interface TrainResult {
+  runDir: string;
+  checkpoint: string;
+  metrics: EpochMetrics[];
+  backend: BackendInfo;
+  /** kNN of the encoder before any training (recomputed features), when --knn_freq > 0 on a fresh run. */
+  knnAtInit?: { top1: number; top5: number };
+}
+
+export class NonFiniteLossError extends Error {}
+
+export interface TrainHooks {
+  log?: (line: string) => void;
+  /** Stop (cleanly, after saving) once this epoch is done, as if interrupted: used by the resume test. */
+  stopAfterEpoch?: number;
+  /** Flags the user set explicitly (default: those that differ from TRAIN_DEFAULTS); matters on --resume. */
+  explicit?: (keyof TrainConfig)[];
+  /** Called with each step's losses (tests compare runs). */
+  onStep?: (epoch: number, step: number, loss: number) => void;
+}
+
+export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? ((l: string) => console.error(l));
+  let cfg = { ...cfgIn };
+  let resume: ReturnType<typeof readCheckpoint<CheckpointHeader>> | null = null;
+  if (cfg.resume) {
+    resume = readCheckpoint<CheckpointHeader>(cfg.resume);
+    if (resume.header.format !== 'cmc-train-checkpoint') throw new Error(`${cfg.resume} is not a training checkpoint`);
+    // The run's hyper-parameters come from the checkpoint. How to run (and how long) may change, and so
+    // may the learning-rate schedule when asked for explicitly (the seed re-reads it from its flags).
+    const always = ['epochs', 'backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;
+    const ifGiven = ['learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k'] as const;
+    const given = hooks.explicit ?? (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter((k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]));
+    const saved = { ...resume.header.config } as Record<string, unknown>;
+    for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
+    for (const k of ifGiven) if (given.includes(k)) saved[k] = cfgIn[k];
+    cfg = saved as unknown as TrainConfig;
+  }
+  validateConfig(cfg);
+  const backend = await initBackend(cfg.backend);
+
+  // Data first: a missing or empty dataset stops before anything is allocated.
+  const source = await openSource(cfg.dataset, cfg.data_folder, 'train', { onWarn: (m: string) => log(`[data] ${m}`) } as never);
+  if (source.length === 0) throw new Error(`no training images in ${cfg.data_folder}`);
+  if (resume && resume.header.nData !== source.length) {
+    throw new Error(`the checkpoint's memory bank has ${resume.header.nData} rows but ${cfg.data_folder} has ${source.length} images`);
+  }
+  let testSource: DataSource | null = null;
+  if (cfg.knn_freq > 0) {
+    testSource = await openSource(cfg.dataset, cfg.data_folder, 'test').catch((e: Error) => {
+      throw new Error(`--knn_freq needs a labelled test split next to the training data: ${e.message}`);
+    });
+    if (!source.labels()) throw new Error('--knn_freq needs labels for the training images (for the neighbours\' votes)');
+  }
+
+  const spec = resume?.header.spec ?? loadSpec(cfg);
+  const model = new CmcModel(spec, cfg.seed);
+  const bankRng = new Rng(cfg.seed + 1);
+  const bank = new MemoryBank({
+    nData: source.length, featDim: spec.featDim, K: cfg.nce_k, T: cfg.nce_t, momentum: cfg.nce_m, softmax: cfg.softmax,
+    rng: bankRng, log, onZ: (pair, z) => log(`[cmc] normalization constant Z for views ${pair.join('->')}: ${z.toFixed(1)}`),
+  });
+  const sgd = new SGD(model.trainableVariables(), { lr: cfg.learning_rate, momentum: cfg.momentum, weightDecay: cfg.weight_decay });
+  const step = new CmcStep(model, bank, sgd);
+  let startEpoch = 1;
+  let globalStep = 0;
+  const metrics: EpochMetrics[] = [];
+  if (resume) {
+    const t = resume.tensors;
+    const pick = (prefix: string) =>
+      Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    model.loadNamedArrays(pick('model/'));
+    // Momentum buffers are saved under parameter names; tfjs variable names differ from run to run.
+    const buffers = Object.fromEntries(Object.entries(pick('sgd/')).map(([k, v]) => {
+      const variable = model.params.get(k);
+      if (!variable) throw new Error(`checkpoint has optimiser state for unknown parameter ${k}`);
+      return [variable.name, v];
+    }));
+    sgd.loadState({ ...resume.header.sgd, buffers });
+    const mems = Object.keys(pick('memory/')).sort((a, b) => Number(a) - Number(b)).map((k) => t[`memory/${k}`].data);
+    bank.loadState({ ...resume.header.bank, memories: mems });
+    bankRng.setState(resume.header.bankRng);
+    startEpoch = resume.header.epoch + 1;
+    globalStep = resume.header.step;
+    metrics.push(...resume.header.metrics);
+    log(`[cmc] resumed from ${cfg.resume}: epoch ${resume.header.epoch} done, step ${globalStep}`);
+  }
+
+  const name = runName(cfg);
+  const runDir = path.join(cfg.model_path, name);
+  fs.mkdirSync(runDir, { recursive: true });
+  const tb = new TbWriter(path.join(cfg.tb_path, name));
+  const metricsFile = path.join(runDir, 'metrics.jsonl');
+  const loader = new Loader(source, {
+    batchSize: cfg.batch_size, seed: cfg.seed, workers: cfg.workers,
+    transform: { mode: 'train', size: cfg.image_size, view: cfg.view, cropLow: cfg.crop_low },
+    onWarn: (m) => log(`[data] ${m}`),
+  });
+  log(`[cmc] ${cfg.model} (${model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
+    `${source.length} images, batch ${cfg.batch_size}, K=${bank.K}, ${cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
+
+  const knn = async (src: 'memory' | 'recompute') => {
+    const testLoader = new Loader(testSource!, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view } });
+    const test = await extractEmbeddings(model, testLoader);
+    let trainFeat: tf.Tensor2D;
+    if (src === 'memory') {
+      trainFeat = tf.tidy(() => l2rows(tf.concat([bank.memory(0), bank.memory(1)], 1)));
+    } else {
+      const trainLoader = new Loader(source, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view } });
+      const tr = await extractEmbeddings(model, trainLoader);
+      trainFeat = tr.features;
+    }
+    const r = await weightedKnn(trainFeat, source.labels()!, test.features, test.labels, { k: cfg.knn_k, T: cfg.nce_t, classes: Math.max(source.classNames.length, 1 + Math.max(...source.labels()!)) });
+    tf.dispose([trainFeat, test.features]);
+    return r;
+  };
+
+  let knnAtInit: TrainResult['knnAtInit'];
+  if (cfg.knn_freq > 0 && !resume) {
+    const r = await knn('recompute');
+    knnAtInit = { top1: r.top1, top5: r.top5 };
+    log(`[knn] epoch 0 (random init, recomputed features): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
+  }
+
+  let lastCkpt = cfg.resume;
+  try {
+    for (let epoch = startEpoch; epoch <= cfg.epochs; epoch++) {
+      const lr = stepLr(cfg.learning_rate, epoch, cfg.lr_decay_epochs, cfg.lr_decay_rate);
+      sgd.lr = lr;
+      const progress = new Progress(source.length, `epoch ${epoch}/${cfg.epochs}`, { every: cfg.print_freq });
+      const sums = { loss: 0, loss_l: 0, loss_ab: 0, prob_l: 0, prob_ab: 0, n: 0 };
+      for await (const batch of loader.epoch(epoch)) {
+        const x = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]);
+        let r;
+        try {
+          r = await step.run(x, batch.index);
+        } finally {
+          x.dispose();
+        }
+        globalStep++;
+        if (!Number.isFinite(r.loss)) {
+          throw new NonFiniteLossError(
+            `loss became ${r.loss} at epoch ${epoch}, step ${globalStep}; stopping. The last good checkpoint is ${lastCkpt || '(none yet)'}; ` +
+              'try a lower --learning_rate.',
+          );
+        }
+        hooks.onStep?.(epoch, globalStep, r.loss);
+        sums.loss += r.loss * batch.size;
+        sums.loss_l += r.lossL * batch.size;
+        sums.loss_ab += r.lossAb * batch.size;
+        sums.prob_l += r.probL * batch.size;
+        sums.prob_ab += r.probAb * batch.size;
+        sums.n += batch.size;
+        tb.scalar('train/loss', r.loss, globalStep);
+        tb.scalar('train/prob_l', r.probL, globalStep);
+        tb.scalar('train/prob_ab', r.probAb, globalStep);
+        progress.tick(batch.size, `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  p_l ${r.probL.toExponential(2)}  p_ab ${r.probAb.toExponential(2)}  lr ${lr}`);
+      }
+      const m: EpochMetrics = {
+        epoch, step: globalStep, lr,
+        loss: sums.loss / sums.n, loss_l: sums.loss_l / sums.n, loss_ab: sums.loss_ab / sums.n,
+        prob_l: sums.prob_l / sums.n, prob_ab: sums.prob_ab / sums.n,
+        epoch_sec: progress.elapsedSec, images_per_s: sums.n / progress.elapsedSec,
+      };
+      if (cfg.knn_freq > 0 && (epoch % cfg.knn_freq === 0 || epoch === cfg.epochs)) {
+        const r = await knn('memory');
+        Object.assign(m, { knn_top1: r.top1, knn_top5: r.top5, knn_source: 'memory' });
+        tb.scalar('knn/top1', r.top1, globalStep);
+        log(`[knn] epoch ${epoch}: top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
+      }
+      metrics.push(m);
+      tb.scalar('train/epoch_loss', m.loss, globalStep);
+      tb.scalar('train/lr', lr, globalStep);
+      tb.flush();
+      fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
+      log(`[cmc] epoch ${epoch} done in ${formatDuration(m.epoch_sec)} (${m.images_per_s.toFixed(1)} img/s): loss ${m.loss.toFixed(4)}`);
+
+      const { memories, ...bankState } = await bank.snapshot();
+      const header: CheckpointHeader = {
+        format: 'cmc-train-checkpoint', version: 1, config: cfg, spec, epoch, step: globalStep,
+        bankRng: bankRng.getState(), bank: bankState,
+        sgd: { lr: sgd.lr, momentum: sgd.momentum, weightDecay: sgd.weightDecay }, nData: source.length,
+        classNames: [...source.classNames], metrics,
+      };
+      const tensors: Record<string, TensorEntry> = {};
+      for (const [k, v] of Object.entries(await model.snapshot())) tensors[`model/${k}`] = v;
+      const paramName = new Map([...model.params].map(([k, v]) => [v.name, k]));
+      for (const [k, v] of Object.entries((await sgd.snapshot()).buffers)) tensors[`sgd/${paramName.get(k)}`] = v;
+      memories.forEach((mem, v) => (tensors[`memory/${v}`] = { shape: [source.length, spec.featDim], data: mem }));
+      lastCkpt = path.join(runDir, 'current.ckpt');
+      writeCheckpoint(lastCkpt, { header: header as unknown as Record<string, unknown>, tensors });
+      if (epoch % cfg.save_freq === 0 || epoch === cfg.epochs) {
+        fs.copyFileSync(lastCkpt, path.join(runDir, `ckpt_epoch_${epoch}.ckpt`));
+      }
+      if (hooks.stopAfterEpoch === epoch) break;
+    }
+  } finally {
+    tb.close();
+    await loader.close();
+    source.close();
+    testSource?.close();
+    model.dispose();
+    bank.dispose();
+    sgd.dispose();
+  }
+  return { runDir, checkpoint: lastCkpt, metrics, backend, knnAtInit };
+}
+
+/** A registry architecture, or a CmcSpec JSON file (custom networks in the same description language). */
+function loadSpec(cfg: TrainConfig): CmcSpec {
+  if (!cfg.model.endsWith('.json')) return getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view });
+  let spec: CmcSpec;
+  try {
+    spec = JSON.parse(fs.readFileSync(cfg.model, 'utf8')) as CmcSpec;
+  } catch (e) {
+    throw new Error(`--model ${cfg.model}: cannot read the network spec (${(e as Error).message})`);
+  }
+  if (!Array.isArray(spec.views) || spec.views.length !== 2) throw new Error(`--model ${cfg.model}: a CmcSpec with two views is expected`);
+  if (spec.imageSize !== cfg.image_size) throw new Error(`--model ${cfg.model} is for ${spec.imageSize} px images but --image_size is ${cfg.image_size}`);
+  return spec;
+}
+
+function l2rows(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.div(x, tf.norm(x, 2, 1, true)) as tf.Tensor2D;
+}
