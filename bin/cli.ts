@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { addBenchCommand } from './commands/bench.ts';
 import { addTrainCommand } from './commands/train.ts';
+import { addPlotCommand } from './commands/plot.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cmc')
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .exitOverride();
   addTrainCommand(program);
   addBenchCommand(program);
+  addPlotCommand(program);
   return program;
 }
 

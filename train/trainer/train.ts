@@ -180,6 +180,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     const r = await knn('recompute');
     knnAtInit = { top1: r.top1, top5: r.top5 };
     log(`[knn] epoch 0 (random init, recomputed features): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
+    fs.appendFileSync(metricsFile, JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n');
   }
 
   let lastCkpt = cfg.resume;
