@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { BACKENDS, type BackendName } from '../../train/engine/backend.ts';
 import { runTrainStepBench } from '../../bench/train_step.ts';
 import { runProfile } from '../../bench/profile.ts';
+import { openSource, writeSyntheticDatasetIfNeeded } from '../../bench/data_source.ts';
+import { throughput } from '../../train/data/loader.ts';
 import { int, num } from '../options.ts';
 
 export function addBenchCommand(program: Command): void {
@@ -64,5 +66,27 @@ export function addBenchCommand(program: Command): void {
       for (const k of r.rows.slice(0, o.top)) {
         console.log(k.kernel.padEnd(26) + k.calls.toFixed(0).padStart(7) + k.total_ms.toFixed(1).padStart(10) + `${(100 * k.share).toFixed(1)}%`.padStart(8) + `  ${k.worst_ms.toFixed(1)} ${k.worst_shapes}`);
       }
+    });
+
+  bench
+    .command('data')
+    .description('data-loader throughput: decode + RandomResizedCrop + flip + Lab, images/s per worker count')
+    .option('--data_folder <path>', 'dataset (default: generated 64 px images)', '')
+    .option('--image_size <px>', 'crop size', int, 64)
+    .option('--batch_size <n>', 'batch size', int, 128)
+    .option('--workers <list>', 'worker counts to compare', '0,1,2')
+    .option('--batches <n>', 'timed batches per worker count', int, 20)
+    .option('--json', 'print the result as JSON', false)
+    .action(async (o) => {
+      const dir = o.data_folder || writeSyntheticDatasetIfNeeded(o.image_size);
+      const source = await openSource('auto', dir, 'train');
+      const rows = [];
+      for (const w of String(o.workers).split(',').map(Number)) {
+        const r = await throughput(source, { workers: w, batchSize: o.batch_size, batches: o.batches, transform: { mode: 'train', size: o.image_size, view: 'Lab', cropLow: 0.2 } });
+        rows.push(r);
+        if (!o.json) console.log(`workers ${w}: ${r.imagesPerSec.toFixed(0)} images/s (${r.images} images in ${r.seconds.toFixed(2)} s; start-up ${r.startupSeconds.toFixed(2)} s)`);
+      }
+      source.close();
+      if (o.json) console.log(JSON.stringify({ data: dir, image_size: o.image_size, rows }));
     });
 }
