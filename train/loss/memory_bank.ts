@@ -24,6 +24,7 @@
  * when tfjs-core's standard gradient configs are not registered.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { unaryCustomGrad } from '../engine/custom_grad.ts';
 import type { Rng } from '../util/rng.ts';
 
 export interface MemoryBankOptions {
@@ -464,15 +465,6 @@ export class MemoryBank {
   }
 }
 
-/** tf.customGrad for a one-input function, with the (x, save) signature typed. */
-function unaryCustomGrad<T extends tf.Tensor>(
-  fn: (x: tf.Tensor, save: tf.GradSaveFunc) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor },
-): (x: tf.Tensor) => T {
-  const g = tf.customGrad<T>((...args: Array<tf.Tensor | tf.GradSaveFunc>) =>
-    fn(args[0] as tf.Tensor, args[1] as tf.GradSaveFunc),
-  );
-  return (x: tf.Tensor) => g(x);
-}
 
 /** Backends whose tensors can be read synchronously (all but WebGPU, whose readSync needs a DOM canvas). */
 function hasSyncRead(): boolean {

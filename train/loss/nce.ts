@@ -10,6 +10,7 @@
  * are registered in the process (tfjs-core alone does not register them).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { unaryCustomGrad } from '../engine/custom_grad.ts';
 
 /** NCECriterion's epsilon. */
 export const NCE_EPS = 1e-7;
@@ -115,12 +116,3 @@ function logSumExpRows(z: tf.Tensor2D): tf.Tensor1D {
   });
 }
 
-/** tf.customGrad for a one-input function, with the (x, save) signature typed. */
-function unaryCustomGrad<T extends tf.Tensor>(
-  fn: (x: tf.Tensor, save: tf.GradSaveFunc) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor },
-): (x: tf.Tensor) => T {
-  const g = tf.customGrad<T>((...args: Array<tf.Tensor | tf.GradSaveFunc>) =>
-    fn(args[0] as tf.Tensor, args[1] as tf.GradSaveFunc),
-  );
-  return (x: tf.Tensor) => g(x);
-}
