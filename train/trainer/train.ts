@@ -18,7 +18,7 @@ import { CmcStep } from './step.ts';
 import { readCheckpoint, writeCheckpoint, type TensorEntry } from './checkpoint.ts';
 import { runName, TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './config.ts';
 import { Rng, type RngState } from '../util/rng.ts';
-import { openSource, type DataSource } from '../data/sources.ts';
+import { detectKind, openSource, type DataSource } from '../data/sources.ts';
 import { Loader } from '../data/loader.ts';
 import { Progress, formatDuration } from '../log/progress.ts';
 import { TbWriter } from '../log/tensorboard.ts';
@@ -100,7 +100,10 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   const backend = await initBackend(cfg.backend);
 
   // Data first: a missing or empty dataset stops before anything is allocated.
-  const source = await openSource(cfg.dataset, cfg.data_folder, 'train', { onWarn: (m: string) => log(`[data] ${m}`) } as never);
+  // Pre-training never reads labels; on STL-10 it uses the unlabeled images too, as the CMC paper does.
+  const kind = cfg.dataset === 'auto' ? detectKind(cfg.data_folder) : cfg.dataset;
+  const trainSplit = kind === 'stl10' ? 'train+unlabeled' : 'train';
+  const source = await openSource(cfg.dataset, cfg.data_folder, trainSplit, { onWarn: (m: string) => log(`[data] ${m}`) });
   if (source.length === 0) throw new Error(`no training images in ${cfg.data_folder}`);
   if (resume && resume.header.nData !== source.length) {
     throw new Error(`the checkpoint's memory bank has ${resume.header.nData} rows but ${cfg.data_folder} has ${source.length} images`);
