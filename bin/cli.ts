@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { addBenchCommand } from './commands/bench.ts';
 import { addTrainCommand } from './commands/train.ts';
 import { addPlotCommand } from './commands/plot.ts';
+import { addEvalCommands } from './commands/eval.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cmc')
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   addTrainCommand(program);
+  addEvalCommands(program);
   addBenchCommand(program);
   addPlotCommand(program);
   return program;

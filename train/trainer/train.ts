@@ -86,6 +86,9 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   if (cfg.resume) {
     resume = readCheckpoint<CheckpointHeader>(cfg.resume);
     if (resume.header.format !== 'cmc-train-checkpoint') throw new Error(`${cfg.resume} is not a training checkpoint`);
+    if ((resume.header as { objective?: string }).objective === 'supervised') {
+      throw new Error(`${cfg.resume} is a supervised-baseline checkpoint (cmc supervised); it has no memory bank to resume CMC training from`);
+    }
     // The run's hyper-parameters come from the checkpoint. How to run (and how long) may change, and so
     // may the learning-rate schedule when asked for explicitly (the seed re-reads it from its flags).
     const always = ['epochs', 'backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;

@@ -1,0 +1,764 @@
+/**
+ * Linear probing of frozen CMC encoders (SEED_NOTES §5.3, §6; the seed's LinearProbing.py + LinearModel.py),
+ * plus the shared pieces `cmc knn` and `cmc supervised` use: loading an encoder pair (checkpoint or random
+ * init), per-layer features with the seed's adaptive pooling, and the linear-head JSON format.
+ *
+ *   const r = await probe({ checkpoint: 'runs/x/current.ckpt', dataFolder: 'data/cifar', layer: 5, mode: 'cached', ... });
+ *   r.best.top1; r.headPath;          // best epoch (on the held-out split when valSplit > 0, else on test)
+ *
+ * Protocol (the seed's): both encoders frozen in eval mode (BN running statistics, no gradient); features of
+ * block `layer` of each view, concatenated along channels (L first, then ab); optional adaptive pooling
+ * (AlexNet: max, ResNet: avg); flatten in PyTorch's NCHW order (channel-major, so a head maps one to one onto
+ * the seed's nn.Linear); one Linear layer, weights N(0, 0.01), bias 0; softmax cross-entropy; SGD lr 0.1,
+ * momentum 0.9, weight decay 0, batch 256, 60 epochs, lr x0.2 after epochs 30, 40, 50; top-1/top-5 after
+ * every epoch.
+ *
+ * Features per architecture (`probeLayerInfo`):
+ *  - AlexNet family ('alexnet', 'alexnet_small'), adaptive MAX pooling to the seed's sizes, capped at the map
+ *    size (pool to min(map, seed size) per axis; a pool that would not change the map is reported as null):
+ *      seed alexnet @224: layer 1 27x27 -> 10x10 (9600), 2 13x13 -> 6x6 (9216), 3/4 13x13 -> 5x5 (9600),
+ *                         layer 5 6x6 unpooled (9216);
+ *      alexnet_small:     layer 1 15x15 -> 10x10 (9600), 2 7x7 -> 6x6 (9216), 3/4 7x7 -> 5x5 (9600),
+ *                         layer 5 3x3 unpooled (2304) — so layers 1-4 give the seed's feature sizes.
+ *    EXTENSION (the seed's classifier rejects them): layer 6 = fc6, 7 = fc7 (2048 per view -> 4096), and
+ *    8 = the L2-normalised embeddings (featDim per view, each unit-norm, concatenated as they are).
+ *  - ResNet family: adaptive AVG pooling, layer 1 -> 8x8, 2 -> 6x6, 3 -> 4x4, 4 -> 3x3 (capped at the map as
+ *    above), 5 unpooled, 6 = the pooled vector; EXTENSION: 7 = the embeddings.
+ *  - Other (custom JSON specs): no pooling, unless `pool` is given.
+ *
+ * Modes: 'augmented' is the seed (every epoch, train transform = RandomResizedCrop(crop_low)+flip through the
+ * frozen encoders); 'cached' computes the train features once with the val transform (resize + centre crop,
+ * no augmentation) and trains the head on those (much faster; the head never sees augmented crops). The
+ * test features do not depend on the epoch (frozen encoders, deterministic transform) and are computed once
+ * in both modes.
+ *
+ * Model selection: with `valSplit` > 0 a stratified, seeded fraction of the TRAIN split is held out (never
+ * trained on) and the best epoch is the one with the best held-out top-1; the test split is only reported.
+ * Without it the best epoch is picked on the test split, as the seed does (its "val" folder is the test set):
+ * that number is optimistic and marked `selectedOn: 'test'`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { initBackend, type BackendInfo, type BackendName } from '../engine/backend.ts';
+import { CmcModel } from '../model/cmc.ts';
+import { getCmcSpec } from '../spec/registry.ts';
+import type { CmcSpec } from '../spec/layers.ts';
+import { inferShapes } from '../spec/shapes.ts';
+import { readCheckpoint } from '../trainer/checkpoint.ts';
+import { Loader, epochOrder, type LoaderOptions } from '../data/loader.ts';
+import { openSource, type DataSource, type SourceKind } from '../data/sources.ts';
+import type { ColorView } from '../preprocess/color.ts';
+import { SGD } from '../optim/sgd.ts';
+import { stepLr } from '../optim/schedule.ts';
+import { Rng } from '../util/rng.ts';
+import { weightedKnn } from './knn.ts';
+
+// ------------------------------------------------------------------------------------------------------
+// Adaptive pooling (PyTorch's bin rule)
+
+export type PoolType = 'max' | 'avg';
+
+/** PyTorch adaptive pooling bins: bin i covers [floor(i*in/out), ceil((i+1)*in/out)). */
+export function adaptiveBins(inSize: number, outSize: number): [number, number][] {
+  if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
+    throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
+  }
+  return Array.from({ length: outSize }, (_, i) => [Math.floor((i * inSize) / outSize), Math.ceil(((i + 1) * inSize) / outSize)]);
+}
+
+/**
+ * AdaptiveMaxPool2d / AdaptiveAvgPool2d on NHWC [B, H, W, C] -> [B, oh, ow, C]. Bins are rectangles (a product
+ * of a row interval and a column interval), so both reductions are separable: rows first, then columns.
+ * Works when out > in too (bins then repeat cells, as in PyTorch).
+ */
+export function adaptivePool2d(x: tf.Tensor4D, out: [number, number], type: PoolType): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, h, w] = x.shape;
+    const reduce = (t: tf.Tensor4D, axis: 1 | 2, s: number, e: number) => {
+      const begin = [0, 0, 0, 0];
+      const size = [-1, -1, -1, -1];
+      begin[axis] = s;
+      size[axis] = e - s;
+      const sl = tf.slice(t, begin, size);
+      return type === 'max' ? tf.max(sl, axis, true) : tf.mean(sl, axis, true);
+    };
+    const rows = tf.concat(adaptiveBins(h, out[0]).map(([s, e]) => reduce(x, 1, s, e)), 1) as tf.Tensor4D;
+    return tf.concat(adaptiveBins(w, out[1]).map(([s, e]) => reduce(rows, 2, s, e)), 2) as tf.Tensor4D;
+  });
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Which features a layer gives
+
+export interface ProbeLayerInfo {
+  layer: number;
+  /** Concatenated (all views) block output per example: [H, W, C] or [C]. */
+  mapShape: number[];
+  /** Adaptive pooling target, or null (no pooling). */
+  pool: [number, number] | null;
+  poolType: PoolType;
+  /** Flattened feature size fed to the linear head. */
+  featureDim: number;
+  /** A sentence saying what was chosen (for logs). */
+  note: string;
+}
+
+/** The seed's pooling targets (LinearModel.py) per family and layer; undefined = no pooling. */
+const SEED_POOL: Record<'alexnet' | 'resnet', Record<number, number>> = {
+  alexnet: { 1: 10, 2: 6, 3: 5, 4: 5 },
+  resnet: { 1: 8, 2: 6, 3: 4, 4: 3 },
+};
+
+export function archFamily(arch: string): 'alexnet' | 'resnet' | 'other' {
+  if (arch.startsWith('alexnet')) return 'alexnet';
+  if (arch.startsWith('resnet')) return 'resnet';
+  return 'other';
+}
+
+/**
+ * Features of `layer` for this model (see the module comment). `override` replaces the pooling choice:
+ * a size, or null for none (type defaults to the family's).
+ */
+export function probeLayerInfo(spec: CmcSpec, layer: number, override?: { pool?: [number, number] | null; poolType?: PoolType }): ProbeLayerInfo {
+  const nBlocks = spec.views[0].encoder.blocks.length;
+  if (!(Number.isInteger(layer) && layer >= 1 && layer <= nBlocks)) {
+    throw new Error(`--layer must be an integer in 1..${nBlocks} for ${spec.arch} (got ${layer})`);
+  }
+  const shapes = spec.views.map((v) => inferShapes(v.encoder)[layer].shape);
+  let mapShape: number[];
+  if (shapes[0].length === 3) {
+    for (const s of shapes) {
+      if (s.length !== 3 || s[0] !== shapes[0][0] || s[1] !== shapes[0][1]) throw new Error(`layer ${layer}: the views' maps differ in size`);
+    }
+    mapShape = [shapes[0][0], shapes[0][1], shapes.reduce((a, s) => a + s[2], 0)];
+  } else {
+    mapShape = [shapes.reduce((a, s) => a + s[0], 0)];
+  }
+  const family = archFamily(spec.arch);
+  const poolType: PoolType = override?.poolType ?? (family === 'resnet' ? 'avg' : 'max');
+  let pool: [number, number] | null = null;
+  let note: string;
+  if (override && override.pool !== undefined) {
+    pool = override.pool;
+    note = pool ? `adaptive ${poolType} pool to ${pool[0]}x${pool[1]} (override)` : 'no pooling (override)';
+  } else if (mapShape.length === 3 && family !== 'other' && SEED_POOL[family][layer] !== undefined) {
+    const t = SEED_POOL[family][layer];
+    pool = [Math.min(mapShape[0], t), Math.min(mapShape[1], t)];
+    note = `adaptive ${poolType} pool to min(map, seed ${t}x${t}) = ${pool[0]}x${pool[1]}`;
+  } else {
+    note = mapShape.length === 3 ? 'no pooling (flatten the map)' : 'vector features';
+    if (family === 'alexnet' && layer >= 6) note += ' (extension: the seed probes AlexNet layers 1-5 only)';
+    if (family === 'resnet' && layer >= 7) note += ' (extension: the seed probes ResNet layers 1-6 only)';
+  }
+  if (pool && mapShape.length !== 3) throw new Error(`layer ${layer} gives vectors; it cannot be pooled`);
+  if (pool && pool[0] === mapShape[0] && pool[1] === mapShape[1]) {
+    pool = null; // identity
+    note += ' (same as the map: no pooling)';
+  }
+  const featureDim = mapShape.length === 3 ? (pool ? pool[0] * pool[1] : mapShape[0] * mapShape[1]) * mapShape[2] : mapShape[0];
+  return { layer, mapShape, pool, poolType, featureDim, note };
+}
+
+/**
+ * x [B, H, W, 3] -> frozen features [B, featureDim]: eval-mode forward to block `info.layer`, views
+ * concatenated along channels (spec order: L then ab), pooled, flattened channel-major (NCHW order).
+ */
+export function layerFeatures(model: CmcModel, x: tf.Tensor4D, info: ProbeLayerInfo): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { views } = model.forward(x, { training: false, layer: info.layer });
+    let f = views.length === 1 ? views[0] : tf.concat(views, views[0].rank - 1);
+    if (f.rank === 4) {
+      if (info.pool) f = adaptivePool2d(f as tf.Tensor4D, info.pool, info.poolType);
+      f = tf.transpose(f, [0, 3, 1, 2]);
+    }
+    return tf.reshape(f, [x.shape[0], -1]) as tf.Tensor2D;
+  });
+}
+
+export interface FeatureSet {
+  /** Row-major [n, dim]; row r belongs to sample index[r] of the source. */
+  features: Float32Array;
+  dim: number;
+  n: number;
+  labels: Int32Array;
+  index: Int32Array;
+}
+
+/** Frozen features of every sample a loader yields (use shuffle: false, mode 'val' for the seed's protocol). */
+export async function extractFeatures(model: CmcModel, loader: Loader, info: ProbeLayerInfo, epoch = 0): Promise<FeatureSet> {
+  const rows: Float32Array[] = [];
+  const labels: number[] = [];
+  const index: number[] = [];
+  for await (const batch of loader.epoch(epoch)) {
+    const f = tf.tidy(() => layerFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]), info));
+    rows.push(Float32Array.from((await f.data()) as Float32Array));
+    f.dispose();
+    labels.push(...batch.label);
+    index.push(...batch.index);
+  }
+  const n = labels.length;
+  const features = new Float32Array(n * info.featureDim);
+  let o = 0;
+  for (const r of rows) {
+    features.set(r, o);
+    o += r.length;
+  }
+  return { features, dim: info.featureDim, n, labels: Int32Array.from(labels), index: Int32Array.from(index) };
+}
+
+/** Rows `rows` of a feature set (a copy). */
+export function takeRows(set: FeatureSet, rows: ArrayLike<number>): FeatureSet {
+  const d = set.dim;
+  const features = new Float32Array(rows.length * d);
+  const labels = new Int32Array(rows.length);
+  const index = new Int32Array(rows.length);
+  for (let k = 0; k < rows.length; k++) {
+    const r = rows[k];
+    features.set(set.features.subarray(r * d, (r + 1) * d), k * d);
+    labels[k] = set.labels[r];
+    index[k] = set.index[r];
+  }
+  return { features, dim: d, n: rows.length, labels, index };
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Encoders: from a checkpoint or randomly initialised
+
+export interface LoadedEncoder {
+  model: CmcModel;
+  spec: CmcSpec;
+  view: ColorView;
+  imageSize: number;
+  /** crop_low the encoder was trained with (the probe's train augmentation uses it by default). */
+  cropLow: number;
+  /** 'random' for a randomly initialised encoder (baseline). */
+  source: string;
+  classNames: string[];
+}
+
+export interface EncoderChoice {
+  /** A training (or `cmc supervised`) checkpoint; null = random initialisation from `arch`. */
+  checkpoint: string | null;
+  arch?: string;
+  imageSize?: number;
+  featDim?: number;
+  view?: ColorView;
+  /** Initialisation seed for the random encoder. */
+  seed?: number;
+}
+
+interface CkptHeaderView {
+  format?: string;
+  spec?: CmcSpec;
+  config?: { view?: ColorView; image_size?: number; crop_low?: number; model?: string };
+  classNames?: string[];
+}
+
+export function loadEncoder(c: EncoderChoice): LoadedEncoder {
+  if (c.checkpoint) {
+    const ck = readCheckpoint<CkptHeaderView>(c.checkpoint);
+    const h = ck.header;
+    if (h.format !== 'cmc-train-checkpoint' || !h.spec) throw new Error(`${c.checkpoint} is not a cmc training checkpoint (no network spec in its header)`);
+    const model = new CmcModel(h.spec, 0);
+    const arrays: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [k, v] of Object.entries(ck.tensors)) if (k.startsWith('model/')) arrays[k.slice(6)] = v;
+    try {
+      model.loadNamedArrays(arrays);
+    } catch (e) {
+      model.dispose();
+      throw new Error(`${c.checkpoint}: ${(e as Error).message}`);
+    }
+    return {
+      model, spec: h.spec, view: h.config?.view ?? 'Lab', imageSize: h.spec.imageSize, cropLow: h.config?.crop_low ?? 0.2,
+      source: c.checkpoint, classNames: h.classNames ?? [],
+    };
+  }
+  if (!c.arch) throw new Error('a random-init encoder needs --model (and --image_size)');
+  const imageSize = c.imageSize ?? 224;
+  const view = c.view ?? 'Lab';
+  const spec = c.arch.endsWith('.json')
+    ? (JSON.parse(fs.readFileSync(c.arch, 'utf8')) as CmcSpec)
+    : getCmcSpec(c.arch, { imageSize, featDim: c.featDim ?? 128, view });
+  if (spec.imageSize !== imageSize && c.arch.endsWith('.json')) throw new Error(`${c.arch} is for ${spec.imageSize} px images, not ${imageSize}`);
+  return { model: new CmcModel(spec, c.seed ?? 0), spec, view, imageSize: spec.imageSize, cropLow: 0.2, source: 'random', classNames: [] };
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Data helpers
+
+/** A Loader over a subset of a source's samples (indices into the full source), so workers still work. */
+export class SubsetLoader extends Loader {
+  constructor(
+    source: DataSource,
+    opts: LoaderOptions,
+    readonly subset: Int32Array,
+  ) {
+    super(source, opts);
+    if (subset.length === 0) throw new Error('SubsetLoader: empty subset');
+  }
+
+  override get length(): number {
+    const n = this.subset.length, b = this.batchSize;
+    return this.opts.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
+  }
+
+  override order(epoch: number): Int32Array {
+    const o = epochOrder(this.subset.length, this.seed, epoch, this.opts.shuffle ?? true);
+    return o.map((k) => this.subset[k]);
+  }
+}
+
+/**
+ * Stratified, seeded hold-out: per class, round(frac * count) samples (at least one when frac > 0 and the
+ * class has two or more) go to `val`; the rest to `train`. Unlabelled samples (label < 0) are dropped.
+ * Both lists are sorted ascending.
+ */
+export function splitTrainVal(labels: Int32Array, frac: number, seed: number): { train: Int32Array; val: Int32Array } {
+  if (!(frac >= 0 && frac < 1)) throw new RangeError(`valSplit must be in [0, 1), got ${frac}`);
+  const byClass = new Map<number, number[]>();
+  labels.forEach((y, i) => {
+    if (y < 0) return;
+    if (!byClass.has(y)) byClass.set(y, []);
+    byClass.get(y)!.push(i);
+  });
+  const rng = new Rng(seed ^ 0x5eed);
+  const train: number[] = [];
+  const val: number[] = [];
+  for (const y of [...byClass.keys()].sort((a, b) => a - b)) {
+    const idx = byClass.get(y)!;
+    rng.shuffle(idx);
+    let k = Math.round(frac * idx.length);
+    if (frac > 0 && k === 0 && idx.length >= 2) k = 1;
+    val.push(...idx.slice(0, k));
+    train.push(...idx.slice(k));
+  }
+  return { train: Int32Array.from(train.sort((a, b) => a - b)), val: Int32Array.from(val.sort((a, b) => a - b)) };
+}
+
+// ------------------------------------------------------------------------------------------------------
+// The linear head and its JSON format
+
+export interface ProbeEpochMetrics {
+  epoch: number;
+  lr: number;
+  /** Mean training cross-entropy over the epoch. */
+  loss: number;
+  train_top1: number;
+  top1: number;
+  top5: number;
+  /** On the held-out part of train, when valSplit > 0. */
+  val_top1?: number;
+  val_top5?: number;
+  epoch_sec: number;
+}
+
+export interface LinearHead {
+  format: 'cmc-linear-head';
+  version: 1;
+  layer: number;
+  /** Adaptive pooling target [h, w] of the concatenated map, or null (no pooling / vector features). */
+  pool: [number, number] | null;
+  poolType: PoolType;
+  featureDim: number;
+  classNames: string[];
+  /** Row-major [featureDim, classes]: logits = features · weight + bias. */
+  weight: number[];
+  bias: number[];
+  /** How features are laid out: views concatenated along channels in spec order, pooled, NCHW flatten. */
+  featureLayout: string;
+  arch: string;
+  imageSize: number;
+  view: ColorView;
+  /** Views in concatenation order. */
+  views: string[];
+  probeConfig: Record<string, unknown>;
+  metrics: { selectedOn: 'val' | 'test'; best: ProbeEpochMetrics; last: ProbeEpochMetrics; epochs: ProbeEpochMetrics[] };
+}
+
+export const FEATURE_LAYOUT = 'concat(views, channel axis) -> adaptive pool -> flatten C,H,W (PyTorch NCHW order)';
+
+export function writeHead(file: string, head: LinearHead): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(head));
+  fs.renameSync(tmp, file);
+}
+
+export function readHead(file: string): LinearHead {
+  const h = JSON.parse(fs.readFileSync(file, 'utf8')) as LinearHead;
+  if (h.format !== 'cmc-linear-head') throw new Error(`${file} is not a cmc linear head`);
+  const c = h.classNames.length;
+  if (h.weight.length !== h.featureDim * c || h.bias.length !== c) {
+    throw new Error(`${file}: weight has ${h.weight.length} values and bias ${h.bias.length} for featureDim ${h.featureDim} x ${c} classes`);
+  }
+  return h;
+}
+
+/** features [N, featureDim] -> logits [N, classes] for a head. */
+export function headLogits(head: LinearHead, features: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const c = head.classNames.length;
+    const w = tf.tensor2d(head.weight, [head.featureDim, c]);
+    return tf.add(tf.matMul(features, w), tf.tensor1d(head.bias)) as tf.Tensor2D;
+  });
+}
+
+/** Mean softmax cross-entropy of logits [B, C] against integer labels. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), tf.logSoftmax(logits)), 1))) as tf.Scalar);
+}
+
+/** Top-1 / top-5 hit counts of logits against labels (labels < 0 skipped). */
+export async function topkHits(logits: tf.Tensor2D, labels: ArrayLike<number>, offset = 0): Promise<{ hit1: number; hit5: number; n: number }> {
+  const C = logits.shape[1];
+  const k = Math.min(5, C);
+  const { indices } = tf.topk(logits, k, true);
+  const idx = (await indices.data()) as Int32Array;
+  indices.dispose();
+  let hit1 = 0, hit5 = 0, n = 0;
+  for (let r = 0; r < logits.shape[0]; r++) {
+    const y = labels[offset + r];
+    if (y < 0) continue;
+    n++;
+    if (idx[r * k] === y) hit1++;
+    for (let j = 0; j < k; j++) if (idx[r * k + j] === y) hit5++;
+  }
+  return { hit1, hit5, n };
+}
+
+// ------------------------------------------------------------------------------------------------------
+// The probe
+
+export interface ProbeOptions extends EncoderChoice {
+  dataFolder: string;
+  dataset?: SourceKind | 'auto';
+  layer: number;
+  epochs?: number;
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  batchSize?: number;
+  decayEpochs?: number[];
+  decayRate?: number;
+  mode?: 'cached' | 'augmented';
+  /** Fraction of TRAIN held out to choose the epoch (never the test split); 0 = seed behaviour. */
+  valSplit?: number;
+  /** RandomResizedCrop lower bound for 'augmented' (default: the checkpoint's crop_low, else 0.2). */
+  cropLow?: number;
+  /** Override the pooling (size or null = none). */
+  pool?: [number, number] | null;
+  poolType?: PoolType;
+  backend?: BackendName;
+  seed?: number;
+  workers?: number;
+  /** Where to write the head JSON ('' or undefined = do not write). */
+  out?: string;
+  log?: (line: string) => void;
+}
+
+export const PROBE_DEFAULTS = {
+  epochs: 60, lr: 0.1, momentum: 0.9, weightDecay: 0, batchSize: 256, decayEpochs: [30, 40, 50], decayRate: 0.2,
+  mode: 'augmented' as 'cached' | 'augmented', valSplit: 0, seed: 0, workers: 2,
+};
+
+export interface ProbeResult {
+  layer: ProbeLayerInfo;
+  epochs: ProbeEpochMetrics[];
+  best: ProbeEpochMetrics;
+  last: ProbeEpochMetrics;
+  selectedOn: 'val' | 'test';
+  head: LinearHead;
+  headPath: string | null;
+  nTrain: number;
+  nVal: number;
+  nTest: number;
+  encoder: string;
+  backend: BackendInfo;
+  featureSeconds: number;
+  seconds: number;
+}
+
+export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
+  const o: ProbeOptions & typeof PROBE_DEFAULTS = { ...PROBE_DEFAULTS, ...(stripUndefined(opts) as ProbeOptions) };
+  const log = opts.log ?? ((l: string) => console.error(l));
+  if (!o.dataFolder) throw new Error('--data_folder is required');
+  for (const k of ['epochs', 'batchSize'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`${k} must be a positive integer (got ${o[k]})`);
+  if (!(o.lr > 0)) throw new Error(`learning rate must be > 0 (got ${o.lr})`);
+  if (o.mode !== 'cached' && o.mode !== 'augmented') throw new Error(`mode must be 'cached' or 'augmented' (got ${o.mode})`);
+  const t0 = performance.now();
+  const backend = await initBackend(o.backend ?? 'auto');
+  const dataset = o.dataset ?? 'auto';
+  const trainSrc = await openSource(dataset, o.dataFolder, 'train', { onWarn: (m: string) => log(`[data] ${m}`) });
+  let testSrc: DataSource | null = null;
+  let enc: LoadedEncoder;
+  try {
+    enc = loadEncoder(o);
+  } catch (e) {
+    trainSrc.close();
+    throw e;
+  }
+  try {
+    testSrc = await openSource(dataset, o.dataFolder, 'test', { onWarn: (m: string) => log(`[data] ${m}`) });
+    const trainLabels = trainSrc.labels();
+    if (!trainLabels) throw new Error(`${o.dataFolder}: the training split has no labels; a linear probe needs them`);
+    const info = probeLayerInfo(enc.spec, o.layer, o.pool !== undefined || o.poolType ? { pool: o.pool, poolType: o.poolType } : undefined);
+    const maxLabel = Math.max(...trainLabels, ...(testSrc.labels() ?? [0]));
+    const nClasses = Math.max(trainSrc.classNames.length, maxLabel + 1);
+    const classNames = Array.from({ length: nClasses }, (_, k) => trainSrc.classNames[k] ?? String(k));
+    const valSplit = o.valSplit ?? 0;
+    const split = valSplit > 0 ? splitTrainVal(trainLabels, valSplit, o.seed) : null;
+    const trainIdx = split ? split.train : Int32Array.from(trainLabels.keys()).filter((i) => trainLabels[i] >= 0);
+    const valIdx = split ? split.val : new Int32Array(0);
+    log(`[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed ?? 0})` : enc.source}; layer ${o.layer}: ` +
+      `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${nClasses} classes; ` +
+      `${trainIdx.length} train${split ? ` + ${valIdx.length} held out` : ''}, ${testSrc.length} test; mode ${o.mode}; ${backend.name}`);
+
+    const valTf = { mode: 'val' as const, size: enc.imageSize, view: enc.view };
+    const extract = async (src: DataSource, subset: Int32Array | null) => {
+      const lo: LoaderOptions = { batchSize: Math.max(o.batchSize, 64), workers: o.workers, shuffle: false, transform: valTf, onWarn: (m) => log(`[data] ${m}`) };
+      const loader = subset ? new SubsetLoader(src, lo, subset) : new Loader(src, lo);
+      try {
+        return await extractFeatures(enc.model, loader, info);
+      } finally {
+        await loader.close();
+      }
+    };
+    const tf0 = performance.now();
+    const test = await extract(testSrc, null);
+    const val = valIdx.length ? await extract(trainSrc, valIdx) : null;
+    const cached = o.mode === 'cached' ? await extract(trainSrc, trainIdx) : null;
+    const featureSeconds = (performance.now() - tf0) / 1000;
+    const mb = ((test.features.length + (val?.features.length ?? 0) + (cached?.features.length ?? 0)) * 4) / 2 ** 20;
+    log(`[probe] features computed in ${featureSeconds.toFixed(1)} s (${mb.toFixed(0)} MB cached)`);
+
+    // The head: weight N(0, 0.01), bias 0 (LinearModel.py's initilize()).
+    const rng = new Rng(o.seed + 1000);
+    const D = info.featureDim;
+    const w0 = new Float32Array(D * nClasses);
+    for (let i = 0; i < w0.length; i++) w0[i] = rng.normal() * 0.01;
+    const W = tf.variable(tf.tensor2d(w0, [D, nClasses]), true);
+    const b = tf.variable(tf.zeros([nClasses]), true);
+    const sgd = new SGD([W, b], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+    const trainStep = async (xb: tf.Tensor2D, yb: Int32Array): Promise<{ loss: number; hits: number }> => {
+      const y = tf.tensor1d(yb, 'int32');
+      let logitsKept: tf.Tensor2D | null = null;
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = tf.add(tf.matMul(xb, W), b) as tf.Tensor2D;
+        logitsKept = tf.keep(logits);
+        return crossEntropy(logits, y, nClasses);
+      }, [W, b]);
+      sgd.step(grads);
+      tf.dispose(grads);
+      const hits = await topkHits(logitsKept!, yb);
+      const loss = (await value.data())[0];
+      tf.dispose([value, y, logitsKept!]);
+      return { loss, hits: hits.hit1 };
+    };
+    const evaluate = async (set: FeatureSet) => {
+      let hit1 = 0, hit5 = 0, n = 0;
+      const chunk = 1024;
+      for (let s = 0; s < set.n; s += chunk) {
+        const rows = Math.min(chunk, set.n - s);
+        const logits = tf.tidy(() => tf.add(tf.matMul(tf.tensor2d(set.features.subarray(s * D, (s + rows) * D), [rows, D]), W), b) as tf.Tensor2D);
+        const h = await topkHits(logits, set.labels, s);
+        logits.dispose();
+        hit1 += h.hit1;
+        hit5 += h.hit5;
+        n += h.n;
+      }
+      return { top1: n ? hit1 / n : 0, top5: n ? hit5 / n : 0 };
+    };
+
+    const augLoader = o.mode === 'augmented'
+      ? new SubsetLoader(trainSrc, {
+        batchSize: o.batchSize, seed: o.seed, workers: o.workers,
+        transform: { mode: 'train', size: enc.imageSize, view: enc.view, cropLow: o.cropLow ?? enc.cropLow }, onWarn: (m) => log(`[data] ${m}`),
+      }, trainIdx)
+      : null;
+    const epochs: ProbeEpochMetrics[] = [];
+    let best: ProbeEpochMetrics | null = null;
+    let bestW: Float32Array | null = null;
+    let bestB: Float32Array | null = null;
+    const selectedOn: 'val' | 'test' = val ? 'val' : 'test';
+    const score = (m: ProbeEpochMetrics) => (selectedOn === 'val' ? m.val_top1! : m.top1);
+    try {
+      for (let epoch = 1; epoch <= o.epochs; epoch++) {
+        const te = performance.now();
+        const lr = stepLr(o.lr, epoch, o.decayEpochs, o.decayRate);
+        sgd.lr = lr;
+        let lossSum = 0, hitSum = 0, n = 0;
+        if (cached) {
+          const order = new Int32Array(cached.n).map((_, i) => i);
+          new Rng(o.seed * 7919 + epoch).shuffle(order);
+          for (let s = 0; s < cached.n; s += o.batchSize) {
+            const rows = order.subarray(s, Math.min(s + o.batchSize, cached.n));
+            const xb = new Float32Array(rows.length * D);
+            const yb = new Int32Array(rows.length);
+            rows.forEach((r, k) => {
+              xb.set(cached.features.subarray(r * D, (r + 1) * D), k * D);
+              yb[k] = cached.labels[r];
+            });
+            const x = tf.tensor2d(xb, [rows.length, D]);
+            const r = await trainStep(x, yb);
+            x.dispose();
+            lossSum += r.loss * rows.length;
+            hitSum += r.hits;
+            n += rows.length;
+          }
+        } else {
+          for await (const batch of augLoader!.epoch(epoch)) {
+            const x = tf.tidy(() => layerFeatures(enc.model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]), info));
+            const r = await trainStep(x, batch.label);
+            x.dispose();
+            lossSum += r.loss * batch.size;
+            hitSum += r.hits;
+            n += batch.size;
+          }
+        }
+        if (!Number.isFinite(lossSum)) throw new Error(`probe: the loss became ${lossSum} in epoch ${epoch}; try a lower --learning_rate`);
+        const t = await evaluate(test);
+        const m: ProbeEpochMetrics = { epoch, lr, loss: lossSum / n, train_top1: hitSum / n, top1: t.top1, top5: t.top5, epoch_sec: 0 };
+        if (val) {
+          const v = await evaluate(val);
+          m.val_top1 = v.top1;
+          m.val_top5 = v.top5;
+        }
+        m.epoch_sec = (performance.now() - te) / 1000;
+        epochs.push(m);
+        if (!best || score(m) > score(best)) {
+          best = m;
+          bestW = Float32Array.from((await W.data()) as Float32Array);
+          bestB = Float32Array.from((await b.data()) as Float32Array);
+        }
+        log(`[probe] epoch ${epoch}/${o.epochs} lr ${lr}: loss ${m.loss.toFixed(4)} train top-1 ${pct(m.train_top1)}` +
+          (val ? `  held-out top-1 ${pct(m.val_top1!)}` : '') + `  test top-1 ${pct(m.top1)} top-5 ${pct(m.top5)}  (${m.epoch_sec.toFixed(1)} s)`);
+      }
+    } finally {
+      await augLoader?.close();
+      sgd.dispose();
+      tf.dispose([W, b]);
+    }
+    const last = epochs[epochs.length - 1];
+    const { log: _l, out: _o, ...cfg } = opts;
+    const head: LinearHead = {
+      format: 'cmc-linear-head', version: 1, layer: o.layer, pool: info.pool, poolType: info.poolType, featureDim: D, classNames,
+      weight: Array.from(bestW!), bias: Array.from(bestB!), featureLayout: FEATURE_LAYOUT,
+      arch: enc.spec.arch, imageSize: enc.imageSize, view: enc.view, views: enc.spec.views.map((v) => v.name),
+      probeConfig: { ...PROBE_DEFAULTS, ...stripUndefined(cfg), encoder: enc.source },
+      metrics: { selectedOn, best: best!, last, epochs },
+    };
+    let headPath: string | null = null;
+    if (o.out) {
+      writeHead(o.out, head);
+      headPath = o.out;
+    }
+    log(`[probe] best epoch ${best!.epoch} (chosen on ${selectedOn === 'val' ? 'the held-out train split' : 'the test split, as the seed'}): ` +
+      `test top-1 ${pct(best!.top1)} top-5 ${pct(best!.top5)}; last epoch top-1 ${pct(last.top1)}` + (headPath ? `; head -> ${headPath}` : ''));
+    return {
+      layer: info, epochs, best: best!, last, selectedOn, head, headPath, nTrain: trainIdx.length, nVal: valIdx.length, nTest: test.n,
+      encoder: enc.source, backend, featureSeconds, seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    enc.model.dispose();
+    trainSrc.close();
+    testSrc?.close();
+  }
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(2)}%`;
+}
+
+export function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Weighted kNN on frozen features
+
+export interface KnnEvalOptions extends EncoderChoice {
+  dataFolder: string;
+  dataset?: SourceKind | 'auto';
+  /** Block whose features are compared (default: the last block, the L2-normalised embeddings). */
+  layer?: number;
+  pool?: [number, number] | null;
+  poolType?: PoolType;
+  k?: number;
+  T?: number;
+  backend?: BackendName;
+  workers?: number;
+  batchSize?: number;
+  log?: (line: string) => void;
+}
+
+export interface KnnEvalResult {
+  top1: number;
+  top5: number;
+  n: number;
+  k: number;
+  T: number;
+  layer: ProbeLayerInfo;
+  nTrain: number;
+  encoder: string;
+  backend: BackendInfo;
+  seconds: number;
+}
+
+/**
+ * Weighted kNN (k = 200, T = 0.07 by default) of the test split against the train split, both recomputed
+ * with the frozen encoders in eval mode and the val transform. Features of `layer` (pooled and flattened as
+ * for the probe) are L2-normalised per row, so for the embedding layer this is exactly the training-time
+ * kNN monitor's 'recompute' mode.
+ */
+export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const t0 = performance.now();
+  if (!opts.dataFolder) throw new Error('--data_folder is required');
+  const backend = await initBackend(opts.backend ?? 'auto');
+  const dataset = opts.dataset ?? 'auto';
+  const onWarn = (m: string) => log(`[data] ${m}`);
+  const trainSrc = await openSource(dataset, opts.dataFolder, 'train', { onWarn });
+  let testSrc: DataSource | null = null;
+  let enc: LoadedEncoder | null = null;
+  const tensors: tf.Tensor[] = [];
+  try {
+    testSrc = await openSource(dataset, opts.dataFolder, 'test', { onWarn });
+    enc = loadEncoder(opts);
+    const trainLabels = trainSrc.labels();
+    if (!trainLabels || !testSrc.labels()) throw new Error(`${opts.dataFolder}: kNN needs labelled train and test splits`);
+    const layer = opts.layer ?? enc.spec.views[0].encoder.blocks.length;
+    const info = probeLayerInfo(enc.spec, layer, opts.pool !== undefined || opts.poolType ? { pool: opts.pool, poolType: opts.poolType } : undefined);
+    const k = opts.k ?? 200;
+    const T = opts.T ?? 0.07;
+    if (!(Number.isInteger(k) && k > 0) || !(T > 0)) throw new Error(`k must be a positive integer and T > 0 (got ${k}, ${T})`);
+    log(`[knn] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init)` : enc.source}; layer ${layer}: ${info.note} -> ${info.featureDim} features; k ${k}, T ${T}`);
+    const lo: LoaderOptions = { batchSize: opts.batchSize ?? 256, workers: opts.workers ?? 2, shuffle: false, transform: { mode: 'val', size: enc.imageSize, view: enc.view }, onWarn };
+    const get = async (src: DataSource) => {
+      const loader = new Loader(src, lo);
+      try {
+        return await extractFeatures(enc!.model, loader, info);
+      } finally {
+        await loader.close();
+      }
+    };
+    const tr = await get(trainSrc);
+    const te = await get(testSrc);
+    const unit = (s: FeatureSet) => tf.tidy(() => {
+      const x = tf.tensor2d(s.features, [s.n, s.dim]);
+      // A zero row (dead ReLU map) stays zero instead of NaN.
+      return tf.div(x, tf.maximum(tf.norm(x, 2, 1, true), 1e-12)) as tf.Tensor2D;
+    });
+    const a = unit(tr), b = unit(te);
+    tensors.push(a, b);
+    const classes = Math.max(trainSrc.classNames.length, 1 + Math.max(...tr.labels, ...te.labels));
+    const r = await weightedKnn(a, tr.labels, b, te.labels, { k, T, classes });
+    log(`[knn] top-1 ${pct(r.top1)}  top-5 ${pct(r.top5)}  (${r.n} test images, ${tr.n} neighbours' pool)`);
+    return { ...r, k, T, layer: info, nTrain: tr.n, encoder: enc.source, backend, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    tf.dispose(tensors);
+    enc?.model.dispose();
+    trainSrc.close();
+    testSrc?.close();
+  }
+}
