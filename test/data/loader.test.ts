@@ -121,7 +121,9 @@ describe('Loader', () => {
   });
 
   it('real data: imagenette64-sub shapes and a loader pass', async (t) => {
-    const dir = '/work/shared/data/imagenette64-sub';
+    // ../shared/data beside the checkout (as on developer machines and CI), or CMC_DATA_DIR.
+    const root = process.env.CMC_DATA_DIR ?? path.resolve(import.meta.dirname, '../../../shared/data');
+    const dir = path.join(root, 'imagenette64-sub');
     if (!fs.existsSync(path.join(dir, 'meta.json'))) {
       t.skip(`real data not found at ${dir} (optional; generated data covers the rest)`);
       return;
