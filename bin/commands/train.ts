@@ -38,6 +38,7 @@ export function addTrainCommand(program: Command): void {
     .option('--seed <n>', 'random seed (initialisation, sampling, augmentation)', int, D.seed)
     .option('--knn_freq <n>', 'weighted kNN top-1 on the test split every N epochs (0 = off)', int, D.knn_freq)
     .option('--knn_k <n>', 'neighbours for kNN', int, D.knn_k)
+    .addOption(new Option('--knn_source <src>', 'training-set features for kNN: recompute with the encoders, or reuse the memory bank (fast, lags)').choices(['recompute', 'memory']).default(D.knn_source))
     .option('--workers <n>', 'data-loading worker threads', int, D.workers)
     .option('--print_freq <n>', 'progress line every N batches (when not on a terminal)', int, D.print_freq)
     .option('--save_freq <n>', 'keep a ckpt_epoch_N file every N epochs', int, D.save_freq)

@@ -33,6 +33,13 @@ export interface TrainConfig {
   /** Weighted kNN on the labelled test split every N epochs (0 = never). */
   knn_freq: number;
   knn_k: number;
+  /**
+   * Training-set features for the kNN monitor: 'recompute' runs the frozen encoders over the training
+   * images (eval mode, val transform), like the test side and the random-init baseline; 'memory' reuses
+   * the memory bank (free, as Instance Discrimination does, but its rows lag: with nce_m 0.5 they are half
+   * the previous visit, and after one epoch half their random initialisation).
+   */
+  knn_source: 'recompute' | 'memory';
   workers: number;
   print_freq: number;
   /** Keep ckpt_epoch_N every N epochs (the rolling current.ckpt is written every epoch). */
@@ -67,6 +74,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   seed: 0,
   knn_freq: 0,
   knn_k: 200,
+  knn_source: 'recompute',
   workers: 2,
   print_freq: 10,
   save_freq: 10,
@@ -93,5 +101,6 @@ export function validateConfig(c: TrainConfig): void {
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
   if (!(Number.isInteger(c.workers) && c.workers >= 0)) bad.push('--workers must be an integer >= 0');
   if (!(Number.isInteger(c.knn_freq) && c.knn_freq >= 0)) bad.push('--knn_freq must be an integer >= 0');
+  if (c.knn_source !== 'recompute' && c.knn_source !== 'memory') bad.push('--knn_source must be recompute or memory');
   if (bad.length) throw new Error(bad.join('; '));
 }

@@ -92,11 +92,12 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     // The run's hyper-parameters come from the checkpoint. How to run (and how long) may change, and so
     // may the learning-rate schedule when asked for explicitly (the seed re-reads it from its flags).
     const always = ['epochs', 'backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;
-    const ifGiven = ['learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k'] as const;
+    const ifGiven = ['learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source'] as const;
     const given = hooks.explicit ?? (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter((k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]));
     const saved = { ...resume.header.config } as Record<string, unknown>;
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
     for (const k of ifGiven) if (given.includes(k)) saved[k] = cfgIn[k];
+    saved.knn_source ??= 'recompute'; // checkpoints written before the option existed
     cfg = saved as unknown as TrainConfig;
   }
   validateConfig(cfg);
@@ -230,8 +231,8 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
         epoch_sec: progress.elapsedSec, images_per_s: sums.n / progress.elapsedSec,
       };
       if (cfg.knn_freq > 0 && (epoch % cfg.knn_freq === 0 || epoch === cfg.epochs)) {
-        const r = await knn('memory');
-        Object.assign(m, { knn_top1: r.top1, knn_top5: r.top5, knn_source: 'memory' });
+        const r = await knn(cfg.knn_source);
+        Object.assign(m, { knn_top1: r.top1, knn_top5: r.top5, knn_source: cfg.knn_source });
         tb.scalar('knn/top1', r.top1, globalStep);
         log(`[knn] epoch ${epoch}: top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
       }
