@@ -121,3 +121,15 @@ test('a missing or empty dataset stops before training with a clear message', as
   await assert.rejects(train(config({ data_folder: empty, dataset: 'imagefolder' }), { log: quiet }), /no images|empty/i);
   await assert.rejects(train(config({ data_folder: data, batch_size: 0 }), { log: quiet }), /--batch_size must be a positive integer/);
 });
+
+test('--knn_freq records the random-init kNN (epoch 0) and a kNN top-1 per epoch, for both feature sources', async () => {
+  for (const knn_source of ['recompute', 'memory'] as const) {
+    const r = await train(config({ epochs: 1, knn_freq: 1, knn_k: 5, knn_source, model_path: path.join(tmp, `knn-${knn_source}`), name: 'run' }), { log: quiet });
+    assert.ok(r.knnAtInit && r.knnAtInit.top1 >= 0 && r.knnAtInit.top1 <= 1);
+    const lines = fs.readFileSync(path.join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((m) => m.epoch), [0, 1]);
+    assert.equal(lines[0].knn_source, 'recompute');
+    assert.equal(lines[1].knn_source, knn_source);
+    assert.ok(lines[1].knn_top1 >= 0 && lines[1].knn_top1 <= 1 && lines[1].knn_top5 >= lines[1].knn_top1);
+  }
+});
