@@ -7,6 +7,8 @@ import { addBenchCommand } from './commands/bench.ts';
 import { addTrainCommand } from './commands/train.ts';
 import { addPlotCommand } from './commands/plot.ts';
 import { addEvalCommands } from './commands/eval.ts';
+import { addServeCommand } from './commands/serve.ts';
+import { addExportCommand } from './commands/export.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cmc')
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .exitOverride();
   addTrainCommand(program);
   addEvalCommands(program);
+  addExportCommand(program);
+  addServeCommand(program);
   addBenchCommand(program);
   addPlotCommand(program);
   return program;

@@ -4,10 +4,12 @@ import { runTrainStepBench } from '../../bench/train_step.ts';
 import { runProfile } from '../../bench/profile.ts';
 import { openSource, writeSyntheticDatasetIfNeeded } from '../../bench/data_source.ts';
 import { throughput } from '../../train/data/loader.ts';
+import { addServeBenchCommand } from './serve.ts';
 import { int, num } from '../options.ts';
 
 export function addBenchCommand(program: Command): void {
   const bench = program.command('bench').description('benchmarks (printed figures, never pass/fail)');
+  addServeBenchCommand(bench);
   bench
     .command('train-step')
     .description('time one full CMC training step (both encoders fwd+bwd, memory bank, SGD), median after warm-up')

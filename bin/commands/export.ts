@@ -1,0 +1,45 @@
+import { Command, Option } from 'commander';
+import path from 'node:path';
+import { EXPORT_FORMATS, exportModel, type ExportFormat } from '../../train/export/export.ts';
+import { int } from '../options.ts';
+
+/**
+ * `cmc export --checkpoint runs/demo/current.ckpt [--head head.json] [--name N] [--version V] [--out models]
+ * [--format onnx|triton] [--layer L] [--json]`: writes <out>/<name>/ (encoder.onnx, head.onnx and
+ * classifier.onnx with a head, manifest.json) or, with --format triton, a Triton model folder
+ * <out>/<name>/config.pbtxt + <out>/<name>/1/model.onnx.
+ */
+export function addExportCommand(program: Command): void {
+  program
+    .command('export')
+    .description('export a checkpoint (and optionally a linear-probe head) to ONNX with a manifest, or as a Triton model folder')
+    .requiredOption('--checkpoint <ckpt>', 'training checkpoint (runs/<name>/current.ckpt)')
+    .option('--head <head.json>', 'linear-probe head file (adds head.onnx and classifier.onnx)')
+    .option('--name <name>', "model name (default: the checkpoint's run name)")
+    .option('--version <v>', 'model version string', '1')
+    .option('--out <dir>', 'parent folder: the model goes to <out>/<name> (Triton: the model repository)', 'models')
+    .addOption(new Option('--format <fmt>', 'output layout').choices([...EXPORT_FORMATS]).default('onnx'))
+    .option('--layer <n>', "block whose flattened outputs (L then ab) form the `features` output (default: the head's layer, else 6)", int)
+    .option('--max_batch_size <n>', 'Triton max_batch_size', int, 64)
+    .option('--json', 'print the manifest as JSON on stdout', false)
+    .action(async (o: { checkpoint: string; head?: string; name?: string; version: string; out: string; format: ExportFormat; layer?: number; max_batch_size: number; json: boolean }) => {
+      const { readCheckpoint } = await import('../../train/trainer/checkpoint.ts');
+      const ckpt = readCheckpoint(o.checkpoint);
+      const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
+      const name = o.name ?? (cfg?.name || (cfg?.model ? `cmc_${cfg.model}` : path.basename(path.dirname(path.resolve(o.checkpoint)))));
+      if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`--name must be a plain folder name (letters, digits, . _ -), got '${name}'`);
+      const r = await exportModel({
+        checkpoint: ckpt,
+        head: o.head,
+        outDir: path.join(o.out, name),
+        name,
+        version: o.version,
+        format: o.format,
+        layer: o.layer,
+        maxBatchSize: o.max_batch_size,
+        log: (line) => console.error(line),
+      });
+      if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
+      else for (const f of [...r.files, r.manifestPath]) console.log(f);
+    });
+}

@@ -1,0 +1,406 @@
+/**
+ * The HTTP API (express 5), without listen(): createApp(deps) for main.ts and for tests.
+ *
+ *   POST /v1/embed                      images → { model, version, dim, embeddings: number[][] }
+ *   POST /v1/classify                   images → { model, version, predictions: [{ label, index, probability }][] }
+ *   GET  /v1/models                     the repository
+ *   GET  /v2/health/live | /v2/health/ready
+ *   GET  /v2, /v2/models/{name}[/versions/{v}][/ready]   KServe v2 server / model metadata
+ *   POST /v2/models/{name}[/versions/{v}]/infer           KServe v2 tensor inference (UINT8 images)
+ *   GET  /metrics                       Prometheus text
+ *   GET  /openapi.json                  OpenAPI 3.1 description of all of the above
+ *   GET  /                              the browser demo (web/dist) or a page saying it is not built
+ *
+ * Every error is `{ "error": { "code", "message" } }` with the right status (see errors.ts).
+ */
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { ApiError, badRequest, errorBody, notFound, ShuttingDownError, toApiError, tooLarge } from './errors.ts';
+import { intParam, readImageRequest, readJson, stringParam, type InputLimits } from './inputs.ts';
+import type { Metrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
+import { decodeToInput, type DecodeLimits } from './preprocess.ts';
+import type { Graph, ModelVersion, Repository, TensorInfo } from './repository.ts';
+import type { ResizePool } from './resize_pool.ts';
+
+export interface AppConfig extends InputLimits, DecodeLimits {
+  /** Bearer token required on inference, model and metrics routes (health, docs and demo stay open). */
+  authToken?: string;
+  /** Access-Control-Allow-Origin value ('*' or an origin); no CORS headers when unset. */
+  corsOrigin?: string;
+  /** Folder of the built browser demo (web/dist). */
+  webDist?: string;
+  /** Default and largest top_k for /v1/classify. */
+  defaultTopK?: number;
+}
+
+export interface AppDeps {
+  repo: Repository;
+  metrics: Metrics;
+  config: AppConfig;
+  /** Execution provider in use (for /v1/models and /v2). */
+  provider: string;
+  /** True once shutdown began: new requests get 503. */
+  isDraining?: () => boolean;
+  log?: (line: string) => void;
+  /** Worker threads for the resize + crop (none: in the event loop). */
+  resizePool?: ResizePool;
+}
+
+export const SERVER_NAME = 'cmc-serve';
+export const SERVER_VERSION = '0.1.0';
+
+type Handler = (req: Request, res: Response) => Promise<void> | void;
+
+export function createApp(deps: AppDeps): express.Express {
+  const { repo, metrics, config } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  let inFlight = 0;
+  metrics.inFlight.set({}, () => inFlight);
+
+  // Metrics and in-flight accounting for every request; the route label is the route pattern.
+  app.use((req, res, next) => {
+    const t0 = performance.now();
+    inFlight++;
+    let counted = false;
+    const done = () => {
+      if (counted) return;
+      counted = true;
+      inFlight--;
+      const route = (res.locals.route as string | undefined) ?? (req.method === 'GET' ? 'static' : 'unmatched');
+      const code = String(res.statusCode);
+      metrics.requests.inc({ route, method: req.method, code });
+      metrics.latency.observe({ route }, (performance.now() - t0) / 1000);
+      if (res.statusCode >= 400) metrics.errors.inc({ route, code, error: (res.locals.errorCode as string | undefined) ?? 'unknown' });
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    next();
+  });
+
+  app.use((req, res, next) => {
+    if (deps.isDraining?.()) {
+      res.setHeader('Connection', 'close');
+      return next(new ShuttingDownError());
+    }
+    next();
+  });
+
+  if (config.corsOrigin) {
+    const origin = config.corsOrigin;
+    app.use((req, res, next) => {
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      if (origin !== '*') res.setHeader('Vary', 'Origin');
+      if (req.method === 'OPTIONS') {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
+        res.setHeader('Access-Control-Max-Age', '600');
+        res.locals.route = 'preflight';
+        res.status(204).end();
+        return;
+      }
+      next();
+    });
+  }
+
+  if (config.authToken) {
+    const want = crypto.createHash('sha256').update(config.authToken).digest();
+    const open = (p: string) => p === '/' || p.startsWith('/v2/health/') || p === '/openapi.json' || (!p.startsWith('/v1/') && !p.startsWith('/v2') && p !== '/metrics');
+    app.use((req, _res, next) => {
+      if (open(req.path)) return next();
+      const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+      const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
+      if (!m || !crypto.timingSafeEqual(want, got)) {
+        return next(new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }));
+      }
+      next();
+    });
+  }
+
+  const route = (pattern: string, h: Handler) => async (req: Request, res: Response) => {
+    res.locals.route = pattern;
+    await h(req, res);
+  };
+  const limits: InputLimits & DecodeLimits = { maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages, maxPixels: config.maxPixels };
+
+  // ---------------------------------------------------------------------------------------------------
+  // Health and metadata
+
+  app.get('/v2/health/live', route('/v2/health/live', (_req, res) => void res.json({ live: true })));
+  app.get(
+    '/v2/health/ready',
+    route('/v2/health/ready', (_req, res) => {
+      const ready = repo.ready && !deps.isDraining?.();
+      res.status(ready ? 200 : 503).json({ ready });
+    }),
+  );
+  app.get(
+    '/v2',
+    route('/v2', (_req, res) => void res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [], provider: deps.provider })),
+  );
+  const modelMeta = (pattern: string) =>
+    route(pattern, (req, res) => {
+      const m = repo.resolve(String(req.params.name), req.params.version as string | undefined);
+      res.json(kserveMetadata(m, repo.versions(m.name).map((v) => v.version)));
+    });
+  app.get('/v2/models/:name', modelMeta('/v2/models/{name}'));
+  app.get('/v2/models/:name/versions/:version', modelMeta('/v2/models/{name}/versions/{version}'));
+  const modelReady = (pattern: string) =>
+    route(pattern, (req, res) => {
+      const m = repo.resolve(String(req.params.name), req.params.version as string | undefined);
+      res.json({ name: m.name, version: m.version, ready: true });
+    });
+  app.get('/v2/models/:name/ready', modelReady('/v2/models/{name}/ready'));
+  app.get('/v2/models/:name/versions/:version/ready', modelReady('/v2/models/{name}/versions/{version}/ready'));
+
+  app.get(
+    '/v1/models',
+    route('/v1/models', (_req, res) => {
+      res.json({
+        default: repo.defaultModel ?? null,
+        provider: deps.provider,
+        models: repo.all().map((m) => ({
+          name: m.name,
+          version: m.version,
+          input: { name: m.encoder.input.name, size: m.size, layout: 'NHWC', dtype: 'uint8' },
+          view: m.manifest.view,
+          arch: m.manifest.arch,
+          layer: m.manifest.layer,
+          embeddingDim: m.encoder.outputs.find((o) => o.name === 'embedding')?.shape[1] ?? null,
+          classifier: !!m.classifier,
+          classNames: m.classifier ? m.classNames : [],
+          provider: m.encoder.provider,
+          metrics: m.manifest.metrics ?? null,
+        })),
+      });
+    }),
+  );
+
+  app.get('/metrics', route('/metrics', (_req, res) => void res.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render())));
+  app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
+
+  // ---------------------------------------------------------------------------------------------------
+  // Inference
+
+  /** Decode + transform every image (422/413/415 name the failing index), then run them through `graph`. */
+  const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[]) => {
+    const inputs = await Promise.all(
+      images.map(async (buf, i) => {
+        const t0 = performance.now();
+        try {
+          return await decodeToInput(buf, m.size, limits, deps.resizePool);
+        } catch (e) {
+          const err = toApiError(e);
+          throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;
+        } finally {
+          metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
+        }
+      }),
+    );
+    return graph.batcher.submit(inputs);
+  };
+
+  app.post(
+    '/v1/embed',
+    route('/v1/embed', async (req, res) => {
+      const { images, params } = await readImageRequest(req, limits);
+      const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
+      const outs = await inferImages(m, m.encoder, images);
+      const embeddings = outs.map((o) => Array.from(o.embedding ?? Object.values(o)[0]));
+      res.json({ model: m.name, version: m.version, dim: embeddings[0]?.length ?? 0, embeddings });
+    }),
+  );
+
+  app.post(
+    '/v1/classify',
+    route('/v1/classify', async (req, res) => {
+      const { images, params } = await readImageRequest(req, limits);
+      const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
+      const topK = intParam(req, params, 'top_k', config.defaultTopK ?? 5, 1, 100000);
+      if (!m.classifier) throw notFound(`model ${m.name} v${m.version} has no classifier (export it with a probe head)`, 'classifier_not_found');
+      const outs = await inferImages(m, m.classifier, images);
+      const predictions = outs.map((o) => topk(o.probabilities ?? Object.values(o)[0], m.classNames, topK));
+      res.json({ model: m.name, version: m.version, predictions });
+    }),
+  );
+
+  const infer = (pattern: string) =>
+    route(pattern, async (req, res) => {
+      const m = repo.resolve(String(req.params.name), req.params.version as string | undefined);
+      if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) {
+        throw new ApiError(415, 'unsupported_media_type', 'KServe v2 inference takes application/json');
+      }
+      const body = await readJson(req, config.maxBodyBytes);
+      const r = parseInferRequest(body, m, config.maxImages);
+      const plan = planGraphs(m, r.outputs);
+      const results = new Map<string, { data: Float32Array[]; info: TensorInfo }>();
+      for (const [graph, names] of plan) {
+        const outs = await graph.batcher.submit(r.images);
+        for (const n of names) results.set(n, { data: outs.map((o) => o[n]), info: graph.outputs.find((t) => t.name === n)! });
+      }
+      res.json({
+        model_name: m.name,
+        model_version: m.version,
+        ...(r.id !== undefined ? { id: r.id } : {}),
+        outputs: r.outputs.map((n) => {
+          const { data } = results.get(n)!;
+          const w = data[0]?.length ?? 0;
+          const flat: number[] = new Array(data.length * w);
+          data.forEach((d, i) => {
+            for (let k = 0; k < w; k++) flat[i * w + k] = d[k];
+          });
+          return { name: n, datatype: 'FP32', shape: [data.length, w], data: flat };
+        }),
+      });
+    });
+  app.post('/v2/models/:name/infer', infer('/v2/models/{name}/infer'));
+  app.post('/v2/models/:name/versions/:version/infer', infer('/v2/models/{name}/versions/{version}/infer'));
+
+  // ---------------------------------------------------------------------------------------------------
+  // The demo, then JSON 404s and the error handler
+
+  const webDist = config.webDist;
+  if (webDist && fs.existsSync(webDist)) {
+    app.use(express.static(webDist, { index: 'index.html', dotfiles: 'ignore', fallthrough: true }));
+  } else {
+    app.get(
+      '/',
+      route('/', (_req, res) => {
+        res
+          .type('html')
+          .send(
+            '<!doctype html><meta charset="utf-8"><title>cmc serve</title>' +
+              '<h1>cmc serve</h1><p>The browser demo is not built (web/dist is missing). ' +
+              'The API is up: see <a href="/openapi.json">/openapi.json</a>, <a href="/v1/models">/v1/models</a> and <a href="/metrics">/metrics</a>.</p>',
+          );
+      }),
+    );
+  }
+
+  app.use((req, res, next) => {
+    res.locals.route ??= 'unmatched';
+    next(new ApiError(404, 'route_not_found', `no route ${req.method} ${req.path.slice(0, 200)}`));
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = toApiError(err);
+    if (e.status >= 500 && e.code === 'internal') deps.log?.(`[serve] error on ${req.method} ${req.path}: ${(err as Error)?.stack ?? String(err)}`);
+    res.locals.errorCode = e.code;
+    if (!req.complete) {
+      // The body was not read (rejected early): drop it and close the connection after answering.
+      res.setHeader('Connection', 'close');
+      req.resume();
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+    res.status(e.status).json(errorBody(e));
+  });
+
+  return app;
+}
+
+// -----------------------------------------------------------------------------------------------------
+// Helpers
+
+export function topk(p: Float32Array, names: string[], k: number): { label: string; index: number; probability: number }[] {
+  const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
+  return idx.slice(0, Math.min(k, p.length)).map((i) => ({ label: names[i] ?? String(i), index: i, probability: p[i] }));
+}
+
+export function kserveMetadata(m: ModelVersion, versions: string[]) {
+  const outputs = new Map<string, TensorInfo>();
+  for (const g of m.classifier ? [m.encoder, m.classifier] : [m.encoder]) for (const o of g.outputs) if (!outputs.has(o.name)) outputs.set(o.name, o);
+  return {
+    name: m.name,
+    versions,
+    platform: 'onnxruntime_onnx',
+    inputs: [m.encoder.input],
+    outputs: [...outputs.values()],
+    parameters: { view: m.manifest.view, input_size: m.size, class_names: m.classifier ? m.classNames : [] },
+  };
+}
+
+/** Outputs returned when the request names none. */
+export function defaultOutputs(m: ModelVersion): string[] {
+  return m.classifier ? ['embedding', 'probabilities'] : ['embedding'];
+}
+
+/** Which graphs to run for the requested outputs: one graph when one has them all. */
+export function planGraphs(m: ModelVersion, outputs: string[]): Map<Graph, string[]> {
+  const graphs = m.classifier ? [m.classifier, m.encoder] : [m.encoder];
+  const has = (g: Graph, n: string) => g.outputs.some((o) => o.name === n);
+  const plan = new Map<Graph, string[]>();
+  const all = graphs.find((g) => outputs.every((n) => has(g, n)));
+  if (all) {
+    plan.set(all, outputs);
+    return plan;
+  }
+  for (const n of outputs) {
+    const g = graphs.find((x) => has(x, n))!;
+    plan.set(g, [...(plan.get(g) ?? []), n]);
+  }
+  return plan;
+}
+
+interface InferRequest {
+  id?: string;
+  images: Uint8Array[];
+  outputs: string[];
+}
+
+/** Validate a KServe v2 inference request: one UINT8 input [N, size, size, 3], integer data 0..255. */
+export function parseInferRequest(body: unknown, m: ModelVersion, maxImages: number): InferRequest {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('inference request must be a JSON object', 'invalid_request');
+  const o = body as Record<string, unknown>;
+  if (o.id !== undefined && typeof o.id !== 'string') throw badRequest('"id" must be a string', 'invalid_request');
+  if (!Array.isArray(o.inputs) || o.inputs.length !== 1) throw badRequest('"inputs" must be an array holding exactly one tensor', 'invalid_request');
+  const t = o.inputs[0] as Record<string, unknown>;
+  if (!t || typeof t !== 'object' || Array.isArray(t)) throw badRequest('inputs[0] must be a tensor object', 'invalid_request');
+  const want = m.encoder.input;
+  if (t.name !== want.name) throw badRequest(`inputs[0].name must be ${JSON.stringify(want.name)}`, 'invalid_input');
+  if (t.datatype !== 'UINT8') throw badRequest(`inputs[0].datatype must be "UINT8", got ${JSON.stringify(t.datatype)?.slice(0, 40)}`, 'invalid_input');
+  const shape = t.shape;
+  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw badRequest(`inputs[0].shape must be [N, ${m.size}, ${m.size}, 3]`, 'invalid_input');
+  }
+  const [n, h, w, c] = shape as number[];
+  if (h !== m.size || w !== m.size || c !== 3 || n < 1) throw badRequest(`inputs[0].shape must be [N, ${m.size}, ${m.size}, 3] with N >= 1, got [${shape.join(', ')}]`, 'invalid_input');
+  if (n > maxImages) throw tooLarge(`${n} images in one request; the limit is ${maxImages}`, 'too_many_images');
+  const per = h * w * c;
+  const flat = new Uint8Array(n * per);
+  let k = 0;
+  const walk = (v: unknown, depth: number): void => {
+    if (Array.isArray(v)) {
+      if (depth > 4) throw badRequest('inputs[0].data is nested too deeply', 'invalid_input');
+      for (const x of v) walk(x, depth + 1);
+      return;
+    }
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) throw badRequest(`inputs[0].data[${k}] is not an integer in [0, 255]`, 'invalid_input');
+    if (k >= flat.length) throw badRequest(`inputs[0].data holds more than the ${flat.length} values of its shape`, 'invalid_input');
+    flat[k++] = v;
+  };
+  if (!Array.isArray(t.data)) throw badRequest('inputs[0].data must be an array of numbers', 'invalid_input');
+  walk(t.data, 0);
+  if (k !== flat.length) throw badRequest(`inputs[0].data holds ${k} values; shape [${shape.join(', ')}] needs ${flat.length}`, 'invalid_input');
+  const available = new Set((m.classifier ? [m.encoder, m.classifier] : [m.encoder]).flatMap((g) => g.outputs.map((x) => x.name)));
+  let outputs = defaultOutputs(m).filter((x) => available.has(x));
+  if (o.outputs !== undefined) {
+    if (!Array.isArray(o.outputs) || o.outputs.length === 0) throw badRequest('"outputs" must be a non-empty array of { name }', 'invalid_request');
+    outputs = o.outputs.map((x, i) => {
+      const name = (x as { name?: unknown })?.name;
+      if (typeof name !== 'string') throw badRequest(`outputs[${i}].name must be a string`, 'invalid_request');
+      if (!available.has(name)) throw badRequest(`unknown output ${JSON.stringify(name.slice(0, 64))} (available: ${[...available].join(', ')})`, 'invalid_output');
+      return name;
+    });
+    outputs = [...new Set(outputs)];
+  }
+  const images = Array.from({ length: n }, (_, i) => flat.subarray(i * per, (i + 1) * per));
+  return { id: o.id as string | undefined, images, outputs };
+}

@@ -1,0 +1,180 @@
+/**
+ * Dynamic batching, independent of HTTP: concurrent callers submit items; the batcher gathers them into
+ * batches of at most `maxBatch` items, waiting at most `maxDelayMs` after the oldest queued item for more
+ * to arrive, and runs one batch at a time through `run` (one model session, one graph).
+ *
+ *   const b = new Batcher({ maxBatch: 32, maxDelayMs: 5, maxQueue: 256, timeoutMs: 10000, run: (xs) => infer(xs) });
+ *   const outs = await b.submit([img1, img2]); // one output per item, in order
+ *
+ * - The queue is bounded: a submission that would push it past `maxQueue` items fails at once with an
+ *   OverloadedError (HTTP 429 + Retry-After); a submission is all-or-nothing.
+ * - An item still queued (not yet running) `timeoutMs` after its submission fails with QueueTimeoutError
+ *   (HTTP 503) and is dropped from the queue; items already in a running batch are not interrupted.
+ * - `drain()` waits until the queue is empty and nothing runs; `close()` refuses new work and drains.
+ */
+import { OverloadedError, QueueTimeoutError, ShuttingDownError } from './errors.ts';
+
+export interface BatcherOptions<I, O> {
+  maxBatch: number;
+  maxDelayMs: number;
+  maxQueue: number;
+  timeoutMs: number;
+  /** Runs one batch; must return one output per input, in order. */
+  run: (items: I[]) => Promise<O[]>;
+  /** Called after each batch (for metrics): its size and how long `run` took. */
+  onBatch?: (size: number, seconds: number) => void;
+  /** Label used in error messages. */
+  name?: string;
+}
+
+interface Pending<I, O> {
+  item: I;
+  enqueued: number;
+  group: Group<O>;
+  index: number;
+}
+
+interface Group<O> {
+  outputs: O[];
+  remaining: number;
+  done: boolean;
+  timer?: NodeJS.Timeout;
+  resolve: (o: O[]) => void;
+  reject: (e: unknown) => void;
+}
+
+export class Batcher<I, O> {
+  private queue: Pending<I, O>[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  readonly name: string;
+
+  constructor(private readonly o: BatcherOptions<I, O>) {
+    if (!(o.maxBatch >= 1)) throw new RangeError('maxBatch must be >= 1');
+    if (!(o.maxQueue >= 1)) throw new RangeError('maxQueue must be >= 1');
+    this.name = o.name ?? 'model';
+  }
+
+  /** Items waiting (not yet in a running batch). */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  get busy(): boolean {
+    return this.running;
+  }
+
+  submit(items: I[]): Promise<O[]> {
+    if (this.closed) return Promise.reject(new ShuttingDownError());
+    if (items.length === 0) return Promise.resolve([]);
+    if (this.queue.length + items.length > this.o.maxQueue) {
+      return Promise.reject(
+        new OverloadedError(`${this.name}: queue full (${this.queue.length} of ${this.o.maxQueue} images waiting); retry later`),
+      );
+    }
+    return new Promise<O[]>((resolve, reject) => {
+      const group: Group<O> = { outputs: new Array(items.length), remaining: items.length, done: false, resolve, reject };
+      const now = performance.now();
+      items.forEach((item, index) => this.queue.push({ item, enqueued: now, group, index }));
+      if (this.o.timeoutMs > 0) {
+        group.timer = setTimeout(() => this.expire(group), this.o.timeoutMs);
+        group.timer.unref?.();
+      }
+      this.schedule();
+    });
+  }
+
+  /** Resolves when nothing is queued or running. */
+  drain(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drain();
+  }
+
+  private expire(group: Group<O>): void {
+    if (group.done) return;
+    const before = this.queue.length;
+    this.queue = this.queue.filter((p) => p.group !== group);
+    if (this.queue.length === before) return; // all its items are running: let them finish
+    this.fail(group, new QueueTimeoutError(`${this.name}: request waited more than ${this.o.timeoutMs} ms in the queue`));
+    this.notifyIdle();
+  }
+
+  private fail(group: Group<O>, e: unknown): void {
+    if (group.done) return;
+    group.done = true;
+    if (group.timer) clearTimeout(group.timer);
+    group.reject(e);
+  }
+
+  private schedule(): void {
+    if (this.running || this.queue.length === 0) return;
+    if (this.queue.length >= this.o.maxBatch || this.o.maxDelayMs <= 0) {
+      this.clearTimer();
+      void this.runBatch();
+      return;
+    }
+    if (this.timer) return;
+    const wait = Math.max(0, this.queue[0].enqueued + this.o.maxDelayMs - performance.now());
+    if (wait === 0) {
+      void this.runBatch();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.running) void this.runBatch();
+    }, wait);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async runBatch(): Promise<void> {
+    if (this.running || this.queue.length === 0) return;
+    this.running = true;
+    this.clearTimer();
+    const batch = this.queue.splice(0, this.o.maxBatch);
+    const t0 = performance.now();
+    try {
+      const outs = await this.o.run(batch.map((p) => p.item));
+      if (outs.length !== batch.length) throw new Error(`${this.name}: run returned ${outs.length} outputs for ${batch.length} inputs`);
+      this.o.onBatch?.(batch.length, (performance.now() - t0) / 1000);
+      batch.forEach((p, k) => {
+        const g = p.group;
+        if (g.done) return;
+        g.outputs[p.index] = outs[k];
+        if (--g.remaining === 0) {
+          g.done = true;
+          if (g.timer) clearTimeout(g.timer);
+          g.resolve(g.outputs);
+        }
+      });
+    } catch (e) {
+      for (const p of batch) this.fail(p.group, e);
+      // Items of the failed groups still queued are dropped too.
+      const failed = new Set(batch.map((p) => p.group));
+      this.queue = this.queue.filter((p) => !failed.has(p.group));
+    } finally {
+      this.running = false;
+    }
+    // Whatever queued meanwhile has already waited for a batch: run it without another delay if the
+    // oldest item is past its delay, otherwise the usual rule applies.
+    this.schedule();
+    this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (this.running || this.queue.length > 0) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const r of w) r();
+  }
+}

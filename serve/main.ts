@@ -1,0 +1,248 @@
+/**
+ * `cmc serve` without the CLI: configuration (flags, or CMC_SERVE_* environment variables), start-up
+ * (provider choice, model loading, listen) and graceful shutdown (SIGINT/SIGTERM: stop accepting, finish
+ * in-flight requests, drain the batchers, release the sessions).
+ *
+ *   const s = await startServer({ ...SERVE_DEFAULTS, models: 'models', port: 0 });
+ *   console.log(s.url); ... await s.close();
+ *
+ * Run directly: node --import tsx serve/main.ts --models models --port 8080
+ */
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.ts';
+import { Metrics } from './metrics.ts';
+import { chooseProvider, PROVIDERS, type ProviderChoice, type ProviderRequest } from './providers.ts';
+import { Repository } from './repository.ts';
+import { ResizePool } from './resize_pool.ts';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface ServeConfig {
+  models: string;
+  port: number;
+  host: string;
+  provider: ProviderRequest;
+  max_batch: number;
+  max_delay_ms: number;
+  /** Images waiting per model graph before 429. */
+  max_queue: number;
+  /** Longest wait in the queue before 503. */
+  timeout_ms: number;
+  max_body_mb: number;
+  /** Images per request. */
+  max_images: number;
+  /** Largest decoded image (width*height). */
+  max_pixels: number;
+  /** onnxruntime intra-op threads per session (0 = onnxruntime's default). */
+  threads: number;
+  /** Worker threads for the resize + centre crop (0 = in the event loop). */
+  preprocess_workers: number;
+  default_model: string;
+  auth_token: string;
+  cors_origin: string;
+  web_dist: string;
+  /** How long shutdown waits for in-flight requests. */
+  shutdown_timeout_ms: number;
+  quiet: boolean;
+}
+
+export const SERVE_DEFAULTS: ServeConfig = {
+  models: 'models',
+  port: 8080,
+  host: '127.0.0.1',
+  provider: 'auto',
+  max_batch: 32,
+  max_delay_ms: 5,
+  max_queue: 256,
+  timeout_ms: 30000,
+  max_body_mb: 32,
+  max_images: 64,
+  max_pixels: 36_000_000,
+  threads: 0,
+  preprocess_workers: 0,
+  default_model: '',
+  auth_token: '',
+  cors_origin: '',
+  web_dist: path.join(REPO_ROOT, 'web', 'dist'),
+  shutdown_timeout_ms: 10000,
+  quiet: false,
+};
+
+const NUMERIC: (keyof ServeConfig)[] = ['port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'threads', 'preprocess_workers', 'shutdown_timeout_ms'];
+
+/** Environment overrides: CMC_SERVE_PORT, CMC_SERVE_MAX_BATCH, CMC_SERVE_AUTH_TOKEN, ... */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServeConfig> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(SERVE_DEFAULTS) as (keyof ServeConfig)[]) {
+    const v = env[`CMC_SERVE_${k.toUpperCase()}`];
+    if (v === undefined) continue;
+    out[k] = NUMERIC.includes(k) ? Number(v) : k === 'quiet' ? v === '1' || v === 'true' : v;
+  }
+  return out as Partial<ServeConfig>;
+}
+
+export function validateConfig(c: ServeConfig): void {
+  const pos = (k: keyof ServeConfig, min = 1) => {
+    const v = c[k] as number;
+    if (!Number.isFinite(v) || v < min) throw new Error(`--${k} must be a number >= ${min}, got ${v}`);
+  };
+  pos('port', 0);
+  if (c.port > 65535) throw new Error(`--port must be <= 65535`);
+  pos('max_batch');
+  pos('max_delay_ms', 0);
+  pos('max_queue');
+  pos('timeout_ms', 0);
+  pos('max_body_mb', 0.001);
+  pos('max_images');
+  pos('max_pixels');
+  pos('threads', 0);
+  pos('preprocess_workers', 0);
+  if (!(PROVIDERS as readonly string[]).includes(c.provider)) throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: http.Server;
+  repo: Repository;
+  metrics: Metrics;
+  provider: ProviderChoice;
+  /** Graceful: stop accepting, finish in-flight requests (up to shutdown_timeout_ms), release models. */
+  close(): Promise<void>;
+}
+
+export async function startServer(partial: Partial<ServeConfig> = {}): Promise<RunningServer> {
+  const cfg: ServeConfig = { ...SERVE_DEFAULTS, ...partial };
+  validateConfig(cfg);
+  const log = cfg.quiet ? () => {} : (l: string) => console.error(l);
+  const metrics = new Metrics();
+  const provider = await chooseProvider(cfg.provider, log);
+  metrics.provider.set({ provider: provider.provider, requested: provider.requested }, 1);
+  const repo = await Repository.load({
+    root: path.resolve(cfg.models),
+    provider: provider.provider,
+    maxBatch: cfg.max_batch,
+    maxDelayMs: cfg.max_delay_ms,
+    maxQueue: cfg.max_queue,
+    timeoutMs: cfg.timeout_ms,
+    threads: cfg.threads,
+    defaultModel: cfg.default_model || undefined,
+    metrics,
+    log,
+  });
+  if (!repo.ready) log(`[serve] warning: no model loaded from ${path.resolve(cfg.models)} (readiness will report 503)`);
+  let draining = false;
+  const resizePool = cfg.preprocess_workers > 0 ? new ResizePool(Math.floor(cfg.preprocess_workers)) : undefined;
+  const app = createApp({
+    resizePool,
+    repo,
+    metrics,
+    provider: provider.provider,
+    isDraining: () => draining,
+    log,
+    config: {
+      maxBodyBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
+      maxImages: cfg.max_images,
+      maxPixels: cfg.max_pixels,
+      authToken: cfg.auth_token || undefined,
+      corsOrigin: cfg.cors_origin || undefined,
+      webDist: cfg.web_dist || undefined,
+    },
+  });
+  const server = http.createServer(app);
+  server.requestTimeout = 120_000;
+  server.headersTimeout = 20_000;
+  server.keepAliveTimeout = 5_000;
+  let inFlight = 0;
+  const idle: (() => void)[] = [];
+  server.on('request', (_req, res: http.ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (inFlight === 0) idle.splice(0).forEach((r) => r());
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
+  const url = `http://${host}:${port}`;
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      draining = true;
+      const stopped = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await Promise.race([new Promise<void>((r) => idle.push(r)), new Promise<void>((r) => setTimeout(r, cfg.shutdown_timeout_ms).unref())]);
+      }
+      await repo.close();
+      await resizePool?.close();
+      server.closeAllConnections();
+      await stopped;
+    })());
+  return { url, port, server, repo, metrics, provider, close };
+}
+
+/** Start, print the URL, and shut down gracefully on SIGINT/SIGTERM. Resolves when the server has closed. */
+export async function serveForever(partial: Partial<ServeConfig>): Promise<void> {
+  const s = await startServer(partial);
+  const names = s.repo.all().map((m) => `${m.name}:${m.version}`);
+  console.log(`cmc serve listening on ${s.url} (provider ${s.provider.provider}; models: ${names.join(', ') || 'none'})`);
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        console.error(`[serve] ${sig} again: exiting now`);
+        process.exit(130);
+      }
+      console.error(`[serve] ${sig}: draining in-flight requests…`);
+      s.close().then(() => {
+        console.error('[serve] stopped');
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        resolve();
+      }, (e) => {
+        console.error(`[serve] error while stopping: ${(e as Error).message}`);
+        resolve();
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+/** Flags → config (for `node serve/main.ts ...`); the CLI (bin/commands/serve.ts) uses commander instead. */
+export function configFromArgv(argv: string[]): Partial<ServeConfig> {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const k of Object.keys(SERVE_DEFAULTS)) options[k] = { type: k === 'quiet' ? 'boolean' : 'string' };
+  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) continue;
+    if (NUMERIC.includes(k as keyof ServeConfig)) {
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw new Error(`--${k}: expected a number, got '${String(v)}'`);
+      out[k] = n;
+    } else out[k] = v;
+  }
+  return out as Partial<ServeConfig>;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    await serveForever({ ...configFromEnv(), ...configFromArgv(process.argv.slice(2)) });
+  } catch (e) {
+    console.error(`cmc serve: ${(e as Error).message}`);
+    process.exitCode = 1;
+  }
+}

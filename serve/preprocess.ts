@@ -1,0 +1,101 @@
+/**
+ * Image decoding and the validation transform, as training and the linear probe see images:
+ *
+ *   sharp: header only → format (jpeg | png | webp) and dimensions checked against --max_pixels
+ *          (decompression bombs are refused before any pixel is decoded) → decode with EXIF rotation,
+ *          sRGB, alpha removed, 8-bit RGB
+ *   → valAugmentRgb (train/data/augment.ts): shorter side → round(size*256/224) with the Pillow-identical
+ *     bilinear resize, centre crop size x size → uint8 HWC, the model's `images` input.
+ *
+ *   const rgb = await decodeToInput(buf, 224, { maxPixels: 40e6 });   // Uint8Array 224*224*3
+ */
+import sharp, { type Metadata } from 'sharp';
+import { valAugmentRgb, valResizeSide } from '../train/data/augment.ts';
+import { ApiError, tooLarge, unprocessable, unsupported } from './errors.ts';
+import type { ResizePool } from './resize_pool.ts';
+
+export const ACCEPTED_FORMATS = new Set(['jpeg', 'png', 'webp']);
+
+// One libvips thread per decode: requests are decoded concurrently anyway, and the cache only holds
+// memory for images we never see twice.
+sharp.cache(false);
+sharp.concurrency(1);
+
+export interface DecodeLimits {
+  /** Largest width*height accepted (the declared size in the header, and the resized intermediate). */
+  maxPixels: number;
+}
+
+export interface DecodedImage {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Decode an encoded image to RGB uint8 (EXIF-rotated), refusing unsupported formats and bombs. */
+export async function decodeImage(buf: Uint8Array, limits: DecodeLimits): Promise<DecodedImage> {
+  if (buf.length === 0) throw unprocessable('empty image', 'empty_image');
+  let meta: Metadata;
+  try {
+    meta = await sharp(buf, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw unprocessable(`cannot read the image: ${shortSharpMessage(e)}`);
+  }
+  if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
+    throw unsupported(`image format ${meta.format ?? 'unknown'} is not accepted (jpeg, png or webp)`, 'unsupported_image_format');
+  }
+  const w = meta.width ?? 0, h = meta.height ?? 0;
+  if (!(w > 0 && h > 0)) throw unprocessable('the image header has no dimensions');
+  if (w * h > limits.maxPixels) {
+    throw tooLarge(`image is ${w}x${h} = ${w * h} pixels, more than the limit of ${limits.maxPixels}`, 'image_too_large');
+  }
+  try {
+    const { data, info } = await sharp(buf, { limitInputPixels: limits.maxPixels, failOn: 'warning', pages: 1 })
+      .rotate()
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    let rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (info.channels === 1) {
+      const out = new Uint8Array(info.width * info.height * 3);
+      for (let i = 0; i < rgb.length; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = rgb[i];
+      rgb = out;
+    } else if (info.channels !== 3) {
+      throw unprocessable(`decoded image has ${info.channels} channels, expected 3`);
+    }
+    return { rgb, width: info.width, height: info.height };
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw unprocessable(`cannot decode the image: ${shortSharpMessage(e)}`);
+  }
+}
+
+/** The model input for one decoded image: resize (shorter side) + centre crop, uint8 size*size*3. */
+export function toModelInput(img: DecodedImage, size: number, limits: DecodeLimits): Uint8Array {
+  checkResize(img, size, limits);
+  return valAugmentRgb(img, size);
+}
+
+/** 413 when the shorter-side resize of an extreme aspect ratio would exceed max_pixels. */
+export function checkResize(img: DecodedImage, size: number, limits: DecodeLimits): void {
+  const s = valResizeSide(size);
+  const short = Math.min(img.width, img.height), long = Math.max(img.width, img.height);
+  const resizedPixels = s * Math.trunc((s * long) / short);
+  if (resizedPixels > limits.maxPixels) {
+    throw tooLarge(`image aspect ratio ${img.width}x${img.height} would resize to ${resizedPixels} pixels, more than ${limits.maxPixels}`, 'image_too_large');
+  }
+}
+
+/** Decode + resize + crop; with a pool the resize runs in a worker thread. */
+export async function decodeToInput(buf: Uint8Array, size: number, limits: DecodeLimits, pool?: ResizePool): Promise<Uint8Array> {
+  const img = await decodeImage(buf, limits);
+  if (!pool) return toModelInput(img, size, limits);
+  checkResize(img, size, limits);
+  return pool.run(img, size);
+}
+
+function shortSharpMessage(e: unknown): string {
+  const m = String((e as Error)?.message ?? e).split('\n')[0];
+  return m.length > 160 ? `${m.slice(0, 160)}…` : m;
+}

@@ -1,0 +1,267 @@
+/**
+ * The model repository: every exported model folder under --models, loaded once at start-up (one
+ * onnxruntime session per graph per model version, each behind its own dynamic batcher).
+ *
+ * Layouts (both may be mixed):
+ *   models/<name>/manifest.json             one version, the manifest's "version"
+ *   models/<name>/<version>/manifest.json   several versions (Triton-style); the folder name is the version
+ * Graphs: encoder.onnx (images → embedding, features) and, when present, classifier.onnx
+ * (images → probabilities, logits, embedding). head.onnx (features → logits) is not served.
+ *
+ * Names and versions are checked against NAME_RE and only ever looked up in the in-memory table, so a
+ * request can never reach a path outside --models.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { parseManifest, type Manifest } from '../train/export/manifest.ts';
+import { loadOnnxModel, toNumber, type IValueInfoProto } from '../train/export/onnx_proto.ts';
+import { Batcher } from './batcher.ts';
+import { ApiError, badRequest, notFound } from './errors.ts';
+import type { Metrics } from './metrics.ts';
+import { createSession, type Logger, type Provider } from './providers.ts';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function validName(s: string): boolean {
+  return NAME_RE.test(s) && !s.includes('..');
+}
+
+export type GraphRole = 'encoder' | 'classifier';
+
+export interface TensorInfo {
+  name: string;
+  datatype: 'UINT8' | 'FP32';
+  /** -1 = dynamic (the batch axis). */
+  shape: number[];
+}
+
+/** Per-image outputs of one graph, by output name (views into the batch's output tensors). */
+export type ImageOutputs = Record<string, Float32Array>;
+
+export interface Graph {
+  role: GraphRole;
+  file: string;
+  session: ort.InferenceSession;
+  provider: Provider;
+  input: TensorInfo;
+  outputs: TensorInfo[];
+  batcher: Batcher<Uint8Array, ImageOutputs>;
+}
+
+export interface ModelVersion {
+  name: string;
+  version: string;
+  dir: string;
+  manifest: Manifest;
+  /** Input side (square). */
+  size: number;
+  classNames: string[];
+  encoder: Graph;
+  classifier?: Graph;
+}
+
+export interface RepositoryOptions {
+  root: string;
+  provider: Provider;
+  maxBatch: number;
+  maxDelayMs: number;
+  maxQueue: number;
+  timeoutMs: number;
+  /** onnxruntime intra-op threads per session (0 = its default). */
+  threads?: number;
+  defaultModel?: string;
+  metrics?: Metrics;
+  log?: Logger;
+}
+
+export interface LoadFailure {
+  dir: string;
+  error: string;
+}
+
+function compareVersions(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+export class Repository {
+  /** name → version → model, versions sorted ascending. */
+  private models = new Map<string, Map<string, ModelVersion>>();
+  readonly failures: LoadFailure[] = [];
+  private closed = false;
+
+  private constructor(readonly opts: RepositoryOptions) {}
+
+  static async load(opts: RepositoryOptions): Promise<Repository> {
+    const repo = new Repository(opts);
+    await repo.scan();
+    return repo;
+  }
+
+  get ready(): boolean {
+    return !this.closed && this.models.size > 0;
+  }
+
+  names(): string[] {
+    return [...this.models.keys()].sort();
+  }
+
+  versions(name: string): ModelVersion[] {
+    return [...(this.models.get(name)?.values() ?? [])].sort((a, b) => compareVersions(a.version, b.version));
+  }
+
+  all(): ModelVersion[] {
+    return this.names().flatMap((n) => this.versions(n));
+  }
+
+  graphs(): Graph[] {
+    return this.all().flatMap((m) => (m.classifier ? [m.encoder, m.classifier] : [m.encoder]));
+  }
+
+  get defaultModel(): string | undefined {
+    const d = this.opts.defaultModel;
+    if (d && this.models.has(d)) return d;
+    return this.names()[0];
+  }
+
+  /** The model version a request means: 400 for malformed names, 404 for unknown ones. */
+  resolve(name?: string, version?: string): ModelVersion {
+    const n = name ?? this.defaultModel;
+    if (n === undefined) throw new ApiError(503, 'no_models', 'no model is loaded');
+    if (!validName(n)) throw badRequest(`invalid model name ${JSON.stringify(n.slice(0, 64))} (letters, digits, '.', '_', '-')`, 'invalid_model_name');
+    const versions = this.models.get(n);
+    if (!versions) throw notFound(`model ${JSON.stringify(n)} not found`, 'model_not_found');
+    if (version === undefined || version === '' || version === 'latest') return this.versions(n).at(-1)!;
+    if (!validName(version)) throw badRequest(`invalid model version ${JSON.stringify(version.slice(0, 64))}`, 'invalid_version');
+    const m = versions.get(version);
+    if (!m) throw notFound(`model ${JSON.stringify(n)} has no version ${JSON.stringify(version)} (has ${[...versions.keys()].join(', ')})`, 'version_not_found');
+    return m;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const graphs = this.graphs();
+    await Promise.all(graphs.map((g) => g.batcher.close()));
+    await Promise.all(graphs.map((g) => g.session.release().catch(() => {})));
+  }
+
+  private async scan(): Promise<void> {
+    const { root, log } = this.opts;
+    if (!fs.existsSync(root)) {
+      log?.(`[serve] warning: model folder ${root} does not exist`);
+      return;
+    }
+    const dirs: { dir: string; version?: string }[] = [];
+    for (const e of fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (!e.isDirectory() || !validName(e.name)) continue;
+      const dir = path.join(root, e.name);
+      if (fs.existsSync(path.join(dir, 'manifest.json'))) dirs.push({ dir });
+      for (const v of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (v.isDirectory() && validName(v.name) && fs.existsSync(path.join(dir, v.name, 'manifest.json'))) dirs.push({ dir: path.join(dir, v.name), version: v.name });
+      }
+    }
+    for (const d of dirs) {
+      try {
+        const m = await this.loadVersion(d.dir, d.version);
+        const versions = this.models.get(m.name) ?? new Map<string, ModelVersion>();
+        if (versions.has(m.version)) throw new Error(`duplicate version ${m.version} of model ${m.name}`);
+        versions.set(m.version, m);
+        this.models.set(m.name, versions);
+        log?.(`[serve] loaded ${m.name} v${m.version} (${m.size}px, ${m.classifier ? `${m.classNames.length} classes` : 'no classifier'}) on ${m.encoder.provider}`);
+      } catch (e) {
+        const error = (e as Error).message;
+        this.failures.push({ dir: d.dir, error });
+        log?.(`[serve] warning: skipping ${d.dir}: ${error}`);
+      }
+    }
+  }
+
+  private async loadVersion(dir: string, folderVersion?: string): Promise<ModelVersion> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    } catch (e) {
+      throw new Error(`manifest.json unreadable: ${(e as Error).message}`);
+    }
+    const manifest = parseManifest(raw, path.join(dir, 'manifest.json'));
+    const name = folderVersion ? path.basename(path.dirname(dir)) : manifest.name;
+    const version = folderVersion ?? String(manifest.version);
+    if (!validName(name)) throw new Error(`model name ${JSON.stringify(name)} is not a valid name`);
+    if (!validName(version)) throw new Error(`model version ${JSON.stringify(version)} is not a valid version`);
+    const size = manifest.input.size;
+    const encFile = path.join(dir, 'encoder.onnx');
+    if (!fs.existsSync(encFile)) throw new Error('encoder.onnx missing');
+    const encoder = await this.loadGraph(name, version, 'encoder', encFile, size);
+    const clsFile = path.join(dir, 'classifier.onnx');
+    const classifier = fs.existsSync(clsFile) ? await this.loadGraph(name, version, 'classifier', clsFile, size) : undefined;
+    if (classifier) {
+      const p = classifier.outputs.find((o) => o.name === 'probabilities') ?? classifier.outputs[0];
+      const c = p.shape[1];
+      if (c > 0 && manifest.classNames.length !== c) throw new Error(`classifier has ${c} classes but manifest.classNames lists ${manifest.classNames.length}`);
+    }
+    return { name, version, dir, manifest, size, classNames: manifest.classNames ?? [], encoder, classifier };
+  }
+
+  private async loadGraph(name: string, version: string, role: GraphRole, file: string, size: number): Promise<Graph> {
+    const { provider, threads, log, metrics } = this.opts;
+    const loaded = loadOnnxModel(file); // validates structure and the manifest's sha256
+    const g = loaded.model.graph!;
+    const dims = (v: IValueInfoProto): number[] =>
+      (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : -1));
+    const inits = new Set((g.initializer ?? []).map((t) => t.name));
+    const inputs = (g.input ?? []).filter((i) => !inits.has(i.name ?? ''));
+    if (inputs.length !== 1) throw new Error(`${path.basename(file)}: expected one input, found ${inputs.length}`);
+    const input: TensorInfo = { name: inputs[0].name ?? 'images', datatype: 'UINT8', shape: [-1, size, size, 3] };
+    const inShape = dims(inputs[0]);
+    if (inShape.length !== 4 || inShape[3] !== 3 || (inShape[1] > 0 && inShape[1] !== size) || (inShape[2] > 0 && inShape[2] !== size)) {
+      throw new Error(`${path.basename(file)}: input shape [${inShape}] is not [N, ${size}, ${size}, 3]`);
+    }
+    const outputs: TensorInfo[] = (g.output ?? []).map((o) => ({ name: o.name ?? '', datatype: 'FP32', shape: [-1, ...dims(o).slice(1)] }));
+    const what = `${name} v${version} ${role}`;
+    const { session, provider: used } = await createSession(loaded.bytes, provider, { threads, log, what });
+    const labels = { model: `${name}:${version}`, graph: role };
+    const outNames = outputs.map((o) => o.name);
+    const batcher = new Batcher<Uint8Array, ImageOutputs>({
+      name: what,
+      maxBatch: this.opts.maxBatch,
+      maxDelayMs: this.opts.maxDelayMs,
+      maxQueue: this.opts.maxQueue,
+      timeoutMs: this.opts.timeoutMs,
+      run: (items) => runBatch(session, input.name, outNames, items, size),
+      onBatch: (n, s) => {
+        metrics?.batchSize.observe(labels, n);
+        metrics?.inference.observe(labels, s);
+        metrics?.images.inc(labels, n);
+      },
+    });
+    metrics?.queueDepth.set(labels, () => batcher.depth);
+    return { role, file, session, provider: used, input, outputs, batcher };
+  }
+}
+
+/** One onnxruntime run over a batch of uint8 HWC images; per-image views of every output. */
+export async function runBatch(
+  session: ort.InferenceSession,
+  inputName: string,
+  outputNames: string[],
+  items: Uint8Array[],
+  size: number,
+): Promise<ImageOutputs[]> {
+  const per = size * size * 3;
+  const data = new Uint8Array(items.length * per);
+  items.forEach((x, i) => {
+    if (x.length !== per) throw new Error(`image ${i} has ${x.length} values, expected ${per}`);
+    data.set(x, i * per);
+  });
+  const out = await session.run({ [inputName]: new ort.Tensor('uint8', data, [items.length, size, size, 3]) }, outputNames);
+  return items.map((_, i) => {
+    const r: ImageOutputs = {};
+    for (const n of outputNames) {
+      const t = out[n];
+      const d = t.data as Float32Array;
+      const w = d.length / items.length;
+      r[n] = d.subarray(i * w, (i + 1) * w);
+    }
+    return r;
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * A small worker-thread pool for the resize + centre crop (valAugmentRgb), so large images (about 0.1 s
+ * of JavaScript for 12 MP) do not block the event loop. `--preprocess_workers 0` keeps it in-thread.
+ * Workers register tsx themselves (they do not inherit the main thread's loader hooks; same bootstrap as
+ * train/data/loader.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import type { DecodedImage } from './preprocess.ts';
+
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const a = process.execArgv;
+  for (let k = 0; k < a.length; k++) {
+    const f = a[k];
+    if ((f === '--import' || f === '--require' || f === '-r' || f === '--loader' || f === '--experimental-loader') && /tsx/.test(a[k + 1] ?? '')) {
+      k++;
+      continue;
+    }
+    if (/^--(import|require|loader|experimental-loader)=.*tsx/.test(f)) continue;
+    out.push(f);
+  }
+  return out;
+}
+
+interface Slot {
+  w: Worker;
+  busy: number;
+  ready: Promise<void>;
+}
+
+export class ResizePool {
+  private slots: Slot[] = [];
+  private next = 1;
+  private tasks = new Map<number, { resolve: (u: Uint8Array) => void; reject: (e: Error) => void }>();
+
+  constructor(readonly size: number) {
+    const target = new URL('./resize_worker.ts', import.meta.url).href;
+    const tsxApi = import.meta.resolve('tsx/esm/api');
+    const code =
+      `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(target)}); })` +
+      `.catch((e) => { setImmediate(() => { throw e; }); });`;
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(code, { eval: true, execArgv: workerExecArgv() });
+      w.unref();
+      let onReady!: () => void;
+      const ready = new Promise<void>((r) => (onReady = r));
+      const slot: Slot = { w, busy: 0, ready };
+      w.on('message', (m: { ready?: boolean; id?: number; out?: Uint8Array; error?: string }) => {
+        if (m.ready) return onReady();
+        const t = this.tasks.get(m.id!);
+        if (!t) return;
+        this.tasks.delete(m.id!);
+        slot.busy--;
+        if (m.error !== undefined) t.reject(new Error(m.error));
+        else t.resolve(m.out!);
+      });
+      w.on('error', (e) => {
+        for (const [id, t] of this.tasks) {
+          this.tasks.delete(id);
+          t.reject(e);
+        }
+      });
+      this.slots.push(slot);
+    }
+  }
+
+  async run(img: DecodedImage, size: number): Promise<Uint8Array> {
+    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    slot.busy++;
+    await slot.ready;
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.tasks.set(id, { resolve, reject });
+      // Copied, not transferred: sharp's output may live in memory that cannot be detached.
+      slot.w.postMessage({ id, rgb: img.rgb, width: img.width, height: img.height, size });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.w.terminate()));
+  }
+}

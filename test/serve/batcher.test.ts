@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Batcher } from '../../serve/batcher.ts';
+import { OverloadedError, QueueTimeoutError } from '../../serve/errors.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function recorder(delayMs = 0) {
+  const sizes: number[] = [];
+  const run = async (xs: number[]) => {
+    sizes.push(xs.length);
+    if (delayMs) await sleep(delayMs);
+    return xs.map((x) => x * 10);
+  };
+  return { sizes, run };
+}
+
+test('batcher gathers concurrent submissions into one batch and keeps order', async () => {
+  const r = recorder();
+  const b = new Batcher({ maxBatch: 32, maxDelayMs: 20, maxQueue: 100, timeoutMs: 1000, run: r.run });
+  const outs = await Promise.all([b.submit([1, 2]), b.submit([3]), b.submit([4, 5, 6])]);
+  assert.deepEqual(outs, [[10, 20], [30], [40, 50, 60]]);
+  assert.deepEqual(r.sizes, [6]);
+});
+
+test('batcher splits at max_batch and runs a full batch without waiting for the delay', async () => {
+  const r = recorder();
+  const b = new Batcher({ maxBatch: 4, maxDelayMs: 10000, maxQueue: 100, timeoutMs: 0, run: r.run });
+  const t0 = performance.now();
+  const out = await b.submit([1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(out, [10, 20, 30, 40, 50, 60, 70, 80]);
+  assert.deepEqual(r.sizes, [4, 4]);
+  assert.ok(performance.now() - t0 < 1000);
+});
+
+test('batcher: a full queue is an OverloadedError (all or nothing), then recovers', async () => {
+  const r = recorder(30);
+  const b = new Batcher({ maxBatch: 2, maxDelayMs: 0, maxQueue: 3, timeoutMs: 0, run: r.run });
+  const first = b.submit([1, 2]); // runs at once
+  const second = b.submit([3, 4, 5]); // queued (3 of 3)
+  await assert.rejects(b.submit([6]), (e) => e instanceof OverloadedError && e.status === 429 && e.headers['Retry-After'] === '1');
+  assert.deepEqual(await first, [10, 20]);
+  assert.deepEqual(await second, [30, 40, 50]);
+  assert.deepEqual(await b.submit([7]), [70]);
+});
+
+test('batcher: an item still queued after timeout_ms fails with QueueTimeoutError and leaves the queue', async () => {
+  const r = recorder(80);
+  const b = new Batcher({ maxBatch: 1, maxDelayMs: 0, maxQueue: 10, timeoutMs: 20, run: r.run });
+  const a = b.submit([1]); // runs 80 ms
+  const c = b.submit([2]); // waits behind it, times out at 20 ms
+  await assert.rejects(c, (e) => e instanceof QueueTimeoutError && e.status === 503);
+  assert.equal(b.depth, 0);
+  assert.deepEqual(await a, [10]);
+  await b.drain();
+  assert.deepEqual(r.sizes, [1]);
+});
+
+test('batcher: a failing run rejects every request of the batch; the next batch works', async () => {
+  let fail = true;
+  const b = new Batcher<number, number>({
+    maxBatch: 8, maxDelayMs: 5, maxQueue: 10, timeoutMs: 0,
+    run: async (xs) => {
+      if (fail) throw new Error('boom');
+      return xs;
+    },
+  });
+  const rs = await Promise.allSettled([b.submit([1]), b.submit([2])]);
+  assert.ok(rs.every((x) => x.status === 'rejected'));
+  fail = false;
+  assert.deepEqual(await b.submit([3]), [3]);
+});
+
+test('batcher: close() drains queued work and refuses new work', async () => {
+  const r = recorder(10);
+  const b = new Batcher({ maxBatch: 2, maxDelayMs: 5, maxQueue: 10, timeoutMs: 0, run: r.run });
+  const p = b.submit([1, 2, 3]);
+  await b.close();
+  assert.deepEqual(await p, [10, 20, 30]);
+  await assert.rejects(b.submit([4]), (e: { status?: number }) => e.status === 503);
+});

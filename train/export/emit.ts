@@ -1,0 +1,512 @@
+/**
+ * Interpreter #2 of the network description language (train/spec/layers.ts): NetworkSpec -> ONNX nodes.
+ *
+ * Layout inside the graph is NCHW (ONNX Conv/MaxPool/GlobalAveragePool are NCHW), so:
+ * - conv weights go from tfjs [kh, kw, in, out] to ONNX [out, in, kh, kw]; linear weights from tfjs
+ *   [in, out] to Gemm B [out, in] with transB = 1 (PyTorch's layout);
+ * - batch norm is folded, in eval form (running statistics), into the conv/linear right before it
+ *   (W' = W * s, b' = s * (b - mean) + beta with s = gamma / sqrt(var + eps), computed in float64);
+ *   a batch norm not preceded by a conv/linear becomes Mul + Add;
+ * - MaxPool pads are ignored cells in ONNX (= PyTorch's -inf padding), floor mode (ceil_mode 0);
+ * - Flatten of an NCHW map is PyTorch's flatten order directly;
+ * - L2 norm is x / sqrt(ReduceSum(x * x, axes = [1], keepdims = 1)) (no LpNormalization: it is not in
+ *   onnxruntime-web's WebGPU operator list); no epsilon, as the seed's Normalize(2) and build_tfjs.ts;
+ * - residual is Add + Relu.
+ *
+ * The preprocessing runs inside the graph too: `images` uint8 [N, H, W, 3] (NHWC, RGB) -> Cast -> *1/255
+ * -> colour conversion (Lab: sRGB linearisation with Where/Pow, the XYZ matrix with the white point
+ * folded in as a MatMul, f(t) with Where and Pow(1/3), L/a/b as a MatMul + Add; or YCbCr: a MatMul + Add)
+ * -> (x - mean) / std -> Transpose to NCHW, exactly the formulas and constants of
+ * train/preprocess/color.ts, in float32 instead of float64 (differences ~1e-6 after normalisation).
+ * Each view then takes its channels (Slice, or Gather when not contiguous).
+ *
+ *   const g = buildEncoderGraph(spec, params, { view: 'Lab', layer: 5 });   // outputs embedding, features
+ */
+import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../spec/layers.ts';
+import { inferShapes, layerOutputShape, type Shape } from '../spec/shapes.ts';
+import { LAB_MEAN, LAB_STD, YCBCR_MEAN, YCBCR_STD, type ColorView } from '../preprocess/color.ts';
+import {
+  DataType,
+  OPSET,
+  floatTensor,
+  int64Tensor,
+  makeNode,
+  valueInfo,
+  type AttrValue,
+  type IGraphProto,
+  type INodeProto,
+  type ITensorProto,
+} from './onnx_proto.ts';
+
+/** One parameter or buffer in tfjs layout (as CmcModel.toNamedArrays / checkpoint tensors). */
+export interface ParamArray {
+  shape: number[];
+  data: Float32Array;
+}
+/** Parameters keyed `${view}.${state_dict name}`, e.g. 'L.conv_block_1.0.weight'. */
+export type ParamArrays = Record<string, ParamArray>;
+
+/**
+ * ai.onnx operators onnxruntime-web's WebGPU execution provider implements at opset 17 (from
+ * onnxruntime-web 1.30 docs/webgpu-operators.md). The exporter refuses graphs using anything else.
+ */
+export const WEBGPU_OPS: ReadonlySet<string> = new Set([
+  'Abs', 'Acos', 'Acosh', 'Add', 'ArgMax', 'ArgMin', 'Asin', 'Asinh', 'Atan', 'Atanh', 'AveragePool',
+  'BatchNormalization', 'Cast', 'Ceil', 'Clip', 'Concat', 'Conv', 'ConvTranspose', 'Cos', 'Cosh', 'CumSum',
+  'DFT', 'DepthToSpace', 'DequantizeLinear', 'Div', 'Einsum', 'Elu', 'Equal', 'Erf', 'Exp', 'Expand',
+  'Flatten', 'Floor', 'Gather', 'GatherElements', 'GatherND', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool',
+  'Greater', 'GreaterOrEqual', 'GridSample', 'HardSigmoid', 'HardSwish', 'If', 'InstanceNormalization',
+  'LayerNormalization', 'LeakyRelu', 'Less', 'LessOrEqual', 'Log', 'MatMul', 'MaxPool', 'Mul', 'Neg', 'Not',
+  'Pad', 'Pow', 'Range', 'Reciprocal', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceMax',
+  'ReduceMean', 'ReduceMin', 'ReduceProd', 'ReduceSum', 'ReduceSumSquare', 'Relu', 'Reshape', 'Resize',
+  'ScatterND', 'Shape', 'Sigmoid', 'Sin', 'Sinh', 'Slice', 'Softmax', 'Split', 'Sqrt', 'Squeeze', 'Sub',
+  'Tan', 'Tanh', 'ThresholdedRelu', 'Tile', 'Transpose', 'Unsqueeze', 'Where',
+]);
+
+/** Throws if a node uses an operator outside WEBGPU_OPS (or a domain other than ai.onnx). */
+export function checkOps(graph: IGraphProto, what = 'graph'): void {
+  for (const n of graph.node ?? []) {
+    const domain = n.domain ?? '';
+    if (domain !== '' && domain !== 'ai.onnx') {
+      throw new Error(`${what}: node ${n.name} uses domain '${domain}'; only ai.onnx (opset ${OPSET}) is exported`);
+    }
+    if (!WEBGPU_OPS.has(n.opType ?? '')) {
+      throw new Error(
+        `${what}: node ${n.name} uses operator '${n.opType}', which onnxruntime-web's WebGPU execution provider ` +
+          `does not implement; the exporter only emits operators from its list (${[...WEBGPU_OPS].join(', ')})`,
+      );
+    }
+  }
+}
+
+/** Collects nodes and initializers with unique names. */
+export class GraphBuilder {
+  readonly nodes: INodeProto[] = [];
+  readonly initializers: ITensorProto[] = [];
+  private readonly used = new Set<string>();
+
+  /** A fresh tensor/node name based on `base`. */
+  unique(base: string): string {
+    const clean = base.replace(/[^A-Za-z0-9_.\/:-]/g, '_');
+    let name = clean;
+    for (let k = 1; this.used.has(name); k++) name = `${clean}_${k}`;
+    this.used.add(name);
+    return name;
+  }
+
+  /** Add a node with one output; returns the output name (`out` if given, which must be unused). */
+  op(opType: string, inputs: string[], base: string, attrs: Record<string, AttrValue> = {}, out?: string): string {
+    const output = out ?? this.unique(`${base}/${opType}`);
+    if (out) {
+      if (this.used.has(out)) throw new Error(`tensor name ${out} already used`);
+      this.used.add(out);
+    }
+    this.nodes.push(makeNode(opType, inputs, [output], this.unique(`${base}/${opType}_node`), attrs));
+    return output;
+  }
+
+  constFloat(base: string, dims: number[], data: Float32Array | number[]): string {
+    const name = this.unique(base);
+    this.initializers.push(floatTensor(name, dims, data));
+    return name;
+  }
+
+  constInt64(base: string, dims: number[], values: number[]): string {
+    const name = this.unique(base);
+    this.initializers.push(int64Tensor(name, dims, values));
+    return name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Preprocessing
+
+// Constants of train/preprocess/color.ts (skimage's rgb2lab / rgb2ycbcr).
+const XYZ_FROM_RGB = [
+  [0.412453, 0.35758, 0.180423],
+  [0.212671, 0.71516, 0.072169],
+  [0.019334, 0.119193, 0.950227],
+];
+const WHITE_D65 = [0.95047, 1.0, 1.08883];
+const YCBCR_FROM_RGB = [
+  [65.481, 128.553, 24.966],
+  [-37.797, -74.203, 112.0],
+  [112.0, -93.786, -18.214],
+];
+const YCBCR_OFFSET = [16, 128, 128];
+
+/** Row-vector form: out[..., i] = sum_j x[..., j] * m[i][j] / div[i]  ->  MatMul weight [3, 3] = (m / div)^T. */
+function rowVectorMatrix(m: number[][], div: number[] = [1, 1, 1]): number[] {
+  const w: number[] = [];
+  for (let j = 0; j < 3; j++) for (let i = 0; i < 3; i++) w.push(m[i][j] / div[i]);
+  return w;
+}
+
+/**
+ * uint8 NHWC RGB `input` -> normalised float NCHW view input (channel 0 = L or Y, 1..2 = ab or CbCr).
+ * Returns the NCHW tensor name.
+ */
+export function emitPreprocess(g: GraphBuilder, input: string, view: ColorView): string {
+  const p = 'preprocess';
+  const x = g.op('Cast', [input], p, { to: DataType.FLOAT });
+  const rgb = g.op('Mul', [x, g.constFloat(`${p}/inv255`, [], [1 / 255])], p);
+  let y: string;
+  let mean: readonly number[];
+  let std: readonly number[];
+  if (view === 'Lab') {
+    // sRGB linearisation: c > 0.04045 ? ((c + 0.055) / 1.055)^2.4 : c / 12.92.
+    const hi = g.op('Greater', [rgb, g.constFloat(`${p}/srgb_threshold`, [], [0.04045])], `${p}/srgb`);
+    const t = g.op('Div', [g.op('Add', [rgb, g.constFloat(`${p}/srgb_a`, [], [0.055])], `${p}/srgb`), g.constFloat(`${p}/srgb_1a`, [], [1.055])], `${p}/srgb`);
+    const pow = g.op('Pow', [t, g.constFloat(`${p}/srgb_gamma`, [], [2.4])], `${p}/srgb`);
+    const lin = g.op('Div', [rgb, g.constFloat(`${p}/srgb_slope`, [], [12.92])], `${p}/srgb`);
+    const linear = g.op('Where', [hi, pow, lin], `${p}/srgb`);
+    // XYZ / white point, as one 3x3 matrix.
+    const xyz = g.op('MatMul', [linear, g.constFloat(`${p}/xyz_from_rgb`, [3, 3], rowVectorMatrix(XYZ_FROM_RGB, WHITE_D65))], `${p}/xyz`);
+    // f(t) = t > 0.008856 ? t^(1/3) : 7.787 t + 16/116.
+    const big = g.op('Greater', [xyz, g.constFloat(`${p}/lab_threshold`, [], [0.008856])], `${p}/lab_f`);
+    const cbrt = g.op('Pow', [xyz, g.constFloat(`${p}/one_third`, [], [1 / 3])], `${p}/lab_f`);
+    const lin2 = g.op('Add', [g.op('Mul', [xyz, g.constFloat(`${p}/lab_slope`, [], [7.787])], `${p}/lab_f`), g.constFloat(`${p}/lab_offset`, [], [16 / 116])], `${p}/lab_f`);
+    const f = g.op('Where', [big, cbrt, lin2], `${p}/lab_f`);
+    // L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz).
+    const labM = [
+      [0, 116, 0],
+      [500, -500, 0],
+      [0, 200, -200],
+    ];
+    y = g.op('Add', [g.op('MatMul', [f, g.constFloat(`${p}/lab_from_f`, [3, 3], rowVectorMatrix(labM))], `${p}/lab`), g.constFloat(`${p}/lab_bias`, [3], [-16, 0, 0])], `${p}/lab`);
+    mean = LAB_MEAN;
+    std = LAB_STD;
+  } else if (view === 'YCbCr') {
+    y = g.op('Add', [g.op('MatMul', [rgb, g.constFloat(`${p}/ycbcr_from_rgb`, [3, 3], rowVectorMatrix(YCBCR_FROM_RGB))], `${p}/ycbcr`), g.constFloat(`${p}/ycbcr_offset`, [3], YCBCR_OFFSET)], `${p}/ycbcr`);
+    mean = YCBCR_MEAN;
+    std = YCBCR_STD;
+  } else {
+    const never: never = view;
+    throw new Error(`unknown view ${String(never)}`);
+  }
+  const norm = g.op('Div', [g.op('Sub', [y, g.constFloat(`${p}/mean`, [3], [...mean])], `${p}/norm`), g.constFloat(`${p}/std`, [3], [...std])], `${p}/norm`);
+  return g.op('Transpose', [norm], `${p}/to_nchw`, { perm: [0, 3, 1, 2] });
+}
+
+/** x[:, channels] of an NCHW tensor (Slice when contiguous, else Gather). */
+export function emitChannels(g: GraphBuilder, x: string, channels: number[], base: string): string {
+  const c0 = channels[0];
+  if (channels.every((c, i) => c === c0 + i)) {
+    return g.op('Slice', [x, g.constInt64(`${base}/starts`, [1], [c0]), g.constInt64(`${base}/ends`, [1], [c0 + channels.length]), g.constInt64(`${base}/axes`, [1], [1])], base);
+  }
+  return g.op('Gather', [x, g.constInt64(`${base}/indices`, [channels.length], channels)], base, { axis: 1 });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoder layers
+
+type Lookup = (name: string) => ParamArray;
+
+interface Affine {
+  /** Per output channel: y = scale * (W x) + shift. */
+  scale: Float64Array;
+  shift: Float64Array;
+  hasBias: boolean;
+}
+
+/** The conv/linear's own bias, then the following BN (eval form) folded in. */
+function affineFor(out: number, layer: { name: string; bias: boolean }, bn: (LayerSpec & { kind: 'batchnorm' }) | null, get: Lookup): Affine {
+  const scale = new Float64Array(out).fill(1);
+  const shift = new Float64Array(out);
+  if (layer.bias) {
+    const b = get(`${layer.name}.bias`).data;
+    for (let o = 0; o < out; o++) shift[o] = b[o];
+  }
+  if (bn) {
+    const gamma = get(`${bn.name}.weight`).data;
+    const beta = get(`${bn.name}.bias`).data;
+    const mean = get(`${bn.name}.running_mean`).data;
+    const variance = get(`${bn.name}.running_var`).data;
+    for (let o = 0; o < out; o++) {
+      const s = gamma[o] / Math.sqrt(variance[o] + bn.eps);
+      scale[o] = s;
+      shift[o] = s * (shift[o] - mean[o]) + beta[o];
+    }
+  }
+  return { scale, shift, hasBias: layer.bias || bn !== null };
+}
+
+function checkShape(p: ParamArray, shape: number[], name: string): void {
+  if (p.shape.join() !== shape.join()) throw new Error(`${name}: parameter shape [${p.shape}] but the spec needs [${shape}]`);
+}
+
+interface EmitState {
+  g: GraphBuilder;
+  get: Lookup;
+  /** View name: parameterised layers are named `${view}.${layer.name}`. */
+  view: string;
+  /** Name prefix of anonymous layers (relu, pools, ...): the block or residual unit. */
+  scope: string;
+}
+
+/** Emit one list of layers (a block, a residual body or shortcut); folds BN into a preceding conv/linear. */
+function emitLayers(st: EmitState, layers: LayerSpec[], x: string, shape: Shape): { x: string; shape: Shape } {
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i];
+    const next = layers[i + 1];
+    const foldBn = (layer.kind === 'conv2d' || layer.kind === 'linear') && next?.kind === 'batchnorm' ? next : null;
+    x = emitLayer(st, layer, x, shape, foldBn);
+    shape = layerOutputShape(layer, shape);
+    if (foldBn) {
+      shape = layerOutputShape(foldBn, shape);
+      i++;
+    }
+  }
+  return { x, shape };
+}
+
+function emitLayer(
+  st: EmitState,
+  layer: LayerSpec,
+  x: string,
+  shape: Shape,
+  bn: (LayerSpec & { kind: 'batchnorm' }) | null,
+): string {
+  const { g, get, view, scope } = st;
+  switch (layer.kind) {
+    case 'conv2d': {
+      const base = `${view}.${layer.name}`;
+      const cin = shape[2];
+      const k = layer.kernel;
+      const cout = layer.filters;
+      const w = get(`${layer.name}.weight`);
+      checkShape(w, [k, k, cin, cout], `${base}.weight`);
+      const a = affineFor(cout, layer, bn, get);
+      const wt = new Float32Array(cout * cin * k * k);
+      for (let y = 0; y < k; y++) {
+        for (let xx = 0; xx < k; xx++) {
+          for (let i = 0; i < cin; i++) {
+            const src = ((y * k + xx) * cin + i) * cout;
+            for (let o = 0; o < cout; o++) wt[((o * cin + i) * k + y) * k + xx] = w.data[src + o] * a.scale[o];
+          }
+        }
+      }
+      const inputs = [x, g.constFloat(`${base}.weight`, [cout, cin, k, k], wt)];
+      if (a.hasBias) inputs.push(g.constFloat(`${base}.bias`, [cout], Float32Array.from(a.shift)));
+      const p = layer.pad;
+      return g.op('Conv', inputs, base, {
+        kernel_shape: [k, k],
+        strides: [layer.stride, layer.stride],
+        pads: [p, p, p, p],
+        dilations: [1, 1],
+        group: 1,
+      });
+    }
+    case 'linear': {
+      const base = `${view}.${layer.name}`;
+      const fin = shape[0];
+      const out = layer.units;
+      const w = get(`${layer.name}.weight`);
+      checkShape(w, [fin, out], `${base}.weight`);
+      const a = affineFor(out, layer, bn, get);
+      // Gemm B as [out, in] with transB = 1 (PyTorch's layout).
+      const wt = new Float32Array(out * fin);
+      for (let i = 0; i < fin; i++) {
+        const src = i * out;
+        for (let o = 0; o < out; o++) wt[o * fin + i] = w.data[src + o] * a.scale[o];
+      }
+      const inputs = [x, g.constFloat(`${base}.weight`, [out, fin], wt)];
+      if (a.hasBias) inputs.push(g.constFloat(`${base}.bias`, [out], Float32Array.from(a.shift)));
+      return g.op('Gemm', inputs, base, { transB: 1, alpha: { float: 1 }, beta: { float: 1 } });
+    }
+    case 'batchnorm': {
+      // Not after a conv/linear: y = s x + (beta - s mean) as Mul + Add (channel axis 1 in NCHW).
+      const base = `${view}.${layer.name}`;
+      const c = shape[shape.length - 1];
+      const s = new Float32Array(c);
+      const t = new Float32Array(c);
+      const gamma = get(`${layer.name}.weight`).data;
+      const beta = get(`${layer.name}.bias`).data;
+      const mean = get(`${layer.name}.running_mean`).data;
+      const variance = get(`${layer.name}.running_var`).data;
+      for (let o = 0; o < c; o++) {
+        const sc = gamma[o] / Math.sqrt(variance[o] + layer.eps);
+        s[o] = sc;
+        t[o] = beta[o] - sc * mean[o];
+      }
+      const dims = shape.length === 3 ? [c, 1, 1] : [c];
+      const y = g.op('Mul', [x, g.constFloat(`${base}.scale`, dims, s)], base);
+      return g.op('Add', [y, g.constFloat(`${base}.shift`, dims, t)], base);
+    }
+    case 'relu':
+      return g.op('Relu', [x], `${scope}.relu`);
+    case 'maxpool': {
+      const p = layer.pad;
+      return g.op('MaxPool', [x], `${scope}.maxpool`, {
+        kernel_shape: [layer.size, layer.size],
+        strides: [layer.stride, layer.stride],
+        pads: [p, p, p, p],
+        ceil_mode: 0,
+      });
+    }
+    case 'global_avgpool': {
+      const y = g.op('GlobalAveragePool', [x], `${scope}.avgpool`);
+      return g.op('Flatten', [y], `${scope}.avgpool`, { axis: 1 });
+    }
+    case 'flatten':
+      // NCHW already: ONNX Flatten gives PyTorch's order. A vector stays as it is.
+      return shape.length === 1 ? x : g.op('Flatten', [x], `${scope}.flatten`, { axis: 1 });
+    case 'l2norm': {
+      const base = `${scope}.l2norm`;
+      const sq = g.op('Mul', [x, x], base);
+      const sum = g.op('ReduceSum', [sq, g.constInt64(`${base}/axes`, [1], [1])], base, { keepdims: 1 });
+      return g.op('Div', [x, g.op('Sqrt', [sum], base)], base);
+    }
+    case 'residual': {
+      const unit = `${view}.${layer.name}`;
+      const body = emitLayers({ ...st, scope: `${unit}.body` }, layer.body, x, shape);
+      const sc = layer.shortcut.length ? emitLayers({ ...st, scope: `${unit}.shortcut` }, layer.shortcut, x, shape).x : x;
+      return g.op('Relu', [g.op('Add', [body.x, sc], unit)], unit);
+    }
+    default:
+      return unreachable(layer);
+  }
+}
+
+/**
+ * Emit one view's encoder on NCHW input `x`; returns each block's output tensor (index b-1 for block b)
+ * with its per-example NHWC shape (as shapes.ts).
+ */
+export function emitEncoder(
+  g: GraphBuilder,
+  encoder: EncoderSpec,
+  get: Lookup,
+  x: string,
+  view: string,
+): { name: string; shape: Shape }[] {
+  let shape: Shape = [encoder.imageSize, encoder.imageSize, encoder.inChannels];
+  const outs: { name: string; shape: Shape }[] = [];
+  for (const block of encoder.blocks) {
+    const r = emitLayers({ g, get, view, scope: `${view}.${block.name}` }, block.layers, x, shape);
+    x = r.x;
+    shape = r.shape;
+    outs.push({ name: x, shape });
+  }
+  return outs;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Whole graphs
+
+export interface EncoderGraphOptions {
+  view: ColorView;
+  /** Block (1-based) whose flattened outputs, L then ab, form the `features` output. */
+  layer: number;
+}
+
+export const INPUT_NAME = 'images';
+
+/** Size of the `features` output for a layer: the sum over views of the flattened block output. */
+export function featuresDim(spec: CmcSpec, layer: number): number {
+  return spec.views.reduce((a, v) => {
+    const shapes = inferShapes(v.encoder);
+    if (layer < 1 || layer >= shapes.length) throw new Error(`layer must be in 1..${shapes.length - 1} for ${spec.arch}, got ${layer}`);
+    return a + shapes[layer].shape.reduce((p, q) => p * q, 1);
+  }, 0);
+}
+
+function lookup(params: ParamArrays, view: string): Lookup {
+  return (name) => {
+    const p = params[`${view}.${name}`];
+    if (!p) throw new Error(`missing parameter ${view}.${name}`);
+    return p;
+  };
+}
+
+/** Preprocessing + every view encoder; returns the embedding and features tensors (not yet graph outputs). */
+function emitCmc(g: GraphBuilder, spec: CmcSpec, params: ParamArrays, o: EncoderGraphOptions, names: { embedding: string; features?: string }) {
+  const nchw = emitPreprocess(g, INPUT_NAME, o.view);
+  const embeddings: string[] = [];
+  const features: string[] = [];
+  for (const view of spec.views) {
+    if (view.encoder.imageSize !== spec.imageSize) throw new Error(`view ${view.name}: encoder image size ${view.encoder.imageSize} != ${spec.imageSize}`);
+    const xv = emitChannels(g, nchw, view.channels, `${view.name}/input`);
+    const blocks = emitEncoder(g, view.encoder, lookup(params, view.name), xv, view.name);
+    if (o.layer < 1 || o.layer > blocks.length) throw new Error(`layer must be in 1..${blocks.length} for ${spec.arch}, got ${o.layer}`);
+    embeddings.push(blocks[blocks.length - 1].name);
+    const b = blocks[o.layer - 1];
+    features.push(b.shape.length === 1 ? b.name : g.op('Flatten', [b.name], `${view.name}/features`, { axis: 1 }));
+  }
+  const embedding = g.op('Concat', embeddings, 'embedding', { axis: 1 }, names.embedding);
+  const feats = g.op('Concat', features, 'features', { axis: 1 }, names.features);
+  return { embedding, features: feats, embeddingDim: spec.featDim * spec.views.length, featuresDim: featuresDim(spec, o.layer) };
+}
+
+function imagesInput(spec: CmcSpec) {
+  return valueInfo(INPUT_NAME, DataType.UINT8, ['N', spec.imageSize, spec.imageSize, 3]);
+}
+
+/** images uint8 [N, H, W, 3] -> embedding [N, views*featDim], features [N, F]. */
+export function buildEncoderGraph(spec: CmcSpec, params: ParamArrays, o: EncoderGraphOptions): IGraphProto {
+  const g = new GraphBuilder();
+  g.unique(INPUT_NAME);
+  const r = emitCmc(g, spec, params, o, { embedding: 'embedding', features: 'features' });
+  const graph: IGraphProto = {
+    name: `cmc_${spec.arch}_encoder`,
+    node: g.nodes,
+    initializer: g.initializers,
+    input: [imagesInput(spec)],
+    output: [valueInfo('embedding', DataType.FLOAT, ['N', r.embeddingDim]), valueInfo('features', DataType.FLOAT, ['N', r.featuresDim])],
+  };
+  checkOps(graph, 'encoder graph');
+  return graph;
+}
+
+export interface HeadParams {
+  /** Row-major [inFeatures, classes]. */
+  weight: Float32Array;
+  bias: Float32Array;
+  inFeatures: number;
+  classes: number;
+}
+
+function emitHead(g: GraphBuilder, x: string, h: HeadParams, out: string): string {
+  if (h.weight.length !== h.inFeatures * h.classes) throw new Error(`head weight holds ${h.weight.length} values, expected ${h.inFeatures}x${h.classes}`);
+  const w = g.constFloat('head.weight', [h.inFeatures, h.classes], h.weight);
+  const b = g.constFloat('head.bias', [h.classes], h.bias);
+  return g.op('Gemm', [x, w, b], 'head', { transB: 0, alpha: { float: 1 }, beta: { float: 1 } }, out);
+}
+
+/** features [N, F] -> logits [N, C] (one Gemm). */
+export function buildHeadGraph(h: HeadParams): IGraphProto {
+  const g = new GraphBuilder();
+  g.unique('features');
+  emitHead(g, 'features', h, 'logits');
+  const graph: IGraphProto = {
+    name: 'cmc_linear_head',
+    node: g.nodes,
+    initializer: g.initializers,
+    input: [valueInfo('features', DataType.FLOAT, ['N', h.inFeatures])],
+    output: [valueInfo('logits', DataType.FLOAT, ['N', h.classes])],
+  };
+  checkOps(graph, 'head graph');
+  return graph;
+}
+
+/** images uint8 [N, H, W, 3] -> probabilities [N, C] (Softmax), logits [N, C], embedding [N, views*featDim]. */
+export function buildClassifierGraph(spec: CmcSpec, params: ParamArrays, o: EncoderGraphOptions, h: HeadParams): IGraphProto {
+  const g = new GraphBuilder();
+  g.unique(INPUT_NAME);
+  const r = emitCmc(g, spec, params, o, { embedding: 'embedding' });
+  if (r.featuresDim !== h.inFeatures) throw new Error(`the head takes ${h.inFeatures} features but layer ${o.layer} of ${spec.arch} gives ${r.featuresDim}`);
+  const logits = emitHead(g, r.features, h, 'logits');
+  g.op('Softmax', [logits], 'probabilities', { axis: 1 }, 'probabilities');
+  const graph: IGraphProto = {
+    name: `cmc_${spec.arch}_classifier`,
+    node: g.nodes,
+    initializer: g.initializers,
+    input: [imagesInput(spec)],
+    output: [
+      valueInfo('probabilities', DataType.FLOAT, ['N', h.classes]),
+      valueInfo('logits', DataType.FLOAT, ['N', h.classes]),
+      valueInfo('embedding', DataType.FLOAT, ['N', r.embeddingDim]),
+    ],
+  };
+  checkOps(graph, 'classifier graph');
+  return graph;
+}

@@ -1,0 +1,213 @@
+/**
+ * `cmc export`: a training checkpoint (and optionally a linear-probe head) -> ONNX files + manifest.json.
+ *
+ *   await exportModel({ checkpoint: 'runs/demo/current.ckpt', outDir: 'models/demo', name: 'demo', version: '1' });
+ *   // models/demo/encoder.onnx  images uint8 [N,H,W,3] -> embedding [N, 2*featDim], features [N, F]
+ *   // models/demo/manifest.json
+ *   await exportModel({ ..., head: 'probe/head.json' });
+ *   // + head.onnx (features -> logits) and classifier.onnx (images -> probabilities, logits, embedding)
+ *   await exportModel({ ..., format: 'triton', outDir: 'triton_repo/demo' });
+ *   // triton_repo/demo/config.pbtxt, triton_repo/demo/1/model.onnx (+ manifest.json, labels.txt)
+ *
+ * For the Triton layout outDir is the model folder inside the repository; its base name is the Triton
+ * model name. The model is classifier.onnx when a head is given, else encoder.onnx.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { readCheckpoint, type Checkpoint, type TensorEntry } from '../trainer/checkpoint.ts';
+import type { CmcSpec } from '../spec/layers.ts';
+import { getCmcSpec } from '../spec/registry.ts';
+import type { ColorView } from '../preprocess/color.ts';
+import { buildClassifierGraph, buildEncoderGraph, buildHeadGraph, featuresDim, INPUT_NAME, type HeadParams, type ParamArrays } from './emit.ts';
+import { parseHead, readHeadFile, type LinearHead } from './head.ts';
+import { MANIFEST_FORMAT, manifestMetadata, tritonConfig, type Manifest, type ManifestFile, type TensorDesc } from './manifest.ts';
+import { encodeModel, IR_VERSION, makeModel, OPSET, PRODUCER_NAME, PRODUCER_VERSION, sha256, validateModel, type IGraphProto } from './onnx_proto.ts';
+
+export type ExportFormat = 'onnx' | 'triton';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['onnx', 'triton'];
+
+export interface ExportOptions {
+  /** A checkpoint file (cmc train's current.ckpt) or one already read (header.config/spec + 'model/...' tensors). */
+  checkpoint: string | Checkpoint;
+  /** A head JSON file (train/export/head.ts) or a parsed head. */
+  head?: string | LinearHead;
+  /** The model folder, e.g. models/<name> (Triton: <repository>/<name>). */
+  outDir: string;
+  /** Default: the base name of outDir. */
+  name?: string;
+  /** Default '1'. */
+  version?: string;
+  format?: ExportFormat;
+  /** Block whose flattened outputs form `features`; default the head's layer, else defaultLayer(spec). */
+  layer?: number;
+  /** Triton max_batch_size (default 64). */
+  maxBatchSize?: number;
+  log?: (line: string) => void;
+}
+
+export interface ExportResult {
+  outDir: string;
+  manifest: Manifest;
+  manifestPath: string;
+  /** Absolute paths of the ONNX files written (and config.pbtxt for Triton). */
+  files: string[];
+}
+
+interface CkptHeader {
+  config?: Record<string, unknown> & { model?: string; image_size?: number; feat_dim?: number; view?: ColorView };
+  spec?: CmcSpec;
+  classNames?: string[];
+  metrics?: unknown[];
+}
+
+/**
+ * The default `features` block: the seed's linear-evaluation default `--layer 6` (fc6 of AlexNet, the
+ * pooled vector of a ResNet), or the last block before the embedding for shallower custom nets.
+ */
+export function defaultLayer(spec: CmcSpec): number {
+  const n = Math.min(...spec.views.map((v) => v.encoder.blocks.length));
+  return Math.max(1, Math.min(6, n - 1));
+}
+
+/** The CmcSpec, colour view and model parameters (`${view}.${name}`) of a checkpoint. */
+export function checkpointModel(ckpt: Checkpoint): { spec: CmcSpec; view: ColorView; params: ParamArrays; header: CkptHeader } {
+  const header = ckpt.header as CkptHeader;
+  const cfg = header.config ?? {};
+  const view: ColorView = cfg.view ?? 'Lab';
+  if (view !== 'Lab' && view !== 'YCbCr') throw new Error(`checkpoint config.view must be Lab or YCbCr, got ${String(view)}`);
+  let spec = header.spec;
+  if (!spec) {
+    if (!cfg.model || !cfg.image_size) throw new Error('checkpoint header has neither spec nor config.model/image_size');
+    spec = getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim ?? 128, view });
+  }
+  const params: ParamArrays = {};
+  for (const [k, t] of Object.entries(ckpt.tensors)) if (k.startsWith('model/')) params[k.slice('model/'.length)] = t as TensorEntry;
+  if (Object.keys(params).length === 0) throw new Error('checkpoint holds no model/ tensors');
+  return { spec, view, params, header };
+}
+
+function writeAtomic(file: string, bytes: Uint8Array | string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, bytes);
+  fs.renameSync(tmp, file);
+}
+
+export async function exportModel(o: ExportOptions): Promise<ExportResult> {
+  const log = o.log ?? (() => {});
+  const format = o.format ?? 'onnx';
+  if (!EXPORT_FORMATS.includes(format)) throw new Error(`format must be one of ${EXPORT_FORMATS.join(', ')}, got ${format}`);
+  const ckpt = typeof o.checkpoint === 'string' ? readCheckpoint(o.checkpoint) : o.checkpoint;
+  const { spec, view, params, header } = checkpointModel(ckpt);
+  const head = o.head === undefined ? undefined : typeof o.head === 'string' ? await readHeadFile(o.head) : parseHead({ ...o.head, weight: Array.from(o.head.weight), bias: Array.from(o.head.bias) });
+  if (head && o.layer !== undefined && o.layer !== head.layer) throw new Error(`--layer ${o.layer} differs from the head's layer ${head.layer}`);
+  const layer = head?.layer ?? o.layer ?? defaultLayer(spec);
+  const nBlocks = Math.min(...spec.views.map((v) => v.encoder.blocks.length));
+  if (!Number.isInteger(layer) || layer < 1 || layer > nBlocks) throw new Error(`layer must be a block index in 1..${nBlocks} for ${spec.arch}, got ${layer}`);
+  const fDim = featuresDim(spec, layer);
+  if (head && head.inFeatures !== fDim) {
+    throw new Error(`the head takes ${head.inFeatures} features but layer ${layer} of ${spec.arch} gives ${fDim} (flattened, L then ab)`);
+  }
+  const outDir = path.resolve(o.outDir);
+  const name = o.name ?? path.basename(outDir);
+  const version = o.version ?? '1';
+  const size = spec.imageSize;
+  const embeddingDim = spec.featDim * spec.views.length;
+  const classNames = head ? head.classNames : header.classNames ?? [];
+
+  const base: Omit<Manifest, 'files'> = {
+    format: MANIFEST_FORMAT,
+    formatVersion: 1,
+    name,
+    version,
+    arch: spec.arch,
+    featDim: spec.featDim,
+    input: { name: INPUT_NAME, size, layout: 'NHWC', dtype: 'uint8', shape: [-1, size, size, 3] },
+    view,
+    layer,
+    featuresDim: fDim,
+    embeddingDim,
+    classNames,
+    trainConfig: header.config ?? null,
+    probeConfig: head?.probe ?? null,
+    metrics: { train: header.metrics ?? [], probe: head?.metrics ?? null },
+    opset: OPSET,
+    irVersion: IR_VERSION,
+    producer: `${PRODUCER_NAME} ${PRODUCER_VERSION}`,
+  };
+
+  const images: TensorDesc = { name: INPUT_NAME, dtype: 'uint8', shape: [-1, size, size, 3] };
+  const f32 = (n: string, dim: number): TensorDesc => ({ name: n, dtype: 'float32', shape: [-1, dim] });
+  const headParams: HeadParams | undefined = head && { weight: head.weight, bias: head.bias, inFeatures: head.inFeatures, classes: head.classNames.length };
+
+  type Job = { file: string; role: ManifestFile['role']; graph: () => IGraphProto; inputs: TensorDesc[]; outputs: TensorDesc[] };
+  const encoderJob: Job = {
+    file: 'encoder.onnx',
+    role: 'encoder',
+    graph: () => buildEncoderGraph(spec, params, { view, layer }),
+    inputs: [images],
+    outputs: [f32('embedding', embeddingDim), f32('features', fDim)],
+  };
+  const jobs: Job[] = [];
+  if (format === 'onnx') {
+    jobs.push(encoderJob);
+    if (head && headParams) {
+      const c = head.classNames.length;
+      jobs.push({ file: 'head.onnx', role: 'head', graph: () => buildHeadGraph(headParams), inputs: [f32('features', fDim)], outputs: [f32('logits', c)] });
+      jobs.push({
+        file: 'classifier.onnx',
+        role: 'classifier',
+        graph: () => buildClassifierGraph(spec, params, { view, layer }, headParams),
+        inputs: [images],
+        outputs: [f32('probabilities', c), f32('logits', c), f32('embedding', embeddingDim)],
+      });
+    }
+  } else if (head && headParams) {
+    const c = head.classNames.length;
+    jobs.push({
+      file: path.join('1', 'model.onnx'),
+      role: 'classifier',
+      graph: () => buildClassifierGraph(spec, params, { view, layer }, headParams),
+      inputs: [images],
+      outputs: [f32('probabilities', c), f32('logits', c), f32('embedding', embeddingDim)],
+    });
+  } else {
+    jobs.push({ ...encoderJob, file: path.join('1', 'model.onnx') });
+  }
+
+  const files: Record<string, ManifestFile> = {};
+  const written: string[] = [];
+  for (const job of jobs) {
+    const graph = job.graph();
+    const model = makeModel({ graph, metadata: manifestMetadata(base, job.role), docString: `CMC ${spec.arch} ${job.role} (${view}), exported by ${PRODUCER_NAME}` });
+    validateModel(model, job.file);
+    const bytes = encodeModel(model);
+    const file = path.join(outDir, job.file);
+    writeAtomic(file, bytes);
+    written.push(file);
+    files[job.file.split(path.sep).join('/')] = { sha256: sha256(bytes), bytes: bytes.length, role: job.role, inputs: job.inputs, outputs: job.outputs };
+    log(`[export] ${file} (${(bytes.length / 1e6).toFixed(1)} MB, ${graph.node?.length} nodes)`);
+  }
+
+  if (format === 'triton') {
+    const job = jobs[0];
+    const labels = head ? 'labels.txt' : undefined;
+    if (labels && head) writeAtomic(path.join(outDir, labels), head.classNames.join('\n') + '\n');
+    const cfg = tritonConfig({
+      name: path.basename(outDir),
+      maxBatchSize: o.maxBatchSize ?? 64,
+      maxQueueDelayUs: 100,
+      inputs: job.inputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.shape.slice(1) })),
+      outputs: job.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.shape.slice(1), labelFilename: t.name === 'probabilities' ? labels : undefined })),
+    });
+    const cfgFile = path.join(outDir, 'config.pbtxt');
+    writeAtomic(cfgFile, cfg);
+    written.push(cfgFile);
+  }
+
+  const manifest: Manifest = { ...base, files };
+  const manifestPath = path.join(outDir, 'manifest.json');
+  writeAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+  log(`[export] ${manifestPath}`);
+  return { outDir, manifest, manifestPath, files: written };
+}

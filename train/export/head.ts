@@ -1,0 +1,152 @@
+/**
+ * The linear-probe head file that `cmc export --head` turns into head.onnx and classifier.onnx. The probe
+ * trainer writes it; the exporter only reads it. Portable: no tfjs and no static node imports (only
+ * readHeadFile touches the file system, through a dynamic import of node:fs).
+ *
+ * Format (JSON, one object):
+ *
+ *   {
+ *     "format": "cmc-linear-head",        // required, exactly this
+ *     "version": 1,                        // required, 1
+ *     "layer": 5,                          // encoder block (1-based, the seed's --layer) whose output feeds the head
+ *     "features": "flatten",               // optional, default "flatten": the features are each view's block
+ *                                          //   output flattened in PyTorch's NCHW order (C, then H, then W),
+ *                                          //   concatenated L view first, then ab: F = sum over views of C*H*W
+ *     "classNames": ["airplane", ...],     // C names, index = class id
+ *     "inFeatures": 4608,                  // optional, F (checked against the encoder when given)
+ *     "weight": [...],                     // F*C numbers, row-major [F, C] (logits = features @ weight + bias),
+ *                                          //   or nested [F][C]
+ *     "bias": [...],                       // C numbers
+ *     "probe": { ... },                    // optional: the probe's training config, copied into the manifest
+ *     "metrics": { ... }                   // optional: e.g. { "val_top1": 0.61 }, copied into the manifest
+ *   }
+ *
+ * The seed's probe pools conv features adaptively before the linear layer; that (issue 5) is not
+ * expressed here yet: a head with any other "features" value is refused by parseHead.
+ */
+
+export const HEAD_FORMAT = 'cmc-linear-head';
+
+export interface LinearHead {
+  format: typeof HEAD_FORMAT;
+  version: 1;
+  layer: number;
+  features: 'flatten';
+  classNames: string[];
+  inFeatures: number;
+  /** Row-major [inFeatures, classNames.length]. */
+  weight: Float32Array;
+  bias: Float32Array;
+  probe?: Record<string, unknown>;
+  metrics?: Record<string, unknown>;
+}
+
+/** The JSON object as written by the probe trainer (before validation). */
+export interface LinearHeadJson {
+  format: string;
+  version: number;
+  layer: number;
+  features?: string;
+  classNames: string[];
+  inFeatures?: number;
+  weight: number[] | number[][];
+  bias: number[];
+  probe?: Record<string, unknown>;
+  metrics?: Record<string, unknown>;
+}
+
+function fail(where: string, msg: string): never {
+  throw new Error(`${where}: ${msg}`);
+}
+
+/** Validate a parsed head object (`where` names the file in messages). */
+export function parseHead(obj: unknown, where = 'head'): LinearHead {
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) fail(where, 'expected a JSON object');
+  const o = obj as Partial<LinearHeadJson>;
+  if (o.format !== HEAD_FORMAT) fail(where, `format must be "${HEAD_FORMAT}", got ${JSON.stringify(o.format)}`);
+  if (o.version !== 1) fail(where, `unsupported head version ${JSON.stringify(o.version)} (this exporter reads version 1)`);
+  if (!Number.isInteger(o.layer) || (o.layer as number) < 1) fail(where, `layer must be a block index >= 1, got ${JSON.stringify(o.layer)}`);
+  // The probe trainer (train/eval/probe.ts) writes `pool` (null when the map is used as is), `featureDim`
+  // and `probeConfig`; its layout (views concatenated along channels, then flattened channel-major) is
+  // the same as "flatten" here. Adaptive pooling is not expressed in the exported graph yet.
+  const p = obj as { pool?: unknown; featureDim?: number; probeConfig?: Record<string, unknown> };
+  if (p.pool !== undefined && p.pool !== null) {
+    fail(where, `the head was trained on adaptively pooled features (pool ${JSON.stringify(p.pool)}), which the exporter cannot express yet; probe a layer whose map is used unpooled (e.g. alexnet_small --layer 5, or layers 6-8)`);
+  }
+  if (o.inFeatures === undefined && typeof p.featureDim === 'number') o.inFeatures = p.featureDim;
+  if (o.probe === undefined && p.probeConfig) o.probe = p.probeConfig;
+  const features = o.features ?? 'flatten';
+  if (features !== 'flatten') {
+    fail(where, `features "${features}" is not supported by the exporter (only "flatten": each view's block output flattened NCHW, L then ab)`);
+  }
+  if (!Array.isArray(o.classNames) || o.classNames.length < 1 || !o.classNames.every((c) => typeof c === 'string')) {
+    fail(where, 'classNames must be a non-empty array of strings');
+  }
+  const c = o.classNames.length;
+  if (!Array.isArray(o.bias) || o.bias.length !== c) fail(where, `bias must hold ${c} numbers (one per class), got ${Array.isArray(o.bias) ? o.bias.length : typeof o.bias}`);
+  if (!Array.isArray(o.weight)) fail(where, 'weight must be an array ([F*C] row-major or [F][C])');
+  let flat: number[];
+  if (o.weight.length > 0 && Array.isArray(o.weight[0])) {
+    const rows = o.weight as number[][];
+    rows.forEach((r, i) => {
+      if (!Array.isArray(r) || r.length !== c) fail(where, `weight row ${i} must hold ${c} numbers`);
+    });
+    flat = rows.flat();
+  } else {
+    flat = o.weight as number[];
+  }
+  if (flat.length === 0 || flat.length % c !== 0) fail(where, `weight holds ${flat.length} numbers, not a multiple of ${c} classes`);
+  const f = flat.length / c;
+  if (o.inFeatures !== undefined && o.inFeatures !== f) fail(where, `inFeatures is ${o.inFeatures} but weight gives ${f} rows`);
+  const weight = Float32Array.from(flat);
+  const bias = Float32Array.from(o.bias);
+  for (const v of [weight, bias]) {
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail(where, 'weight and bias must be finite numbers');
+  }
+  return {
+    format: HEAD_FORMAT,
+    version: 1,
+    layer: o.layer as number,
+    features: 'flatten',
+    classNames: o.classNames.slice(),
+    inFeatures: f,
+    weight,
+    bias,
+    probe: o.probe,
+    metrics: o.metrics,
+  };
+}
+
+/** The JSON object for a head (weight written flat, row-major [F, C]). */
+export function headToJson(h: Omit<LinearHead, 'format' | 'version' | 'features' | 'inFeatures'> & { inFeatures?: number }): LinearHeadJson {
+  return {
+    format: HEAD_FORMAT,
+    version: 1,
+    layer: h.layer,
+    features: 'flatten',
+    classNames: h.classNames,
+    inFeatures: h.weight.length / h.classNames.length,
+    weight: Array.from(h.weight),
+    bias: Array.from(h.bias),
+    ...(h.probe ? { probe: h.probe } : {}),
+    ...(h.metrics ? { metrics: h.metrics } : {}),
+  };
+}
+
+/** Read and validate a head JSON file (Node only). */
+export async function readHeadFile(file: string): Promise<LinearHead> {
+  const fs = await import('node:fs');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read head file ${file}: ${(e as Error).message}`);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseHead(obj, file);
+}

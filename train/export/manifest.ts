@@ -1,0 +1,227 @@
+/**
+ * The export manifest (models/<name>/manifest.json), the same facts as ONNX metadata_props, and the
+ * Triton model configuration (config.pbtxt) with a small protobuf text-format parser to read it back.
+ * Portable: no node imports.
+ *
+ * manifest.json:
+ *   {
+ *     "format": "cmc-export", "formatVersion": 1,
+ *     "name": "demo", "version": "1",
+ *     "arch": "alexnet_small", "featDim": 128,
+ *     "input": { "name": "images", "size": 32, "layout": "NHWC", "dtype": "uint8", "shape": [-1, 32, 32, 3] },
+ *     "view": "Lab",                 // colour space computed inside the graph (train/preprocess/color.ts)
+ *     "layer": 6,                    // block whose flattened outputs (L then ab) are `features`
+ *     "featuresDim": 4096, "embeddingDim": 256,
+ *     "classNames": [...],           // the head's classes (or the training set's when there is no head)
+ *     "trainConfig": {...},          // the checkpoint's training config
+ *     "probeConfig": {...} | null,   // the head file's probe config
+ *     "metrics": { "train": [...], "probe": {...} | null },
+ *     "opset": 17, "irVersion": 8,
+ *     "files": { "encoder.onnx": { "sha256": "...", "bytes": 123, "inputs": [...], "outputs": [...] }, ... }
+ *   }
+ */
+import type { ColorView } from '../preprocess/color.ts';
+
+export const MANIFEST_FORMAT = 'cmc-export';
+
+export interface TensorDesc {
+  name: string;
+  dtype: 'uint8' | 'float32';
+  /** -1 = dynamic (the batch). */
+  shape: number[];
+}
+
+export interface ManifestFile {
+  sha256: string;
+  bytes: number;
+  /** 'encoder' (images -> embedding, features), 'head' (features -> logits), 'classifier' (images -> probabilities). */
+  role: 'encoder' | 'head' | 'classifier';
+  inputs: TensorDesc[];
+  outputs: TensorDesc[];
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  formatVersion: 1;
+  name: string;
+  version: string;
+  arch: string;
+  featDim: number;
+  input: { name: string; size: number; layout: 'NHWC'; dtype: 'uint8'; shape: number[] };
+  view: ColorView;
+  layer: number;
+  featuresDim: number;
+  embeddingDim: number;
+  classNames: string[];
+  trainConfig: Record<string, unknown> | null;
+  probeConfig: Record<string, unknown> | null;
+  metrics: { train: unknown[]; probe: Record<string, unknown> | null };
+  opset: number;
+  irVersion: number;
+  producer: string;
+  files: Record<string, ManifestFile>;
+}
+
+/** The facts written as metadata_props into every ONNX file (JSON strings for structured values). */
+export function manifestMetadata(m: Omit<Manifest, 'files'>, role: ManifestFile['role']): Record<string, string> {
+  return {
+    'cmc.format': `${MANIFEST_FORMAT}/${m.formatVersion}`,
+    'cmc.role': role,
+    'cmc.name': m.name,
+    'cmc.version': m.version,
+    'cmc.arch': m.arch,
+    'cmc.feat_dim': String(m.featDim),
+    'cmc.input': JSON.stringify(m.input),
+    'cmc.input_size': String(m.input.size),
+    'cmc.input_layout': m.input.layout,
+    'cmc.input_dtype': m.input.dtype,
+    'cmc.view': m.view,
+    'cmc.layer': String(m.layer),
+    'cmc.features_dim': String(m.featuresDim),
+    'cmc.embedding_dim': String(m.embeddingDim),
+    'cmc.class_names': JSON.stringify(m.classNames),
+    'cmc.train_config': JSON.stringify(m.trainConfig),
+    'cmc.probe_config': JSON.stringify(m.probeConfig),
+    'cmc.metrics': JSON.stringify(m.metrics),
+    'cmc.opset': String(m.opset),
+  };
+}
+
+/** Basic checks of a parsed manifest.json; returns it typed. */
+export function parseManifest(obj: unknown, where = 'manifest.json'): Manifest {
+  const m = obj as Partial<Manifest>;
+  if (!m || typeof m !== 'object' || m.format !== MANIFEST_FORMAT) throw new Error(`${where}: not a cmc export manifest (format must be "${MANIFEST_FORMAT}")`);
+  if (m.formatVersion !== 1) throw new Error(`${where}: unsupported manifest formatVersion ${String(m.formatVersion)}`);
+  for (const k of ['name', 'version', 'view', 'arch'] as const) if (typeof m[k] !== 'string') throw new Error(`${where}: missing ${k}`);
+  if (!m.input || m.input.layout !== 'NHWC' || m.input.dtype !== 'uint8' || !(m.input.size > 0)) throw new Error(`${where}: bad input description`);
+  if (!m.files || typeof m.files !== 'object') throw new Error(`${where}: missing files`);
+  return m as Manifest;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Triton
+
+export interface TritonOptions {
+  name: string;
+  maxBatchSize: number;
+  /** Dynamic batching queue delay (microseconds). */
+  maxQueueDelayUs: number;
+  /** Per-example dims (without the batch axis, as Triton wants with max_batch_size > 0). */
+  inputs: { name: string; dtype: TensorDesc['dtype']; dims: number[] }[];
+  outputs: { name: string; dtype: TensorDesc['dtype']; dims: number[]; labelFilename?: string }[];
+  /** Instances per GPU (KIND_GPU) or CPU (KIND_CPU) ; default one, KIND_AUTO omitted. */
+  instanceCount?: number;
+}
+
+const TRITON_TYPE: Record<TensorDesc['dtype'], string> = { uint8: 'TYPE_UINT8', float32: 'TYPE_FP32' };
+
+function quote(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** config.pbtxt for Triton's onnxruntime backend (protobuf text format of ModelConfig). */
+export function tritonConfig(o: TritonOptions): string {
+  const tensor = (t: { name: string; dtype: TensorDesc['dtype']; dims: number[]; labelFilename?: string }) =>
+    [
+      '  {',
+      `    name: ${quote(t.name)}`,
+      `    data_type: ${TRITON_TYPE[t.dtype]}`,
+      `    dims: [ ${t.dims.join(', ')} ]`,
+      ...(t.labelFilename ? [`    label_filename: ${quote(t.labelFilename)}`] : []),
+      '  }',
+    ].join('\n');
+  const lines = [
+    `name: ${quote(o.name)}`,
+    'platform: "onnxruntime_onnx"',
+    `max_batch_size: ${o.maxBatchSize}`,
+    'dynamic_batching {',
+    `  max_queue_delay_microseconds: ${o.maxQueueDelayUs}`,
+    '}',
+    'input [',
+    o.inputs.map(tensor).join(',\n'),
+    ']',
+    'output [',
+    o.outputs.map(tensor).join(',\n'),
+    ']',
+  ];
+  if (o.instanceCount) lines.push('instance_group [', '  {', `    count: ${o.instanceCount}`, '  }', ']');
+  return lines.join('\n') + '\n';
+}
+
+/** A parsed text-format message: each field name maps to the list of its values (repeated or not). */
+export interface PbMessage {
+  [field: string]: PbValue[];
+}
+export type PbValue = string | number | boolean | PbMessage;
+
+/**
+ * A small parser for protobuf text format as Triton's config.pbtxt uses it: `field: scalar`,
+ * `field { ... }`, `field: { ... }`, lists `field: [ a, b ]` / `field [ {..}, {..} ]`, '#' comments,
+ * quoted strings, numbers, enum identifiers (kept as strings) and true/false.
+ */
+export function parsePbtxt(text: string): PbMessage {
+  const tokens: string[] = [];
+  const re = /\s+|#[^\n]*|("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|([{}\[\]:,;])|([^\s{}\[\]:,;"'#]+)/gy;
+  let m: RegExpExecArray | null;
+  let pos = 0;
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    m = re.exec(text);
+    if (!m) throw new Error(`pbtxt: unexpected character ${JSON.stringify(text[pos])} at offset ${pos}`);
+    pos = re.lastIndex;
+    const tok = m[1] ?? m[2] ?? m[3];
+    if (tok !== undefined) tokens.push(tok);
+  }
+  let i = 0;
+  const peek = () => tokens[i];
+  const next = () => {
+    if (i >= tokens.length) throw new Error('pbtxt: unexpected end of input');
+    return tokens[i++];
+  };
+  const expect = (t: string) => {
+    const got = next();
+    if (got !== t) throw new Error(`pbtxt: expected '${t}' but found '${got}'`);
+  };
+  const scalar = (t: string): PbValue => {
+    if (t.startsWith('"') || t.startsWith("'")) return JSON.parse(t.startsWith("'") ? `"${t.slice(1, -1).replace(/"/g, '\\"')}"` : t) as string;
+    if (t === 'true') return true;
+    if (t === 'false') return false;
+    if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t);
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(t)) return t;
+    throw new Error(`pbtxt: bad value '${t}'`);
+  };
+  const value = (): PbValue => {
+    if (peek() === '{') {
+      next();
+      const msg = body('}');
+      expect('}');
+      return msg;
+    }
+    return scalar(next());
+  };
+  const body = (end: string | undefined): PbMessage => {
+    const msg: PbMessage = {};
+    while (i < tokens.length && peek() !== end) {
+      const name = next();
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`pbtxt: expected a field name, found '${name}'`);
+      if (peek() === ':') next();
+      const vals = (msg[name] ??= []);
+      if (peek() === '[') {
+        next();
+        while (peek() !== ']') {
+          vals.push(value());
+          if (peek() === ',') next();
+          else if (peek() !== ']') throw new Error(`pbtxt: expected ',' or ']' in list ${name}, found '${peek()}'`);
+        }
+        expect(']');
+      } else {
+        vals.push(value());
+      }
+      if (peek() === ',' || peek() === ';') next();
+    }
+    return msg;
+  };
+  const root = body(undefined);
+  if (i !== tokens.length) throw new Error(`pbtxt: unexpected '${tokens[i]}'`);
+  return root;
+}
