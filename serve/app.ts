@@ -9,11 +9,14 @@
  *   POST /v2/models/{name}[/versions/{v}]/infer           KServe v2 tensor inference (UINT8 images)
  *   GET  /metrics                       Prometheus text
  *   GET  /openapi.json                  OpenAPI 3.1 description of all of the above
+ *   GET  /models/{name}/{file}          read-only model files for the browser demo: manifest.json and the
+ *                                       manifest's *.onnx files (?version=, default the latest)
  *   GET  /                              the browser demo (web/dist) or a page saying it is not built
  *
  * Every error is `{ "error": { "code", "message" } }` with the right status (see errors.ts).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { ApiError, badRequest, errorBody, notFound, ShuttingDownError, toApiError, tooLarge } from './errors.ts';
@@ -109,7 +112,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   if (config.authToken) {
     const want = crypto.createHash('sha256').update(config.authToken).digest();
-    const open = (p: string) => p === '/' || p.startsWith('/v2/health/') || p === '/openapi.json' || (!p.startsWith('/v1/') && !p.startsWith('/v2') && p !== '/metrics');
+    const open = (p: string) =>
+      p === '/' || p.startsWith('/v2/health/') || p === '/openapi.json' || (!p.startsWith('/v1/') && !p.startsWith('/v2') && !p.startsWith('/models/') && p !== '/metrics');
     app.use((req, _res, next) => {
       if (open(req.path)) return next();
       const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
@@ -261,6 +265,47 @@ export function createApp(deps: AppDeps): express.Express {
   app.post('/v2/models/:name/versions/:version/infer', infer('/v2/models/{name}/versions/{version}/infer'));
 
   // ---------------------------------------------------------------------------------------------------
+  // Model files for the browser demo (read-only): manifest.json and the ONNX files the manifest lists.
+  // The name and version are looked up in memory (repo.resolve validates them); the file name must be
+  // manifest.json or a plain *.onnx name that the manifest lists, so no request can leave the model folder.
+
+  app.get(
+    '/models/:name/:file',
+    route('/models/{name}/{file}', async (req, res) => {
+      const m = repo.resolve(String(req.params.name), stringParam(req, {}, 'version'));
+      const file = String(req.params.file);
+      const allowed = file === 'manifest.json' || (MODEL_FILE_RE.test(file) && !file.includes('..') && Object.hasOwn(m.manifest.files ?? {}, file));
+      if (!allowed) throw notFound(`model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`, 'file_not_found');
+      const full = path.resolve(m.dir, file);
+      if (path.dirname(full) !== path.resolve(m.dir)) throw notFound('no such file', 'file_not_found');
+      let st: fs.Stats;
+      try {
+        st = await fs.promises.stat(full);
+      } catch {
+        throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
+      }
+      if (!st.isFile()) throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
+      res.setHeader('Content-Type', file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream');
+      res.setHeader('Content-Length', String(st.size));
+      res.setHeader('Cache-Control', 'no-cache');
+      res.setHeader('X-Model-Version', m.version);
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const s = fs.createReadStream(full);
+        s.once('error', reject);
+        res.once('close', () => {
+          s.destroy();
+          resolve();
+        });
+        s.pipe(res);
+      });
+    }),
+  );
+
+  // ---------------------------------------------------------------------------------------------------
   // The demo, then JSON 404s and the error handler
 
   const webDist = config.webDist;
@@ -308,6 +353,9 @@ export function createApp(deps: AppDeps): express.Express {
 
 // -----------------------------------------------------------------------------------------------------
 // Helpers
+
+/** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
+const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;
 
 export function topk(p: Float32Array, names: string[], k: number): { label: string; index: number; probability: number }[] {
   const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);

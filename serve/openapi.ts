@@ -187,6 +187,17 @@ export function openApiDocument(): Record<string, unknown> {
       '/metrics': {
         get: { summary: 'Prometheus metrics (text exposition 0.0.4)', responses: { '200': { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(401) } },
       },
+      '/models/{name}/{file}': {
+        get: {
+          summary: 'Read-only model files for the browser demo: manifest.json and the *.onnx files its manifest lists',
+          parameters: [
+            nameParam,
+            { name: 'file', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'version', in: 'query', required: false, schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'the file', content: { 'application/octet-stream': {}, 'application/json': {} } }, ...errors(400, 401, 404) },
+        },
+      },
       '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1') } } },
       '/': { get: { summary: 'The browser demo (web/dist), or a page saying it is not built', responses: { '200': { description: 'HTML', content: { 'text/html': {} } } } } },
     },

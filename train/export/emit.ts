@@ -20,7 +20,16 @@
  * train/preprocess/color.ts, in float32 instead of float64 (differences ~1e-6 after normalisation).
  * Each view then takes its channels (Slice, or Gather when not contiguous).
  *
+ * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features, train/eval/probe.ts):
+ * the views' block outputs are concatenated along channels, pooled with PyTorch's adaptive bins
+ * (bin i = [floor(i*in/out), ceil((i+1)*in/out))), then flattened. Bins are rectangles, so the pooling is
+ * separable (rows, then columns, as probe.ts); along one axis, for each distinct bin size k a MaxPool /
+ * AveragePool with kernel k (1 on the other axis), stride 1, gives every window of size k, a Gather takes
+ * the windows starting at those bins' starts, and when there are several sizes the groups are Concat-ed and
+ * a last Gather restores bin order. Exact for max; for avg the same mean of the same cells.
+ *
  *   const g = buildEncoderGraph(spec, params, { view: 'Lab', layer: 5 });   // outputs embedding, features
+ *   const p = buildEncoderGraph(spec, params, { view: 'Lab', layer: 3, pool: [5, 5], poolType: 'max' });
  */
 import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../spec/layers.ts';
 import { inferShapes, layerOutputShape, type Shape } from '../spec/shapes.ts';
@@ -391,23 +400,119 @@ export function emitEncoder(
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Adaptive pooling
+
+export type AdaptivePoolType = 'max' | 'avg';
+
+/** PyTorch adaptive pooling bins (as train/eval/probe.ts adaptiveBins): bin i covers [floor(i*in/out), ceil((i+1)*in/out)). */
+export function adaptivePoolBins(inSize: number, outSize: number): [number, number][] {
+  if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
+    throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
+  }
+  return Array.from({ length: outSize }, (_, i) => [Math.floor((i * inSize) / outSize), Math.ceil(((i + 1) * inSize) / outSize)]);
+}
+
+/** Adaptive pooling of NCHW `x` along one spatial axis (2 = H, 3 = W) from `inSize` to `outSize`. */
+function emitAdaptivePoolAxis(g: GraphBuilder, x: string, axis: 2 | 3, inSize: number, outSize: number, type: AdaptivePoolType, base: string): string {
+  if (inSize === outSize) return x; // every bin is one cell
+  const bins = adaptivePoolBins(inSize, outSize);
+  const sizes = [...new Set(bins.map(([s, e]) => e - s))].sort((a, b) => a - b);
+  const groups: string[] = [];
+  const order: number[] = []; // bin index at each position of the concatenation
+  for (const k of sizes) {
+    const b = `${base}/k${k}`;
+    const pooled =
+      k === 1
+        ? x
+        : g.op(type === 'max' ? 'MaxPool' : 'AveragePool', [x], b, {
+            kernel_shape: axis === 2 ? [k, 1] : [1, k],
+            strides: [1, 1],
+            pads: [0, 0, 0, 0],
+            ceil_mode: 0,
+            ...(type === 'avg' ? { count_include_pad: 0 } : {}),
+          });
+    const members = bins.map((bin, i) => ({ i, s: bin[0], k: bin[1] - bin[0] })).filter((m) => m.k === k);
+    // Window j of the stride-1 pool covers cells [j, j + k): the bin starting at s is window s.
+    const starts = members.map((m) => m.s);
+    groups.push(g.op('Gather', [pooled, g.constInt64(`${b}/starts`, [starts.length], starts)], b, { axis }));
+    order.push(...members.map((m) => m.i));
+  }
+  if (groups.length === 1) return groups[0]; // bins of one size: the starts are already in bin order
+  const cat = g.op('Concat', groups, base, { axis });
+  const perm = new Array<number>(outSize);
+  order.forEach((bin, pos) => (perm[bin] = pos));
+  return g.op('Gather', [cat, g.constInt64(`${base}/order`, [outSize], perm)], `${base}/order`, { axis });
+}
+
+/**
+ * AdaptiveMaxPool2d / AdaptiveAvgPool2d of NCHW `x` with spatial size [inH, inW] to `out` (rows, then
+ * columns, as train/eval/probe.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
+ */
+export function emitAdaptivePool2d(g: GraphBuilder, x: string, inHW: [number, number], out: [number, number], type: AdaptivePoolType, base = 'adaptive_pool'): string {
+  if (type !== 'max' && type !== 'avg') throw new Error(`adaptive pooling type must be max or avg, got ${String(type)}`);
+  const rows = emitAdaptivePoolAxis(g, x, 2, inHW[0], out[0], type, `${base}/rows`);
+  return emitAdaptivePoolAxis(g, rows, 3, inHW[1], out[1], type, `${base}/cols`);
+}
+
+/**
+ * A graph NCHW `x` [N, C, inH, inW] -> adaptive pooled `y` [N, C, out[0], out[1]] (for tests; when `out` is
+ * the map size the graph is one Identity, which is not in WEBGPU_OPS: the exporter emits nothing then).
+ */
+export function buildAdaptivePoolGraph(c: number, inHW: [number, number], out: [number, number], type: AdaptivePoolType): IGraphProto {
+  const g = new GraphBuilder();
+  g.unique('x');
+  const y = emitAdaptivePool2d(g, 'x', inHW, out, type);
+  const yOut = y === 'x' ? g.op('Identity', ['x'], 'y', {}, 'y') : y;
+  const graph: IGraphProto = {
+    name: 'adaptive_pool',
+    node: g.nodes,
+    initializer: g.initializers,
+    input: [valueInfo('x', DataType.FLOAT, ['N', c, inHW[0], inHW[1]])],
+    output: [valueInfo(yOut, DataType.FLOAT, ['N', c, out[0], out[1]])],
+  };
+  return graph;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Whole graphs
 
 export interface EncoderGraphOptions {
   view: ColorView;
   /** Block (1-based) whose flattened outputs, L then ab, form the `features` output. */
   layer: number;
+  /** Adaptive pooling target [h, w] of the block's map (views concatenated along channels) before the flatten. */
+  pool?: [number, number] | null;
+  /** Default 'max'. */
+  poolType?: AdaptivePoolType;
 }
 
 export const INPUT_NAME = 'images';
 
-/** Size of the `features` output for a layer: the sum over views of the flattened block output. */
-export function featuresDim(spec: CmcSpec, layer: number): number {
-  return spec.views.reduce((a, v) => {
-    const shapes = inferShapes(v.encoder);
-    if (layer < 1 || layer >= shapes.length) throw new Error(`layer must be in 1..${shapes.length - 1} for ${spec.arch}, got ${layer}`);
-    return a + shapes[layer].shape.reduce((p, q) => p * q, 1);
-  }, 0);
+/**
+ * Size of the `features` output for a layer: the sum over views of the flattened block output, or with
+ * `pool` [h, w] the sum over views of channels * h * w (the maps must then have the same size).
+ */
+export function featuresDim(spec: CmcSpec, layer: number, pool?: [number, number] | null): number {
+  const shapes = spec.views.map((v) => {
+    const all = inferShapes(v.encoder);
+    if (layer < 1 || layer >= all.length) throw new Error(`layer must be in 1..${all.length - 1} for ${spec.arch}, got ${layer}`);
+    return all[layer].shape;
+  });
+  if (pool) {
+    poolMapSize(spec, layer, shapes, pool);
+    return shapes.reduce((a, s) => a + s[2] * pool[0] * pool[1], 0);
+  }
+  return shapes.reduce((a, s) => a + s.reduce((p, q) => p * q, 1), 0);
+}
+
+/** The common [H, W] of the views' block maps (NHWC shapes), or an error when the layer cannot be pooled. */
+function poolMapSize(spec: CmcSpec, layer: number, shapes: Shape[], pool: [number, number]): [number, number] {
+  if (!(pool.length === 2 && pool.every((v) => Number.isInteger(v) && v >= 1))) throw new Error(`pool must be [h, w] with positive integers, got ${JSON.stringify(pool)}`);
+  for (const s of shapes) {
+    if (s.length !== 3) throw new Error(`layer ${layer} of ${spec.arch} gives vectors; it cannot be adaptively pooled (pool ${JSON.stringify(pool)})`);
+    if (s[0] !== shapes[0][0] || s[1] !== shapes[0][1]) throw new Error(`layer ${layer} of ${spec.arch}: the views' maps differ in size; they cannot be pooled together`);
+  }
+  return [shapes[0][0], shapes[0][1]];
 }
 
 function lookup(params: ParamArrays, view: string): Lookup {
@@ -423,6 +528,7 @@ function emitCmc(g: GraphBuilder, spec: CmcSpec, params: ParamArrays, o: Encoder
   const nchw = emitPreprocess(g, INPUT_NAME, o.view);
   const embeddings: string[] = [];
   const features: string[] = [];
+  const maps: { name: string; shape: Shape }[] = [];
   for (const view of spec.views) {
     if (view.encoder.imageSize !== spec.imageSize) throw new Error(`view ${view.name}: encoder image size ${view.encoder.imageSize} != ${spec.imageSize}`);
     const xv = emitChannels(g, nchw, view.channels, `${view.name}/input`);
@@ -430,11 +536,21 @@ function emitCmc(g: GraphBuilder, spec: CmcSpec, params: ParamArrays, o: Encoder
     if (o.layer < 1 || o.layer > blocks.length) throw new Error(`layer must be in 1..${blocks.length} for ${spec.arch}, got ${o.layer}`);
     embeddings.push(blocks[blocks.length - 1].name);
     const b = blocks[o.layer - 1];
-    features.push(b.shape.length === 1 ? b.name : g.op('Flatten', [b.name], `${view.name}/features`, { axis: 1 }));
+    maps.push(b);
+    if (!o.pool) features.push(b.shape.length === 1 ? b.name : g.op('Flatten', [b.name], `${view.name}/features`, { axis: 1 }));
   }
   const embedding = g.op('Concat', embeddings, 'embedding', { axis: 1 }, names.embedding);
-  const feats = g.op('Concat', features, 'features', { axis: 1 }, names.features);
-  return { embedding, features: feats, embeddingDim: spec.featDim * spec.views.length, featuresDim: featuresDim(spec, o.layer) };
+  let feats: string;
+  if (o.pool) {
+    // As the probe: concatenate the maps along channels, pool, flatten channel-major.
+    const hw = poolMapSize(spec, o.layer, maps.map((m) => m.shape), o.pool);
+    const cat = maps.length === 1 ? maps[0].name : g.op('Concat', maps.map((m) => m.name), 'features/maps', { axis: 1 });
+    const pooled = emitAdaptivePool2d(g, cat, hw, o.pool, o.poolType ?? 'max', 'features/adaptive_pool');
+    feats = g.op('Flatten', [pooled], 'features', { axis: 1 }, names.features);
+  } else {
+    feats = g.op('Concat', features, 'features', { axis: 1 }, names.features);
+  }
+  return { embedding, features: feats, embeddingDim: spec.featDim * spec.views.length, featuresDim: featuresDim(spec, o.layer, o.pool) };
 }
 
 function imagesInput(spec: CmcSpec) {

@@ -38,7 +38,10 @@ export interface ExportOptions {
   /** Default '1'. */
   version?: string;
   format?: ExportFormat;
-  /** Block whose flattened outputs form `features`; default the head's layer, else defaultLayer(spec). */
+  /**
+   * Block whose flattened outputs form `features`; default the head's layer, else defaultLayer(spec). With a
+   * head trained on adaptively pooled features (its `pool`), `features` are that pooled map, flattened.
+   */
   layer?: number;
   /** Triton max_batch_size (default 64). */
   maxBatchSize?: number;
@@ -104,10 +107,16 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const layer = head?.layer ?? o.layer ?? defaultLayer(spec);
   const nBlocks = Math.min(...spec.views.map((v) => v.encoder.blocks.length));
   if (!Number.isInteger(layer) || layer < 1 || layer > nBlocks) throw new Error(`layer must be a block index in 1..${nBlocks} for ${spec.arch}, got ${layer}`);
-  const fDim = featuresDim(spec, layer);
+  // A head trained on adaptively pooled features: `features` (encoder.onnx output, head.onnx input) are the
+  // pooled map, flattened, exactly what the probe trained on.
+  const pool = head?.pool ?? null;
+  const poolType = head?.poolType ?? 'max';
+  const fDim = featuresDim(spec, layer, pool);
   if (head && head.inFeatures !== fDim) {
-    throw new Error(`the head takes ${head.inFeatures} features but layer ${layer} of ${spec.arch} gives ${fDim} (flattened, L then ab)`);
+    const how = pool ? `adaptive ${poolType} pooled to ${pool[0]}x${pool[1]}, flattened` : 'flattened, L then ab';
+    throw new Error(`the head takes ${head.inFeatures} features but layer ${layer} of ${spec.arch} gives ${fDim} (${how})`);
   }
+  const graphOpts = { view, layer, pool, poolType };
   const outDir = path.resolve(o.outDir);
   const name = o.name ?? path.basename(outDir);
   const version = o.version ?? '1';
@@ -126,6 +135,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     view,
     layer,
     featuresDim: fDim,
+    pool,
+    poolType: pool ? poolType : null,
     embeddingDim,
     classNames,
     trainConfig: header.config ?? null,
@@ -144,7 +155,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const encoderJob: Job = {
     file: 'encoder.onnx',
     role: 'encoder',
-    graph: () => buildEncoderGraph(spec, params, { view, layer }),
+    graph: () => buildEncoderGraph(spec, params, graphOpts),
     inputs: [images],
     outputs: [f32('embedding', embeddingDim), f32('features', fDim)],
   };
@@ -157,7 +168,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       jobs.push({
         file: 'classifier.onnx',
         role: 'classifier',
-        graph: () => buildClassifierGraph(spec, params, { view, layer }, headParams),
+        graph: () => buildClassifierGraph(spec, params, graphOpts, headParams),
         inputs: [images],
         outputs: [f32('probabilities', c), f32('logits', c), f32('embedding', embeddingDim)],
       });
@@ -167,7 +178,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     jobs.push({
       file: path.join('1', 'model.onnx'),
       role: 'classifier',
-      graph: () => buildClassifierGraph(spec, params, { view, layer }, headParams),
+      graph: () => buildClassifierGraph(spec, params, graphOpts, headParams),
       inputs: [images],
       outputs: [f32('probabilities', c), f32('logits', c), f32('embedding', embeddingDim)],
     });

@@ -13,6 +13,10 @@
  *                                          //   output flattened in PyTorch's NCHW order (C, then H, then W),
  *                                          //   concatenated L view first, then ab: F = sum over views of C*H*W
  *     "classNames": ["airplane", ...],     // C names, index = class id
+ *     "pool": [5, 5] | null,               // optional, default null: adaptive pooling target [h, w] of the map
+ *                                          //   (views concatenated along channels), PyTorch's bins, applied
+ *                                          //   before the flatten; F is then sum over views of C*h*w
+ *     "poolType": "max" | "avg",           // required when pool is set (AdaptiveMaxPool2d / AdaptiveAvgPool2d)
  *     "inFeatures": 4608,                  // optional, F (checked against the encoder when given)
  *     "weight": [...],                     // F*C numbers, row-major [F, C] (logits = features @ weight + bias),
  *                                          //   or nested [F][C]
@@ -21,17 +25,24 @@
  *     "metrics": { ... }                   // optional: e.g. { "val_top1": 0.61 }, copied into the manifest
  *   }
  *
- * The seed's probe pools conv features adaptively before the linear layer; that (issue 5) is not
- * expressed here yet: a head with any other "features" value is refused by parseHead.
+ * The probe trainer (train/eval/probe.ts) writes `pool`, `poolType`, `featureDim` (= inFeatures) and
+ * `probeConfig` (= probe); the exporter puts the same adaptive pooling into the graph (emit.ts), so the
+ * exported `features` are exactly what the head was trained on. Any other "features" value is refused.
  */
 
 export const HEAD_FORMAT = 'cmc-linear-head';
+
+export type HeadPoolType = 'max' | 'avg';
 
 export interface LinearHead {
   format: typeof HEAD_FORMAT;
   version: 1;
   layer: number;
   features: 'flatten';
+  /** Adaptive pooling target [h, w] of the concatenated map before the flatten, or null (none). */
+  pool?: [number, number] | null;
+  /** Only meaningful with a pool (default 'max'). */
+  poolType?: HeadPoolType;
   classNames: string[];
   inFeatures: number;
   /** Row-major [inFeatures, classNames.length]. */
@@ -47,6 +58,8 @@ export interface LinearHeadJson {
   version: number;
   layer: number;
   features?: string;
+  pool?: [number, number] | null;
+  poolType?: HeadPoolType;
   classNames: string[];
   inFeatures?: number;
   weight: number[] | number[][];
@@ -66,12 +79,24 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
   if (o.format !== HEAD_FORMAT) fail(where, `format must be "${HEAD_FORMAT}", got ${JSON.stringify(o.format)}`);
   if (o.version !== 1) fail(where, `unsupported head version ${JSON.stringify(o.version)} (this exporter reads version 1)`);
   if (!Number.isInteger(o.layer) || (o.layer as number) < 1) fail(where, `layer must be a block index >= 1, got ${JSON.stringify(o.layer)}`);
-  // The probe trainer (train/eval/probe.ts) writes `pool` (null when the map is used as is), `featureDim`
-  // and `probeConfig`; its layout (views concatenated along channels, then flattened channel-major) is
-  // the same as "flatten" here. Adaptive pooling is not expressed in the exported graph yet.
-  const p = obj as { pool?: unknown; featureDim?: number; probeConfig?: Record<string, unknown> };
+  // The probe trainer (train/eval/probe.ts) writes `pool` (null when the map is used as is), `poolType`,
+  // `featureDim` and `probeConfig`; its layout (views concatenated along channels, adaptively pooled, then
+  // flattened channel-major) is "flatten" here with the pool applied first.
+  const p = obj as { pool?: unknown; poolType?: unknown; featureDim?: number; probeConfig?: Record<string, unknown> };
+  let pool: [number, number] | null = null;
+  let poolType: HeadPoolType = 'max';
   if (p.pool !== undefined && p.pool !== null) {
-    fail(where, `the head was trained on adaptively pooled features (pool ${JSON.stringify(p.pool)}), which the exporter cannot express yet; probe a layer whose map is used unpooled (e.g. alexnet_small --layer 5, or layers 6-8)`);
+    const q = p.pool;
+    if (!Array.isArray(q) || q.length !== 2 || !q.every((v) => Number.isInteger(v) && v >= 1)) {
+      fail(where, `pool must be null or [h, w] with positive integers, got ${JSON.stringify(q)}`);
+    }
+    pool = [q[0] as number, q[1] as number];
+    if (p.poolType !== 'max' && p.poolType !== 'avg') fail(where, `poolType must be "max" or "avg" for a pooled head, got ${JSON.stringify(p.poolType)}`);
+    poolType = p.poolType;
+  } else if (p.poolType !== undefined && p.poolType !== 'max' && p.poolType !== 'avg') {
+    fail(where, `poolType must be "max" or "avg", got ${JSON.stringify(p.poolType)}`);
+  } else if (p.poolType !== undefined) {
+    poolType = p.poolType as HeadPoolType;
   }
   if (o.inFeatures === undefined && typeof p.featureDim === 'number') o.inFeatures = p.featureDim;
   if (o.probe === undefined && p.probeConfig) o.probe = p.probeConfig;
@@ -108,6 +133,8 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
     version: 1,
     layer: o.layer as number,
     features: 'flatten',
+    pool,
+    poolType,
     classNames: o.classNames.slice(),
     inFeatures: f,
     weight,
@@ -124,6 +151,7 @@ export function headToJson(h: Omit<LinearHead, 'format' | 'version' | 'features'
     version: 1,
     layer: h.layer,
     features: 'flatten',
+    ...(h.pool ? { pool: h.pool, poolType: h.poolType ?? 'max' } : {}),
     classNames: h.classNames,
     inFeatures: h.weight.length / h.classNames.length,
     weight: Array.from(h.weight),

@@ -12,6 +12,8 @@
  *     "view": "Lab",                 // colour space computed inside the graph (train/preprocess/color.ts)
  *     "layer": 6,                    // block whose flattened outputs (L then ab) are `features`
  *     "featuresDim": 4096, "embeddingDim": 256,
+ *     "pool": [5, 5] | null,         // adaptive pooling of the layer's map (views concatenated along channels)
+ *     "poolType": "max" | "avg" | null, //   before the flatten, as the head's probe trained (null: none)
  *     "classNames": [...],           // the head's classes (or the training set's when there is no head)
  *     "trainConfig": {...},          // the checkpoint's training config
  *     "probeConfig": {...} | null,   // the head file's probe config
@@ -51,6 +53,9 @@ export interface Manifest {
   view: ColorView;
   layer: number;
   featuresDim: number;
+  /** Adaptive pooling target [h, w] applied to the layer's map before the flatten (null/absent: none). */
+  pool?: [number, number] | null;
+  poolType?: 'max' | 'avg' | null;
   embeddingDim: number;
   classNames: string[];
   trainConfig: Record<string, unknown> | null;
@@ -78,6 +83,8 @@ export function manifestMetadata(m: Omit<Manifest, 'files'>, role: ManifestFile[
     'cmc.view': m.view,
     'cmc.layer': String(m.layer),
     'cmc.features_dim': String(m.featuresDim),
+    'cmc.pool': JSON.stringify(m.pool ?? null),
+    'cmc.pool_type': JSON.stringify(m.poolType ?? null),
     'cmc.embedding_dim': String(m.embeddingDim),
     'cmc.class_names': JSON.stringify(m.classNames),
     'cmc.train_config': JSON.stringify(m.trainConfig),

@@ -1,0 +1,77 @@
+/**
+ * Build the browser demo into web/dist: esbuild bundles web/main.ts (with onnxruntime-web and the shared
+ * preprocessing of train/data/augment.ts) to dist/main.js, copies index.html, and copies the
+ * onnxruntime-web runtime files the bundle loads at run time (ort-wasm-simd-threaded*.mjs + .wasm) to
+ * dist/ort/, so the page needs nothing beyond the server (main.ts sets ort.env.wasm.wasmPaths to ./ort/).
+ *
+ *   npm run build:web            # or: node --import tsx web/build.ts [--outdir web/dist] [--no-minify]
+ *   cmc serve --models models    # serves web/dist at /
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as esbuild from 'esbuild';
+
+const WEB = path.dirname(fileURLToPath(import.meta.url));
+
+export interface WebBuildResult {
+  outdir: string;
+  bundleBytes: number;
+  runtimeFiles: string[];
+  ms: number;
+}
+
+/** The directory holding onnxruntime-web's dist files. */
+function ortDistDir(): string {
+  const require = createRequire(import.meta.url);
+  return path.dirname(require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
+}
+
+export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l: string) => void } = {}): Promise<WebBuildResult> {
+  const t0 = performance.now();
+  const outdir = path.resolve(o.outdir ?? path.join(WEB, 'dist'));
+  fs.mkdirSync(path.join(outdir, 'ort'), { recursive: true });
+  const r = await esbuild.build({
+    entryPoints: [path.join(WEB, 'main.ts')],
+    outfile: path.join(outdir, 'main.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['es2022'],
+    // The ort build that loads its wasm glue (.mjs) and binary (.wasm) from env.wasm.wasmPaths.
+    conditions: ['onnxruntime-web-use-extern-wasm'],
+    minify: o.minify ?? true,
+    sourcemap: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    metafile: true,
+  });
+  const bundle = fs.readFileSync(path.join(outdir, 'main.js'), 'utf8');
+  // Copy exactly the runtime variants the bundle names (e.g. ort-wasm-simd-threaded.jsep.mjs / .wasm).
+  const names = new Set<string>();
+  for (const m of bundle.matchAll(/ort-wasm-simd-threaded(?:\.[a-z]+)?\.(?:mjs|wasm)/g)) names.add(m[0]);
+  for (const n of [...names]) names.add(n.replace(/\.mjs$/, '.wasm')).add(n.replace(/\.wasm$/, '.mjs'));
+  if (names.size === 0) throw new Error('web build: the bundle names no ort-wasm-simd-threaded runtime file');
+  const src = ortDistDir();
+  const runtimeFiles: string[] = [];
+  for (const n of [...names].sort()) {
+    const from = path.join(src, n);
+    if (!fs.existsSync(from)) continue;
+    const to = path.join(outdir, 'ort', n);
+    const st = fs.statSync(from);
+    if (!fs.existsSync(to) || fs.statSync(to).size !== st.size || fs.statSync(to).mtimeMs < st.mtimeMs) fs.copyFileSync(from, to);
+    runtimeFiles.push(n);
+  }
+  fs.copyFileSync(path.join(WEB, 'index.html'), path.join(outdir, 'index.html'));
+  const res = { outdir, bundleBytes: Buffer.byteLength(bundle), runtimeFiles, ms: performance.now() - t0 };
+  o.log?.(`[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')} (${res.ms.toFixed(0)} ms)`);
+  void r;
+  return res;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { outdir: { type: 'string' }, 'no-minify': { type: 'boolean', default: false } } });
+  await buildWeb({ outdir: values.outdir, minify: !values['no-minify'], log: (l) => console.log(l) });
+}
