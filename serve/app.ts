@@ -287,8 +287,19 @@ export function createApp(deps: AppDeps): express.Express {
       if (!st.isFile()) throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
       res.setHeader('Content-Type', file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream');
       res.setHeader('Content-Length', String(st.size));
+      // The browser keeps the (large) ONNX files: each request revalidates with the file's sha256 from the
+      // manifest as its ETag and gets a 304 while the model is unchanged.
+      const sha = file === 'manifest.json' ? null : m.manifest.files[file]?.sha256;
       res.setHeader('Cache-Control', 'no-cache');
       res.setHeader('X-Model-Version', m.version);
+      if (sha) {
+        const etag = `"${sha}"`;
+        res.setHeader('ETag', etag);
+        if (req.headers['if-none-match'] === etag) {
+          res.status(304).end();
+          return;
+        }
+      }
       if (req.method === 'HEAD') {
         res.end();
         return;

@@ -45,6 +45,11 @@ test('GET /models/{name}/{file}: manifest.json and listed .onnx files only, auth
   assert.equal(onnx.status, 200);
   assert.equal(onnx.headers.get('content-type'), 'application/octet-stream');
   assert.deepEqual(Buffer.from(await onnx.arrayBuffer()), fs.readFileSync(path.join(models, 'tiny', 'classifier.onnx')));
+  // Browser caching: the ETag is the file's sha256 from the manifest; revalidation answers 304 without a body.
+  assert.equal(onnx.headers.get('etag'), `"${man.json.files['classifier.onnx'].sha256}"`);
+  const again = await fetch(`${s.url}/models/tiny/classifier.onnx`, { headers: { 'if-none-match': onnx.headers.get('etag')! } });
+  assert.equal(again.status, 304);
+  assert.equal((await again.arrayBuffer()).byteLength, 0);
   // Versions: default the latest, ?version= picks one.
   const v1 = Buffer.from(await (await fetch(`${s.url}/models/multi/encoder.onnx?version=1`)).arrayBuffer());
   const v2 = Buffer.from(await (await fetch(`${s.url}/models/multi/encoder.onnx`)).arrayBuffer());
