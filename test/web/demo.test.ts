@@ -18,6 +18,34 @@ import { startServer } from '../../serve/main.ts';
 import { buildWeb } from '../../web/build.ts';
 import { multipart, request, testImage } from '../serve/fixture.ts';
 import { Rng } from '../../train/util/rng.ts';
+import sharp from 'sharp';
+import { RawU8Source } from '../../train/data/sources.ts';
+
+/**
+ * Real photos for the browser-vs-server bound: a few imagenette test images (../shared/data beside the
+ * checkout, or CMC_DATA_DIR), upscaled and JPEG-encoded so the browser's and libvips' JPEG decoders both
+ * take part. Nothing from the data set is written into the repository. null when the data is absent.
+ */
+async function realPhotoJpegs(n: number): Promise<{ name: string; mimeType: string; buffer: Buffer }[] | null> {
+  const root = process.env.CMC_DATA_DIR ?? path.resolve(import.meta.dirname, '../../../shared/data');
+  const dir = path.join(root, 'imagenette64-sub');
+  if (!fs.existsSync(path.join(dir, 'meta.json'))) return null;
+  const src = new RawU8Source(dir, 'test');
+  try {
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const s = await src.get(i * 97);
+      const buffer = await sharp(Buffer.from(s.rgb), { raw: { width: s.width, height: s.height, channels: 3 } })
+        .resize(s.width * 3, s.height * 2, { kernel: 'lanczos3' })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      out.push({ name: `photo${i}.jpg`, mimeType: 'image/jpeg', buffer });
+    }
+    return out;
+  } finally {
+    src.close();
+  }
+}
 
 const CHROMIUM = process.env.CMC_CHROMIUM ?? '/usr/bin/chromium';
 const VK_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -174,6 +202,28 @@ test('browser demo: WebGPU and wasm match the server (top-1, cosine >= 0.99)', {
       assert.deepEqual([...shownTop1].reverse(), serverTop1);
       assert.ok(typeof st.similarity === 'number' && Math.abs(st.similarity) <= 1.0001);
       assert.match((await page.textContent('#similarity')) ?? '', /cosine\(a\.png, b\.png\)/);
+      if (mode === 'wasm') {
+        const jpegs = await realPhotoJpegs(3);
+        if (!jpegs) {
+          report.push('real-photo JPEG check skipped: ../shared/data/imagenette64-sub not found');
+        } else {
+          await page.setInputFiles('#file', jpegs);
+          await page.waitForFunction((n) => {
+            const st = (window as unknown as { cmcDemo: PageState }).cmcDemo;
+            return st.images.length === n && st.busy === 0;
+          }, 2 + jpegs.length, { timeout: 20_000 });
+          await page.click('#compare');
+          await page.waitForFunction(() => {
+            const st = (window as unknown as { cmcDemo: PageState }).cmcDemo;
+            return st.busy === 0 && st.images.every((i) => i.serverCosine !== undefined);
+          }, undefined, { timeout: 20_000 });
+          const all = ((await page.evaluate(() => (window as unknown as { cmcDemo: PageState }).cmcDemo)) as PageState).images;
+          const photos = all.filter((i) => i.name.endsWith('.jpg'));
+          assert.equal(photos.length, jpegs.length);
+          for (const img of photos) assert.ok(img.serverCosine! >= 0.99, `real photo ${img.name}: browser vs server cosine ${img.serverCosine}`);
+          report.push(`real-photo JPEGs (wasm): browser-vs-server cosine ${photos.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}`);
+        }
+      }
       report.push(
         `${mode}: session+warm-up ${st.loadMs!.toFixed(0)} ms, inference ${st.images.map((i) => i.ms.toFixed(1)).join(' / ')} ms, ` +
           `browser-vs-server cosine ${st.images.map((i) => `${i.serverCosine!.toFixed(6)} (1-cos ${(1 - i.serverCosine!).toExponential(1)})`).join(" / ")}, top-1 ${st.images.map((i) => i.top[0].label).join(' / ')}, ` +
