@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { SERVE_DEFAULTS, configFromEnv, serveForever, type ServeConfig } from '../../serve/main.ts';
 import { PROVIDERS } from '../../serve/providers.ts';
@@ -37,6 +39,13 @@ export function addServeCommand(program: Command): void {
       for (const k of Object.keys(D) as (keyof ServeConfig)[]) {
         const src = cmd.getOptionValueSource(k);
         if (o[k] !== undefined && (src === 'cli' || cfg[k] === undefined)) (cfg as Record<string, unknown>)[k] = o[k];
+      }
+      // A fresh clone has no bundle yet: build the demo once (esbuild, ~3 s) so `/` serves it.
+      const dist = cfg.web_dist ?? D.web_dist;
+      if (dist === D.web_dist && !fs.existsSync(path.join(dist, 'index.html'))) {
+        const { buildWeb } = await import('../../web/build.ts');
+        const r = await buildWeb({ outdir: dist });
+        if (!cfg.quiet) console.error(`[serve] built the browser demo into ${r.outdir}`);
       }
       await serveForever(cfg);
     });

@@ -109,6 +109,58 @@ describeBackends('training kernels', (name) => {
     for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
+  it('batch norm over a batch of vectors (fc layers), forward and gradients', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([16, 7], 35, 2);
+      const gamma = seededTensor([7], 36);
+      const beta = seededTensor([7], 37);
+      const w = seededTensor([16, 7], 38);
+      const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0]);
+        return tf.sum(tf.mul(tf.relu(tf.batchNorm(a, mean, variance, b, g, 1e-5)), w));
+      };
+      return [f(x, gamma, beta), ...tf.grads(f)([x, gamma, beta])];
+    });
+    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
+  it('mean gradient (our Mean grad rule) over leading, inner and all axes, with and without keepDims', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([3, 5, 4, 6], 81, 2);
+      const cases: [number[] | null, boolean][] = [[[0, 1, 2], false], [[0, 1, 2], true], [[1], false], [[3], true], [null, false], [[0, 2], false]];
+      return cases.map(([axes, keep], i) =>
+        tf.grad((a: tf.Tensor) => {
+          const m = tf.mean(a, axes ?? undefined, keep);
+          return tf.sum(tf.mul(m, seededTensor(m.shape, 90 + i)));
+        })(x),
+      );
+    });
+    for (let i = 0; i < ref.length; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `case ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
+  it('identity (clone, same-dtype cast) shares data safely: values survive disposing the source', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([4, 9, 9, 6], 91);
+      const xi = tf.tensor1d([3, -1, 7, 0], 'int32');
+      const a = tf.clone(x);
+      const b = tf.cast(x, 'float32');
+      const c = tf.cast(tf.clone(xi), 'float32');
+      const v = tf.variable(tf.clone(x), true, `identity-test-${name}-${Math.random()}`);
+      const before = tf.clone(v);
+      v.assign(tf.add(v, 1));
+      x.dispose();
+      xi.dispose();
+      const d = tf.cast(tf.cast(tf.tensor1d([1.5, -2.5, 3]), 'int32'), 'int32'); // a real cast, then a same-dtype one
+      const out = [tf.add(a, 0), tf.mul(b, 2), c, before, tf.clone(v), tf.cast(d, 'float32')];
+      v.dispose();
+      return out;
+    });
+    for (let i = 0; i < ref.length; i++) assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
   it('dense layer (matMul + bias) forward and gradients', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import { registerTrainingGradients, registerTrainingKernels } from '../kernels/register_all.ts';
+import { finishWasmThreads, prepareWasmThreads, wasmThreadsWanted } from '../kernels/wasm_threads.ts';
 import { ensureGradients } from './gradients.ts';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -183,13 +184,24 @@ function hasGpuDevice(): boolean {
   }
 }
 
+/** XNNPACK threads of the wasm backend: CMC_WASM_THREADS, else one per available core (at most 8). */
 async function initWasm(): Promise<BackendInfo> {
-  await import('@tensorflow/tfjs-backend-wasm');
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
   registerTrainingKernels('wasm');
-  if (!(await tf.setBackend('wasm'))) throw new BackendUnavailableError('tfjs could not initialise its wasm backend');
-  await tf.ready();
+  prepareWasmThreads(wasmThreadsWanted(), wasm);
+  try {
+    if (!(await tf.setBackend('wasm'))) throw new BackendUnavailableError('tfjs could not initialise its wasm backend');
+    await tf.ready();
+  } finally {
+    finishWasmThreads(tf.findBackend('wasm'));
+  }
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return { name: 'wasm', device: `WebAssembly${simd ? ' SIMD' : ''} (XNNPACK) on CPU`, accelerated: false };
+  const threads = wasm.getThreadsCount();
+  return {
+    name: 'wasm',
+    device: `WebAssembly${simd ? ' SIMD' : ''} (XNNPACK) on CPU, ${threads} thread${threads === 1 ? '' : 's'}`,
+    accelerated: false,
+  };
 }
 
 async function initCpu(): Promise<BackendInfo> {

@@ -8,11 +8,13 @@ import { makeConv2DBackpropInputConfig } from './wasm/Conv2DBackpropInput.ts';
 import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
 import { makeMeanConfig, makeSumConfig } from './wasm/Reduce.ts';
+import { makeCastConfig, makeIdentityConfig } from './wasm/Identity.ts';
 import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
+import { meanGradConfig } from './grads/Mean_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
-  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig],
+  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig, makeIdentityConfig, makeCastConfig],
 };
 
 const done = new Set<string>();
@@ -31,7 +33,7 @@ export function registerTrainingKernels(backend: string): void {
 }
 
 /** Gradient rules we replace in tfjs-core (backend-agnostic). */
-const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig];
+const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig];
 
 /** Register our gradient rules over core's; call after core's gradients are registered. */
 export function registerTrainingGradients(): void {

@@ -1,7 +1,8 @@
 /**
  * Gradient of FusedBatchNorm, replacing tfjs-core's. Core's version materialises 1/sqrt(var+eps) at the
  * full input shape with `tile` before multiplying, which on wasm cost ~12% of a training step; plain
- * broadcasting gives the same numbers without the copy. Otherwise identical to core's formulas.
+ * broadcasting gives the same numbers without the copy. Per-channel factors are applied after the reductions
+ * (same formulas, fewer full-size passes).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FusedBatchNorm, type FusedBatchNormAttrs, type GradConfig, type NamedAttrMap } from '@tensorflow/tfjs-core';
@@ -16,15 +17,15 @@ export const fusedBatchNormGradConfig: GradConfig = {
     const scaleValue = scale ?? tf.scalar(1);
     const axes = reductionAxes(mean.shape, x.shape);
     const reduce = (t: tf.Tensor) => tf.reshape(axes.length ? tf.sum(t, axes) : t, mean.shape);
-    const xMinusMean = tf.sub(x, mean);
-    const dyTimesScale = tf.mul(g, scaleValue);
     const rstd = tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon)));
-    const minusHalfRCube = tf.mul(tf.mul(tf.mul(rstd, rstd), rstd), tf.scalar(-0.5));
+    // Every reduction is Σg or Σg·(x−μ) times a per-channel factor, so only those two touch the full
+    // maps (core's formulas multiply full maps by per-channel factors before reducing: ~13 passes, now 5).
+    const sumGxm = () => reduce(tf.mul(g, tf.sub(x, mean)));
     return {
-      x: () => tf.reshape(tf.mul(tf.mul(g, rstd), scaleValue), x.shape),
-      mean: () => reduce(tf.mul(tf.mul(rstd, tf.scalar(-1)), dyTimesScale)),
-      variance: () => reduce(tf.mul(tf.mul(minusHalfRCube, xMinusMean), dyTimesScale)),
-      scale: () => reduce(tf.mul(g, tf.mul(xMinusMean, rstd))),
+      x: () => tf.reshape(tf.mul(g, tf.mul(rstd, scaleValue)), x.shape),
+      mean: () => tf.mul(reduce(g), tf.neg(tf.mul(rstd, scaleValue))),
+      variance: () => tf.mul(sumGxm(), tf.mul(tf.mul(tf.mul(tf.mul(rstd, rstd), rstd), tf.scalar(-0.5)), scaleValue)),
+      scale: () => tf.mul(sumGxm(), rstd),
       offset: () => reduce(g),
     };
   },
