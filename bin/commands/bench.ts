@@ -5,6 +5,7 @@ import { runProfile } from '../../bench/profile.ts';
 import { openSource, writeSyntheticDatasetIfNeeded } from '../../bench/data_source.ts';
 import { throughput } from '../../train/data/loader.ts';
 import { addServeBenchCommand } from './serve.ts';
+import { runMemoryBankBench } from '../../bench/memory_bank.ts';
 import { int, num } from '../options.ts';
 
 export function addBenchCommand(program: Command): void {
@@ -90,5 +91,29 @@ export function addBenchCommand(program: Command): void {
       }
       source.close();
       if (o.json) console.log(JSON.stringify({ data: dir, image_size: o.image_size, rows }));
+    });
+
+  bench
+    .command('memory-bank')
+    .description('the memory-bank part of a step alone (scores, loss, gradient w.r.t. the embeddings, update), optionally next to PyTorch')
+    .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).default('auto'))
+    .option('--batch_size <n>', 'batch size', int, 128)
+    .option('--nce_k <n>', 'negatives per positive', int, 16384)
+    .option('--feat_dim <n>', 'embedding size', int, 128)
+    .option('--n_data <n>', 'memory-bank rows', int, 50000)
+    .option('--softmax', 'softmax-CE instead of NCE', false)
+    .option('--warmup <n>', 'untimed steps', int, 2)
+    .option('--steps <n>', 'timed steps (median reported)', int, 5)
+    .option('--torch', 'also run the PyTorch reference', false)
+    .option('--torch_threads <n>', 'PyTorch threads (default: ours)', int)
+    .option('--python <path>', 'python with torch', '/usr/bin/python3')
+    .option('--json', 'print the result as JSON', false)
+    .action(async (o) => {
+      const r = await runMemoryBankBench({ backend: o.backend as BackendName, batchSize: o.batch_size, nceK: o.nce_k, featDim: o.feat_dim, nData: o.n_data,
+        softmax: o.softmax, warmup: o.warmup, steps: o.steps, torch: o.torch, python: o.python, torchThreads: o.torch_threads });
+      if (o.json) return void console.log(JSON.stringify(r));
+      console.log(`memory bank B=${r.batch_size} K=${r.nce_k} D=${r.feat_dim} N=${r.n_data} (${r.path} path) on ${r.backend} (${r.device}): ${(r.memory_bank_ms as number).toFixed(1)} ms`);
+      const t = r.torch as { memory_bank_ms?: number; version?: string; threads?: number; error?: string } | undefined;
+      if (t) console.log(t.memory_bank_ms !== undefined ? `PyTorch ${t.version} (${t.threads} threads): ${t.memory_bank_ms.toFixed(1)} ms; ratio ours/PyTorch ${(r.ratio_vs_torch as number).toFixed(2)}x` : `PyTorch: ${t.error}`);
     });
 }
