@@ -4,23 +4,10 @@
  * Workers register tsx themselves (they do not inherit the main thread's loader hooks; same bootstrap as
  * train/data/loader.ts).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnTsWorker } from '../train/util/ts_worker.ts';
 import type { DecodedImage } from './preprocess.ts';
 
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const a = process.execArgv;
-  for (let k = 0; k < a.length; k++) {
-    const f = a[k];
-    if ((f === '--import' || f === '--require' || f === '-r' || f === '--loader' || f === '--experimental-loader') && /tsx/.test(a[k + 1] ?? '')) {
-      k++;
-      continue;
-    }
-    if (/^--(import|require|loader|experimental-loader)=.*tsx/.test(f)) continue;
-    out.push(f);
-  }
-  return out;
-}
 
 interface Slot {
   w: Worker;
@@ -34,13 +21,8 @@ export class ResizePool {
   private tasks = new Map<number, { resolve: (u: Uint8Array) => void; reject: (e: Error) => void }>();
 
   constructor(readonly size: number) {
-    const target = new URL('./resize_worker.ts', import.meta.url).href;
-    const tsxApi = import.meta.resolve('tsx/esm/api');
-    const code =
-      `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(target)}); })` +
-      `.catch((e) => { setImmediate(() => { throw e; }); });`;
     for (let i = 0; i < size; i++) {
-      const w = new Worker(code, { eval: true, execArgv: workerExecArgv() });
+      const w = spawnTsWorker(new URL('./resize_worker.ts', import.meta.url));
       w.unref();
       let onReady!: () => void;
       const ready = new Promise<void>((r) => (onReady = r));

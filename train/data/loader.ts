@@ -18,7 +18,8 @@
  * thread's loader hooks, whether the main thread used `node --import tsx`, `tsx` or the bin wrapper's
  * `register()`).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnTsWorker } from '../util/ts_worker.ts';
 import { Rng } from '../util/rng.ts';
 import type { DataSource, SourceSpec, WarnFn } from './sources.ts';
 import { trainTransform, valTransform, type TransformConfig } from './augment.ts';
@@ -158,29 +159,8 @@ export type FromWorker =
   | { type: 'error'; id: number; message: string; stack?: string }
   | { type: 'warn'; message: string };
 
-/** execArgv for workers without tsx's own flags (the bootstrap registers tsx itself). */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const a = process.execArgv;
-  for (let k = 0; k < a.length; k++) {
-    const f = a[k];
-    if ((f === '--import' || f === '--require' || f === '-r' || f === '--loader' || f === '--experimental-loader') && /tsx/.test(a[k + 1] ?? '')) {
-      k++;
-      continue;
-    }
-    if (/^--(import|require|loader|experimental-loader)=.*tsx/.test(f)) continue;
-    out.push(f);
-  }
-  return out;
-}
-
 function spawnWorker(init: WorkerInit): Worker {
-  const target = new URL('./worker.ts', import.meta.url).href;
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const code =
-    `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(target)}); })` +
-    `.catch((e) => { setImmediate(() => { throw e; }); });`;
-  return new Worker(code, { eval: true, workerData: init, execArgv: workerExecArgv() });
+  return spawnTsWorker(new URL('./worker.ts', import.meta.url), { workerData: init });
 }
 
 interface Task {

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { initBackend, type BackendInfo } from '../engine/backend.ts';
 import { CmcModel, sliceChannels } from '../model/cmc.ts';
 import { encoderForward, layerForward } from '../model/build_tfjs.ts';
-import { getCmcSpec } from '../spec/registry.ts';
+import { loadCmcSpec } from '../spec/load.ts';
 import type { CmcSpec } from '../spec/layers.ts';
 import { inferShapes, layerOutputShape } from '../spec/shapes.ts';
 import { SGD } from '../optim/sgd.ts';
@@ -112,19 +112,6 @@ export function preNormFeatures(model: CmcModel, x: tf.Tensor4D, training: boole
   });
 }
 
-/** A registry architecture, or a CmcSpec JSON file (as `cmc train --model spec.json`). */
-function loadSpec(cfg: SupervisedConfig): CmcSpec {
-  if (!cfg.model.endsWith('.json')) return getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view });
-  let spec: CmcSpec;
-  try {
-    spec = JSON.parse(fs.readFileSync(cfg.model, 'utf8')) as CmcSpec;
-  } catch (e) {
-    throw new Error(`--model ${cfg.model}: cannot read the network spec (${(e as Error).message})`);
-  }
-  if (!Array.isArray(spec.views) || spec.views.length < 1) throw new Error(`--model ${cfg.model}: a CmcSpec with views is expected`);
-  if (spec.imageSize !== cfg.image_size) throw new Error(`--model ${cfg.model} is for ${spec.imageSize} px images but --image_size is ${cfg.image_size}`);
-  return spec;
-}
 
 function validate(c: SupervisedConfig): void {
   const bad: string[] = [];
@@ -154,7 +141,7 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
     const nClasses = Math.max(source.classNames.length, maxLabel + 1);
     const classNames = Array.from({ length: nClasses }, (_, k) => source.classNames[k] ?? String(k));
 
-    const spec = loadSpec(cfg);
+    const spec = loadCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view });
     const model = new CmcModel(spec, cfg.seed);
     disposables.push(model);
     const inDim = preNormDim(spec);

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../engine/backend.ts';
-import { getCmcSpec } from '../spec/registry.ts';
+import { loadCmcSpec } from '../spec/load.ts';
 import type { CmcSpec } from '../spec/layers.ts';
 import { CmcModel } from '../model/cmc.ts';
 import { MemoryBank, type MemoryBankState } from '../loss/memory_bank.ts';
@@ -120,7 +120,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     if (!source.labels()) throw new Error('--knn_freq needs labels for the training images (for the neighbours\' votes)');
   }
 
-  const spec = resume?.header.spec ?? loadSpec(cfg);
+  const spec = resume?.header.spec ?? loadCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view, views: 2 });
   const model = new CmcModel(spec, cfg.seed);
   const bankRng = new Rng(cfg.seed + 1);
   const bank = new MemoryBank({
@@ -274,19 +274,6 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   return { runDir, checkpoint: lastCkpt, metrics, backend, knnAtInit };
 }
 
-/** A registry architecture, or a CmcSpec JSON file (custom networks in the same description language). */
-function loadSpec(cfg: TrainConfig): CmcSpec {
-  if (!cfg.model.endsWith('.json')) return getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view });
-  let spec: CmcSpec;
-  try {
-    spec = JSON.parse(fs.readFileSync(cfg.model, 'utf8')) as CmcSpec;
-  } catch (e) {
-    throw new Error(`--model ${cfg.model}: cannot read the network spec (${(e as Error).message})`);
-  }
-  if (!Array.isArray(spec.views) || spec.views.length !== 2) throw new Error(`--model ${cfg.model}: a CmcSpec with two views is expected`);
-  if (spec.imageSize !== cfg.image_size) throw new Error(`--model ${cfg.model} is for ${spec.imageSize} px images but --image_size is ${cfg.image_size}`);
-  return spec;
-}
 
 function l2rows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 2, 1, true)) as tf.Tensor2D;

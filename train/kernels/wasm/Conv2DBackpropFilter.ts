@@ -15,25 +15,15 @@
 import {
   backend_util,
   Conv2DBackpropFilter,
-  getKernel,
   type Conv2DBackpropFilterAttrs,
   type Conv2DBackpropFilterInputs,
   type KernelConfig,
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { wasmKernel, type WasmBackendLike } from './kernel_utils.ts';
 
-type AnyKernel = (args: { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> }) => TensorInfo;
-
-function kernel(name: string): AnyKernel {
-  const k = getKernel(name, 'wasm');
-  if (!k) throw new Error(`wasm backend lacks the ${name} kernel needed by Conv2DBackpropFilter`);
-  return k.kernelFunc as unknown as AnyKernel;
-}
-
-interface WasmBackendLike {
-  disposeData(dataId: object): boolean;
-}
+const kernel = (name: string) => wasmKernel(name, 'Conv2DBackpropFilter');
 
 const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, dy } = inputs as unknown as Required<{ [K in keyof Conv2DBackpropFilterInputs]: TensorInfo }>;

@@ -12,24 +12,14 @@
 import {
   backend_util,
   Conv2DBackpropInput,
-  getKernel,
   type Conv2DBackpropInputAttrs,
   type KernelConfig,
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { wasmKernel, type WasmBackendLike } from './kernel_utils.ts';
 
-type AnyKernel = (args: { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> }) => TensorInfo;
-
-function kernel(name: string): AnyKernel {
-  const k = getKernel(name, 'wasm');
-  if (!k) throw new Error(`wasm backend lacks the ${name} kernel needed by Conv2DBackpropInput`);
-  return k.kernelFunc as unknown as AnyKernel;
-}
-
-interface WasmBackendLike {
-  disposeData(dataId: object): boolean;
-}
+const kernel = (name: string) => wasmKernel(name, 'Conv2DBackpropInput');
 
 /** Builds the kernel; `stock` is tfjs's own implementation, used for shapes the identity does not cover. */
 export function makeConv2DBackpropInputConfig(stock: KernelFunc | undefined): KernelConfig {
