@@ -19,8 +19,11 @@ export function addPlotCommand(program: Command): void {
         const rows = fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
         const name = path.basename(path.dirname(path.resolve(file)));
         loss.push({ name, points: rows.map((m) => [m[o.x], m.loss]) });
-        const k = rows.filter((m) => typeof m.knn_top1 === 'number').map((m) => [m[o.x], 100 * m.knn_top1] as [number, number]);
-        if (k.length) knn.push({ name, points: k });
+        // One series per feature source: recomputed kNN and memory-bank kNN are different measurements.
+        for (const src of ['recompute', 'memory']) {
+          const k = rows.filter((m) => typeof m.knn_top1 === 'number' && (m.knn_source ?? 'memory') === src).map((m) => [m[o.x], 100 * m.knn_top1] as [number, number]);
+          if (k.length) knn.push({ name: `${name} (${src === 'memory' ? 'memory bank' : 'recomputed'})`, points: k, dashed: src === 'memory' });
+        }
       }
       fs.mkdirSync(o.out, { recursive: true });
       const xl = o.x === 'step' ? 'SGD steps' : 'epoch';

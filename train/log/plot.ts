@@ -60,6 +60,8 @@ export function lineChart(o: ChartOptions): string {
   out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  // Legend box sized to the longest name (about 6.5 px per character at 12 px sans-serif).
+  const legendX = W - m.r - Math.max(150, 30 + 6.5 * Math.max(...o.series.map((s) => s.name.length)));
   o.series.forEach((s, i) => {
     const c = PALETTE[i % PALETTE.length];
     const good = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
@@ -68,8 +70,8 @@ export function lineChart(o: ChartOptions): string {
     out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     if (s.markers ?? good.length <= 40) for (const [x, y] of good) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`);
     const ly = m.t + 8 + i * 16;
-    out.push(`<line x1="${W - m.r - 150}" x2="${W - m.r - 130}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    out.push(`<text x="${W - m.r - 126}" y="${ly + 4}">${esc(s.name)}</text>`);
+    out.push(`<line x1="${legendX}" x2="${legendX + 20}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(`<text x="${legendX + 24}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
