@@ -23,6 +23,7 @@ import { CmcModel } from '../../train/model/cmc.ts';
 import { getCmcSpec } from '../../train/spec/registry.ts';
 import { paramShapes } from '../../train/spec/shapes.ts';
 import { toViewInput, type ColorView } from '../../train/preprocess/color.ts';
+import { randomModelCheckpoint } from '../helpers/random_model.ts';
 import { Rng } from '../../train/util/rng.ts';
 import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts';
 import type { LinearHead } from '../../train/export/head.ts';
@@ -38,33 +39,7 @@ interface RandomModel {
 
 /** CmcModel with random weights and random BN statistics (gamma, beta, running mean and variance). */
 function randomModel(arch: string, imageSize: number, seed: number, view: ColorView = 'Lab'): RandomModel {
-  const spec = getCmcSpec(arch, { imageSize, featDim: 128, view });
-  const model = new CmcModel(spec, seed);
-  const rng = new Rng(seed + 1000);
-  const arrays = model.toNamedArrays();
-  for (const v of spec.views) {
-    for (const p of paramShapes(v.encoder)) {
-      const a = arrays[`${v.name}.${p.name}`];
-      if (p.layer.kind !== 'batchnorm') continue;
-      for (let i = 0; i < a.data.length; i++) {
-        if (p.role === 'gamma') a.data[i] = rng.range(0.5, 1.5);
-        else if (p.role === 'beta') a.data[i] = rng.range(-0.2, 0.2);
-        else if (p.role === 'running_mean') a.data[i] = rng.range(-0.2, 0.2);
-        else if (p.role === 'running_var') a.data[i] = rng.range(0.5, 2);
-      }
-    }
-  }
-  model.loadNamedArrays(arrays);
-  const tensors: Record<string, TensorEntry> = {};
-  for (const [k, t] of Object.entries(arrays)) tensors[`model/${k}`] = t;
-  const header = {
-    format: 'cmc-train-checkpoint',
-    config: { model: arch, image_size: imageSize, feat_dim: 128, view, name: `test_${arch}` },
-    spec,
-    classNames: ['a', 'b', 'c'],
-    metrics: [{ epoch: 1, loss: 1.5 }],
-  };
-  return { model, checkpoint: { header, tensors } };
+  return randomModelCheckpoint(arch, imageSize, seed, { view, metrics: [{ epoch: 1, loss: 1.5 }] });
 }
 
 /** n random RGB uint8 images [n, size, size, 3], including the extremes 0 and 255 and the sRGB knee. */

@@ -20,6 +20,7 @@ import { paramShapes } from '../../train/spec/shapes.ts';
 import { toViewInput } from '../../train/preprocess/color.ts';
 import { Rng } from '../../train/util/rng.ts';
 import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts';
+import { randomModelCheckpoint } from '../helpers/random_model.ts';
 import { exportModel } from '../../train/export/export.ts';
 import { adaptivePoolBins, buildAdaptivePoolGraph, checkOps } from '../../train/export/emit.ts';
 import { parseHead } from '../../train/export/head.ts';
@@ -109,33 +110,7 @@ for (const type of ['max', 'avg'] as PoolType[]) {
 
 /** alexnet_small with random weights and random BN statistics, as a checkpoint. */
 function randomAlexnet(seed: number): { model: CmcModel; checkpoint: Checkpoint } {
-  const spec = getCmcSpec('alexnet_small', { imageSize: 32, featDim: 128, view: 'Lab' });
-  const model = new CmcModel(spec, seed);
-  const rng = new Rng(seed + 1000);
-  const arrays = model.toNamedArrays();
-  for (const v of spec.views) {
-    for (const p of paramShapes(v.encoder)) {
-      const a = arrays[`${v.name}.${p.name}`];
-      if (p.layer.kind !== 'batchnorm') continue;
-      for (let i = 0; i < a.data.length; i++) {
-        if (p.role === 'gamma') a.data[i] = rng.range(0.5, 1.5);
-        else if (p.role === 'beta') a.data[i] = rng.range(-0.2, 0.2);
-        else if (p.role === 'running_mean') a.data[i] = rng.range(-0.2, 0.2);
-        else if (p.role === 'running_var') a.data[i] = rng.range(0.5, 2);
-      }
-    }
-  }
-  model.loadNamedArrays(arrays);
-  const tensors: Record<string, TensorEntry> = {};
-  for (const [k, t] of Object.entries(arrays)) tensors[`model/${k}`] = t;
-  const header = {
-    format: 'cmc-train-checkpoint',
-    config: { model: 'alexnet_small', image_size: 32, feat_dim: 128, view: 'Lab', name: 'pool_test' },
-    spec,
-    classNames: ['a', 'b', 'c'],
-    metrics: [],
-  };
-  return { model, checkpoint: { header, tensors } };
+  return randomModelCheckpoint('alexnet_small', 32, seed, { name: 'pool_test' });
 }
 
 const E2E: { layer: number; poolType?: PoolType; expectPool: [number, number] }[] = [
