@@ -121,13 +121,14 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   sgd.dispose();
   if (o.torch) {
     const threads = o.torchThreads ?? result.threads;
-    result.torch = runTorchReference(spec, o, threads, log);
+    result.torch = runTorchReference(spec, o, threads, result.param_count, log);
     if (typeof result.torch.ms_per_step === 'number') result.ratio_vs_torch = ms / result.torch.ms_per_step;
   }
   return result;
 }
 
-function runTorchReference(spec: unknown, o: TrainStepBenchOptions, threads: number, log: (s: string) => void): Record<string, unknown> {
+/** The PyTorch script builds the same network from the spec JSON and refuses to run if its parameter count differs. */
+function runTorchReference(spec: unknown, o: TrainStepBenchOptions, threads: number, params: number, log: (s: string) => void): Record<string, unknown> {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const script = path.join(here, 'torch_train_step.py');
   const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-bench-')), 'spec.json');
@@ -135,6 +136,7 @@ function runTorchReference(spec: unknown, o: TrainStepBenchOptions, threads: num
   const args = [
     script, '--spec', specFile, '--batch_size', String(o.batchSize), '--nce_k', String(o.nceK),
     '--n_data', String(o.nData), '--threads', String(threads), '--warmup', String(o.warmup), '--steps', String(o.steps),
+    '--expect_params', String(params),
     ...(o.softmax ? ['--softmax'] : []),
   ];
   log(`[bench] PyTorch reference: ${o.python} ${args.join(' ')}`);
