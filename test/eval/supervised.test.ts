@@ -5,6 +5,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeTinySpec } from '../helpers/tiny_spec.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,22 +22,11 @@ const quiet = () => {};
 
 // A small two-view network in the spec language (as test/trainer/train.test.ts): conv, BN, ReLU, maxpool, linear, l2norm.
 const tinySpecFile = path.join(tmp, 'tiny.json');
-const tinyEncoder = (inChannels: number) => ({
-  arch: 'tiny', inChannels, imageSize: 16,
-  blocks: [
-    { name: 'c1', layers: [
-      { kind: 'conv2d', name: 'c1.0', filters: 8, kernel: 3, stride: 1, pad: 1, bias: false, init: 'kaiming_uniform' },
-      { kind: 'batchnorm', name: 'c1.1', eps: 1e-5, momentum: 0.1 }, { kind: 'relu' }, { kind: 'maxpool', size: 3, stride: 2, pad: 0 }] },
-    { name: 'fc', layers: [{ kind: 'flatten' }, { kind: 'linear', name: 'fc.0', units: 16, bias: true, init: 'pytorch' }, { kind: 'l2norm' }] },
-  ],
-});
 
 before(async () => {
   await initBackend('wasm', { quiet: true });
   writeSyntheticDataset(data, { size: 32, train: 64, test: 32, seed: 9 });
-  const spec = { arch: 'tiny', imageSize: 16, featDim: 16, views: [
-    { name: 'L', channels: [0], encoder: tinyEncoder(1) }, { name: 'ab', channels: [1, 2], encoder: tinyEncoder(2) }] };
-  fs.writeFileSync(tinySpecFile, JSON.stringify(spec));
+  writeTinySpec(tinySpecFile, { convStride: 1 });
 });
 
 test('supervised training lowers its cross-entropy and scores the test split every epoch', async () => {

@@ -12,6 +12,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { maxAbsDiff } from '../helpers/ort.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../train/engine/backend.ts';
@@ -123,15 +124,6 @@ function referenceLogits(features: Float32Array, n: number, head: LinearHead): F
   return out;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : Math.max(m, d);
-  }
-  return m;
-}
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;

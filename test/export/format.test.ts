@@ -7,6 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { maxAbsDiff, ortRun } from '../helpers/ort.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -142,24 +143,7 @@ async function tfjsForward(model: CmcModel, img: Uint8Array, n: number, view: Co
   return out;
 }
 
-async function ortRun(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
-  const s = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
-  try {
-    const r = await s.run(feeds);
-    const out: Record<string, Float32Array> = {};
-    for (const [k, t] of Object.entries(r)) out[k] = t.data as Float32Array;
-    return out;
-  } finally {
-    await s.release();
-  }
-}
 
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 function randomHead(f: number, classes: number, layer: number, seed: number): LinearHead {
   const rng = new Rng(seed);

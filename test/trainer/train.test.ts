@@ -4,6 +4,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeTinySpec } from '../helpers/tiny_spec.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,21 +22,10 @@ const quiet = () => {};
 // A tiny two-view network in the spec language (conv, BN, ReLU, maxpool, linear, l2norm): the cpu
 // reference backend's convolution gradients are too slow for a full alexnet_small here.
 const tinySpecFile = path.join(tmp, 'tiny.json');
-const tinyEncoder = (inChannels: number) => ({
-  arch: 'tiny', inChannels, imageSize: 16,
-  blocks: [
-    { name: 'c1', layers: [
-      { kind: 'conv2d', name: 'c1.0', filters: 8, kernel: 3, stride: 2, pad: 1, bias: false, init: 'kaiming_uniform' },
-      { kind: 'batchnorm', name: 'c1.1', eps: 1e-5, momentum: 0.1 }, { kind: 'relu' }, { kind: 'maxpool', size: 3, stride: 2, pad: 0 }] },
-    { name: 'fc', layers: [{ kind: 'flatten' }, { kind: 'linear', name: 'fc.0', units: 16, bias: true, init: 'pytorch' }, { kind: 'l2norm' }] },
-  ],
-});
 
 before(async () => {
   writeSyntheticDataset(data, { size: 32, train: 48, test: 16, seed: 3 });
-  const spec = { arch: 'tiny', imageSize: 16, featDim: 16, views: [
-    { name: 'L', channels: [0], encoder: tinyEncoder(1) }, { name: 'ab', channels: [1, 2], encoder: tinyEncoder(2) }] };
-  fs.writeFileSync(tinySpecFile, JSON.stringify(spec));
+  writeTinySpec(tinySpecFile);
 });
 
 function config(over: Partial<TrainConfig>): TrainConfig {
