@@ -32,7 +32,7 @@ function encoderOptions(cmd: Command): Command {
   return cmd
     .option('--checkpoint <ckpt>', 'checkpoint of `cmc train` or `cmc supervised` (e.g. runs/<name>/current.ckpt)')
     .option('--random', 'use a randomly initialised encoder instead (baseline); needs --model and --image_size', false)
-    .option('--model <arch>', 'architecture for --random: alexnet | alexnet_small | resnet{18,50,101}v{1,2,3}[_small]', 'alexnet_small')
+    .option('--model <arch>', 'architecture for --random: alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small]', 'alexnet_small')
     .option('--image_size <px>', 'input size for --random', int, 32)
     .option('--feat_dim <d>', 'embedding size for --random', int, 128)
     .addOption(new Option('--view <space>', 'colour space for --random').choices(['Lab', 'YCbCr']).default('Lab'))
@@ -135,7 +135,7 @@ export function addEvalCommands(program: Command): void {
     .requiredOption('--data_folder <path>', 'labelled dataset (a test split, when present, is evaluated every epoch)')
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(DATASETS).default(S.dataset))
     .option('--model_path <path>', 'folder for run folders', S.model_path)
-    .option('--model <arch>', 'alexnet | alexnet_small | resnet{18,50,101}v{1,2,3}[_small], or a CmcSpec .json file', S.model)
+    .option('--model <arch>', 'alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small], or a CmcSpec .json file', S.model)
     .option('--image_size <px>', 'crop size fed to the encoders', int, S.image_size)
     .option('--feat_dim <d>', 'embedding size (fc8 width per view)', int, S.feat_dim)
     .addOption(new Option('--view <space>', 'colour space split into views').choices(['Lab', 'YCbCr']).default(S.view))

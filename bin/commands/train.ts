@@ -16,7 +16,7 @@ export function addTrainCommand(program: Command): void {
     .option('--data_folder <path>', 'dataset: ImageFolder tree, CIFAR-10 / STL-10 binaries, or the raw uint8 layout', D.data_folder)
     .option('--model_path <path>', 'folder for run folders (checkpoints, metrics.jsonl)', D.model_path)
     .option('--tb_path <path>', 'folder for TensorBoard event files', D.tb_path)
-    .option('--model <arch>', 'alexnet | alexnet_small | resnet{18,50,101}v{1,2,3}[_small]', D.model)
+    .option('--model <arch>', 'alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small]', D.model)
     .option('--batch_size <n>', 'batch size', int, D.batch_size)
     .option('--epochs <n>', 'number of epochs', int, D.epochs)
     .option('--learning_rate <lr>', 'SGD learning rate', num, D.learning_rate)

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { alexnetHalf, alexnetSmall, cmcSpec, resnet } from '../../train/spec/networks.ts';
+import { alexnetHalf, alexnetMini, alexnetSmall, cmcSpec, resnet } from '../../train/spec/networks.ts';
 import { ARCHS, getCmcSpec } from '../../train/spec/registry.ts';
 import { countParams, inferShapes, paramShapes } from '../../train/spec/shapes.ts';
 import type { EncoderSpec } from '../../train/spec/layers.ts';
@@ -89,6 +89,16 @@ test('alexnet_small block shapes at 32, 64 and 96 px', () => {
   assert.equal(countParams(alexnetSmall(1, 32)), 7_758_480);
   assert.equal(countParams(alexnetSmall(2, 32)), 7_759_680);
   assert.throws(() => alexnetSmall(1, 48), /imageSize/);
+});
+
+test('alexnet_mini is alexnet_small at half conv width with 512-wide fc (hand-counted parameters)', () => {
+  const shapes = inferShapes(alexnetMini(2, 64)).map((b) => b.shape);
+  assert.deepEqual(shapes, [[64, 64, 2], [15, 15, 24], [7, 7, 64], [7, 7, 96], [7, 7, 96], [3, 3, 64], [512], [512], [128]]);
+  // conv 600 + 38400 + 55296 + 82944 + 55296, BN 2 x (24+64+96+96+64+512+512), fc 576*512+512, 512*512+512, 512*128+128
+  assert.equal(countParams(alexnetMini(1, 64)), 859_016);
+  assert.equal(countParams(alexnetMini(2, 64)), 859_616);
+  assert.deepEqual(alexnetMini(1, 32).blocks.map((b) => b.name), alexnetSmall(1, 32).blocks.map((b) => b.name));
+  assert.throws(() => alexnetMini(1, 48), /imageSize/);
 });
 
 test('small-stem resnets keep stage shapes proportional at 32 px', () => {
