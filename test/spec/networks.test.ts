@@ -144,7 +144,7 @@ test('parameter names and layouts follow the seed state_dict and tfjs layout', (
 });
 
 test('registry: every ARCHS name builds two views; unknown names list the choices', () => {
-  assert.equal(ARCHS.length, 20);
+  assert.equal(ARCHS.length, 21);
   for (const name of ARCHS) {
     const imageSize = name === 'alexnet' || (name.startsWith('resnet') && !name.endsWith('_small')) ? 224 : 32;
     const spec = getCmcSpec(name, { imageSize, featDim: 64 });
@@ -157,7 +157,7 @@ test('registry: every ARCHS name builds two views; unknown names list the choice
     // ResNets ignore featDim (MyResNetsCMC), AlexNets honour it.
     assert.equal(spec.featDim, name.startsWith('resnet') ? 128 : 64);
   }
-  assert.throws(() => getCmcSpec('vgg16', { imageSize: 224, featDim: 128 }), /Unknown model 'vgg16'; expected one of: alexnet, alexnet_small, resnet18v1/);
+  assert.throws(() => getCmcSpec('vgg16', { imageSize: 224, featDim: 128 }), /Unknown model 'vgg16'; expected one of: alexnet, alexnet_small, alexnet_mini, resnet18v1/);
   assert.throws(() => cmcSpec('alexnet', { imageSize: 32, featDim: 128 }), /alexnet_small/);
   const y = cmcSpec('resnet50v1', { imageSize: 224, featDim: 128, view: 'YCbCr' });
   assert.deepEqual(y.views.map((v) => v.channels), [[0], [1, 2]]);
