@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { addBenchCommand } from './commands/bench.ts';
 import { addTrainCommand } from './commands/train.ts';
 import { addPlotCommand } from './commands/plot.ts';
+import { addReportCommand } from './commands/report.ts';
 import { addEvalCommands } from './commands/eval.ts';
 import { addServeCommand } from './commands/serve.ts';
 import { addExportCommand } from './commands/export.ts';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   addServeCommand(program);
   addBenchCommand(program);
   addPlotCommand(program);
+  addReportCommand(program);
   return program;
 }
 

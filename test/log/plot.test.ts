@@ -21,3 +21,25 @@ test('lineChart skips non-finite points and refuses a chart with none', () => {
   assert.equal((svg.match(/<circle /g) ?? []).length, 2);
   assert.throws(() => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, NaN]] }] }), /no finite points/);
 });
+
+test('lineChart: named x ticks with padding, fixed colours, and a legend below the axes', () => {
+  const o = {
+    title: 'per layer', xLabel: 'layer', yLabel: 'top-1', width: 400, height: 300, xPad: 0.5,
+    xTicks: [[1, 'conv1'], [2, 'conv2'], [3, 'fc6'], [9, 'off the axis']] as [number, string][],
+    series: [{ name: 'cmc', points: [[1, 30], [2, 40], [3, 35]] as [number, number][], color: '#123456' }, { name: 'level', points: [[1, 20], [3, 20]] as [number, number][], dashed: true, markers: false }],
+  };
+  const top = lineChart(o);
+  for (const l of ['>conv1<', '>conv2<', '>fc6<']) assert.ok(top.includes(l));
+  assert.ok(!top.includes('off the axis'));
+  assert.ok(top.includes('stroke="#123456"'));
+  assert.equal((top.match(/<circle /g) ?? []).length, 3);
+  // Padding: the first point is half a unit inside the left edge, not on the axis.
+  const cx = Number(/<circle cx="([\d.]+)"/.exec(top)![1]);
+  assert.ok(cx > 64 + 20, `first marker at ${cx}, off the y axis`);
+  assert.match(top, /height="300"/);
+  const below = lineChart({ ...o, legend: 'below' });
+  assert.match(below, /height="336" viewBox="0 0 400 336"/);
+  const legendY = [...below.matchAll(/<text x="[\d.]+" y="([\d.]+)">(cmc|level)</g)].map((m) => Number(m[1]));
+  assert.equal(legendY.length, 2);
+  assert.ok(legendY.every((y) => y > 300 - 48), 'legend entries under the plot area');
+});

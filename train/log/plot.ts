@@ -10,6 +10,8 @@ export interface Series {
   /** Draw markers at each point (default true when a series has few points). */
   markers?: boolean;
   dashed?: boolean;
+  /** Stroke colour (default: the palette, by series position). */
+  color?: string;
 }
 
 export interface ChartOptions {
@@ -23,6 +25,15 @@ export interface ChartOptions {
   yRange?: [number, number];
   /** Format of y tick labels (default: 3 significant digits). */
   yFormat?: (v: number) => string;
+  /** Explicit x ticks as [value, label] (e.g. layer names); default: evenly spaced numeric ticks. */
+  xTicks?: [number, string][];
+  /**
+   * Where the legend goes (default 'top-right'); 'bottom-right' suits curves that rise to the right; 'below'
+   * puts it under the x axis (the SVG grows by one row per series), clear of the data.
+   */
+  legend?: 'top-right' | 'bottom-right' | 'below';
+  /** Extra room on the x axis, in x units, on each side (e.g. 0.5 for categorical x such as layers). */
+  xPad?: number;
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
@@ -36,6 +47,7 @@ export function lineChart(o: ChartOptions): string {
   let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
   let [y0, y1] = o.yRange ?? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
+  if (o.xPad) [x0, x1] = [x0 - o.xPad, x1 + o.xPad];
   if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
   if (!o.yRange) {
     const pad = (y1 - y0) * 0.05;
@@ -44,33 +56,44 @@ export function lineChart(o: ChartOptions): string {
   const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
   const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
   const fmt = o.yFormat ?? ((v: number) => Number(v.toPrecision(3)).toString());
+  const drawn = o.series
+    .map((s, i) => ({ s, c: s.color ?? PALETTE[i % PALETTE.length], good: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)) }))
+    .filter((e) => e.good.length > 0);
+  const HT = o.legend === 'below' ? H + 16 * drawn.length + 4 : H;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
-  out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${HT}" viewBox="0 0 ${W} ${HT}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect width="${W}" height="${HT}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(o.title)}</text>`);
   for (const t of ticks(y0, y1, 5)) {
     out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${m.l - 6}" y="${sy(t) + 4}" text-anchor="end">${esc(fmt(t))}</text>`);
   }
-  for (const t of ticks(x0, x1, 6)) {
+  const xt: [number, string][] = o.xTicks
+    ? o.xTicks.filter(([t]) => Number.isFinite(t) && t >= x0 && t <= x1)
+    : ticks(x0, x1, 6).map((t) => [t, Number(t.toPrecision(4)).toString()]);
+  for (const [t, label] of xt) {
     out.push(`<line x1="${sx(t)}" x2="${sx(t)}" y1="${H - m.b}" y2="${H - m.b + 4}" stroke="black"/>`);
-    out.push(`<text x="${sx(t)}" y="${H - m.b + 18}" text-anchor="middle">${esc(Number(t.toPrecision(4)).toString())}</text>`);
+    out.push(`<text x="${sx(t)}" y="${H - m.b + 18}" text-anchor="middle">${esc(label)}</text>`);
   }
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
-  // Legend box sized to the longest name (about 6.5 px per character at 12 px sans-serif).
-  const legendX = W - m.r - Math.max(150, 30 + 6.5 * Math.max(...o.series.map((s) => s.name.length)));
-  o.series.forEach((s, i) => {
-    const c = PALETTE[i % PALETTE.length];
-    const good = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-    if (good.length === 0) return;
+  // Lines first, then the legend on a light box above them, sized to the longest name (about 6.5 px per
+  // character at 12 px sans-serif).
+  const dash = (s: Series) => (s.dashed ? ' stroke-dasharray="6 4"' : '');
+  for (const { s, c, good } of drawn) {
     const d = good.map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-    out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${dash(s)}/>`);
     if (s.markers ?? good.length <= 40) for (const [x, y] of good) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`);
-    const ly = m.t + 8 + i * 16;
-    out.push(`<line x1="${legendX}" x2="${legendX + 20}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+  }
+  const legendW = Math.max(150, 30 + 6.5 * Math.max(...drawn.map((e) => e.s.name.length)));
+  const legendX = o.legend === 'below' ? m.l : W - m.r - legendW;
+  const legendY = o.legend === 'below' ? H - 4 : o.legend === 'bottom-right' ? H - m.b - 8 - 16 * drawn.length : m.t;
+  if (o.legend !== 'below') out.push(`<rect x="${legendX - 4}" y="${legendY}" width="${legendW}" height="${16 * drawn.length + 4}" fill="white" fill-opacity="0.8"/>`);
+  drawn.forEach(({ s, c }, i) => {
+    const ly = legendY + 8 + i * 16;
+    out.push(`<line x1="${legendX}" x2="${legendX + 20}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${dash(s)}/>`);
     out.push(`<text x="${legendX + 24}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push('</svg>');
