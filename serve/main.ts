@@ -8,6 +8,7 @@
  *
  * Run directly: node --import tsx serve/main.ts --models models --port 8080
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -198,6 +199,10 @@ export async function serveForever(partial: Partial<ServeConfig>): Promise<void>
   const s = await startServer(partial);
   const names = s.repo.all().map((m) => `${m.name}:${m.version}`);
   console.log(`cmc serve listening on ${s.url} (provider ${s.provider.provider}; models: ${names.join(', ') || 'none'})`);
+  const def = s.repo.defaultModel;
+  const dist = partial.web_dist ?? SERVE_DEFAULTS.web_dist;
+  const demo = dist && fs.existsSync(path.join(dist, 'index.html')) ? `browser demo: ${s.url}/` : 'browser demo not built (npm run build:web)';
+  console.log(`${demo}; default model: ${def ? `${def}:${s.repo.versions(def).at(-1)!.version}` : 'none (export one with cmc export)'}`);
   await new Promise<void>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {

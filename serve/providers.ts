@@ -8,8 +8,8 @@
  * cuDNN 9 on the machine). Its install script fetches them by default on Linux x64 when it can reach the
  * NuGet feed; to force it:
  *
- *     npm install onnxruntime-node --onnxruntime-node-install=cuda12
- *     # or: ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node   (…=skip to leave them out)
+ *     npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12
+ *     # or: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node   (…=skip to leave them out)
  *
  * WebGPU: bundled in the Linux x64 / Windows / macOS binaries (experimental); it needs a Vulkan (Linux)
  * driver for a real GPU. Software adapters (SwiftShader, llvmpipe) are not chosen by `auto`.
@@ -62,7 +62,7 @@ export function hasGpuDevice(): boolean {
 
 export const CUDA_HINT =
   'the CUDA execution provider libraries are not installed; on a Linux x64 machine with CUDA 12 and cuDNN 9 run ' +
-  '`npm install onnxruntime-node --onnxruntime-node-install=cuda12` (or set ONNXRUNTIME_NODE_INSTALL=cuda12)';
+  '`npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12` (or set ONNXRUNTIME_NODE_INSTALL=cuda12)';
 
 let probeModel: Uint8Array | null = null;
 
