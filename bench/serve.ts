@@ -39,6 +39,8 @@ export interface ServeBenchOptions {
   imageSide?: number;
   images?: number;
   provider?: ProviderRequest;
+  /** Pass --ort_spinning to the server (onnxruntime threads busy-wait between runs). */
+  ortSpinning?: boolean;
   /** Seconds per in-process batch size. */
   ortSeconds?: number;
   log?: (line: string) => void;
@@ -175,7 +177,7 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
   // The server under autocannon.
   const name = manifest.name;
   const { child, url } = await startChild(
-    ['--models', root, '--port', '0', '--provider', provider, '--max_batch', String(maxBatch), '--max_delay_ms', String(o.maxDelayMs ?? 5), '--default_model', name, '--max_queue', '4096'],
+    ['--models', root, '--port', '0', '--provider', provider, '--max_batch', String(maxBatch), '--max_delay_ms', String(o.maxDelayMs ?? 5), '--default_model', name, '--max_queue', '4096', ...(o.ortSpinning ? ['--ort_spinning'] : [])],
     log,
   );
   const http: HttpFigures[] = [];

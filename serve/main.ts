@@ -40,6 +40,8 @@ export interface ServeConfig {
   max_pixels: number;
   /** onnxruntime intra-op threads per session (0 = onnxruntime's default). */
   threads: number;
+  /** Let onnxruntime's idle intra-op threads busy-wait (faster alone, slower next to decoding). */
+  ort_spinning: boolean;
   /** Worker threads for the resize + centre crop (0 = in the event loop). */
   preprocess_workers: number;
   default_model: string;
@@ -64,6 +66,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
   max_images: 64,
   max_pixels: 36_000_000,
   threads: 0,
+  ort_spinning: false,
   preprocess_workers: 0,
   default_model: '',
   auth_token: '',
@@ -73,6 +76,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
   quiet: false,
 };
 
+const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
 const NUMERIC: (keyof ServeConfig)[] = ['port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'threads', 'preprocess_workers', 'shutdown_timeout_ms'];
 
 /** Environment overrides: CMC_SERVE_PORT, CMC_SERVE_MAX_BATCH, CMC_SERVE_AUTH_TOKEN, ... */
@@ -81,7 +85,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<Ser
   for (const k of Object.keys(SERVE_DEFAULTS) as (keyof ServeConfig)[]) {
     const v = env[`CMC_SERVE_${k.toUpperCase()}`];
     if (v === undefined) continue;
-    out[k] = NUMERIC.includes(k) ? Number(v) : k === 'quiet' ? v === '1' || v === 'true' : v;
+    out[k] = NUMERIC.includes(k) ? Number(v) : BOOLEAN.includes(k) ? v === '1' || v === 'true' : v;
   }
   return out as Partial<ServeConfig>;
 }
@@ -131,6 +135,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     maxQueue: cfg.max_queue,
     timeoutMs: cfg.timeout_ms,
     threads: cfg.threads,
+    spinning: cfg.ort_spinning,
     defaultModel: cfg.default_model || undefined,
     metrics,
     log,
@@ -229,7 +234,7 @@ export async function serveForever(partial: Partial<ServeConfig>): Promise<void>
 /** Flags → config (for `node serve/main.ts ...`); the CLI (bin/commands/serve.ts) uses commander instead. */
 export function configFromArgv(argv: string[]): Partial<ServeConfig> {
   const options: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const k of Object.keys(SERVE_DEFAULTS)) options[k] = { type: k === 'quiet' ? 'boolean' : 'string' };
+  for (const k of Object.keys(SERVE_DEFAULTS)) options[k] = { type: BOOLEAN.includes(k as keyof ServeConfig) ? 'boolean' : 'string' };
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(values)) {

@@ -80,13 +80,19 @@ function tinyModel(): Uint8Array {
   return probeModel;
 }
 
-export function sessionOptions(p: Provider, threads?: number): ort.InferenceSession.SessionOptions {
+/**
+ * `spinning: false` stops onnxruntime's idle intra-op threads from busy-waiting between runs: a server
+ * spends those gaps decoding images and answering HTTP on the same cores, which the spinning threads
+ * would otherwise steal (onnxruntime's default, true, suits a process that only runs the model).
+ */
+export function sessionOptions(p: Provider, threads?: number, spinning = true): ort.InferenceSession.SessionOptions {
   const o: ort.InferenceSession.SessionOptions = {
     executionProviders: p === 'cpu' ? ['cpu'] : [p, 'cpu'],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   };
   if (threads && threads > 0) o.intraOpNumThreads = threads;
+  if (!spinning) o.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
   return o;
 }
 
@@ -143,16 +149,16 @@ export async function chooseProvider(requested: ProviderRequest, log: Logger = (
 export async function createSession(
   bytes: Uint8Array,
   provider: Provider,
-  opts: { threads?: number; log?: Logger; what?: string } = {},
+  opts: { threads?: number; spinning?: boolean; log?: Logger; what?: string } = {},
 ): Promise<{ session: ort.InferenceSession; provider: Provider }> {
   if (provider !== 'cpu') {
     try {
-      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, opts.threads)), provider };
+      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, opts.threads, opts.spinning)), provider };
     } catch (e) {
       opts.log?.(`[serve] warning: ${opts.what ?? 'model'} failed on ${provider} (${firstLine((e as Error).message)}); using cpu`);
     }
   }
-  return { session: await ort.InferenceSession.create(bytes, sessionOptions('cpu', opts.threads)), provider: 'cpu' };
+  return { session: await ort.InferenceSession.create(bytes, sessionOptions('cpu', opts.threads, opts.spinning)), provider: 'cpu' };
 }
 
 function firstLine(s: string): string {

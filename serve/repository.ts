@@ -70,6 +70,8 @@ export interface RepositoryOptions {
   timeoutMs: number;
   /** onnxruntime intra-op threads per session (0 = its default). */
   threads?: number;
+  /** Let onnxruntime's idle threads busy-wait (its default); off in the server, see sessionOptions. */
+  spinning?: boolean;
   defaultModel?: string;
   metrics?: Metrics;
   log?: Logger;
@@ -203,7 +205,7 @@ export class Repository {
   }
 
   private async loadGraph(name: string, version: string, role: GraphRole, file: string, size: number): Promise<Graph> {
-    const { provider, threads, log, metrics } = this.opts;
+    const { provider, threads, spinning, log, metrics } = this.opts;
     const loaded = loadOnnxModel(file); // validates structure and the manifest's sha256
     const g = loaded.model.graph!;
     const dims = (v: IValueInfoProto): number[] =>
@@ -218,7 +220,7 @@ export class Repository {
     }
     const outputs: TensorInfo[] = (g.output ?? []).map((o) => ({ name: o.name ?? '', datatype: 'FP32', shape: [-1, ...dims(o).slice(1)] }));
     const what = `${name} v${version} ${role}`;
-    const { session, provider: used } = await createSession(loaded.bytes, provider, { threads, log, what });
+    const { session, provider: used } = await createSession(loaded.bytes, provider, { threads, spinning, log, what });
     const labels = { model: `${name}:${version}`, graph: role };
     const outNames = outputs.map((o) => o.name);
     const batcher = new Batcher<Uint8Array, ImageOutputs>({

@@ -27,6 +27,7 @@ export function addServeCommand(program: Command): void {
     .option('--max_images <n>', 'images per request', int, D.max_images)
     .option('--max_pixels <n>', 'largest image (width*height), checked from the header before decoding', int, D.max_pixels)
     .option('--threads <n>', 'onnxruntime intra-op threads per session (0 = its default)', int, D.threads)
+    .option('--ort_spinning', "let onnxruntime's idle threads busy-wait (its default; off here so decoding gets the cores)", D.ort_spinning)
     .option('--preprocess_workers <n>', 'worker threads for the resize + centre crop (0 = in the event loop)', int, D.preprocess_workers)
     .option('--default_model <name>', 'model used when a request names none (default: the first by name)', D.default_model)
     .option('--auth_token <token>', 'require Authorization: Bearer <token> on inference, model and metrics routes', D.auth_token)
@@ -65,6 +66,7 @@ export function addServeBenchCommand(parent: Command): void {
     .option('--image_side <px>', 'side of the generated JPEGs', int, 256)
     .option('--arch <name>', 'architecture of the random-weight model exported when --models has none', 'alexnet_small')
     .option('--size <px>', 'its input size', int, 64)
+    .option('--ort_spinning', "run the server with onnxruntime's busy-waiting threads (its default; the server's is off)", false)
     .addOption(new Option('--provider <name>', 'execution provider').choices([...PROVIDERS]).default('auto'))
     .option('--json', 'print the figures as JSON', false)
     .action(async (o: Record<string, unknown>) => {
@@ -80,6 +82,7 @@ export function addServeBenchCommand(parent: Command): void {
         arch: o.arch as string,
         size: o.size as number,
         provider: o.provider as ServeConfig['provider'],
+        ortSpinning: o.ort_spinning as boolean,
         log: (l) => console.error(l),
       });
       console.log(o.json ? JSON.stringify(r, null, 2) : formatServeBench(r));
