@@ -1,5 +1,6 @@
 /** Option parsers shared by the commands: a bad value is a clear error, not a NaN deep in training. */
 import { InvalidArgumentError } from 'commander';
+import { parseViews } from '../train/preprocess/views.ts';
 
 export function int(v: string): number {
   const n = Number(v);
@@ -15,4 +16,13 @@ export function num(v: string): number {
 
 export function intList(v: string): number[] {
   return v.split(',').filter((s) => s.trim() !== '').map((s) => int(s.trim()));
+}
+
+/** A comma list of view names (train/preprocess/views.ts), checked: known names, no repeats, >= 2. */
+export function viewList(v: string): string[] {
+  try {
+    return parseViews(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }

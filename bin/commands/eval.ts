@@ -5,15 +5,16 @@
  *   cmc probe --checkpoint runs/x/current.ckpt --data_folder data/cifar --layer 5 --mode cached --json
  *   cmc probe --random --model alexnet_small --image_size 32 --data_folder data/cifar --layer 5
  *   cmc knn --checkpoint runs/x/current.ckpt --data_folder data/cifar            # embeddings, k 200, T 0.07
+ *   cmc probe --checkpoint runs/x/current.ckpt --data_folder data/cifar --layer 5 --probe_views L   # the L encoder alone
  *   cmc supervised --data_folder data/cifar --model alexnet_small --image_size 32 --epochs 30
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { BACKENDS, type BackendName } from '../../train/engine/backend.ts';
-import { knnEvaluate, probe, PROBE_DEFAULTS, type PoolType } from '../../train/eval/probe.ts';
+import { knnEvaluate, probe, PROBE_DEFAULTS, type EncoderChoice, type PoolType } from '../../train/eval/probe.ts';
 import { SUPERVISED_DEFAULTS, trainSupervised, type SupervisedConfig } from '../../train/eval/supervised.ts';
 import type { SourceKind } from '../../train/data/sources.ts';
-import { int, intList, num } from '../options.ts';
+import { int, intList, num, viewList } from '../options.ts';
 
 const DATASETS = ['auto', 'raw', 'imagefolder', 'cifar10', 'stl10'];
 
@@ -36,6 +37,8 @@ function encoderOptions(cmd: Command): Command {
     .option('--image_size <px>', 'input size for --random', int, 32)
     .option('--feat_dim <d>', 'embedding size for --random', int, 128)
     .addOption(new Option('--view <space>', 'colour space for --random').choices(['Lab', 'YCbCr']).default('Lab'))
+    .option('--views <list>', 'views of the --random encoder (as cmc train --views)', viewList)
+    .option('--probe_views <list>', "use only these views' encoders, features concatenated in this order (e.g. L: the L encoder alone); default all", nameList)
     .requiredOption('--data_folder <path>', 'dataset with labelled train and test splits (raw, ImageFolder train/ + val/, CIFAR-10, STL-10)')
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(DATASETS).default('auto'))
     .option('--pool <size>', 'override the adaptive pooling of the layer: HxW, N or none', poolSize)
@@ -46,11 +49,22 @@ function encoderOptions(cmd: Command): Command {
     .option('--json', 'print the result as JSON on stdout', false);
 }
 
-function encoderChoice(o: Record<string, unknown>): { checkpoint: string | null; arch?: string; imageSize?: number; featDim?: number; view?: 'Lab' | 'YCbCr' } {
+function encoderChoice(o: Record<string, unknown>): EncoderChoice {
   if (o.random && o.checkpoint) throw new Error('give either --checkpoint or --random, not both');
   if (!o.random && !o.checkpoint) throw new Error('--checkpoint is required (or --random for a randomly initialised encoder)');
-  if (o.checkpoint) return { checkpoint: o.checkpoint as string };
-  return { checkpoint: null, arch: o.model as string, imageSize: o.image_size as number, featDim: o.feat_dim as number, view: o.view as 'Lab' | 'YCbCr' };
+  const views = o.probe_views as string[] | undefined;
+  if (o.checkpoint) return { checkpoint: o.checkpoint as string, views };
+  return {
+    checkpoint: null, arch: o.model as string, imageSize: o.image_size as number, featDim: o.feat_dim as number, view: o.view as 'Lab' | 'YCbCr',
+    trainViews: o.views as string[] | undefined, views,
+  };
+}
+
+/** A comma list of names (checked against the model later). */
+function nameList(v: string): string[] {
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('expected a comma list of view names');
+  return names;
 }
 
 export function addEvalCommands(program: Command): void {

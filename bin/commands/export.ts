@@ -19,10 +19,11 @@ export function addExportCommand(program: Command): void {
     .option('--version <v>', 'model version string', '1')
     .option('--out <dir>', 'parent folder: the model goes to <out>/<name> (Triton: the model repository)', 'models')
     .addOption(new Option('--format <fmt>', 'output layout').choices([...EXPORT_FORMATS]).default('onnx'))
-    .option('--layer <n>', "block whose flattened outputs (L then ab) form the `features` output (default: the head's layer, else 6)", int)
+    .option('--layer <n>', "block whose flattened outputs (views in order) form the `features` output (default: the head's layer, else 6)", int)
+    .option('--export_views <list>', "export only these views' encoders, in this order (e.g. L); default: the head's views, else all", (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('--max_batch_size <n>', 'Triton max_batch_size', int, 64)
     .option('--json', 'print the manifest as JSON on stdout', false)
-    .action(async (o: { checkpoint: string; head?: string; name?: string; version: string; out: string; format: ExportFormat; layer?: number; max_batch_size: number; json: boolean }) => {
+    .action(async (o: { checkpoint: string; head?: string; name?: string; version: string; out: string; format: ExportFormat; layer?: number; export_views?: string[]; max_batch_size: number; json: boolean }) => {
       const { readCheckpoint } = await import('../../train/trainer/checkpoint.ts');
       const ckpt = readCheckpoint(o.checkpoint);
       const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
@@ -36,6 +37,7 @@ export function addExportCommand(program: Command): void {
         version: o.version,
         format: o.format,
         layer: o.layer,
+        views: o.export_views,
         maxBatchSize: o.max_batch_size,
         log: (line) => console.error(line),
       });

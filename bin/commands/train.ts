@@ -5,7 +5,9 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts'
 import { train } from '../../train/trainer/train.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { BACKENDS } from '../../train/engine/backend.ts';
-import { int, intList, num } from '../options.ts';
+import { int, intList, num, viewList } from '../options.ts';
+import { OBJECTIVES } from '../../train/trainer/objective.ts';
+import { VIEW_NAMES } from '../../train/preprocess/views.ts';
 
 const D = TRAIN_DEFAULTS;
 
@@ -30,7 +32,10 @@ export function addTrainCommand(program: Command): void {
     .option('--feat_dim <d>', 'embedding size', int, D.feat_dim)
     .option('--softmax', 'softmax cross-entropy (InfoNCE) instead of the NCE loss', D.softmax)
     .option('--crop_low <s>', 'RandomResizedCrop lower area bound', num, D.crop_low)
-    .addOption(new Option('--view <space>', 'colour space split into views').choices(['Lab', 'YCbCr']).default(D.view))
+    .addOption(new Option('--view <space>', 'colour space of the default views L,ab (YCbCr: Y and CbCr, as the seed)').choices(['Lab', 'YCbCr']).default(D.view))
+    .addOption(new Option('--views <list>', `views, each with its own encoder and memory bank, from ${VIEW_NAMES.join(', ')} (e.g. L,ab,DbDr,grad)`).argParser(viewList).default(D.views, D.views.join(',')))
+    .addOption(new Option('--objective <kind>', 'pairs contrasted: core = the core view with each other view, full = every pair').choices([...OBJECTIVES]).default(D.objective))
+    .addOption(new Option('--core_view <name>', 'core view of --objective core').default(D.core_view, 'the first of --views'))
     .option('--resume <ckpt>', 'continue a run from its checkpoint (e.g. runs/<name>/current.ckpt)', D.resume)
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(['auto', 'raw', 'imagefolder', 'cifar10', 'stl10']).default(D.dataset))
     .option('--image_size <px>', 'crop size fed to the encoders', int, D.image_size)

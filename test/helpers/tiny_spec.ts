@@ -1,10 +1,12 @@
 /**
- * A tiny two-view CmcSpec (conv, BN, ReLU, maxpool, flatten, linear, l2norm at 16 px) written as JSON for
+ * A tiny CmcSpec (conv, BN, ReLU, maxpool, flatten, linear, l2norm at 16 px) written as JSON for
  * `--model spec.json`: the cpu reference backend's convolution gradients are too slow for alexnet_small.
+ * Two views (L, ab on the colour input) by default; `views` declares more (an input layout, views.ts).
  */
 import fs from 'node:fs';
+import { layoutViews } from '../../train/preprocess/views.ts';
 
-export function writeTinySpec(file: string, o: { convStride?: number } = {}): string {
+export function tinySpec(o: { convStride?: number; views?: string[] } = {}) {
   const encoder = (inChannels: number) => ({
     arch: 'tiny', inChannels, imageSize: 16,
     blocks: [
@@ -14,8 +16,15 @@ export function writeTinySpec(file: string, o: { convStride?: number } = {}): st
       { name: 'fc', layers: [{ kind: 'flatten' }, { kind: 'linear', name: 'fc.0', units: 16, bias: true, init: 'pytorch' }, { kind: 'l2norm' }] },
     ],
   });
-  const spec = { arch: 'tiny', imageSize: 16, featDim: 16, views: [
+  if (o.views) {
+    const views = layoutViews(o.views).map(({ def, channels }) => ({ name: def.name, channels, encoder: encoder(channels.length) }));
+    return { arch: 'tiny', imageSize: 16, featDim: 16, input: o.views, views };
+  }
+  return { arch: 'tiny', imageSize: 16, featDim: 16, views: [
     { name: 'L', channels: [0], encoder: encoder(1) }, { name: 'ab', channels: [1, 2], encoder: encoder(2) }] };
-  fs.writeFileSync(file, JSON.stringify(spec));
+}
+
+export function writeTinySpec(file: string, o: { convStride?: number; views?: string[] } = {}): string {
+  fs.writeFileSync(file, JSON.stringify(tinySpec(o)));
   return file;
 }

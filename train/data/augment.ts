@@ -26,6 +26,7 @@
  */
 import type { Rng } from '../util/rng.ts';
 import { toViewInput, type ColorView } from '../preprocess/color.ts';
+import { layoutChannels, toLayoutInput } from '../preprocess/views.ts';
 
 export interface Image {
   rgb: Uint8Array;
@@ -45,6 +46,11 @@ export interface TransformConfig {
   /** Output side (square). */
   size: number;
   view: ColorView;
+  /**
+   * The model's input layout (train/preprocess/views.ts), e.g. ['L', 'ab', 'grad']; when given it replaces
+   * `view` and the output has layoutChannels(input) channels instead of 3.
+   */
+  input?: readonly string[];
   /** RandomResizedCrop lower area fraction (seed default 0.2; 0.08 for ResNets on full ImageNet). */
   cropLow?: number;
   /** Aspect-ratio range (default [3/4, 4/3]). */
@@ -290,9 +296,19 @@ export function trainAugmentRgb(img: Image, cfg: TransformConfig, rng: Rng): { r
   return { rgb, crop, flipped };
 }
 
-/** RandomResizedCrop → RandomHorizontalFlip → view input (Float32Array size*size*3, HWC). */
+/** RandomResizedCrop → RandomHorizontalFlip → view input (Float32Array size*size*channels, HWC). */
 export function trainTransform(img: Image, cfg: TransformConfig, rng: Rng, out?: Float32Array): Float32Array {
-  return toViewInput(trainAugmentRgb(img, cfg, rng).rgb, cfg.view, out);
+  return toInput(trainAugmentRgb(img, cfg, rng).rgb, cfg, out);
+}
+
+/** Channels of a transform's output: 3 (a colour space) or its input layout's. */
+export function transformChannels(cfg: Pick<TransformConfig, 'input'>): number {
+  return cfg.input ? layoutChannels(cfg.input) : 3;
+}
+
+/** A size*size RGB crop to the network input (the colour space, or the declared input layout). */
+function toInput(rgb: Uint8Array, cfg: Pick<TransformConfig, 'size' | 'view' | 'input'>, out?: Float32Array): Float32Array {
+  return cfg.input ? toLayoutInput(rgb, cfg.size, cfg.size, cfg.input, out) : toViewInput(rgb, cfg.view, out);
 }
 
 /** Shorter side used by the validation transform: round(size * 256 / 224) (256 for 224). */
@@ -326,7 +342,7 @@ export function valAugmentRgb(img: Image, size: number): Uint8Array {
   return out;
 }
 
-/** Validation / probe transform → view input (Float32Array size*size*3, HWC). */
-export function valTransform(img: Image, cfg: Pick<TransformConfig, 'size' | 'view'>, out?: Float32Array): Float32Array {
-  return toViewInput(valAugmentRgb(img, cfg.size), cfg.view, out);
+/** Validation / probe transform → view input (Float32Array size*size*channels, HWC). */
+export function valTransform(img: Image, cfg: Pick<TransformConfig, 'size' | 'view' | 'input'>, out?: Float32Array): Float32Array {
+  return toInput(valAugmentRgb(img, cfg.size), cfg, out);
 }

@@ -22,7 +22,7 @@ import type { Worker } from 'node:worker_threads';
 import { spawnTsWorker } from '../util/ts_worker.ts';
 import { Rng } from '../util/rng.ts';
 import type { DataSource, SourceSpec, WarnFn } from './sources.ts';
-import { trainTransform, valTransform, type TransformConfig } from './augment.ts';
+import { trainTransform, transformChannels, valTransform, type TransformConfig } from './augment.ts';
 
 export interface LoaderTransform extends TransformConfig {
   /** 'train': RandomResizedCrop + flip; 'val': resize + centre crop (no randomness). */
@@ -47,8 +47,10 @@ export interface LoaderOptions {
 }
 
 export interface Batch {
-  /** B*H*W*3 view inputs, NHWC. */
+  /** B*H*W*channels view inputs, NHWC. */
   x: Float32Array;
+  /** Channels per pixel: 3, or the transform's input layout's. */
+  channels: number;
   /** Memory-bank rows of the samples. */
   index: Int32Array;
   /** Class labels (-1 = none). */
@@ -123,7 +125,7 @@ export async function buildBatch(
   epoch: number,
 ): Promise<{ x: Float32Array; label: Int32Array }> {
   const s = transform.size;
-  const per = s * s * 3;
+  const per = s * s * transformChannels(transform);
   const x = new Float32Array(indices.length * per);
   const label = new Int32Array(indices.length);
   let next = 0;
@@ -282,10 +284,11 @@ export class Loader {
     const nb = this.length;
     const B = this.batchSize;
     const s = this.opts.transform.size;
+    const channels = transformChannels(this.opts.transform);
     const slice = (b: number) => order.slice(b * B, Math.min((b + 1) * B, order.length));
     const start = opts.startBatch ?? 0;
     const mk = (b: number, index: Int32Array, r: { x: Float32Array; label: Int32Array }): Batch => ({
-      x: r.x, index, label: r.label, size: index.length, height: s, width: s, epoch, batch: b,
+      x: r.x, index, label: r.label, size: index.length, height: s, width: s, channels, epoch, batch: b,
     });
 
     if (this.workers === 0) {

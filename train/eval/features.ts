@@ -12,7 +12,7 @@ export async function extractEmbeddings(model: CmcModel, loader: Loader): Promis
   const index: number[] = [];
   for await (const batch of loader.epoch(0)) {
     const f = tf.tidy(() => {
-      const x = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]);
+      const x = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]);
       const { views } = model.forward(x, { training: false });
       const cat = tf.concat(views as tf.Tensor2D[], 1);
       // Each view's embedding is unit-norm; normalise the concatenation so cosine similarity is a dot.

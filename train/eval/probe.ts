@@ -45,6 +45,7 @@ import { CmcModel } from '../model/cmc.ts';
 import { getCmcSpec } from '../spec/registry.ts';
 import type { CmcSpec } from '../spec/layers.ts';
 import { inferShapes } from '../spec/shapes.ts';
+import { subsetSpec } from '../spec/input.ts';
 import { readCheckpoint } from '../trainer/checkpoint.ts';
 import { Loader, epochOrder, type LoaderOptions } from '../data/loader.ts';
 import { openSource, type DataSource, type SourceKind } from '../data/sources.ts';
@@ -191,7 +192,7 @@ export async function extractFeatures(model: CmcModel, loader: Loader, info: Pro
   const labels: number[] = [];
   const index: number[] = [];
   for await (const batch of loader.epoch(epoch)) {
-    const f = tf.tidy(() => layerFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]), info));
+    const f = tf.tidy(() => layerFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), info));
     rows.push(Float32Array.from((await f.data()) as Float32Array));
     f.dispose();
     labels.push(...batch.label);
@@ -244,6 +245,13 @@ export interface EncoderChoice {
   imageSize?: number;
   featDim?: number;
   view?: ColorView;
+  /** Views of a random-init encoder (train/preprocess/views.ts; default L,ab). */
+  trainViews?: string[];
+  /**
+   * Use only these views' encoders, in this order (e.g. ['L']: the L encoder alone); default all views.
+   * The features are their outputs concatenated in this order.
+   */
+  views?: string[];
   /** Initialisation seed for the random encoder. */
   seed?: number;
 }
@@ -269,8 +277,9 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
       model.dispose();
       throw new Error(`${c.checkpoint}: ${(e as Error).message}`);
     }
+    const sub = restrictViews(model, c.views);
     return {
-      model, spec: h.spec, view: h.config?.view ?? 'Lab', imageSize: h.spec.imageSize, cropLow: h.config?.crop_low ?? 0.2,
+      model: sub, spec: sub.spec, view: h.config?.view ?? 'Lab', imageSize: h.spec.imageSize, cropLow: h.config?.crop_low ?? 0.2,
       source: c.checkpoint, classNames: h.classNames ?? [],
     };
   }
@@ -279,9 +288,30 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
   const view = c.view ?? 'Lab';
   const spec = c.arch.endsWith('.json')
     ? (JSON.parse(fs.readFileSync(c.arch, 'utf8')) as CmcSpec)
-    : getCmcSpec(c.arch, { imageSize, featDim: c.featDim ?? 128, view });
+    : getCmcSpec(c.arch, { imageSize, featDim: c.featDim ?? 128, view, views: c.trainViews });
   if (spec.imageSize !== imageSize && c.arch.endsWith('.json')) throw new Error(`${c.arch} is for ${spec.imageSize} px images, not ${imageSize}`);
-  return { model: new CmcModel(spec, c.seed ?? 0), spec, view, imageSize: spec.imageSize, cropLow: 0.2, source: 'random', classNames: [] };
+  // All views are initialised (one Rng, view by view) before any subset, so a view's weights do not depend on the subset.
+  const model = restrictViews(new CmcModel(spec, c.seed ?? 0), c.views);
+  return { model, spec: model.spec, view, imageSize: spec.imageSize, cropLow: 0.2, source: 'random', classNames: [] };
+}
+
+/** The model restricted to `views` (spec/input.ts subsetSpec) with the same weights; disposes `model` when it changes. */
+export function restrictViews(model: CmcModel, views?: readonly string[]): CmcModel {
+  if (!views || views.join() === model.spec.views.map((v) => v.name).join()) return model;
+  let sub: CmcModel | null = null;
+  try {
+    const spec = subsetSpec(model.spec, views);
+    sub = new CmcModel(spec, 0);
+    const all = model.toNamedArrays();
+    const keep = Object.fromEntries(Object.entries(all).filter(([k]) => views.some((v) => k.startsWith(`${v}.`))));
+    sub.loadNamedArrays(keep);
+    return sub;
+  } catch (e) {
+    sub?.dispose();
+    throw e;
+  } finally {
+    model.dispose();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -510,11 +540,11 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const split = valSplit > 0 ? splitTrainVal(trainLabels, valSplit, o.seed) : null;
     const trainIdx = split ? split.train : Int32Array.from(trainLabels.keys()).filter((i) => trainLabels[i] >= 0);
     const valIdx = split ? split.val : new Int32Array(0);
-    log(`[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed ?? 0})` : enc.source}; layer ${o.layer}: ` +
+    log(`[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed ?? 0})` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${o.layer}: ` +
       `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${nClasses} classes; ` +
       `${trainIdx.length} train${split ? ` + ${valIdx.length} held out` : ''}, ${testSrc.length} test; mode ${o.mode}; ${backend.name}`);
 
-    const valTf = { mode: 'val' as const, size: enc.imageSize, view: enc.view };
+    const valTf = { mode: 'val' as const, size: enc.imageSize, view: enc.view, input: enc.spec.input };
     const extract = async (src: DataSource, subset: Int32Array | null) => {
       const lo: LoaderOptions = { batchSize: Math.max(o.batchSize, 64), workers: o.workers, shuffle: false, transform: valTf, onWarn: (m) => log(`[data] ${m}`) };
       const loader = subset ? new SubsetLoader(src, lo, subset) : new Loader(src, lo);
@@ -573,7 +603,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const augLoader = o.mode === 'augmented'
       ? new SubsetLoader(trainSrc, {
         batchSize: o.batchSize, seed: o.seed, workers: o.workers,
-        transform: { mode: 'train', size: enc.imageSize, view: enc.view, cropLow: o.cropLow ?? enc.cropLow }, onWarn: (m) => log(`[data] ${m}`),
+        transform: { mode: 'train', size: enc.imageSize, view: enc.view, input: enc.spec.input, cropLow: o.cropLow ?? enc.cropLow }, onWarn: (m) => log(`[data] ${m}`),
       }, trainIdx)
       : null;
     const epochs: ProbeEpochMetrics[] = [];
@@ -608,7 +638,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
           }
         } else {
           for await (const batch of augLoader!.epoch(epoch)) {
-            const x = tf.tidy(() => layerFeatures(enc.model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]), info));
+            const x = tf.tidy(() => layerFeatures(enc.model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), info));
             const r = await trainStep(x, batch.label);
             x.dispose();
             lossSum += r.loss * batch.size;
@@ -732,8 +762,8 @@ export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> 
     const k = opts.k ?? 200;
     const T = opts.T ?? 0.07;
     if (!(Number.isInteger(k) && k > 0) || !(T > 0)) throw new Error(`k must be a positive integer and T > 0 (got ${k}, ${T})`);
-    log(`[knn] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init)` : enc.source}; layer ${layer}: ${info.note} -> ${info.featureDim} features; k ${k}, T ${T}`);
-    const lo: LoaderOptions = { batchSize: opts.batchSize ?? 256, workers: opts.workers ?? 2, shuffle: false, transform: { mode: 'val', size: enc.imageSize, view: enc.view }, onWarn };
+    log(`[knn] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init)` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${layer}: ${info.note} -> ${info.featureDim} features; k ${k}, T ${T}`);
+    const lo: LoaderOptions = { batchSize: opts.batchSize ?? 256, workers: opts.workers ?? 2, shuffle: false, transform: { mode: 'val', size: enc.imageSize, view: enc.view, input: enc.spec.input }, onWarn };
     const get = async (src: DataSource) => {
       const loader = new Loader(src, lo);
       try {

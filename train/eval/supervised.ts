@@ -181,7 +181,7 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
         const keep = [...batch.label.keys()].filter((k) => batch.label[k] >= 0);
         if (keep.length === 0) continue;
         const x = tf.tidy(() => {
-          const full = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]);
+          const full = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]);
           return keep.length === batch.size ? full : (tf.gather(full, keep) as tf.Tensor4D);
         });
         const yArr = Int32Array.from(keep, (k) => batch.label[k]);
@@ -209,7 +209,7 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
       if (testLoader) {
         let h1 = 0, h5 = 0, nt = 0;
         for await (const batch of testLoader.epoch(0)) {
-          const logits = tf.tidy(() => tf.add(tf.matMul(preNormFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]), false), W), b) as tf.Tensor2D);
+          const logits = tf.tidy(() => tf.add(tf.matMul(preNormFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), false), W), b) as tf.Tensor2D);
           const h = await topkHits(logits, batch.label);
           logits.dispose();
           h1 += h.hit1;

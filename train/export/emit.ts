@@ -18,7 +18,8 @@
  * folded in as a MatMul, f(t) with Where and Pow(1/3), L/a/b as a MatMul + Add; or YCbCr: a MatMul + Add)
  * -> (x - mean) / std -> Transpose to NCHW, exactly the formulas and constants of
  * train/preprocess/color.ts, in float32 instead of float64 (differences ~1e-6 after normalisation).
- * Each view then takes its channels (Slice, or Gather when not contiguous).
+ * A spec with a declared `input` layout (more views: L, ab, Y, CbCr, DbDr, grad) computes each of them
+ * from RGB instead (emit_input.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
  *
  * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features, train/eval/probe.ts):
  * the views' block outputs are concatenated along channels, pooled with PyTorch's adaptive bins
@@ -33,7 +34,9 @@
  */
 import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../spec/layers.ts';
 import { inferShapes, layerOutputShape, type Shape } from '../spec/shapes.ts';
-import { LAB_MEAN, LAB_STD, YCBCR_MEAN, YCBCR_STD, type ColorView } from '../preprocess/color.ts';
+import type { ColorView } from '../preprocess/color.ts';
+import { emitChannels, emitLayoutInput } from './emit_input.ts';
+import { specInput } from '../preprocess/views.ts';
 import {
   DataType,
   OPSET,
@@ -88,6 +91,8 @@ export function checkOps(graph: IGraphProto, what = 'graph'): void {
   }
 }
 
+export { emitChannels, emitLayoutInput, emitPreprocess } from './emit_input.ts';
+
 /** Collects nodes and initializers with unique names. */
 export class GraphBuilder {
   readonly nodes: INodeProto[] = [];
@@ -125,85 +130,6 @@ export class GraphBuilder {
     this.initializers.push(int64Tensor(name, dims, values));
     return name;
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Preprocessing
-
-// Constants of train/preprocess/color.ts (skimage's rgb2lab / rgb2ycbcr).
-const XYZ_FROM_RGB = [
-  [0.412453, 0.35758, 0.180423],
-  [0.212671, 0.71516, 0.072169],
-  [0.019334, 0.119193, 0.950227],
-];
-const WHITE_D65 = [0.95047, 1.0, 1.08883];
-const YCBCR_FROM_RGB = [
-  [65.481, 128.553, 24.966],
-  [-37.797, -74.203, 112.0],
-  [112.0, -93.786, -18.214],
-];
-const YCBCR_OFFSET = [16, 128, 128];
-
-/** Row-vector form: out[..., i] = sum_j x[..., j] * m[i][j] / div[i]  ->  MatMul weight [3, 3] = (m / div)^T. */
-function rowVectorMatrix(m: number[][], div: number[] = [1, 1, 1]): number[] {
-  const w: number[] = [];
-  for (let j = 0; j < 3; j++) for (let i = 0; i < 3; i++) w.push(m[i][j] / div[i]);
-  return w;
-}
-
-/**
- * uint8 NHWC RGB `input` -> normalised float NCHW view input (channel 0 = L or Y, 1..2 = ab or CbCr).
- * Returns the NCHW tensor name.
- */
-export function emitPreprocess(g: GraphBuilder, input: string, view: ColorView): string {
-  const p = 'preprocess';
-  const x = g.op('Cast', [input], p, { to: DataType.FLOAT });
-  const rgb = g.op('Mul', [x, g.constFloat(`${p}/inv255`, [], [1 / 255])], p);
-  let y: string;
-  let mean: readonly number[];
-  let std: readonly number[];
-  if (view === 'Lab') {
-    // sRGB linearisation: c > 0.04045 ? ((c + 0.055) / 1.055)^2.4 : c / 12.92.
-    const hi = g.op('Greater', [rgb, g.constFloat(`${p}/srgb_threshold`, [], [0.04045])], `${p}/srgb`);
-    const t = g.op('Div', [g.op('Add', [rgb, g.constFloat(`${p}/srgb_a`, [], [0.055])], `${p}/srgb`), g.constFloat(`${p}/srgb_1a`, [], [1.055])], `${p}/srgb`);
-    const pow = g.op('Pow', [t, g.constFloat(`${p}/srgb_gamma`, [], [2.4])], `${p}/srgb`);
-    const lin = g.op('Div', [rgb, g.constFloat(`${p}/srgb_slope`, [], [12.92])], `${p}/srgb`);
-    const linear = g.op('Where', [hi, pow, lin], `${p}/srgb`);
-    // XYZ / white point, as one 3x3 matrix.
-    const xyz = g.op('MatMul', [linear, g.constFloat(`${p}/xyz_from_rgb`, [3, 3], rowVectorMatrix(XYZ_FROM_RGB, WHITE_D65))], `${p}/xyz`);
-    // f(t) = t > 0.008856 ? t^(1/3) : 7.787 t + 16/116.
-    const big = g.op('Greater', [xyz, g.constFloat(`${p}/lab_threshold`, [], [0.008856])], `${p}/lab_f`);
-    const cbrt = g.op('Pow', [xyz, g.constFloat(`${p}/one_third`, [], [1 / 3])], `${p}/lab_f`);
-    const lin2 = g.op('Add', [g.op('Mul', [xyz, g.constFloat(`${p}/lab_slope`, [], [7.787])], `${p}/lab_f`), g.constFloat(`${p}/lab_offset`, [], [16 / 116])], `${p}/lab_f`);
-    const f = g.op('Where', [big, cbrt, lin2], `${p}/lab_f`);
-    // L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz).
-    const labM = [
-      [0, 116, 0],
-      [500, -500, 0],
-      [0, 200, -200],
-    ];
-    y = g.op('Add', [g.op('MatMul', [f, g.constFloat(`${p}/lab_from_f`, [3, 3], rowVectorMatrix(labM))], `${p}/lab`), g.constFloat(`${p}/lab_bias`, [3], [-16, 0, 0])], `${p}/lab`);
-    mean = LAB_MEAN;
-    std = LAB_STD;
-  } else if (view === 'YCbCr') {
-    y = g.op('Add', [g.op('MatMul', [rgb, g.constFloat(`${p}/ycbcr_from_rgb`, [3, 3], rowVectorMatrix(YCBCR_FROM_RGB))], `${p}/ycbcr`), g.constFloat(`${p}/ycbcr_offset`, [3], YCBCR_OFFSET)], `${p}/ycbcr`);
-    mean = YCBCR_MEAN;
-    std = YCBCR_STD;
-  } else {
-    const never: never = view;
-    throw new Error(`unknown view ${String(never)}`);
-  }
-  const norm = g.op('Div', [g.op('Sub', [y, g.constFloat(`${p}/mean`, [3], [...mean])], `${p}/norm`), g.constFloat(`${p}/std`, [3], [...std])], `${p}/norm`);
-  return g.op('Transpose', [norm], `${p}/to_nchw`, { perm: [0, 3, 1, 2] });
-}
-
-/** x[:, channels] of an NCHW tensor (Slice when contiguous, else Gather). */
-export function emitChannels(g: GraphBuilder, x: string, channels: number[], base: string): string {
-  const c0 = channels[0];
-  if (channels.every((c, i) => c === c0 + i)) {
-    return g.op('Slice', [x, g.constInt64(`${base}/starts`, [1], [c0]), g.constInt64(`${base}/ends`, [1], [c0 + channels.length]), g.constInt64(`${base}/axes`, [1], [1])], base);
-  }
-  return g.op('Gather', [x, g.constInt64(`${base}/indices`, [channels.length], channels)], base, { axis: 1 });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -477,6 +403,7 @@ export function buildAdaptivePoolGraph(c: number, inHW: [number, number], out: [
 // Whole graphs
 
 export interface EncoderGraphOptions {
+  /** Colour space of specs without a declared `input` layout (the seed's two views). */
   view: ColorView;
   /** Block (1-based) whose flattened outputs, L then ab, form the `features` output. */
   layer: number;
@@ -525,7 +452,7 @@ function lookup(params: ParamArrays, view: string): Lookup {
 
 /** Preprocessing + every view encoder; returns the embedding and features tensors (not yet graph outputs). */
 function emitCmc(g: GraphBuilder, spec: CmcSpec, params: ParamArrays, o: EncoderGraphOptions, names: { embedding: string; features?: string }) {
-  const nchw = emitPreprocess(g, INPUT_NAME, o.view);
+  const nchw = emitLayoutInput(g, INPUT_NAME, specInput(spec, o.view));
   const embeddings: string[] = [];
   const features: string[] = [];
   const maps: { name: string; shape: Shape }[] = [];

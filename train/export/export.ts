@@ -17,6 +17,8 @@ import path from 'node:path';
 import { readCheckpoint, type Checkpoint, type TensorEntry } from '../trainer/checkpoint.ts';
 import type { CmcSpec } from '../spec/layers.ts';
 import { getCmcSpec } from '../spec/registry.ts';
+import { subsetSpec } from '../spec/input.ts';
+import { specInput } from '../preprocess/views.ts';
 import type { ColorView } from '../preprocess/color.ts';
 import { buildClassifierGraph, buildEncoderGraph, buildHeadGraph, featuresDim, INPUT_NAME, type HeadParams, type ParamArrays } from './emit.ts';
 import { parseHead, readHeadFile, type LinearHead } from './head.ts';
@@ -43,6 +45,11 @@ export interface ExportOptions {
    * head trained on adaptively pooled features (its `pool`), `features` are that pooled map, flattened.
    */
   layer?: number;
+  /**
+   * Export only these views' encoders, in this order (e.g. ['L']); default the head's `views` when it has
+   * them, else every view. The graph computes only the inputs those views read.
+   */
+  views?: string[];
   /** Triton max_batch_size (default 64). */
   maxBatchSize?: number;
   log?: (line: string) => void;
@@ -57,7 +64,7 @@ export interface ExportResult {
 }
 
 interface CkptHeader {
-  config?: Record<string, unknown> & { model?: string; image_size?: number; feat_dim?: number; view?: ColorView };
+  config?: Record<string, unknown> & { model?: string; image_size?: number; feat_dim?: number; view?: ColorView; views?: string[] };
   spec?: CmcSpec;
   classNames?: string[];
   metrics?: unknown[];
@@ -81,12 +88,23 @@ export function checkpointModel(ckpt: Checkpoint): { spec: CmcSpec; view: ColorV
   let spec = header.spec;
   if (!spec) {
     if (!cfg.model || !cfg.image_size) throw new Error('checkpoint header has neither spec nor config.model/image_size');
-    spec = getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim ?? 128, view });
+    spec = getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim ?? 128, view, views: cfg.views });
   }
   const params: ParamArrays = {};
   for (const [k, t] of Object.entries(ckpt.tensors)) if (k.startsWith('model/')) params[k.slice('model/'.length)] = t as TensorEntry;
   if (Object.keys(params).length === 0) throw new Error('checkpoint holds no model/ tensors');
   return { spec, view, params, header };
+}
+
+/** The views to export: the explicit list, else the head's, else all; a head must read exactly the exported views. */
+function exportViews(spec: CmcSpec, explicit: string[] | undefined, headViews: string[] | undefined): string[] {
+  const all = spec.views.map((v) => v.name);
+  if (explicit && headViews && explicit.join() !== headViews.join()) {
+    throw new Error(`--export_views ${explicit.join(',')} but the head was trained on the views ${headViews.join(',')}`);
+  }
+  const views = explicit ?? headViews ?? all;
+  for (const v of views) if (!all.includes(v)) throw new Error(`the checkpoint has no view '${v}'; its views are ${all.join(', ')}`);
+  return views;
 }
 
 function writeAtomic(file: string, bytes: Uint8Array | string): void {
@@ -101,8 +119,10 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const format = o.format ?? 'onnx';
   if (!EXPORT_FORMATS.includes(format)) throw new Error(`format must be one of ${EXPORT_FORMATS.join(', ')}, got ${format}`);
   const ckpt = typeof o.checkpoint === 'string' ? readCheckpoint(o.checkpoint) : o.checkpoint;
-  const { spec, view, params, header } = checkpointModel(ckpt);
+  const { spec: fullSpec, view, params, header } = checkpointModel(ckpt);
   const head = o.head === undefined ? undefined : typeof o.head === 'string' ? await readHeadFile(o.head) : parseHead({ ...o.head, weight: Array.from(o.head.weight), bias: Array.from(o.head.bias) });
+  const views = exportViews(fullSpec, o.views, head?.views);
+  const spec = views.join() === fullSpec.views.map((v) => v.name).join() ? fullSpec : subsetSpec(fullSpec, views);
   if (head && o.layer !== undefined && o.layer !== head.layer) throw new Error(`--layer ${o.layer} differs from the head's layer ${head.layer}`);
   const layer = head?.layer ?? o.layer ?? defaultLayer(spec);
   const nBlocks = Math.min(...spec.views.map((v) => v.encoder.blocks.length));
@@ -133,6 +153,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     featDim: spec.featDim,
     input: { name: INPUT_NAME, size, layout: 'NHWC', dtype: 'uint8', shape: [-1, size, size, 3] },
     view,
+    views,
+    inputViews: specInput(spec, view),
     layer,
     featuresDim: fDim,
     pool,

@@ -50,12 +50,15 @@ export interface LinearHead {
   bias: Float32Array;
   probe?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
+  /** The views whose features the head reads, in order (the probe writes them; absent = all of the model's). */
+  views?: string[];
 }
 
 /** The JSON object as written by the probe trainer (before validation). */
 export interface LinearHeadJson {
   format: string;
   version: number;
+  views?: string[];
   layer: number;
   features?: string;
   pool?: [number, number] | null;
@@ -82,7 +85,10 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
   // The probe trainer (train/eval/probe.ts) writes `pool` (null when the map is used as is), `poolType`,
   // `featureDim` and `probeConfig`; its layout (views concatenated along channels, adaptively pooled, then
   // flattened channel-major) is "flatten" here with the pool applied first.
-  const p = obj as { pool?: unknown; poolType?: unknown; featureDim?: number; probeConfig?: Record<string, unknown> };
+  const p = obj as { pool?: unknown; poolType?: unknown; featureDim?: number; probeConfig?: Record<string, unknown>; views?: unknown };
+  if (p.views !== undefined && !(Array.isArray(p.views) && p.views.length > 0 && p.views.every((v) => typeof v === 'string'))) {
+    fail(where, `views must be a non-empty array of view names, got ${JSON.stringify(p.views)}`);
+  }
   let pool: [number, number] | null = null;
   let poolType: HeadPoolType = 'max';
   if (p.pool !== undefined && p.pool !== null) {
@@ -141,6 +147,7 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
     bias,
     probe: o.probe,
     metrics: o.metrics,
+    ...(p.views ? { views: (p.views as string[]).slice() } : {}),
   };
 }
 
@@ -158,6 +165,7 @@ export function headToJson(h: Omit<LinearHead, 'format' | 'version' | 'features'
     bias: Array.from(h.bias),
     ...(h.probe ? { probe: h.probe } : {}),
     ...(h.metrics ? { metrics: h.metrics } : {}),
+    ...(h.views ? { views: h.views } : {}),
   };
 }
 

@@ -10,6 +10,8 @@
  *     "arch": "alexnet_small", "featDim": 128,
  *     "input": { "name": "images", "size": 32, "layout": "NHWC", "dtype": "uint8", "shape": [-1, 32, 32, 3] },
  *     "view": "Lab",                 // colour space computed inside the graph (train/preprocess/color.ts)
+ *     "views": ["L", "ab"],          // exported views, in embedding / features order
+ *     "inputViews": ["L", "ab"],     // views computed from RGB inside the graph (train/preprocess/views.ts)
  *     "layer": 6,                    // block whose flattened outputs (L then ab) are `features`
  *     "featuresDim": 4096, "embeddingDim": 256,
  *     "pool": [5, 5] | null,         // adaptive pooling of the layer's map (views concatenated along channels)
@@ -51,6 +53,10 @@ export interface Manifest {
   featDim: number;
   input: { name: string; size: number; layout: 'NHWC'; dtype: 'uint8'; shape: number[] };
   view: ColorView;
+  /** Exported views in `embedding` / `features` order (absent in manifests written before N views). */
+  views?: string[];
+  /** The views the graph computes from the RGB input (train/preprocess/views.ts), in channel order. */
+  inputViews?: string[];
   layer: number;
   featuresDim: number;
   /** Adaptive pooling target [h, w] applied to the layer's map before the flatten (null/absent: none). */
@@ -81,6 +87,8 @@ export function manifestMetadata(m: Omit<Manifest, 'files'>, role: ManifestFile[
     'cmc.input_layout': m.input.layout,
     'cmc.input_dtype': m.input.dtype,
     'cmc.view': m.view,
+    'cmc.views': JSON.stringify(m.views ?? null),
+    'cmc.input_views': JSON.stringify(m.inputViews ?? null),
     'cmc.layer': String(m.layer),
     'cmc.features_dim': String(m.featuresDim),
     'cmc.pool': JSON.stringify(m.pool ?? null),

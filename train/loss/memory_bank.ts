@@ -45,6 +45,12 @@ export interface MemoryBankOptions {
   /** Number of views (memories); 2 for CMC (L, ab). */
   views?: number;
   /**
+   * Ordered (anchor view, memory view) pairs to score (default: every ordered pair, anchor-major). The
+   * trainer passes its objective's pairs (train/trainer/objective.ts); with two views both give
+   * [[0,1],[1,0]].
+   */
+  pairs?: ReadonlyArray<readonly [number, number]>;
+  /**
    * Scoring strategy. 'auto' (default): 'bank' when N <= B·(K+1) (one B×N matmul against the whole
    * memory, then pick the sampled columns), else 'gather' (gather the B·(K+1) sampled rows, batched dot).
    * Both give the same numbers up to float32 summation order.
@@ -122,7 +128,17 @@ export class MemoryBank {
     this.scoring = opts.scoring ?? 'auto';
     this.rng = rng;
     const pairs: [number, number][] = [];
-    for (let a = 0; a < views; a++) for (let m = 0; m < views; m++) if (a !== m) pairs.push([a, m]);
+    if (opts.pairs) {
+      for (const [a, m] of opts.pairs) {
+        const ok = [a, m].every((v) => Number.isInteger(v) && v >= 0 && v < views) && a !== m;
+        if (!ok) throw new RangeError(`MemoryBank: bad pair (${a}, ${m}) for ${views} views`);
+        if (pairs.some(([a2, m2]) => a2 === a && m2 === m)) throw new RangeError(`MemoryBank: pair (${a}, ${m}) listed twice`);
+        pairs.push([a, m]);
+      }
+      if (pairs.length === 0) throw new RangeError('MemoryBank: no pairs to score');
+    } else {
+      for (let a = 0; a < views; a++) for (let m = 0; m < views; m++) if (a !== m) pairs.push([a, m]);
+    }
     this.pairs = pairs;
     this.z = pairs.map(() => -1);
 

@@ -1,6 +1,7 @@
 /**
- * The two-view CMC model: one encoder per view (L and ab), each built from the CmcSpec by build_tfjs.ts.
- * The input is the normalised Lab (or YCbCr) image, NHWC [B, H, W, 3]; each view takes its channels.
+ * The CMC model: one encoder per view (the seed's L and ab, or any declared views), each built from the
+ * CmcSpec by build_tfjs.ts. The input is the normalised Lab (or YCbCr) image, NHWC [B, H, W, 3], or the
+ * spec's declared input layout (train/preprocess/views.ts, [B, H, W, C]); each view takes its channels.
  *
  *   const model = new CmcModel(getCmcSpec('alexnet_small', { imageSize: 32, featDim: 128 }), 42);
  *   const { views: [l, ab] } = model.forward(x, { training: true });   // [B, 128] each, unit rows

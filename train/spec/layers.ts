@@ -106,6 +106,12 @@ export interface CmcSpec {
   arch: string;
   imageSize: number;
   featDim: number;
+  /**
+   * The model input as a list of named views (train/preprocess/views.ts), concatenated along channels;
+   * `views[i].channels` index into it. Absent (every two-view model, old checkpoints): the 3 channels of
+   * the config's `--view` colour space (Lab or YCbCr).
+   */
+  input?: string[];
   views: { name: string; channels: number[]; encoder: EncoderSpec }[];
 }
 

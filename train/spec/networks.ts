@@ -9,6 +9,7 @@
  * Portable: no tfjs and no node imports.
  */
 import type { BatchNormSpec, CmcSpec, Conv2dSpec, EncoderSpec, LayerSpec, LinearSpec, MaxPoolSpec } from './layers.ts';
+import { DEFAULT_VIEWS, layoutViews, parseViews } from '../preprocess/views.ts';
 
 /** PyTorch BatchNorm defaults. */
 const BN_EPS = 1e-5;
@@ -231,6 +232,11 @@ export interface CmcSpecOptions {
    * takes Y (channel 0) and the 'ab' view takes CbCr (channels 1, 2); view names stay 'L' and 'ab'.
    */
   view?: 'Lab' | 'YCbCr';
+  /**
+   * Views from the vocabulary of train/preprocess/views.ts (default ['L', 'ab']). Any list other than the
+   * default gives one encoder per view, named after it, and sets `input` to the list (with `view` Lab).
+   */
+  views?: readonly string[];
 }
 
 const RESNET_RE = /^resnet(18|50|101)(v1|v2|v3)(_small)?$/;
@@ -261,6 +267,7 @@ export function encoderSpec(arch: string, inChannels: number, opts: { imageSize:
 export function cmcSpec(arch: string, opts: CmcSpecOptions): CmcSpec {
   const view = opts.view ?? 'Lab';
   if (view !== 'Lab' && view !== 'YCbCr') throw new Error(`view must be Lab or YCbCr, got ${String(view)}`);
+  if (opts.views && !isDefaultViews(opts.views)) return multiViewSpec(arch, opts, parseViews(opts.views));
   const l = encoderSpec(arch, 1, opts);
   const ab = encoderSpec(arch, 2, opts);
   const last = l.blocks[l.blocks.length - 1].layers.find((x) => x.kind === 'linear') as LinearSpec;
@@ -273,4 +280,18 @@ export function cmcSpec(arch: string, opts: CmcSpecOptions): CmcSpec {
       { name: 'ab', channels: [1, 2], encoder: ab },
     ],
   };
+}
+
+/** True for the seed's ['L', 'ab'] (the two-view spec, unchanged since before views were declarable). */
+export function isDefaultViews(views: readonly string[]): boolean {
+  return views.length === DEFAULT_VIEWS.length && views.every((v, i) => v === DEFAULT_VIEWS[i]);
+}
+
+/** N views of the vocabulary: one encoder each (inChannels = the view's channels), input = the list. */
+function multiViewSpec(arch: string, opts: CmcSpecOptions, views: string[]): CmcSpec {
+  if ((opts.view ?? 'Lab') !== 'Lab') throw new Error(`--view ${opts.view} only applies to the default views L,ab; name the views instead (e.g. --views Y,CbCr)`);
+  const specs = layoutViews(views).map(({ def, channels }) => ({ name: def.name, channels, encoder: encoderSpec(arch, channels.length, opts) }));
+  const first = specs[0].encoder;
+  const last = first.blocks[first.blocks.length - 1].layers.find((x) => x.kind === 'linear') as LinearSpec;
+  return { arch, imageSize: opts.imageSize, featDim: last.units, input: views, views: specs };
 }

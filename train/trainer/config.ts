@@ -1,3 +1,6 @@
+import { parseViews } from '../preprocess/views.ts';
+import { OBJECTIVES, type Objective } from './objective.ts';
+
 /**
  * The training configuration: the seed's train_CMC.py flags with the same names and defaults
  * (SEED_NOTES §7), plus ours. Saved inside every checkpoint; `--resume` reads it back.
@@ -23,6 +26,15 @@ export interface TrainConfig {
   softmax: boolean;
   crop_low: number;
   view: 'Lab' | 'YCbCr';
+  /**
+   * The views, each with its own encoder and memory (train/preprocess/views.ts: L, ab, Y, CbCr, DbDr, grad).
+   * The default L,ab is the seed's model (with --view YCbCr: Y and CbCr under the names L and ab).
+   */
+  views: string[];
+  /** Pairs contrasted: 'core' = (core_view, v) for every other v; 'full' = every pair (CMC paper §3.3). */
+  objective: Objective;
+  /** The core view of --objective core ('' = the first view). */
+  core_view: string;
   /** Path of a checkpoint to resume from ('' = fresh run). */
   resume: string;
   // ours
@@ -67,6 +79,9 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   softmax: false,
   crop_low: 0.2,
   view: 'Lab',
+  views: ['L', 'ab'],
+  objective: 'core',
+  core_view: '',
   resume: '',
   dataset: 'auto',
   image_size: 224,
@@ -84,7 +99,19 @@ export const TRAIN_DEFAULTS: TrainConfig = {
 /** The seed's run name: memory_{nce|softmax}_{K}_{model}_lr_{lr}_decay_{rate}_bsz_{B}_view_{view}. */
 export function runName(c: TrainConfig): string {
   if (c.name) return c.name;
-  return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}`;
+  // More than the seed's two views: the view list and objective join the name (two-view names unchanged).
+  const views = isSeedViews(c) ? '' : `_views_${c.views.join('-')}_${c.objective}${c.objective === 'core' && c.core_view ? `-${c.core_view}` : ''}`;
+  return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
+}
+
+/** True when the config trains the seed's two views (L, ab), whatever the objective (both are the same pair). */
+export function isSeedViews(c: Pick<TrainConfig, 'views'>): boolean {
+  return !c.views || (c.views.length === 2 && c.views[0] === 'L' && c.views[1] === 'ab');
+}
+
+/** Fill the view fields of configs saved before they existed (old checkpoints: the seed's L, ab). */
+export function withViewDefaults<T extends Partial<TrainConfig>>(c: T): T & Pick<TrainConfig, 'views' | 'objective' | 'core_view'> {
+  return { ...c, views: c.views ?? [...TRAIN_DEFAULTS.views], objective: c.objective ?? TRAIN_DEFAULTS.objective, core_view: c.core_view ?? TRAIN_DEFAULTS.core_view };
 }
 
 /** Checks that catch mistakes before any data is read. */
@@ -102,5 +129,13 @@ export function validateConfig(c: TrainConfig): void {
   if (!(Number.isInteger(c.workers) && c.workers >= 0)) bad.push('--workers must be an integer >= 0');
   if (!(Number.isInteger(c.knn_freq) && c.knn_freq >= 0)) bad.push('--knn_freq must be an integer >= 0');
   if (c.knn_source !== 'recompute' && c.knn_source !== 'memory') bad.push('--knn_source must be recompute or memory');
+  try {
+    parseViews(c.views);
+    if (c.view === 'YCbCr' && !isSeedViews(c)) bad.push('--view YCbCr only applies to the default views L,ab (name the views instead, e.g. --views Y,CbCr,grad)');
+  } catch (e) {
+    bad.push(`--views: ${(e as Error).message}`);
+  }
+  if (!OBJECTIVES.includes(c.objective)) bad.push(`--objective must be ${OBJECTIVES.join(' or ')} (got ${c.objective})`);
+  if (c.core_view && !c.views?.includes(c.core_view)) bad.push(`--core_view ${c.core_view} is not one of --views ${c.views?.join(',')}`);
   if (bad.length) throw new Error(bad.join('; '));
 }

@@ -1,10 +1,12 @@
 /**
- * One CMC optimisation step (SEED_NOTES §1): encode both views in training mode, score them against the
- * memory bank, NCE (or softmax-CE) loss per view, backward, SGD update of the encoders, then the memory
- * update with this batch's embeddings (scores used the pre-update memory).
+ * One CMC optimisation step (SEED_NOTES §1): encode every view in training mode, score the memory bank's
+ * pairs (bank.pairs: (anchor view, memory view), see objective.ts), NCE (or softmax-CE) loss per pair,
+ * summed in pair order, backward, SGD update of the encoders, then the memory update of every view with
+ * this batch's embeddings (scores used the pre-update memory). With two views the pairs are (L, ab) and
+ * (ab, L): exactly the seed's loss_l + loss_ab.
  *
- *   const step = new CmcStep(model, bank, sgd, { nData });
- *   const r = await step.run(x, y);   // { loss, lossL, lossAb, probL, probAb }
+ *   const step = new CmcStep(model, bank, sgd);
+ *   const r = await step.run(x, y);   // { loss, pairLoss, pairProb, lossL, lossAb, probL, probAb }
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CmcModel } from '../model/cmc.ts';
@@ -14,9 +16,13 @@ import type { SGD } from '../optim/sgd.ts';
 
 export interface StepResult {
   loss: number;
+  /** Loss of each of bank.pairs, in that order. */
+  pairLoss: number[];
+  /** Mean over the batch of each pair's positive output (out[:, 0]), the seed's logged "probability". */
+  pairProb: number[];
+  /** pairLoss[0], pairLoss[1]: with two views the L-anchor and ab-anchor losses. */
   lossL: number;
   lossAb: number;
-  /** Mean over the batch of the positive's output (out[:, 0]), the seed's logged "probability". */
   probL: number;
   probAb: number;
 }
@@ -28,36 +34,33 @@ export class CmcStep {
     readonly sgd: SGD,
   ) {}
 
-  /** x: normalised view input [B, H, W, 3]; y: dataset indices (memory-bank rows) of the batch. */
+  /** x: normalised view input [B, H, W, C]; y: dataset indices (memory-bank rows) of the batch. */
   async run(x: tf.Tensor4D, y: Int32Array, idx?: Int32Array): Promise<StepResult> {
     const vars = this.model.trainableVariables();
-    let kept: tf.Tensor[] = [];
-    const parts: tf.Scalar[] = [];
+    let kept: tf.Tensor2D[] = [];
+    const losses: tf.Scalar[] = [];
+    const probs: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
       const { views } = this.model.forward(x, { training: true });
-      const [l, ab] = views as [tf.Tensor2D, tf.Tensor2D];
-      const { outL, outAb } = this.bank.forward(l, ab, y, idx);
-      const lossL = this.bank.softmax ? softmaxLoss(outL) : nceLoss(outL, this.bank.nData);
-      const lossAb = this.bank.softmax ? softmaxLoss(outAb) : nceLoss(outAb, this.bank.nData);
+      const outs = this.bank.forwardViews(views as tf.Tensor2D[], y, idx);
+      const parts = outs.map((out) => (this.bank.softmax ? softmaxLoss(out) : nceLoss(out, this.bank.nData)));
       // Kept past the tape: the memory update needs the embeddings, the log needs the parts.
-      kept = [tf.keep(l), tf.keep(ab)];
-      parts.push(
-        tf.keep(lossL),
-        tf.keep(lossAb),
-        tf.keep(positiveProb(outL, this.bank.softmax)),
-        tf.keep(positiveProb(outAb, this.bank.softmax)),
-      );
-      return tf.add(lossL, lossAb) as tf.Scalar;
+      kept = (views as tf.Tensor2D[]).map((v) => tf.keep(v));
+      losses.push(...parts.map((p) => tf.keep(p)));
+      probs.push(...outs.map((out) => tf.keep(positiveProb(out, this.bank.softmax))));
+      // Left-to-right sum: for two pairs exactly tf.add(loss_l, loss_ab).
+      return parts.slice(1).reduce((acc, p) => tf.add(acc, p) as tf.Scalar, parts[0]);
     }, vars);
     this.sgd.step(grads);
     tf.dispose(grads);
-    const [l, ab] = kept as [tf.Tensor2D, tf.Tensor2D];
-    this.bank.update(l, ab, y);
+    this.bank.updateViews(kept, y);
     await this.bank.resolvePendingZ();
     // Asynchronous reads: the only kind WebGPU offers, and they let the backend finish queued work first.
-    const [loss, lossL, lossAb, probL, probAb] = await Promise.all([value, ...parts].map(async (t) => (await t.data())[0]));
-    tf.dispose([value, ...kept, ...parts]);
-    return { loss, lossL, lossAb, probL, probAb };
+    const [loss, ...rest] = await Promise.all([value, ...losses, ...probs].map(async (t) => (await t.data())[0]));
+    tf.dispose([value, ...kept, ...losses, ...probs]);
+    const pairLoss = rest.slice(0, losses.length);
+    const pairProb = rest.slice(losses.length);
+    return { loss, pairLoss, pairProb, lossL: pairLoss[0], lossAb: pairLoss[1], probL: pairProb[0], probAb: pairProb[1] };
   }
 }
 

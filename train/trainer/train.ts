@@ -1,5 +1,6 @@
 /**
- * `cmc train`: learns the two view encoders exactly as the seed's train_CMC.py (SEED_NOTES §1-4, 6-7):
+ * `cmc train`: learns the view encoders exactly as the seed's train_CMC.py (SEED_NOTES §1-4, 6-7), or with
+ * `--views` more than two views under the core-view or full-graph objective (objective.ts):
  * data with dataset indices, the NCE memory bank, SGD with the step schedule, checkpoints every epoch
  * (atomic, resumable to the same losses), a progress line, metrics as JSON lines, TensorBoard scalars and
  * an optional weighted-kNN monitor.
@@ -16,7 +17,8 @@ import { SGD, type SGDState } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { CmcStep } from './step.ts';
 import { readCheckpoint, writeCheckpoint, type TensorEntry } from './checkpoint.ts';
-import { runName, TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './config.ts';
+import { isSeedViews, runName, TRAIN_DEFAULTS, validateConfig, withViewDefaults, type TrainConfig } from './config.ts';
+import { objectivePairs, pairName } from './objective.ts';
 import { Rng, type RngState } from '../util/rng.ts';
 import { detectKind, openSource, type DataSource } from '../data/sources.ts';
 import { Loader } from '../data/loader.ts';
@@ -51,6 +53,8 @@ export interface EpochMetrics {
   loss_ab: number;
   prob_l: number;
   prob_ab: number;
+  /** More than two views: mean loss and positive probability of each scored pair ("L>ab": L anchor, ab memory). */
+  pairs?: { pair: string; loss: number; prob: number }[];
   epoch_sec: number;
   images_per_s: number;
   knn_top1?: number;
@@ -98,7 +102,8 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
     for (const k of ifGiven) if (given.includes(k)) saved[k] = cfgIn[k];
     saved.knn_source ??= 'recompute'; // checkpoints written before the option existed
-    cfg = saved as unknown as TrainConfig;
+    cfg = withViewDefaults(saved as unknown as TrainConfig); // ... and before --views / --objective
+  
   }
   validateConfig(cfg);
   const backend = await initBackend(cfg.backend);
@@ -120,13 +125,23 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     if (!source.labels()) throw new Error('--knn_freq needs labels for the training images (for the neighbours\' votes)');
   }
 
-  const spec = resume?.header.spec ?? loadCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view, views: 2 });
+  const spec = resume?.header.spec ?? loadCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view, viewNames: cfg.views });
+  const viewNames = spec.views.map((v) => v.name);
+  if (!resume && cfg.model.endsWith('.json')) {
+    // A JSON --model declares its own views; --views may only restate them.
+    if (!isSeedViews(cfg) && viewNames.join() !== cfg.views.join()) throw new Error(`--views ${cfg.views.join(',')} but ${cfg.model} declares the views ${viewNames.join(',')}`);
+    if (spec.input) cfg = { ...cfg, views: viewNames };
+  }
+  const pairs = objectivePairs(viewNames, cfg.objective, cfg.core_view);
   const model = new CmcModel(spec, cfg.seed);
   const bankRng = new Rng(cfg.seed + 1);
   const bank = new MemoryBank({
     nData: source.length, featDim: spec.featDim, K: cfg.nce_k, T: cfg.nce_t, momentum: cfg.nce_m, softmax: cfg.softmax,
-    rng: bankRng, log, onZ: (pair, z) => log(`[cmc] normalization constant Z for views ${pair.join('->')}: ${z.toFixed(1)}`),
+    views: viewNames.length, pairs,
+    rng: bankRng, log, onZ: (pair, z) => log(`[cmc] normalization constant Z for ${pairName(viewNames, pair)}: ${z.toFixed(1)}`),
   });
+  const multi = viewNames.length > 2;
+  const pairLabels = pairs.map((p) => pairName(viewNames, p));
   const sgd = new SGD(model.trainableVariables(), { lr: cfg.learning_rate, momentum: cfg.momentum, weightDecay: cfg.weight_decay });
   const step = new CmcStep(model, bank, sgd);
   let startEpoch = 1;
@@ -160,20 +175,21 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   const loader = new Loader(source, {
     batchSize: cfg.batch_size, seed: cfg.seed, workers: cfg.workers,
-    transform: { mode: 'train', size: cfg.image_size, view: cfg.view, cropLow: cfg.crop_low },
+    transform: { mode: 'train', size: cfg.image_size, view: cfg.view, input: spec.input, cropLow: cfg.crop_low },
     onWarn: (m) => log(`[data] ${m}`),
   });
   log(`[cmc] ${cfg.model} (${model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
     `${source.length} images, batch ${cfg.batch_size}, K=${bank.K}, ${cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
+  if (multi) log(`[cmc] views ${viewNames.join(', ')} (${spec.views.map((v) => v.channels.length).join('+')} input channels), objective ${cfg.objective}: pairs ${pairLabels.join(' ')}`);
 
   const knn = async (src: 'memory' | 'recompute') => {
-    const testLoader = new Loader(testSource!, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view } });
+    const testLoader = new Loader(testSource!, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view, input: spec.input } });
     const test = await extractEmbeddings(model, testLoader);
     let trainFeat: tf.Tensor2D;
     if (src === 'memory') {
-      trainFeat = tf.tidy(() => l2rows(tf.concat([bank.memory(0), bank.memory(1)], 1)));
+      trainFeat = tf.tidy(() => l2rows(tf.concat(viewNames.map((_, v) => bank.memory(v)), 1)));
     } else {
-      const trainLoader = new Loader(source, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view } });
+      const trainLoader = new Loader(source, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view, input: spec.input } });
       const tr = await extractEmbeddings(model, trainLoader);
       trainFeat = tr.features;
     }
@@ -197,8 +213,9 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       sgd.lr = lr;
       const progress = new Progress(source.length, `epoch ${epoch}/${cfg.epochs}`, { every: cfg.print_freq });
       const sums = { loss: 0, loss_l: 0, loss_ab: 0, prob_l: 0, prob_ab: 0, n: 0 };
+      const pairSums = pairs.map(() => ({ loss: 0, prob: 0 }));
       for await (const batch of loader.epoch(epoch)) {
-        const x = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, 3]);
+        const x = tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]);
         let r;
         try {
           r = await step.run(x, batch.index);
@@ -219,15 +236,26 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
         sums.prob_l += r.probL * batch.size;
         sums.prob_ab += r.probAb * batch.size;
         sums.n += batch.size;
+        r.pairLoss.forEach((l, p) => ((pairSums[p].loss += l * batch.size), (pairSums[p].prob += r.pairProb[p] * batch.size)));
         tb.scalar('train/loss', r.loss, globalStep);
-        tb.scalar('train/prob_l', r.probL, globalStep);
-        tb.scalar('train/prob_ab', r.probAb, globalStep);
-        progress.tick(batch.size, `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  p_l ${r.probL.toExponential(2)}  p_ab ${r.probAb.toExponential(2)}  lr ${lr}`);
+        if (multi) {
+          pairLabels.forEach((name, p) => {
+            tb.scalar(`train/loss_${name}`, r.pairLoss[p], globalStep);
+            tb.scalar(`train/prob_${name}`, r.pairProb[p], globalStep);
+          });
+          const each = pairLabels.map((name, p) => `${name} ${r.pairLoss[p].toFixed(2)}`).join(' ');
+          progress.tick(batch.size, `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  [${each}]  lr ${lr}`);
+        } else {
+          tb.scalar('train/prob_l', r.probL, globalStep);
+          tb.scalar('train/prob_ab', r.probAb, globalStep);
+          progress.tick(batch.size, `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  p_l ${r.probL.toExponential(2)}  p_ab ${r.probAb.toExponential(2)}  lr ${lr}`);
+        }
       }
       const m: EpochMetrics = {
         epoch, step: globalStep, lr,
         loss: sums.loss / sums.n, loss_l: sums.loss_l / sums.n, loss_ab: sums.loss_ab / sums.n,
         prob_l: sums.prob_l / sums.n, prob_ab: sums.prob_ab / sums.n,
+        ...(multi ? { pairs: pairLabels.map((pair, p) => ({ pair, loss: pairSums[p].loss / sums.n, prob: pairSums[p].prob / sums.n })) } : {}),
         epoch_sec: progress.elapsedSec, images_per_s: sums.n / progress.elapsedSec,
       };
       if (cfg.knn_freq > 0 && (epoch % cfg.knn_freq === 0 || epoch === cfg.epochs)) {
