@@ -31,6 +31,7 @@ export function addTrainCommand(program: Command): void {
     .option('--nce_m <m>', 'memory-bank momentum', num, D.nce_m)
     .option('--feat_dim <d>', 'embedding size', int, D.feat_dim)
     .option('--softmax', 'softmax cross-entropy (InfoNCE) instead of the NCE loss', D.softmax)
+    .addOption(new Option('--negatives <src>', "negatives per pair: memory = K rows of the other view's memory bank (seed); batch = the other view's embeddings of the rest of the batch (softmax-CE at nce_t; ours, for small data)").choices(['memory', 'batch']).default(D.negatives))
     .option('--crop_low <s>', 'RandomResizedCrop lower area bound', num, D.crop_low)
     .addOption(new Option('--view <space>', 'colour space of the default views L,ab (YCbCr: Y and CbCr, as the seed)').choices(['Lab', 'YCbCr']).default(D.view))
     .addOption(new Option('--views <list>', `views, each with its own encoder and memory bank, from ${VIEW_NAMES.join(', ')} (e.g. L,ab,DbDr,grad)`).argParser(viewList).default(D.views, D.views.join(',')))

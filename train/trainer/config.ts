@@ -24,6 +24,12 @@ export interface TrainConfig {
   nce_m: number;
   feat_dim: number;
   softmax: boolean;
+  /**
+   * Where each pair's negatives come from: 'memory' = K rows of the other view's memory bank (the seed);
+   * 'batch' = the other view's embeddings of the rest of the batch, softmax-CE at temperature nce_t (ours,
+   * loss/batch_softmax.ts): fresher targets when the data is small and the epochs few.
+   */
+  negatives: 'memory' | 'batch';
   crop_low: number;
   view: 'Lab' | 'YCbCr';
   /**
@@ -77,6 +83,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   nce_m: 0.5,
   feat_dim: 128,
   softmax: false,
+  negatives: 'memory',
   crop_low: 0.2,
   view: 'Lab',
   views: ['L', 'ab'],
@@ -101,6 +108,7 @@ export function runName(c: TrainConfig): string {
   if (c.name) return c.name;
   // More than the seed's two views: the view list and objective join the name (two-view names unchanged).
   const views = isSeedViews(c) ? '' : `_views_${c.views.join('-')}_${c.objective}${c.objective === 'core' && c.core_view ? `-${c.core_view}` : ''}`;
+  if (c.negatives === 'batch') return `batch_softmax_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
   return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
 }
 
@@ -123,6 +131,8 @@ export function validateConfig(c: TrainConfig): void {
   if (!(Number.isInteger(c.nce_k) && c.nce_k >= 1)) bad.push(`--nce_k must be a positive integer (got ${c.nce_k})`);
   if (!(c.learning_rate > 0)) bad.push('--learning_rate must be > 0');
   if (!(c.nce_t > 0)) bad.push('--nce_t must be > 0');
+  if (c.negatives !== 'memory' && c.negatives !== 'batch') bad.push(`--negatives must be memory or batch (got ${String(c.negatives)})`);
+  if (c.negatives === 'batch' && c.batch_size < 2) bad.push('--negatives batch needs --batch_size >= 2');
   if (!(c.nce_m >= 0 && c.nce_m < 1)) bad.push('--nce_m must be in [0, 1)');
   if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');

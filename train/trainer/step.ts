@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CmcModel } from '../model/cmc.ts';
 import type { MemoryBank } from '../loss/memory_bank.ts';
 import { nceLoss, softmaxLoss } from '../loss/nce.ts';
+import { batchSoftmaxLoss } from '../loss/batch_softmax.ts';
 import type { SGD } from '../optim/sgd.ts';
 
 export interface StepResult {
@@ -28,10 +29,16 @@ export interface StepResult {
 }
 
 export class CmcStep {
+  /**
+   * negatives 'memory' (the seed): each pair scores the anchor against K memory rows of the other view;
+   * 'batch' (ours): against the other view's current embeddings of the batch (loss/batch_softmax.ts), with
+   * temperature T. The memory is updated either way, so kNN on the memory and checkpoints are unchanged.
+   */
   constructor(
     readonly model: CmcModel,
     readonly bank: MemoryBank,
     readonly sgd: SGD,
+    readonly negatives: 'memory' | 'batch' = 'memory',
   ) {}
 
   /** x: normalised view input [B, H, W, C]; y: dataset indices (memory-bank rows) of the batch. */
@@ -42,12 +49,19 @@ export class CmcStep {
     const probs: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
       const { views } = this.model.forward(x, { training: true });
-      const outs = this.bank.forwardViews(views as tf.Tensor2D[], y, idx);
-      const parts = outs.map((out) => (this.bank.softmax ? softmaxLoss(out) : nceLoss(out, this.bank.nData)));
+      let parts: tf.Scalar[];
+      if (this.negatives === 'batch') {
+        const scored = this.bank.pairs.map(([a, m]) => batchSoftmaxLoss(views[a] as tf.Tensor2D, views[m] as tf.Tensor2D, this.bank.T));
+        parts = scored.map((s) => s.loss);
+        probs.push(...scored.map((s) => tf.keep(s.prob)));
+      } else {
+        const outs = this.bank.forwardViews(views as tf.Tensor2D[], y, idx);
+        parts = outs.map((out) => (this.bank.softmax ? softmaxLoss(out) : nceLoss(out, this.bank.nData)));
+        probs.push(...outs.map((out) => tf.keep(positiveProb(out, this.bank.softmax))));
+      }
       // Kept past the tape: the memory update needs the embeddings, the log needs the parts.
       kept = (views as tf.Tensor2D[]).map((v) => tf.keep(v));
       losses.push(...parts.map((p) => tf.keep(p)));
-      probs.push(...outs.map((out) => tf.keep(positiveProb(out, this.bank.softmax))));
       // Left-to-right sum: for two pairs exactly tf.add(loss_l, loss_ab).
       return parts.slice(1).reduce((acc, p) => tf.add(acc, p) as tf.Scalar, parts[0]);
     }, vars);

@@ -102,6 +102,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
     for (const k of ifGiven) if (given.includes(k)) saved[k] = cfgIn[k];
     saved.knn_source ??= 'recompute'; // checkpoints written before the option existed
+    saved.negatives ??= 'memory';
     cfg = withViewDefaults(saved as unknown as TrainConfig); // ... and before --views / --objective
   
   }
@@ -143,7 +144,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   const multi = viewNames.length > 2;
   const pairLabels = pairs.map((p) => pairName(viewNames, p));
   const sgd = new SGD(model.trainableVariables(), { lr: cfg.learning_rate, momentum: cfg.momentum, weightDecay: cfg.weight_decay });
-  const step = new CmcStep(model, bank, sgd);
+  const step = new CmcStep(model, bank, sgd, cfg.negatives);
   let startEpoch = 1;
   let globalStep = 0;
   const metrics: EpochMetrics[] = [];
@@ -179,7 +180,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     onWarn: (m) => log(`[data] ${m}`),
   });
   log(`[cmc] ${cfg.model} (${model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
-    `${source.length} images, batch ${cfg.batch_size}, K=${bank.K}, ${cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
+    `${source.length} images, batch ${cfg.batch_size}, K=${bank.K}, ${cfg.negatives === 'batch' ? 'softmax-CE over in-batch negatives' : cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
   if (multi) log(`[cmc] views ${viewNames.join(', ')} (${spec.views.map((v) => v.channels.length).join('+')} input channels), objective ${cfg.objective}: pairs ${pairLabels.join(' ')}`);
 
   const knn = async (src: 'memory' | 'recompute') => {
