@@ -65,6 +65,11 @@ export interface ServeBenchResult {
   jpeg: { width: number; height: number; meanBytes: number };
   preprocessImagesPerS: number;
   inProcess: { batch: number; imagesPerS: number; msPerBatch: number }[];
+  /**
+   * The server's work without HTTP, in process: decode + resize + crop of max_batch JPEGs (concurrently, as
+   * the server does), then one session.run. What the server adds beyond this is HTTP and batching.
+   */
+  inProcessPipeline: { batch: number; imagesPerS: number };
   http: HttpFigures[];
 }
 
@@ -172,6 +177,18 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
     inProcess.push({ batch: b, imagesPerS: (n * b) / s, msPerBatch: (1000 * s) / n });
     log(`[bench] in-process batch ${b}: ${((n * b) / s).toFixed(1)} images/s`);
   }
+  const pb = maxBatch;
+  let pn = 0;
+  const tpp = performance.now();
+  while (performance.now() - tpp < (o.ortSeconds ?? 1.5) * 1000 || pn < 3) {
+    const imgs = await Promise.all(Array.from({ length: pb }, (_, i) => decodeToInput(jpegs[(pn * pb + i) % jpegs.length], size, { maxPixels: 1e8 })));
+    const data = new Uint8Array(pb * size * size * 3);
+    imgs.forEach((x, i) => data.set(x, i * size * size * 3));
+    await session.run({ [inputName]: new ort.Tensor('uint8', data, [pb, size, size, 3]) });
+    pn++;
+  }
+  const inProcessPipeline = { batch: pb, imagesPerS: (pn * pb) / ((performance.now() - tpp) / 1000) };
+  log(`[bench] in-process decode + run, batch ${pb}: ${inProcessPipeline.imagesPerS.toFixed(1)} images/s`);
   await session.release();
 
   // The server under autocannon.
@@ -207,7 +224,7 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   }
-  return { model: name, version: manifest.version, size, provider, jpeg: { width: w, height: h, meanBytes }, preprocessImagesPerS, inProcess, http };
+  return { model: name, version: manifest.version, size, provider, jpeg: { width: w, height: h, meanBytes }, preprocessImagesPerS, inProcess, inProcessPipeline, http };
 }
 
 export function formatServeBench(r: ServeBenchResult): string {
@@ -216,11 +233,20 @@ export function formatServeBench(r: ServeBenchResult): string {
     `preprocessing (decode + resize + crop, one request at a time): ${r.preprocessImagesPerS.toFixed(1)} images/s`,
     'in-process onnxruntime:',
     ...r.inProcess.map((x) => `  batch ${String(x.batch).padStart(3)}: ${x.imagesPerS.toFixed(1).padStart(9)} images/s  (${x.msPerBatch.toFixed(2)} ms/batch)`),
+    `in-process decode + resize + run (the server's work without HTTP), batch ${r.inProcessPipeline.batch}: ${r.inProcessPipeline.imagesPerS.toFixed(1)} images/s`,
     'HTTP /v1/embed (image/jpeg bodies, autocannon on loopback):',
     ...r.http.map(
       (x) =>
         `  concurrency ${String(x.concurrency).padStart(3)}: ${x.imagesPerS.toFixed(1).padStart(9)} images/s  p50 ${x.p50Ms} ms  p99 ${x.p99Ms} ms  mean batch ${x.meanBatch.toFixed(2)}  errors ${x.errors}`,
     ),
   ];
+  const top = r.http.reduce((a, b) => (b.concurrency > a.concurrency ? b : a), r.http[0]);
+  const ort = r.inProcess.reduce((a, b) => (b.batch > a.batch ? b : a), r.inProcess[0]);
+  if (top && ort) {
+    lines.push(
+      `at concurrency ${top.concurrency}: ${((100 * top.imagesPerS) / ort.imagesPerS).toFixed(1)}% of in-process onnxruntime (batch ${ort.batch}), ` +
+        `${((100 * top.imagesPerS) / r.inProcessPipeline.imagesPerS).toFixed(1)}% of in-process decode + run; p99/p50 ${(top.p99Ms / top.p50Ms).toFixed(2)}`,
+    );
+  }
   return lines.join('\n');
 }
