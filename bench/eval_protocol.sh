@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The evaluation protocol of one encoder (a CMC or supervised checkpoint, or a random-init network), as the
 # README reports it. For each probe layer:
-#   1. weight-decay selection: one linear probe per candidate weight decay, trained on 90 % of the TRAIN split
-#      (--val_split 0.1, stratified and seeded), scored by its top-1 on the held-out 10 % (best.val_top1 of
-#      `cmc probe --json`: the best held-out epoch); the test split plays no part in the choice;
-#   2. the final probe with the chosen weight decay on the whole train split (--final_val_split 0: the fixed
-#      schedule, its accuracy after the last epoch is the reported number);
+#   one `cmc probe --select_wd` run (cached features, computed once): one head per candidate weight decay,
+#   trained on 90 % of the TRAIN split (--val_split 0.1, stratified and seeded) and scored by its best top-1
+#   on the held-out 10 %; the test split plays no part in the choice; then a head with the chosen weight
+#   decay on the whole train split for the fixed schedule: its accuracy after the last epoch is the number
+#   reported (with a single --wds value, just that final probe, with --final_val_split);
 # then `cmc knn` (weighted kNN on the embeddings, k 200, T 0.07).
 #
 # Usage:
@@ -18,9 +18,10 @@
 # Output in --out (the names `cmc report` reads; see train/log/report.ts):
 #   probe_<name>_layer<L>.json   final probe (stdout of cmc probe --json)
 #   wd_<name>_layer<L>.json      the selection: {layer, val_split, chosen, candidates: [{weight_decay, val_top1, ...}]}
+#                                (copied from the probe JSON's wd_selection)
 #   knn_<name>.json              cmc knn --json
 #   encoder_<name>.json          what was evaluated: checkpoint path, objective, arch, epoch, SGD steps, training time
-#   wdsel/probe_<name>_layer<L>_wd<wd>.json   the selection probes; heads/ the linear heads; logs/ stderr of each run
+#   heads/ the linear heads; logs/ stderr of each run
 # <name> defaults to cmc / supervised (from the checkpoint) or random, with _epoch<N> for ckpt_epoch_N.ckpt.
 # Work whose JSON exists is skipped, so an interrupted protocol resumes where it stopped (delete a JSON to redo it).
 set -euo pipefail
@@ -100,7 +101,7 @@ run_json() {
   log "done in $((SECONDS - t0)) s: ${file#"$OUT"/}"
 }
 
-mkdir -p "$OUT/wdsel" "$OUT/heads" "$OUT/logs"
+mkdir -p "$OUT/heads" "$OUT/logs"
 
 # What is being evaluated (also gives the default name).
 INFO_TMP=$(mktemp)
@@ -126,42 +127,28 @@ log "data $DATA -> $OUT; layers ${LAYER_LIST[*]}; weight decays ${WD_LIST[*]} (h
 PROBE=(probe "${ENC[@]}" --data_folder "$DATA" --mode "$MODE" --epochs "$EPOCHS" --seed "$SEED")
 for L in "${LAYER_LIST[@]}"; do
   FINAL="$OUT/probe_${NAME}_layer$L.json"
-  if [ -s "$FINAL" ]; then log "layer $L: exists, skipped: ${FINAL#"$OUT"/}"; continue; fi
   SEL="$OUT/wd_${NAME}_layer$L.json"
-  if [ ! -s "$SEL" ] && [ ${#WD_LIST[@]} -eq 1 ]; then
-    # One candidate: nothing to choose; record it.
-    printf '{"layer":%s,"val_split":0,"chosen":%s,"candidates":[]}\n' "$L" "${WD_LIST[0]}" > "$SEL"
-  elif [ ! -s "$SEL" ]; then
-    FILES=()
-    for WD in "${WD_LIST[@]}"; do
-      F="$OUT/wdsel/probe_${NAME}_layer${L}_wd$WD.json"
-      log "layer $L: weight decay $WD on held-out $VAL_SPLIT of train"
-      run_json "$F" "$OUT/logs/wdsel_${NAME}_layer${L}_wd$WD.log" "${PROBE[@]}" --layer "$L" --weight_decay "$WD" \
-        --val_split "$VAL_SPLIT" --out "$OUT/wdsel/heads/linear_${NAME}_layer${L}_wd$WD.json"
-      FILES+=("$WD=$F")
-    done
-    # The choice: highest held-out top-1 (best.val_top1); ties go to the earlier candidate in --wds.
-    node -e '
+  if [ ${#WD_LIST[@]} -gt 1 ]; then
+    # One run per layer: the features are computed once, one head per weight decay on 1 - val_split of train,
+    # the choice by held-out top-1 (ties: the earlier value), then a head with it on all of train (last epoch).
+    [ "$MODE" = cached ] || die 'choosing among several --wds needs --mode cached'
+    log "layer $L: weight decay from {${WD_LIST[*]}} on held-out $VAL_SPLIT of train, then all of train"
+    WDS_CSV=$(IFS=,; echo "${WD_LIST[*]}")
+    run_json "$FINAL" "$OUT/logs/probe_${NAME}_layer$L.log" "${PROBE[@]}" --layer "$L" --select_wd "$WDS_CSV" \
+      --val_split "$VAL_SPLIT" --out "$OUT/heads/linear_${NAME}_layer$L.json"
+    [ -s "$SEL" ] || node -e '
       const fs = require("fs");
-      const [out, layer, valSplit, ...pairs] = process.argv.slice(1);
-      const candidates = pairs.map((p) => {
-        const i = p.indexOf("="), wd = Number(p.slice(0, i)), file = p.slice(i + 1);
-        const j = JSON.parse(fs.readFileSync(file, "utf8"));
-        if (typeof j.best?.val_top1 !== "number") {
-          console.error(`eval_protocol: ${file} has no best.val_top1 (the held-out accuracy); was --val_split > 0?`);
-          process.exit(1);
-        }
-        return { weight_decay: wd, val_top1: j.best.val_top1, test_top1: j.best.top1, best_epoch: j.best.epoch, seconds: j.seconds, file: file.split("/").slice(-2).join("/") };
-      });
-      const chosen = candidates.reduce((a, c) => (c.val_top1 > a.val_top1 ? c : a)).weight_decay;
-      fs.writeFileSync(out + ".tmp", JSON.stringify({ layer: Number(layer), val_split: Number(valSplit), chosen, candidates }) + "\n");
-      fs.renameSync(out + ".tmp", out);' "$SEL" "$L" "$VAL_SPLIT" "${FILES[@]}"
+      const [final, out, layer] = process.argv.slice(1);
+      const s = JSON.parse(fs.readFileSync(final, "utf8")).wd_selection;
+      if (!s) { console.error(`eval_protocol: ${final} has no wd_selection`); process.exit(1); }
+      fs.writeFileSync(out, JSON.stringify({ layer: Number(layer), ...s }) + "\n");' "$FINAL" "$SEL" "$L"
+  else
+    [ -s "$SEL" ] || printf '{"layer":%s,"val_split":0,"chosen":%s,"candidates":[]}\n' "$L" "${WD_LIST[0]}" > "$SEL"
+    run_json "$FINAL" "$OUT/logs/probe_${NAME}_layer$L.log" "${PROBE[@]}" --layer "$L" --weight_decay "${WD_LIST[0]}" \
+      --val_split "$FINAL_VAL_SPLIT" --out "$OUT/heads/linear_${NAME}_layer$L.json"
   fi
-  WD=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).chosen)' "$SEL")
-  log "layer $L: chosen weight decay $WD ($(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(j.candidates.length ? j.candidates.map((c) => `${c.weight_decay}: ${(100 * c.val_top1).toFixed(2)}% held out`).join(", ") : "the only candidate")' "$SEL"))"
-  run_json "$FINAL" "$OUT/logs/probe_${NAME}_layer$L.log" "${PROBE[@]}" --layer "$L" --weight_decay "$WD" \
-    --val_split "$FINAL_VAL_SPLIT" --out "$OUT/heads/linear_${NAME}_layer$L.json"
+  log "layer $L: $(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(j.candidates.length ? `weight decay ${j.chosen} (` + j.candidates.map((c) => `${c.weight_decay}: ${(100 * c.val_top1).toFixed(2)}% held out`).join(", ") + ")" : `weight decay ${j.chosen} (the only candidate)`)' "$SEL")"
 done
 
 if [ "$KNN" = 1 ]; then

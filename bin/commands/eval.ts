@@ -90,6 +90,8 @@ export function addEvalCommands(program: Command): void {
       "'cached' = features computed once with the val transform (much faster)").choices(['augmented', 'cached']).default(D.mode))
     .option('--val_split <f>', 'hold out this fraction of TRAIN to choose the best epoch (0 = choose on the test split, as the seed)', num, D.valSplit)
     .option('--crop_low <s>', 'RandomResizedCrop lower bound in augmented mode (default: the checkpoint\'s, else 0.2)', num)
+    .option('--select_wd <list>', 'choose the weight decay from these values on the --val_split held-out images (cached mode), ' +
+      'then refit on all training images and report the last epoch', (v: string) => v.split(',').map((x) => num(x.trim())))
     .option('--out <file>', 'head JSON path (default: <checkpoint folder>/linear_layer<N>.json, or ./linear_random_<model>_layer<N>.json)')
     .action(async (o: Record<string, unknown>) => {
       const enc = encoderChoice(o);
@@ -103,10 +105,16 @@ export function addEvalCommands(program: Command): void {
         mode: o.mode as 'cached' | 'augmented', valSplit: o.val_split as number, cropLow: o.crop_low as number | undefined,
         pool: o.pool as [number, number] | null | undefined, poolType: o.pool_type as PoolType | undefined,
         backend: o.backend as BackendName, seed: o.seed as number, workers: o.workers as number, out,
+        selectWeightDecay: o.select_wd as number[] | undefined,
       });
       if (o.json) {
         console.log(JSON.stringify({
           encoder: r.encoder, layer: r.layer, selected_on: r.selectedOn, best: r.best, last: r.last, epochs: r.epochs,
+          wd_selection: r.wdSelection,
+          config: {
+            weight_decay: r.wdSelection?.chosen ?? o.weight_decay, lr: o.learning_rate, epochs: o.epochs, mode: o.mode, val_split: o.val_split,
+            seed: o.seed, batch_size: o.batch_size,
+          },
           n_train: r.nTrain, n_val: r.nVal, n_test: r.nTest, head: r.headPath, backend: r.backend, seconds: r.seconds,
         }));
       } else {

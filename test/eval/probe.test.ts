@@ -169,6 +169,29 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
   src.close();
 });
 
+test('weight decay chosen on held-out train images, then one head refitted on all of train (last epoch)', async () => {
+  const r = await probe({
+    checkpoint: null, arch: 'alexnet_mini', imageSize: 32, seed: 1, dataFolder: data, layer: 5, epochs: 3, lr: 0.1,
+    batchSize: 32, mode: 'cached', valSplit: 0.25, selectWeightDecay: [0, 0.5], backend: 'wasm', workers: 0, log: quiet,
+  });
+  const sel = r.wdSelection!;
+  assert.deepEqual(sel.candidates.map((c) => c.weight_decay), [0, 0.5]);
+  const top = Math.max(...sel.candidates.map((c) => c.val_top1));
+  assert.equal(sel.chosen, sel.candidates.find((c) => c.val_top1 === top)!.weight_decay);
+  assert.equal(r.head.probeConfig.weightDecay, sel.chosen);
+  // The refit: every training image, no held-out part, the last epoch reported and kept.
+  assert.equal(r.nTrain, 160);
+  assert.equal(r.nVal, 0);
+  assert.equal(r.selectedOn, 'last');
+  assert.equal(r.best.epoch, 3);
+  assert.deepEqual(r.best, r.last);
+  assert.ok(r.epochs.every((m) => m.val_top1 === undefined));
+  await assert.rejects(
+    probe({ checkpoint: null, arch: 'alexnet_mini', imageSize: 32, dataFolder: data, layer: 5, mode: 'cached', selectWeightDecay: [0], backend: 'wasm', log: quiet }),
+    /--val_split > 0/,
+  );
+});
+
 test('augmented probe (the seed protocol) runs through the frozen encoder each epoch', async () => {
   const r = await probe({
     checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 2, dataFolder: data, layer: 5, epochs: 1, lr: 0.1,

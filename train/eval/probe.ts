@@ -209,6 +209,21 @@ export async function extractFeatures(model: CmcModel, loader: Loader, info: Pro
 }
 
 /** Rows `rows` of a feature set (a copy). */
+/** Rows of `a` then rows of `b` (same feature size). */
+export function concatSets(a: FeatureSet, b: FeatureSet): FeatureSet {
+  if (a.dim !== b.dim) throw new Error(`feature sizes differ: ${a.dim} vs ${b.dim}`);
+  const features = new Float32Array(a.features.length + b.features.length);
+  features.set(a.features);
+  features.set(b.features, a.features.length);
+  const cat = <T extends Int32Array>(x: T, y: T) => {
+    const out = new Int32Array(x.length + y.length);
+    out.set(x);
+    out.set(y, x.length);
+    return out;
+  };
+  return { features, dim: a.dim, n: a.n + b.n, labels: cat(a.labels, b.labels), index: cat(a.index, b.index) };
+}
+
 export function takeRows(set: FeatureSet, rows: ArrayLike<number>): FeatureSet {
   const d = set.dim;
   const features = new Float32Array(rows.length * d);
@@ -403,7 +418,7 @@ export interface LinearHead {
   /** Views in concatenation order. */
   views: string[];
   probeConfig: Record<string, unknown>;
-  metrics: { selectedOn: 'val' | 'test'; best: ProbeEpochMetrics; last: ProbeEpochMetrics; epochs: ProbeEpochMetrics[] };
+  metrics: { selectedOn: ProbeSelection; best: ProbeEpochMetrics; last: ProbeEpochMetrics; epochs: ProbeEpochMetrics[] };
 }
 
 export const FEATURE_LAYOUT = 'concat(views, channel axis) -> adaptive pool -> flatten C,H,W (PyTorch NCHW order)';
@@ -474,6 +489,12 @@ export interface ProbeOptions extends EncoderChoice {
   mode?: 'cached' | 'augmented';
   /** Fraction of TRAIN held out to choose the epoch (never the test split); 0 = seed behaviour. */
   valSplit?: number;
+  /**
+   * Weight decays to choose from (cached mode, valSplit > 0): one head per value on the features computed
+   * once, the value whose best epoch scores highest on the held-out images wins; then a head with that
+   * value is refitted on ALL training images for the fixed schedule and its last epoch is the result.
+   */
+  selectWeightDecay?: number[];
   /** RandomResizedCrop lower bound for 'augmented' (default: the checkpoint's crop_low, else 0.2). */
   cropLow?: number;
   /** Override the pooling (size or null = none). */
@@ -492,12 +513,26 @@ export const PROBE_DEFAULTS = {
   mode: 'augmented' as 'cached' | 'augmented', valSplit: 0, seed: 0, workers: 2,
 };
 
+/**
+ * How the reported epoch was picked: 'val' = best on the held-out part of train; 'test' = best on the
+ * test split (the seed's, optimistic); 'last' = no choice, the fixed schedule's last epoch.
+ */
+export type ProbeSelection = 'val' | 'test' | 'last';
+
+export interface WeightDecayChoice {
+  val_split: number;
+  chosen: number;
+  candidates: { weight_decay: number; val_top1: number; test_top1: number; best_epoch: number; seconds: number }[];
+}
+
 export interface ProbeResult {
+  /** With selectWeightDecay: how the weight decay was chosen. */
+  wdSelection?: WeightDecayChoice;
   layer: ProbeLayerInfo;
   epochs: ProbeEpochMetrics[];
   best: ProbeEpochMetrics;
   last: ProbeEpochMetrics;
-  selectedOn: 'val' | 'test';
+  selectedOn: ProbeSelection;
   head: LinearHead;
   headPath: string | null;
   nTrain: number;
@@ -516,6 +551,11 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
   for (const k of ['epochs', 'batchSize'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`${k} must be a positive integer (got ${o[k]})`);
   if (!(o.lr > 0)) throw new Error(`learning rate must be > 0 (got ${o.lr})`);
   if (o.mode !== 'cached' && o.mode !== 'augmented') throw new Error(`mode must be 'cached' or 'augmented' (got ${o.mode})`);
+  const wdList = o.selectWeightDecay;
+  if (wdList) {
+    if (!wdList.length || wdList.some((w) => !(w >= 0))) throw new Error(`weight decays to choose from must be >= 0 (got ${wdList.join(',')})`);
+    if (o.mode !== 'cached' || !((o.valSplit ?? 0) > 0)) throw new Error('choosing the weight decay needs --mode cached and --val_split > 0');
+  }
   const t0 = performance.now();
   const backend = await initBackend(o.backend ?? 'auto');
   const dataset = o.dataset ?? 'auto';
@@ -562,14 +602,19 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const mb = ((test.features.length + (val?.features.length ?? 0) + (cached?.features.length ?? 0)) * 4) / 2 ** 20;
     log(`[probe] features computed in ${featureSeconds.toFixed(1)} s (${mb.toFixed(0)} MB cached)`);
 
+    const D = info.featureDim;
+    /**
+     * One head trained for the schedule on `cached` (or the augmented loader), scored on the test split
+     * every epoch and on `val` when given; the kept weights are those of the epoch `selection` picks.
+     */
+    const fit = async (weightDecay: number, cached: FeatureSet | null, val: FeatureSet | null, selection: ProbeSelection) => {
     // The head: weight N(0, 0.01), bias 0 (LinearModel.py's initilize()).
     const rng = new Rng(o.seed + 1000);
-    const D = info.featureDim;
     const w0 = new Float32Array(D * nClasses);
     for (let i = 0; i < w0.length; i++) w0[i] = rng.normal() * 0.01;
     const W = tf.variable(tf.tensor2d(w0, [D, nClasses]), true);
     const b = tf.variable(tf.zeros([nClasses]), true);
-    const sgd = new SGD([W, b], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+    const sgd = new SGD([W, b], { lr: o.lr, momentum: o.momentum, weightDecay });
     const trainStep = async (xb: tf.Tensor2D, yb: Int32Array): Promise<{ loss: number; hits: number }> => {
       const y = tf.tensor1d(yb, 'int32');
       let logitsKept: tf.Tensor2D | null = null;
@@ -610,8 +655,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     let best: ProbeEpochMetrics | null = null;
     let bestW: Float32Array | null = null;
     let bestB: Float32Array | null = null;
-    const selectedOn: 'val' | 'test' = val ? 'val' : 'test';
-    const score = (m: ProbeEpochMetrics) => (selectedOn === 'val' ? m.val_top1! : m.top1);
+    const score = (m: ProbeEpochMetrics) => (selection === 'val' ? m.val_top1! : selection === 'test' ? m.top1 : m.epoch);
     try {
       for (let epoch = 1; epoch <= o.epochs; epoch++) {
         const te = performance.now();
@@ -669,24 +713,50 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
       sgd.dispose();
       tf.dispose([W, b]);
     }
+    return { epochs, best: best!, bestW: bestW!, bestB: bestB! };
+    };
+
+    const selectedOn: ProbeSelection = wdList ? 'last' : val ? 'val' : 'test';
+    let wdSelection: WeightDecayChoice | undefined;
+    let fitted;
+    if (wdList) {
+      const candidates: WeightDecayChoice['candidates'] = [];
+      for (const wd of wdList) {
+        const tw = performance.now();
+        log(`[probe] weight decay ${wd}: fitting on ${cached!.n} images, scoring on the ${val!.n} held out`);
+        const r = await fit(wd, cached, val, 'val');
+        candidates.push({ weight_decay: wd, val_top1: r.best.val_top1!, test_top1: r.best.top1, best_epoch: r.best.epoch, seconds: (performance.now() - tw) / 1000 });
+      }
+      // Ties go to the value listed first.
+      const chosen = candidates.reduce((a, c) => (c.val_top1 > a.val_top1 ? c : a), candidates[0]).weight_decay;
+      wdSelection = { val_split: o.valSplit, chosen, candidates };
+      log(`[probe] weight decay ${chosen} chosen on the held-out images (${candidates.map((c) => `${c.weight_decay}: ${pct(c.val_top1)}`).join(', ')}); refitting on all ${cached!.n + val!.n} training images`);
+      fitted = await fit(chosen, concatSets(cached!, val!), null, 'last');
+    } else {
+      fitted = await fit(o.weightDecay, cached, val, selectedOn);
+    }
+    const { epochs, best, bestW, bestB } = fitted;
     const last = epochs[epochs.length - 1];
     const { log: _l, out: _o, ...cfg } = opts;
     const head: LinearHead = {
       format: 'cmc-linear-head', version: 1, layer: o.layer, pool: info.pool, poolType: info.poolType, featureDim: D, classNames,
-      weight: Array.from(bestW!), bias: Array.from(bestB!), featureLayout: FEATURE_LAYOUT,
+      weight: Array.from(bestW), bias: Array.from(bestB), featureLayout: FEATURE_LAYOUT,
       arch: enc.spec.arch, imageSize: enc.imageSize, view: enc.view, views: enc.spec.views.map((v) => v.name),
-      probeConfig: { ...PROBE_DEFAULTS, ...stripUndefined(cfg), encoder: enc.source },
-      metrics: { selectedOn, best: best!, last, epochs },
+      probeConfig: { ...PROBE_DEFAULTS, ...stripUndefined(cfg), ...(wdSelection ? { weightDecay: wdSelection.chosen } : {}), encoder: enc.source },
+      metrics: { selectedOn, best, last, epochs },
     };
     let headPath: string | null = null;
     if (o.out) {
       writeHead(o.out, head);
       headPath = o.out;
     }
-    log(`[probe] best epoch ${best!.epoch} (chosen on ${selectedOn === 'val' ? 'the held-out train split' : 'the test split, as the seed'}): ` +
-      `test top-1 ${pct(best!.top1)} top-5 ${pct(best!.top5)}; last epoch top-1 ${pct(last.top1)}` + (headPath ? `; head -> ${headPath}` : ''));
+    const chosenOn = { val: 'the held-out train split', test: 'the test split, as the seed', last: 'none: the last epoch of the schedule' }[selectedOn];
+    log(`[probe] reported epoch ${best.epoch} (chosen on ${chosenOn}): ` +
+      `test top-1 ${pct(best.top1)} top-5 ${pct(best.top5)}; last epoch top-1 ${pct(last.top1)}` + (headPath ? `; head -> ${headPath}` : ''));
     return {
-      layer: info, epochs, best: best!, last, selectedOn, head, headPath, nTrain: trainIdx.length, nVal: valIdx.length, nTest: test.n,
+      wdSelection,
+      layer: info, epochs, best, last, selectedOn, head, headPath,
+      nTrain: wdSelection ? trainIdx.length + valIdx.length : trainIdx.length, nVal: wdSelection ? 0 : valIdx.length, nTest: test.n,
       encoder: enc.source, backend, featureSeconds, seconds: (performance.now() - t0) / 1000,
     };
   } finally {

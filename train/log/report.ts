@@ -51,7 +51,7 @@ export interface ProbeEpoch {
 export interface ProbeJson {
   encoder?: string;
   layer: number | { layer: number; featureDim?: number };
-  selected_on?: 'val' | 'test';
+  selected_on?: 'val' | 'test' | 'last';
   best: ProbeEpoch;
   last: ProbeEpoch;
   epochs?: ProbeEpoch[] | number;
