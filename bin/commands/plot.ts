@@ -28,10 +28,10 @@ export function addPlotCommand(program: Command): void {
       fs.mkdirSync(o.out, { recursive: true });
       const xl = o.x === 'step' ? 'SGD steps' : 'epoch';
       const written = [path.join(o.out, 'loss.svg')];
-      fs.writeFileSync(written[0], lineChart({ title: 'training loss (mean per epoch)', xLabel: xl, yLabel: 'loss', series: loss }));
+      fs.writeFileSync(written[0], lineChart({ title: 'training loss (mean per epoch)', xLabel: xl, yLabel: 'loss', series: loss, legend: 'below' }));
       if (knn.length) {
         written.push(path.join(o.out, 'knn.svg'));
-        fs.writeFileSync(written[1], lineChart({ title: 'weighted kNN top-1 on the test split', xLabel: xl, yLabel: 'top-1 (%)', series: knn }));
+        fs.writeFileSync(written[1], lineChart({ title: 'weighted kNN top-1 on the test split', xLabel: xl, yLabel: 'top-1 (%)', series: knn, legend: 'below' }));
       }
       console.log(written.join('\n'));
     });
