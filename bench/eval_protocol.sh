@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The evaluation protocol of one encoder (a CMC or supervised checkpoint, or a random-init network), as the
 # README reports it. For each probe layer:
-#   one `cmc probe --select_wd` run (cached features, computed once): one head per candidate weight decay,
-#   trained on 90 % of the TRAIN split (--val_split 0.1, stratified and seeded) and scored by its best top-1
+#   weight-decay selection and the final probe in one `cmc probe --select_wd` run (features computed
+#   once): one head per candidate weight decay, trained on 90 % of the TRAIN split (--val_split 0.1, stratified and seeded) and scored by its best top-1
 #   on the held-out 10 %; the test split plays no part in the choice; then a head with the chosen weight
 #   decay on the whole train split for the fixed schedule: its accuracy after the last epoch is the number
 #   reported (with a single --wds value, just that final probe, with --final_val_split);
