@@ -44,15 +44,21 @@ const close = (got: ArrayLike<number>, want: ArrayLike<number>, tol: number, wha
   }
 };
 
+/** Switch to `name`, or skip the test with the reason it cannot start here. */
+async function useBackend(name: (typeof TEST_BACKENDS)[number], t: { skip(msg: string): void }): Promise<boolean> {
+  try {
+    await initBackend(name, { quiet: true });
+    return true;
+  } catch (e) {
+    t.skip(`${name} unavailable: ${(e as Error).message.split('\n')[0]}`);
+    return false;
+  }
+}
+
 for (const backend of TEST_BACKENDS) {
   describe(`batchSoftmaxLoss on ${backend}`, () => {
     it('value and gradients match the float64 formula (B 7, D 5, T 0.1)', async (t) => {
-      try {
-        await initBackend(backend, { quiet: true });
-      } catch (e) {
-        t.skip(`${backend} unavailable: ${(e as Error).message.split('\n')[0]}`);
-        return;
-      }
+      if (!(await useBackend(backend, t))) return;
       await ensureGradients();
       const rng = new Rng(11);
       const A = unitRows(rng, 7, 5), O = unitRows(rng, 7, 5);
@@ -66,12 +72,7 @@ for (const backend of TEST_BACKENDS) {
     });
 
     it('identical embeddings in every row give log(B) and positive probability 1/B', async (t) => {
-      try {
-        await initBackend(backend, { quiet: true });
-      } catch (e) {
-        t.skip(`${backend} unavailable: ${(e as Error).message.split('\n')[0]}`);
-        return;
-      }
+      if (!(await useBackend(backend, t))) return;
       const z = tf.tensor2d(Array.from({ length: 6 }, () => [0.6, 0.8]));
       const { loss, prob } = batchSoftmaxLoss(z, z, 0.07);
       close(await loss.data(), [Math.log(6)], 1e-6, 'loss');
