@@ -17,7 +17,6 @@ import { Command } from 'commander';
 import { initBackend } from '../../train/engine/backend.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import type { BatchNormSpec, CmcSpec, Conv2dSpec, EncoderSpec, LayerSpec, LinearSpec } from '../../train/spec/layers.ts';
-import { paramShapes } from '../../train/spec/shapes.ts';
 import { toViewInput, type ColorView } from '../../train/preprocess/color.ts';
 import { Rng } from '../../train/util/rng.ts';
 import { writeCheckpoint, type Checkpoint, type TensorEntry } from '../../train/trainer/checkpoint.ts';
@@ -40,6 +39,7 @@ import {
   DataType,
 } from '../../train/export/onnx_proto.ts';
 import { addExportCommand } from '../../bin/commands/export.ts';
+import { randomizeBatchNorm } from '../helpers/random_model.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // A tiny custom network in the description language
@@ -85,29 +85,11 @@ function tinySpec(): CmcSpec {
   };
 }
 
-function randomizeBn(model: CmcModel, seed: number): Record<string, TensorEntry> {
-  const rng = new Rng(seed);
-  const arrays = model.toNamedArrays();
-  for (const v of model.spec.views) {
-    for (const p of paramShapes(v.encoder)) {
-      const a = arrays[`${v.name}.${p.name}`];
-      if (p.layer.kind !== 'batchnorm') continue;
-      for (let i = 0; i < a.data.length; i++) {
-        if (p.role === 'gamma') a.data[i] = rng.range(0.5, 1.5);
-        else if (p.role === 'beta') a.data[i] = rng.range(-0.3, 0.3);
-        else if (p.role === 'running_mean') a.data[i] = rng.range(-0.3, 0.3);
-        else if (p.role === 'running_var') a.data[i] = rng.range(0.3, 2);
-      }
-    }
-  }
-  model.loadNamedArrays(arrays);
-  return arrays;
-}
 
 function tinyCheckpoint(view: ColorView, seed: number): { model: CmcModel; checkpoint: Checkpoint } {
   const spec = tinySpec();
   const model = new CmcModel(spec, seed);
-  const arrays = randomizeBn(model, seed + 1);
+  const arrays = randomizeBatchNorm(model, new Rng(seed + 1), { spread: 0.3, varLow: 0.3 });
   const tensors: Record<string, TensorEntry> = {};
   for (const [k, t] of Object.entries(arrays)) tensors[`model/${k}`] = t;
   // Checkpoints also hold optimiser buffers and memories; the exporter must ignore them.

@@ -15,7 +15,6 @@ import { maxAbsDiff, ortRun } from '../helpers/ort.ts';
 import { initBackend } from '../../train/engine/backend.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import type { CmcSpec } from '../../train/spec/layers.ts';
-import { paramShapes } from '../../train/spec/shapes.ts';
 import { subsetSpec } from '../../train/spec/input.ts';
 import { layoutChannels, toLayoutInput } from '../../train/preprocess/views.ts';
 import { Rng } from '../../train/util/rng.ts';
@@ -23,6 +22,7 @@ import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts'
 import { exportModel } from '../../train/export/export.ts';
 import type { LinearHead } from '../../train/export/head.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
+import { randomizeBatchNorm } from '../helpers/random_model.ts';
 
 const VIEWS = ['L', 'ab', 'Y', 'CbCr', 'DbDr', 'grad'];
 const N = 3, SIZE = 16;
@@ -40,16 +40,7 @@ after(() => {
 function randomCheckpoint(views: string[], seed: number): { model: CmcModel; checkpoint: Checkpoint } {
   const spec = tinySpec({ views }) as CmcSpec;
   const model = new CmcModel(spec, seed);
-  const rng = new Rng(seed + 1);
-  const arrays = model.toNamedArrays();
-  for (const v of spec.views) {
-    for (const p of paramShapes(v.encoder)) {
-      const a = arrays[`${v.name}.${p.name}`].data;
-      const [lo, hi] = p.role === 'gamma' ? [0.5, 1.5] : p.role === 'running_var' ? [0.5, 2] : p.role === 'beta' || p.role === 'running_mean' ? [-0.2, 0.2] : [0, 0];
-      if (hi > lo) for (let i = 0; i < a.length; i++) a[i] = rng.range(lo, hi);
-    }
-  }
-  model.loadNamedArrays(arrays);
+  const arrays = randomizeBatchNorm(model, new Rng(seed + 1));
   const tensors: Record<string, TensorEntry> = {};
   for (const [k, t] of Object.entries(arrays)) tensors[`model/${k}`] = t;
   const header = { format: 'cmc-train-checkpoint', config: { model: 'tiny', image_size: SIZE, feat_dim: 16, view: 'Lab', views, name: 'tiny' }, spec, classNames: ['a', 'b'] };

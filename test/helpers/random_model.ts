@@ -8,6 +8,29 @@ import { paramShapes } from '../../train/spec/shapes.ts';
 import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts';
 import { Rng } from '../../train/util/rng.ts';
 
+/**
+ * Draw every batch-norm parameter and statistic of `model` (gamma in [0.5, 1.5], beta and running mean in
+ * [-spread, spread], running variance in [varLow, 2]), element by element in parameter order, load them,
+ * and return all named arrays.
+ */
+export function randomizeBatchNorm(model: CmcModel, rng: Rng, o: { spread?: number; varLow?: number } = {}): Record<string, TensorEntry> {
+  const spread = o.spread ?? 0.2, varLow = o.varLow ?? 0.5;
+  const arrays = model.toNamedArrays();
+  for (const v of model.spec.views) {
+    for (const p of paramShapes(v.encoder)) {
+      if (p.layer.kind !== 'batchnorm') continue;
+      const a = arrays[`${v.name}.${p.name}`];
+      for (let i = 0; i < a.data.length; i++) {
+        if (p.role === 'gamma') a.data[i] = rng.range(0.5, 1.5);
+        else if (p.role === 'beta' || p.role === 'running_mean') a.data[i] = rng.range(-spread, spread);
+        else if (p.role === 'running_var') a.data[i] = rng.range(varLow, 2);
+      }
+    }
+  }
+  model.loadNamedArrays(arrays);
+  return arrays;
+}
+
 export function randomModelCheckpoint(
   arch: string,
   imageSize: number,
@@ -17,21 +40,7 @@ export function randomModelCheckpoint(
   const view = o.view ?? 'Lab';
   const spec = getCmcSpec(arch, { imageSize, featDim: 128, view });
   const model = new CmcModel(spec, seed);
-  const rng = new Rng(seed + 1000);
-  const arrays = model.toNamedArrays();
-  for (const v of spec.views) {
-    for (const p of paramShapes(v.encoder)) {
-      const a = arrays[`${v.name}.${p.name}`];
-      if (p.layer.kind !== 'batchnorm') continue;
-      for (let i = 0; i < a.data.length; i++) {
-        if (p.role === 'gamma') a.data[i] = rng.range(0.5, 1.5);
-        else if (p.role === 'beta') a.data[i] = rng.range(-0.2, 0.2);
-        else if (p.role === 'running_mean') a.data[i] = rng.range(-0.2, 0.2);
-        else if (p.role === 'running_var') a.data[i] = rng.range(0.5, 2);
-      }
-    }
-  }
-  model.loadNamedArrays(arrays);
+  const arrays = randomizeBatchNorm(model, new Rng(seed + 1000));
   const tensors: Record<string, TensorEntry> = {};
   for (const [k, t] of Object.entries(arrays)) tensors[`model/${k}`] = t;
   const header = {
