@@ -37,7 +37,7 @@ export function addTrainCommand(program: Command): void {
     .addOption(new Option('--views <list>', `views, each with its own encoder and memory bank, from ${VIEW_NAMES.join(', ')} (e.g. L,ab,DbDr,grad)`).argParser(viewList).default(D.views, D.views.join(',')))
     .addOption(new Option('--objective <kind>', 'pairs contrasted: core = the core view with each other view, full = every pair').choices([...OBJECTIVES]).default(D.objective))
     .addOption(new Option('--core_view <name>', 'core view of --objective core').default(D.core_view, 'the first of --views'))
-    .option('--resume <ckpt>', 'continue a run from its checkpoint (e.g. runs/<name>/current.ckpt)', D.resume)
+    .option('--resume <ckpt>', 'continue a run from its checkpoint (e.g. runs/<name>/current.ckpt); with a new --name, fork it into its own folder (e.g. a longer schedule from an earlier ckpt_epoch_N)', D.resume)
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(['auto', 'raw', 'imagefolder', 'cifar10', 'stl10']).default(D.dataset))
     .option('--image_size <px>', 'crop size fed to the encoders', int, D.image_size)
     .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).default(D.backend))

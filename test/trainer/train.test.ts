@@ -61,6 +61,25 @@ for (const backend of ['cpu', 'wasm'] as const) {
   });
 }
 
+test('--resume with a new --name forks the run: its own folder, the history up to the checkpoint, the source untouched', async () => {
+  await initBackend('cpu', { quiet: true });
+  const base: Partial<TrainConfig> = { backend: 'cpu', model: tinySpecFile, image_size: 16, feat_dim: 16, save_freq: 1, model_path: path.join(tmp, 'fork') };
+  const src = await train(config({ ...base, name: 'src' }), { log: quiet });
+  const srcMetrics = fs.readFileSync(path.join(src.runDir, 'metrics.jsonl'), 'utf8');
+  const srcCkpt = fs.readFileSync(src.checkpoint);
+  // Branch off epoch 1 with the decay moved from epoch 1 to epoch 2 and one more epoch.
+  const fork = await train(config({ ...base, name: 'longer', epochs: 3, lr_decay_epochs: [2], resume: path.join(src.runDir, 'ckpt_epoch_1.ckpt') }), { log: quiet });
+  assert.equal(fork.runDir, path.join(tmp, 'fork', 'longer'));
+  const lines = fs.readFileSync(path.join(fork.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+  const parsed = lines.map((l) => JSON.parse(l) as { epoch: number; lr: number });
+  assert.deepEqual(parsed.map((m) => m.epoch), [1, 2, 3]);
+  assert.equal(lines[0], srcMetrics.split('\n')[0], 'epoch 1 is inherited from the source run as it was written');
+  assert.deepEqual(parsed.map((m) => m.lr), [0.03, 0.03, 0.03 * 0.1], 'the new schedule applies after the fork');
+  assert.equal(readCheckpoint<{ epoch: number }>(fork.checkpoint).header.epoch, 3);
+  assert.equal(fs.readFileSync(path.join(src.runDir, 'metrics.jsonl'), 'utf8'), srcMetrics, 'the source run is untouched');
+  assert.ok(fs.readFileSync(src.checkpoint).equals(srcCkpt));
+});
+
 test('checkpoints hold weights, optimiser state, memories, Z, rng and config; TensorBoard scalars are readable', async () => {
   const r = await train(config({ epochs: 1, model_path: path.join(tmp, 'c'), name: 'ckrun' }), { log: quiet });
   const ck = readCheckpoint<Record<string, unknown>>(r.checkpoint);

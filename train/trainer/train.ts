@@ -96,7 +96,9 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     // The run's hyper-parameters come from the checkpoint. How to run (and how long) may change, and so
     // may the learning-rate schedule when asked for explicitly (the seed re-reads it from its flags).
     const always = ['epochs', 'backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;
-    const ifGiven = ['learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source'] as const;
+    // A new --name (or --model_path) forks the run: the same history up to the checkpoint, continued in its own
+    // folder, so a longer schedule can branch off an earlier checkpoint without overwriting the original run.
+    const ifGiven = ['learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source', 'name', 'model_path', 'tb_path'] as const;
     const given = hooks.explicit ?? (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter((k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]));
     const saved = { ...resume.header.config } as Record<string, unknown>;
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
@@ -174,6 +176,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   fs.mkdirSync(runDir, { recursive: true });
   const tb = new TbWriter(path.join(cfg.tb_path, name));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
+  if (resume) inheritMetrics(path.join(path.dirname(cfg.resume), 'metrics.jsonl'), metricsFile, resume.header.epoch);
   const loader = new Loader(source, {
     batchSize: cfg.batch_size, seed: cfg.seed, workers: cfg.workers,
     transform: { mode: 'train', size: cfg.image_size, view: cfg.view, input: spec.input, cropLow: cfg.crop_low },
@@ -306,4 +309,15 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
 
 function l2rows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 2, 1, true)) as tf.Tensor2D;
+}
+
+/**
+ * A forked run starts its metrics.jsonl with the source run's lines up to the resumed epoch (the epoch-0 kNN
+ * included), so its curves start at step 0. Resuming in place leaves the file as it is.
+ */
+function inheritMetrics(from: string, to: string, lastEpoch: number): void {
+  if (path.resolve(from) === path.resolve(to) || fs.existsSync(to) || !fs.existsSync(from)) return;
+  const lines = fs.readFileSync(from, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const kept = lines.filter((l) => (JSON.parse(l) as { epoch: number }).epoch <= lastEpoch);
+  fs.writeFileSync(to, kept.map((l) => l + '\n').join(''));
 }
