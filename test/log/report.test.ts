@@ -150,6 +150,18 @@ test('SVG plots: accuracy per layer (cmc, random, supervised, end-to-end level) 
   assert.match(r.markdown, /!\[accuracy per layer\]\(plots\/accuracy_per_layer\.svg\)/);
 });
 
+test('two methods of the same kind are drawn in different colours', () => {
+  const dir = fixture('two_cmc');
+  for (let l = 1; l <= 8; l++) write(dir, `probe_cmc20_layer${l}.json`, probeJson(l, 0.41, 0.4));
+  const perLayer = buildReport(loadResults(dir), {}).plots['accuracy_per_layer.svg'];
+  const strokeOf = (name: string) => {
+    const m = perLayer.match(new RegExp(`stroke="(#[0-9a-f]{6})"[^>]*/>\\s*<text[^>]*>${name}<`));
+    assert.ok(m, `legend entry ${name}`);
+    return m![1];
+  };
+  assert.notEqual(strokeOf('cmc'), strokeOf('cmc20'));
+});
+
 test('SGD steps come from the checkpoint header, else from a run folder of the same name; unknown ones are noted', () => {
   const dir = path.join(root, 'steps');
   const ckpt = path.join(dir, 'runs', 'myrun', 'ckpt_epoch_3.ckpt');

@@ -483,11 +483,16 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
 
   // --- plots
   if (layers.length) {
-    const s: Series[] = finals.filter((e) => e.probes.size).map((e) => ({
-      name: `${e.method}${kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)'}`,
-      points: [...e.probes.entries()].sort((a, b) => a[0] - b[0]).map(([l, p]) => [l, 100 * probeScore(p.json, metric).top1] as [number, number]),
-      color: colorOf(e),
-    }));
+    const shade = new Map<string, number>(); // the n-th method of a kind gets the kind's n-th colour
+    const s: Series[] = finals.filter((e) => e.probes.size).map((e) => {
+      const n = shade.get(kindOf(e)) ?? 0;
+      shade.set(kindOf(e), n + 1);
+      return {
+        name: `${e.method}${kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)'}`,
+        points: [...e.probes.entries()].sort((a, b) => a[0] - b[0]).map(([l, p]) => [l, 100 * probeScore(p.json, metric).top1] as [number, number]),
+        color: colorOf(e, n),
+      };
+    });
     for (const sup of res.supervised) {
       const last = sup.json.metrics[sup.json.metrics.length - 1];
       const t = sup.json.test_top1 ?? last?.test_top1;
@@ -520,8 +525,11 @@ function metricSentence(m: MetricChoice): string {
   return 'the accuracy at the epoch chosen on the held-out part of train when the probe had one (`--val_split`), else after the last epoch; never chosen on the test split';
 }
 
-function colorOf(e: Evaluated): string {
-  return { cmc: '#1f77b4', random: '#7f7f7f', supervised: '#2ca02c' }[kindOf(e)];
+const KIND_COLORS = { cmc: ['#1f77b4', '#9467bd', '#17becf', '#8c564b'], random: ['#7f7f7f', '#bcbd22'], supervised: ['#2ca02c', '#98df8a'] };
+
+function colorOf(e: Evaluated, n = 0): string {
+  const c = KIND_COLORS[kindOf(e)];
+  return c[n % c.length];
 }
 
 /** kNN and probe top-1 of one CMC method against SGD steps, with the random-init levels as dashed lines. */
