@@ -67,6 +67,12 @@ test('--resume with a new --name forks the run: its own folder, the history up t
   const src = await train(config({ ...base, name: 'src' }), { log: quiet });
   const srcMetrics = fs.readFileSync(path.join(src.runDir, 'metrics.jsonl'), 'utf8');
   const srcCkpt = fs.readFileSync(src.checkpoint);
+  // A second source whose log ends in a line torn by an interrupted write: the fork still starts.
+  const torn = path.join(tmp, 'fork', 'torn');
+  fs.cpSync(src.runDir, torn, { recursive: true });
+  fs.appendFileSync(path.join(torn, 'metrics.jsonl'), '{"epoch":3,"st');
+  const fromTorn = await train(config({ ...base, name: 'from_torn', epochs: 2, resume: path.join(torn, 'ckpt_epoch_1.ckpt') }), { log: quiet });
+  assert.deepEqual(fs.readFileSync(path.join(fromTorn.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch), [1, 2]);
   // Branch off epoch 1 with the decay moved from epoch 1 to epoch 2 and one more epoch.
   const fork = await train(config({ ...base, name: 'longer', epochs: 3, lr_decay_epochs: [2], resume: path.join(src.runDir, 'ckpt_epoch_1.ckpt') }), { log: quiet });
   assert.equal(fork.runDir, path.join(tmp, 'fork', 'longer'));

@@ -317,7 +317,8 @@ function l2rows(x: tf.Tensor2D): tf.Tensor2D {
  */
 function inheritMetrics(from: string, to: string, lastEpoch: number): void {
   if (path.resolve(from) === path.resolve(to) || fs.existsSync(to) || !fs.existsSync(from)) return;
-  const lines = fs.readFileSync(from, 'utf8').split('\n').filter((l) => l.trim() !== '');
-  const kept = lines.filter((l) => (JSON.parse(l) as { epoch: number }).epoch <= lastEpoch);
+  // A line torn by an interrupted write is dropped, not fatal: the checkpoint, not this log, is the run's state.
+  const epochOf = (l: string): number => { try { return (JSON.parse(l) as { epoch: number }).epoch; } catch { return NaN; } };
+  const kept = fs.readFileSync(from, 'utf8').split('\n').filter((l) => epochOf(l) <= lastEpoch);
   fs.writeFileSync(to, kept.map((l) => l + '\n').join(''));
 }
