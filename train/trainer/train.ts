@@ -93,12 +93,13 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     if ((resume.header as { objective?: string }).objective === 'supervised') {
       throw new Error(`${cfg.resume} is a supervised-baseline checkpoint (cmc supervised); it has no memory bank to resume CMC training from`);
     }
-    // The run's hyper-parameters come from the checkpoint. How to run (and how long) may change, and so
-    // may the learning-rate schedule when asked for explicitly (the seed re-reads it from its flags).
-    const always = ['epochs', 'backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;
+    // The run's hyper-parameters come from the checkpoint. How to run may change, and so may its length and
+    // learning-rate schedule when asked for explicitly (the seed re-reads them from its flags); a bare --resume
+    // finishes the run as it was planned rather than stretching it to the default 240 epochs.
+    const always = ['backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;
     // A new --name (or --model_path) forks the run: the same history up to the checkpoint, continued in its own
     // folder, so a longer schedule can branch off an earlier checkpoint without overwriting the original run.
-    const ifGiven = ['learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source', 'name', 'model_path', 'tb_path'] as const;
+    const ifGiven = ['epochs', 'learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source', 'name', 'model_path', 'tb_path'] as const;
     const given = hooks.explicit ?? (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter((k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]));
     const saved = { ...resume.header.config } as Record<string, unknown>;
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
