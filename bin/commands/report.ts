@@ -38,7 +38,7 @@ export function addReportCommand(program: Command): void {
     .option('--plots <dir>', "folder for the SVG plots, or 'none' (default: <results>/plots)")
     .option('--run <dir>', 'a training run folder (metrics.jsonl) to draw kNN against SGD steps; repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--metric <which>', "probe number: 'auto' = best epoch if chosen on held-out train data, else last epoch; 'last'; 'best' (seed, may be chosen on test)").choices(['auto', 'last', 'best']).default('auto'))
-    .option('--method <name>', 'method drawn against SGD steps (default: cmc, else the first CMC method)')
+    .option('--method <name>', 'method drawn against SGD steps (default: the CMC method trained in a --run folder, else cmc, else the first CMC method)')
     .option('--layer <n>', 'probe layer drawn against SGD steps (default: the one with the most intermediate checkpoints)', (v: string) => {
       const n = int(v);
       if (n < 1) throw new InvalidArgumentError('expected a layer >= 1');

@@ -162,6 +162,18 @@ test('two methods of the same kind are drawn in different colours', () => {
   assert.notEqual(strokeOf('cmc'), strokeOf('cmc20'));
 });
 
+test('the steps plot defaults to the CMC method trained in the --run folder', () => {
+  const dir = path.join(root, 'which_run');
+  for (const [m, run, p] of [['cmc20', 'short_run', 0.4], ['cmc40', 'long_run', 0.5]] as const) {
+    for (const l of [3, 5]) write(dir, `probe_${m}_layer${l}.json`, probeJson(l, p, p, { encoder: `/gone/runs/${run}/current.ckpt` }));
+    write(dir, `knn_${m}.json`, { encoder: `/gone/runs/${run}/current.ckpt`, top1: p, top5: 0.9, seconds: 20 });
+  }
+  write(path.join(root, 'which_run_runs', 'long_run'), 'metrics.jsonl', '{"epoch":0,"step":0,"knn_top1":0.2,"knn_source":"recompute"}\n{"epoch":40,"step":800,"epoch_sec":4,"knn_top1":0.45,"knn_source":"recompute"}\n');
+  const steps = buildReport(loadResults(dir, { runs: [path.join(root, 'which_run_runs', 'long_run')] })).plots['accuracy_vs_steps.svg'];
+  assert.ok(steps.includes('cmc40 kNN (cmc knn)'), steps);
+  assert.ok(!steps.includes('cmc20'));
+});
+
 test('SGD steps come from the checkpoint header, else from a run folder of the same name; unknown ones are noted', () => {
   const dir = path.join(root, 'steps');
   const ckpt = path.join(dir, 'runs', 'myrun', 'ckpt_epoch_3.ckpt');

@@ -463,7 +463,10 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
 
   // --- intermediate checkpoints
   const plots: Record<string, string> = {};
-  const method = o.method ?? (finals.find((e) => e.method === 'cmc') ?? finals.find((e) => kindOf(e) === 'cmc'))?.method
+  // Default: the CMC method trained in a given run folder (its kNN curve is the one drawn), else `cmc`, else the first.
+  const runNames = new Set(res.runs.map((r) => r.name));
+  const ofRun = finals.find((e) => kindOf(e) === 'cmc' && runNames.has(path.basename(path.dirname(encoderPathOf(e) ?? ''))));
+  const method = o.method ?? (ofRun ?? finals.find((e) => e.method === 'cmc') ?? finals.find((e) => kindOf(e) === 'cmc'))?.method
     ?? inter.find((e) => kindOf(e) === 'cmc')?.method;
   const series = method ? [...inter.filter((e) => e.method === method), ...finals.filter((e) => e.method === method)] : [];
   if (series.length > 1 || inter.length) {
