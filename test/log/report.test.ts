@@ -153,6 +153,8 @@ test('SVG plots: accuracy per layer (cmc, random, supervised, end-to-end level) 
 test('two methods of the same kind are drawn in different colours', () => {
   const dir = fixture('two_cmc');
   for (let l = 1; l <= 8; l++) write(dir, `probe_cmc20_layer${l}.json`, probeJson(l, 0.41, 0.4));
+  for (let l = 1; l <= 8; l++) write(dir, `probe_supervised20_layer${l}.json`, probeJson(l, 0.61, 0.6, { encoder: '/gone/runs/sup20/current.ckpt' }));
+  write(dir, 'supervised_supervised20.json', { run_dir: '/gone/runs/sup20', checkpoint: '/gone/runs/sup20/current.ckpt', test_top1: 0.7, test_top5: 0.95, metrics: [{ epoch: 1, step: 400, test_top1: 0.7 }] });
   const perLayer = buildReport(loadResults(dir), {}).plots['accuracy_per_layer.svg'];
   const strokeOf = (name: string) => {
     const m = perLayer.match(new RegExp(`stroke="(#[0-9a-f]{6})"[^>]*/>\\s*<text[^>]*>${name}<`));
@@ -160,6 +162,9 @@ test('two methods of the same kind are drawn in different colours', () => {
     return m![1];
   };
   assert.notEqual(strokeOf('cmc'), strokeOf('cmc20'));
+  // A supervised run's end-to-end line takes the colour of its encoder's probe line.
+  assert.equal(strokeOf('supervised20 \\(end-to-end\\)'), strokeOf('supervised20 \\(supervised encoder\\)'));
+  assert.notEqual(strokeOf('supervised20 \\(end-to-end\\)'), strokeOf('supervised \\(end-to-end\\)'));
 });
 
 test('the steps plot defaults to the CMC method trained in the --run folder', () => {

@@ -487,9 +487,11 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   // --- plots
   if (layers.length) {
     const shade = new Map<string, number>(); // the n-th method of a kind gets the kind's n-th colour
+    const colorOfMethod = new Map<string, string>();
     const s: Series[] = finals.filter((e) => e.probes.size).map((e) => {
       const n = shade.get(kindOf(e)) ?? 0;
       shade.set(kindOf(e), n + 1);
+      colorOfMethod.set(e.method, colorOf(e, n));
       return {
         name: `${e.method}${kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)'}`,
         points: [...e.probes.entries()].sort((a, b) => a[0] - b[0]).map(([l, p]) => [l, 100 * probeScore(p.json, metric).top1] as [number, number]),
@@ -499,7 +501,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
     for (const sup of res.supervised) {
       const last = sup.json.metrics[sup.json.metrics.length - 1];
       const t = sup.json.test_top1 ?? last?.test_top1;
-      if (isNum(t)) s.push({ name: `${sup.label} (end-to-end)`, points: [[layers[0], 100 * t], [layers[layers.length - 1], 100 * t]], dashed: true, markers: false, color: '#2ca02c' });
+      if (isNum(t)) s.push({ name: `${sup.label} (end-to-end)`, points: [[layers[0], 100 * t], [layers[layers.length - 1], 100 * t]], dashed: true, markers: false, color: colorOfMethod.get(sup.label) ?? '#2ca02c' });
     }
     plots['accuracy_per_layer.svg'] = lineChart({
       title: `${title}: linear probe top-1 per layer`, xLabel: 'layer', yLabel: 'test top-1 (%)', series: s,
