@@ -61,14 +61,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
   });
 }
 
-test('a bare --resume finishes the run as planned: the epochs come from the checkpoint, not the default', async () => {
+test('a bare --resume finishes the run as planned: epochs and save_freq come from the checkpoint, not the defaults', async () => {
   await initBackend('cpu', { quiet: true });
   const base: Partial<TrainConfig> = { backend: 'cpu', model: tinySpecFile, image_size: 16, feat_dim: 16, model_path: path.join(tmp, 'bare'), name: 'run' };
-  const first = await train(config({ ...base, epochs: 2 }), { log: quiet, stopAfterEpoch: 1 });
+  const first = await train(config({ ...base, epochs: 3, save_freq: 1 }), { log: quiet, stopAfterEpoch: 1 });
   // As `cmc train --resume <ckpt>` builds it: every other flag at its default, only --resume set.
   const r = await train({ ...TRAIN_DEFAULTS, resume: first.checkpoint }, { log: quiet, explicit: ['resume'] });
-  assert.equal(readCheckpoint<{ epoch: number }>(r.checkpoint).header.epoch, 2);
-  assert.deepEqual(r.metrics.map((m) => m.epoch), [1, 2]);
+  assert.equal(readCheckpoint<{ epoch: number }>(r.checkpoint).header.epoch, 3);
+  assert.deepEqual(r.metrics.map((m) => m.epoch), [1, 2, 3]);
+  assert.ok(fs.existsSync(path.join(r.runDir, 'ckpt_epoch_2.ckpt')), 'the run keeps its --save_freq 1 (the default is 10)');
 });
 
 test('--resume with a new --name forks the run: its own folder, the history up to the checkpoint, the source untouched', async () => {

@@ -95,11 +95,11 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     }
     // The run's hyper-parameters come from the checkpoint. How to run may change, and so may its length and
     // learning-rate schedule when asked for explicitly (the seed re-reads them from its flags); a bare --resume
-    // finishes the run as it was planned rather than stretching it to the default 240 epochs.
-    const always = ['backend', 'workers', 'print_freq', 'knn_freq', 'resume', 'save_freq', 'data_folder'] as const;
+    // finishes the run as it was planned (length, checkpoint and kNN frequency), not with the flags' defaults.
+    const always = ['backend', 'workers', 'print_freq', 'resume', 'data_folder'] as const;
     // A new --name (or --model_path) forks the run: the same history up to the checkpoint, continued in its own
     // folder, so a longer schedule can branch off an earlier checkpoint without overwriting the original run.
-    const ifGiven = ['epochs', 'learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source', 'name', 'model_path', 'tb_path'] as const;
+    const ifGiven = ['epochs', 'save_freq', 'knn_freq', 'learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source', 'name', 'model_path', 'tb_path'] as const;
     const given = hooks.explicit ?? (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter((k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]));
     const saved = { ...resume.header.config } as Record<string, unknown>;
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
