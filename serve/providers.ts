@@ -5,11 +5,10 @@
  *
  * CUDA: onnxruntime-node ships the CUDA execution provider's libraries (libonnxruntime_providers_cuda.so,
  * libonnxruntime_providers_shared.so) only when they were downloaded at install time (Linux x64, CUDA 12 +
- * cuDNN 9 on the machine). Its install script fetches them by default on Linux x64 when it can reach the
- * NuGet feed; to force it:
+ * cuDNN 9 on the machine). Its install script fetches them from NuGet; package.json's allowScripts keeps
+ * `npm ci` from running it, so fetch them by hand:
  *
- *     npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12
- *     # or: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node   (…=skip to leave them out)
+ *     ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js
  *
  * WebGPU: bundled in the Linux x64 / Windows / macOS binaries (experimental); it needs a Vulkan (Linux)
  * driver for a real GPU. Software adapters (SwiftShader, llvmpipe) are not chosen by `auto`.
@@ -62,7 +61,7 @@ export function hasGpuDevice(): boolean {
 
 export const CUDA_HINT =
   'the CUDA execution provider libraries are not installed; on a Linux x64 machine with CUDA 12 and cuDNN 9 run ' +
-  '`npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12` (or set ONNXRUNTIME_NODE_INSTALL=cuda12)';
+  '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`';
 
 let probeModel: Uint8Array | null = null;
 
