@@ -14,7 +14,6 @@ import { addExportCommand } from './commands/export.ts';
 export function buildProgram(): Command {
   const program = new Command('cmc')
     .description('Contrastive Multiview Coding in TypeScript: train, evaluate, export, serve')
-    .showHelpAfterError()
     .exitOverride();
   addTrainCommand(program);
   addEvalCommands(program);
@@ -23,7 +22,14 @@ export function buildProgram(): Command {
   addBenchCommand(program);
   addPlotCommand(program);
   addReportCommand(program);
+  pointToHelpAfterError(program, 'cmc');
   return program;
+}
+
+/** A flag typo gets commander's suggestion and a pointer to the command's help, not ~80 lines of it. */
+function pointToHelpAfterError(command: Command, path: string): void {
+  command.showHelpAfterError(`(run '${path} --help' for the options)`);
+  for (const sub of command.commands) pointToHelpAfterError(sub, `${path} ${sub.name()}`);
 }
 
 export async function main(argv: string[]): Promise<void> {
