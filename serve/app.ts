@@ -28,7 +28,7 @@ import type { Graph, ModelVersion, Repository, TensorInfo } from './repository.t
 import type { ResizePool } from './resize_pool.ts';
 
 export interface AppConfig extends InputLimits, DecodeLimits {
-  /** Bearer token required on inference, model and metrics routes (health, docs and demo stay open). */
+  /** Bearer token required on every route except OPEN_ROUTES and the demo's files (deny by default). */
   authToken?: string;
   /** Access-Control-Allow-Origin value ('*' or an origin); no CORS headers when unset. */
   corsOrigin?: string;
@@ -50,6 +50,9 @@ export interface AppDeps {
   /** Worker threads for the resize + crop (none: in the event loop). */
   resizePool?: ResizePool;
 }
+
+/** Routes answered without a token when --auth_token is set (besides the demo's static files). */
+export const OPEN_ROUTES: readonly string[] = ['/v2/health/live', '/v2/health/ready', '/openapi.json', '/'];
 
 export const SERVER_NAME = 'cmc-serve';
 export const SERVER_VERSION = '0.1.0';
@@ -110,21 +113,6 @@ export function createApp(deps: AppDeps): express.Express {
     });
   }
 
-  if (config.authToken) {
-    const want = crypto.createHash('sha256').update(config.authToken).digest();
-    const open = (p: string) =>
-      p === '/' || p.startsWith('/v2/health/') || p === '/openapi.json' || (!p.startsWith('/v1/') && !p.startsWith('/v2') && !p.startsWith('/models/') && p !== '/metrics');
-    app.use((req, _res, next) => {
-      if (open(req.path)) return next();
-      const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-      const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
-      if (!m || !crypto.timingSafeEqual(want, got)) {
-        return next(new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }));
-      }
-      next();
-    });
-  }
-
   const route = (pattern: string, h: Handler) => async (req: Request, res: Response) => {
     res.locals.route = pattern;
     await h(req, res);
@@ -132,7 +120,9 @@ export function createApp(deps: AppDeps): express.Express {
   const limits: InputLimits & DecodeLimits = { maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages, maxPixels: config.maxPixels };
 
   // ---------------------------------------------------------------------------------------------------
-  // Health and metadata
+  // Open routes: health, the OpenAPI document and the demo. They are registered before the auth gate, so
+  // the router itself decides what is open (with its own case and trailing-slash rules); every request
+  // it does not answer here falls through to the gate (deny by default).
 
   app.get('/v2/health/live', route('/v2/health/live', (_req, res) => void res.json({ live: true })));
   app.get(
@@ -142,6 +132,32 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(ready ? 200 : 503).json({ ready });
     }),
   );
+  app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
+
+  const webDist = config.webDist;
+  if (webDist && fs.existsSync(webDist)) {
+    app.use(express.static(webDist, { index: 'index.html', dotfiles: 'ignore', fallthrough: true }));
+  } else {
+    app.get(
+      '/',
+      route('/', (_req, res) => {
+        res
+          .type('html')
+          .send(
+            '<!doctype html><meta charset="utf-8"><title>cmc serve</title>' +
+              '<h1>cmc serve</h1><p>The browser demo is not built (web/dist is missing). ' +
+              'The API is up: see <a href="/openapi.json">/openapi.json</a>, <a href="/v1/models">/v1/models</a> and <a href="/metrics">/metrics</a>.</p>',
+          );
+      }),
+    );
+  }
+
+  for (const p of routePaths(app)) if (!OPEN_ROUTES.includes(p)) throw new Error(`route ${p} is registered before the auth gate but is not in OPEN_ROUTES`);
+  if (config.authToken) app.use(bearerAuth(config.authToken));
+
+  // ---------------------------------------------------------------------------------------------------
+  // Metadata (behind the gate from here on)
+
   app.get(
     '/v2',
     route('/v2', (_req, res) => void res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [], provider: deps.provider })),
@@ -185,7 +201,6 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.get('/metrics', route('/metrics', (_req, res) => void res.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render())));
-  app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
 
   // ---------------------------------------------------------------------------------------------------
   // Inference
@@ -317,25 +332,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   // ---------------------------------------------------------------------------------------------------
-  // The demo, then JSON 404s and the error handler
-
-  const webDist = config.webDist;
-  if (webDist && fs.existsSync(webDist)) {
-    app.use(express.static(webDist, { index: 'index.html', dotfiles: 'ignore', fallthrough: true }));
-  } else {
-    app.get(
-      '/',
-      route('/', (_req, res) => {
-        res
-          .type('html')
-          .send(
-            '<!doctype html><meta charset="utf-8"><title>cmc serve</title>' +
-              '<h1>cmc serve</h1><p>The browser demo is not built (web/dist is missing). ' +
-              'The API is up: see <a href="/openapi.json">/openapi.json</a>, <a href="/v1/models">/v1/models</a> and <a href="/metrics">/metrics</a>.</p>',
-          );
-      }),
-    );
-  }
+  // JSON 404s and the error handler
 
   app.use((req, res, next) => {
     res.locals.route ??= 'unmatched';
@@ -364,6 +361,25 @@ export function createApp(deps: AppDeps): express.Express {
 
 // -----------------------------------------------------------------------------------------------------
 // Helpers
+
+/** Path patterns of the routes registered on `app` so far. */
+function routePaths(app: express.Express): string[] {
+  const stack = (app.router as unknown as { stack: { route?: { path: string } }[] }).stack;
+  return stack.flatMap((l) => (l.route ? [l.route.path] : []));
+}
+
+/** 401 unless `Authorization: Bearer <token>` (constant-time compare of the hashes). */
+function bearerAuth(token: string): express.RequestHandler {
+  const want = crypto.createHash('sha256').update(token).digest();
+  return (req, _res, next) => {
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
+    if (!m || !crypto.timingSafeEqual(want, got)) {
+      return next(new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }));
+    }
+    next();
+  };
+}
 
 /** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
 const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { createApp } from './app.ts';
 import { Metrics } from './metrics.ts';
 import { chooseProvider, PROVIDERS, type ProviderChoice, type ProviderRequest } from './providers.ts';
@@ -113,6 +114,8 @@ export interface RunningServer {
   url: string;
   port: number;
   server: http.Server;
+  /** The Express app (its router lists every route). */
+  app: Express;
   repo: Repository;
   metrics: Metrics;
   provider: ProviderChoice;
@@ -196,7 +199,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       server.closeAllConnections();
       await stopped;
     })());
-  return { url, port, server, repo, metrics, provider, close };
+  return { url, port, server, app, repo, metrics, provider, close };
 }
 
 /** Start, print the URL, and shut down gracefully on SIGINT/SIGTERM. Resolves when the server has closed. */
