@@ -24,8 +24,9 @@ import { intParam, readImageRequest, readJson, stringParam, type InputLimits } f
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { decodeToInput, type DecodeLimits } from './preprocess.ts';
-import type { Graph, ModelVersion, Repository, TensorInfo } from './repository.ts';
+import type { Graph, ImageOutputs, ModelVersion, Repository, TensorInfo } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
+import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile } from './model_files.ts';
 
 export interface AppConfig extends InputLimits, DecodeLimits {
   /** Bearer token required on every route except OPEN_ROUTES and the demo's files (deny by default). */
@@ -205,8 +206,11 @@ export function createApp(deps: AppDeps): express.Express {
   // ---------------------------------------------------------------------------------------------------
   // Inference
 
-  /** Decode + transform every image (422/413/415 name the failing index), then run them through `graph`. */
-  const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[]) => {
+  /**
+   * Decode + transform every image (422/413/415 name the failing index), run them through `graph` and
+   * return its output `output` (or its first output when it has none of that name) per image.
+   */
+  const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[], output: string): Promise<Float32Array[]> => {
     const inputs = await Promise.all(
       images.map(async (buf, i) => {
         const t0 = performance.now();
@@ -220,7 +224,8 @@ export function createApp(deps: AppDeps): express.Express {
         }
       }),
     );
-    return graph.batcher.submit(inputs);
+    const name = graph.outputs.some((o) => o.name === output) ? output : graph.outputs[0].name;
+    return finiteOutputs(m, await graph.batcher.submit(inputs), [name]).map((o) => o[name]);
   };
 
   app.post(
@@ -228,8 +233,7 @@ export function createApp(deps: AppDeps): express.Express {
     route('/v1/embed', async (req, res) => {
       const { images, params } = await readImageRequest(req, limits);
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
-      const outs = await inferImages(m, m.encoder, images);
-      const embeddings = outs.map((o) => Array.from(o.embedding ?? Object.values(o)[0]));
+      const embeddings = (await inferImages(m, m.encoder, images, 'embedding')).map((e) => Array.from(e));
       res.json({ model: m.name, version: m.version, dim: embeddings[0]?.length ?? 0, embeddings });
     }),
   );
@@ -241,8 +245,8 @@ export function createApp(deps: AppDeps): express.Express {
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
       const topK = intParam(req, params, 'top_k', config.defaultTopK ?? 5, 1, 100000);
       if (!m.classifier) throw notFound(`model ${m.name} v${m.version} has no classifier (export it with a probe head)`, 'classifier_not_found');
-      const outs = await inferImages(m, m.classifier, images);
-      const predictions = outs.map((o) => topk(o.probabilities ?? Object.values(o)[0], m.classNames, topK));
+      const probs = await inferImages(m, m.classifier, images, 'probabilities');
+      const predictions = probs.map((p) => topk(p, m.classNames, topK));
       res.json({ model: m.name, version: m.version, predictions });
     }),
   );
@@ -258,7 +262,7 @@ export function createApp(deps: AppDeps): express.Express {
       const plan = planGraphs(m, r.outputs);
       const results = new Map<string, { data: Float32Array[]; info: TensorInfo }>();
       for (const [graph, names] of plan) {
-        const outs = await graph.batcher.submit(r.images);
+        const outs = finiteOutputs(m, await graph.batcher.submit(r.images), names);
         for (const n of names) results.set(n, { data: outs.map((o) => o[n]), info: graph.outputs.find((t) => t.name === n)! });
       }
       res.json({
@@ -293,15 +297,17 @@ export function createApp(deps: AppDeps): express.Express {
       if (!allowed) throw notFound(`model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`, 'file_not_found');
       const full = path.resolve(m.dir, file);
       if (path.dirname(full) !== path.resolve(m.dir)) throw notFound('no such file', 'file_not_found');
-      let st: fs.Stats;
+      // Opened once and checked on the descriptor: a regular file inside the repository (a symlink swapped
+      // in after start-up cannot point the route at another file of the machine).
+      let opened: { fd: number; size: number };
       try {
-        st = await fs.promises.stat(full);
+        opened = openModelFile(full, repo.opts.root, file === 'manifest.json' ? MAX_MANIFEST_BYTES : MAX_ONNX_BYTES);
       } catch {
         throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
       }
-      if (!st.isFile()) throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
+      const { fd, size } = opened;
       res.setHeader('Content-Type', file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream');
-      res.setHeader('Content-Length', String(st.size));
+      res.setHeader('Content-Length', String(size));
       // The browser keeps the (large) ONNX files: each request revalidates with the file's sha256 from the
       // manifest as its ETag and gets a 304 while the model is unchanged.
       const sha = file === 'manifest.json' ? null : m.manifest.files[file]?.sha256;
@@ -311,16 +317,18 @@ export function createApp(deps: AppDeps): express.Express {
         const etag = `"${sha}"`;
         res.setHeader('ETag', etag);
         if (req.headers['if-none-match'] === etag) {
+          fs.closeSync(fd);
           res.status(304).end();
           return;
         }
       }
       if (req.method === 'HEAD') {
+        fs.closeSync(fd);
         res.end();
         return;
       }
       await new Promise<void>((resolve, reject) => {
-        const s = fs.createReadStream(full);
+        const s = fs.createReadStream('', { fd, start: 0, end: Math.max(0, size - 1), autoClose: true });
         s.once('error', reject);
         res.once('close', () => {
           s.destroy();
@@ -342,6 +350,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
     if (e.status >= 500 && e.code === 'internal') deps.log?.(`[serve] error on ${req.method} ${req.path}: ${(err as Error)?.stack ?? String(err)}`);
+    else if (e.status >= 500 && e.code === 'non_finite_output') deps.log?.(`[serve] ${e.message}`);
     res.locals.errorCode = e.code;
     if (!req.complete) {
       // The body was not read (rejected early): drop it and close the connection after answering.
@@ -361,6 +370,25 @@ export function createApp(deps: AppDeps): express.Express {
 
 // -----------------------------------------------------------------------------------------------------
 // Helpers
+
+/**
+ * The outputs, or a 500 `non_finite_output` naming the output and image when one holds NaN or Inf: JSON
+ * has no such numbers (they would go out as null), and a broken model must not look like data.
+ */
+export function finiteOutputs(m: ModelVersion, outs: ImageOutputs[], names: string[]): ImageOutputs[] {
+  outs.forEach((o, i) => {
+    for (const n of names) {
+      const v = o[n];
+      if (!v) continue;
+      for (let k = 0; k < v.length; k++) {
+        if (!Number.isFinite(v[k])) {
+          throw new ApiError(500, 'non_finite_output', `model ${m.name} v${m.version} produced ${v[k]} in output ${JSON.stringify(n)} for images[${i}] (element ${k}): its weights or graph are broken`);
+        }
+      }
+    }
+  });
+  return outs;
+}
 
 /** Path patterns of the routes registered on `app` so far. */
 function routePaths(app: express.Express): string[] {

@@ -231,7 +231,27 @@ export async function serveForever(partial: Partial<ServeConfig>): Promise<void>
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // Under `npx cmc serve` / `npm run`, npm runs us through `sh -c`: a SIGTERM to npm kills npm and the
+    // shell but never reaches this process, which would keep serving as an orphan. So when started by npm,
+    // the parent going away counts as SIGTERM (drain, then exit).
+    if (followsParent()) {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        console.error(`[serve] parent process ${parent} (npm) exited`);
+        onSignal('SIGTERM');
+      }, PARENT_POLL_MS);
+      watch.unref();
+    }
   });
+}
+
+const PARENT_POLL_MS = 250;
+
+/** Started through npm (npx, npm exec, npm run): npm sets npm_command for its children. */
+function followsParent(env: NodeJS.ProcessEnv = process.env): boolean {
+  return typeof env.npm_command === 'string' && env.npm_command !== '';
 }
 
 /** Flags → config (for `node serve/main.ts ...`); the CLI (bin/commands/serve.ts) uses commander instead. */
