@@ -23,7 +23,8 @@ import { ApiError, badRequest, errorBody, notFound, ShuttingDownError, toApiErro
 import { intParam, readImageRequest, readJson, stringParam, type InputLimits } from './inputs.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
-import { decodeToInput, type DecodeLimits } from './preprocess.ts';
+import { decodeToInput, headerPixels, type DecodeLimits } from './preprocess.ts';
+import { Budget } from './budget.ts';
 import type { Graph, ImageOutputs, ModelVersion, Repository, TensorInfo } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
 import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile } from './model_files.ts';
@@ -37,6 +38,14 @@ export interface AppConfig extends InputLimits, DecodeLimits {
   webDist?: string;
   /** Default and largest top_k for /v1/classify. */
   defaultTopK?: number;
+  /** Decoded pixels (width*height) summed over one request's images; 413 beyond (default maxImages*maxPixels). */
+  maxRequestPixels?: number;
+  /** Pixels being decoded and resized at once by all requests together (default maxPixels). */
+  maxDecodePixels?: number;
+  /** Bytes of request bodies held in memory by all requests together; 429 beyond (default unbounded). */
+  maxInflightBodyBytes?: number;
+  /** Longest wait for decode room before 503 (default 30 s). */
+  decodeTimeoutMs?: number;
 }
 
 export interface AppDeps {
@@ -118,7 +127,17 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.route = pattern;
     await h(req, res);
   };
-  const limits: InputLimits & DecodeLimits = { maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages, maxPixels: config.maxPixels };
+  const limits: InputLimits & DecodeLimits = {
+    maxBodyBytes: config.maxBodyBytes,
+    maxJsonBytes: config.maxJsonBytes,
+    maxImages: config.maxImages,
+    maxPixels: config.maxPixels,
+    bodyBudget: config.maxInflightBodyBytes ? new Budget(config.maxInflightBodyBytes, 'request body bytes') : undefined,
+  };
+  const maxRequestPixels = config.maxRequestPixels ?? config.maxImages * config.maxPixels;
+  // Decoded images are the big allocations (3 bytes per pixel, plus the resize): all requests together
+  // decode at most this many pixels at once, each image waiting its turn (FIFO) after admission.
+  const decodeBudget = new Budget(Math.max(config.maxDecodePixels ?? config.maxPixels, config.maxPixels), 'decode room (--max_decode_pixels)');
 
   // ---------------------------------------------------------------------------------------------------
   // Open routes: health, the OpenAPI document and the demo. They are registered before the auth gate, so
@@ -211,21 +230,37 @@ export function createApp(deps: AppDeps): express.Express {
    * return its output `output` (or its first output when it has none of that name) per image.
    */
   const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[], output: string): Promise<Float32Array[]> => {
-    const inputs = await Promise.all(
-      images.map(async (buf, i) => {
-        const t0 = performance.now();
-        try {
-          return await decodeToInput(buf, m.size, limits, deps.resizePool);
-        } catch (e) {
-          const err = toApiError(e);
-          throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;
-        } finally {
-          metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
-        }
-      }),
-    );
-    const name = graph.outputs.some((o) => o.name === output) ? output : graph.outputs[0].name;
-    return finiteOutputs(m, await graph.batcher.submit(inputs), [name]).map((o) => o[name]);
+    // Admission first: places in the model's queue are held before any decoding, so a refused request
+    // (429) costs no decode.
+    const places = graph.batcher.reserve(images.length);
+    try {
+      const pixels = await Promise.all(images.map((b) => headerPixels(b)));
+      // Images over --max_pixels are refused one by one (image_too_large) by decodeToInput from the header.
+      const total = pixels.reduce((a, b) => a + (b <= config.maxPixels ? b : 0), 0);
+      if (total > maxRequestPixels) {
+        throw tooLarge(`the request's images hold ${total} pixels, more than the per-request limit of ${maxRequestPixels} (--max_request_pixels)`, 'request_too_large');
+      }
+      const inputs = await Promise.all(
+        images.map(async (buf, i) => {
+          const room = pixels[i] <= config.maxPixels ? Math.max(pixels[i], 1) : 0;
+          if (room > 0) await decodeBudget.take(room, config.decodeTimeoutMs ?? 30_000);
+          const t0 = performance.now();
+          try {
+            return await decodeToInput(buf, m.size, limits, deps.resizePool);
+          } catch (e) {
+            const err = toApiError(e);
+            throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;
+          } finally {
+            if (room > 0) decodeBudget.give(room);
+            metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
+          }
+        }),
+      );
+      const name = graph.outputs.some((o) => o.name === output) ? output : graph.outputs[0].name;
+      return finiteOutputs(m, await places.submit(inputs), [name]).map((o) => o[name]);
+    } finally {
+      places.release();
+    }
   };
 
   app.post(
@@ -257,7 +292,7 @@ export function createApp(deps: AppDeps): express.Express {
       if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) {
         throw new ApiError(415, 'unsupported_media_type', 'KServe v2 inference takes application/json');
       }
-      const body = await readJson(req, config.maxBodyBytes);
+      const body = await readJson(req, limits);
       const r = parseInferRequest(body, m, config.maxImages);
       const plan = planGraphs(m, r.outputs);
       const results = new Map<string, { data: Float32Array[]; info: TensorInfo }>();
