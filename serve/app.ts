@@ -23,12 +23,14 @@ import { ApiError, badRequest, errorBody, notFound, ShuttingDownError, toApiErro
 import { intParam, readImageRequest, readJson, stringParam, type InputLimits } from './inputs.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
-import { decodeToInput, type DecodeLimits } from './preprocess.ts';
-import type { Graph, ModelVersion, Repository, TensorInfo } from './repository.ts';
+import { decodeToInput, headerPixels, type DecodeLimits } from './preprocess.ts';
+import { Budget } from './budget.ts';
+import type { Graph, ImageOutputs, ModelVersion, Repository, TensorInfo } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
+import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile } from './model_files.ts';
 
 export interface AppConfig extends InputLimits, DecodeLimits {
-  /** Bearer token required on inference, model and metrics routes (health, docs and demo stay open). */
+  /** Bearer token required on every route except OPEN_ROUTES and the demo's files (deny by default). */
   authToken?: string;
   /** Access-Control-Allow-Origin value ('*' or an origin); no CORS headers when unset. */
   corsOrigin?: string;
@@ -36,6 +38,14 @@ export interface AppConfig extends InputLimits, DecodeLimits {
   webDist?: string;
   /** Default and largest top_k for /v1/classify. */
   defaultTopK?: number;
+  /** Decoded pixels (width*height) summed over one request's images; 413 beyond (default maxImages*maxPixels). */
+  maxRequestPixels?: number;
+  /** Pixels being decoded and resized at once by all requests together (default maxPixels). */
+  maxDecodePixels?: number;
+  /** Bytes of request bodies held in memory by all requests together; 429 beyond (default unbounded). */
+  maxInflightBodyBytes?: number;
+  /** Longest wait for decode room before 503 (default 30 s). */
+  decodeTimeoutMs?: number;
 }
 
 export interface AppDeps {
@@ -50,6 +60,9 @@ export interface AppDeps {
   /** Worker threads for the resize + crop (none: in the event loop). */
   resizePool?: ResizePool;
 }
+
+/** Routes answered without a token when --auth_token is set (besides the demo's static files). */
+export const OPEN_ROUTES: readonly string[] = ['/v2/health/live', '/v2/health/ready', '/openapi.json', '/'];
 
 export const SERVER_NAME = 'cmc-serve';
 export const SERVER_VERSION = '0.1.0';
@@ -110,29 +123,26 @@ export function createApp(deps: AppDeps): express.Express {
     });
   }
 
-  if (config.authToken) {
-    const want = crypto.createHash('sha256').update(config.authToken).digest();
-    const open = (p: string) =>
-      p === '/' || p.startsWith('/v2/health/') || p === '/openapi.json' || (!p.startsWith('/v1/') && !p.startsWith('/v2') && !p.startsWith('/models/') && p !== '/metrics');
-    app.use((req, _res, next) => {
-      if (open(req.path)) return next();
-      const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-      const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
-      if (!m || !crypto.timingSafeEqual(want, got)) {
-        return next(new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }));
-      }
-      next();
-    });
-  }
-
   const route = (pattern: string, h: Handler) => async (req: Request, res: Response) => {
     res.locals.route = pattern;
     await h(req, res);
   };
-  const limits: InputLimits & DecodeLimits = { maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages, maxPixels: config.maxPixels };
+  const limits: InputLimits & DecodeLimits = {
+    maxBodyBytes: config.maxBodyBytes,
+    maxJsonBytes: config.maxJsonBytes,
+    maxImages: config.maxImages,
+    maxPixels: config.maxPixels,
+    bodyBudget: config.maxInflightBodyBytes ? new Budget(config.maxInflightBodyBytes, 'request body bytes') : undefined,
+  };
+  const maxRequestPixels = config.maxRequestPixels ?? config.maxImages * config.maxPixels;
+  // Decoded images are the big allocations (3 bytes per pixel, plus the resize): all requests together
+  // decode at most this many pixels at once, each image waiting its turn (FIFO) after admission.
+  const decodeBudget = new Budget(Math.max(config.maxDecodePixels ?? config.maxPixels, config.maxPixels), 'decode room (--max_decode_pixels)');
 
   // ---------------------------------------------------------------------------------------------------
-  // Health and metadata
+  // Open routes: health, the OpenAPI document and the demo. They are registered before the auth gate, so
+  // the router itself decides what is open (with its own case and trailing-slash rules); every request
+  // it does not answer here falls through to the gate (deny by default).
 
   app.get('/v2/health/live', route('/v2/health/live', (_req, res) => void res.json({ live: true })));
   app.get(
@@ -142,6 +152,32 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(ready ? 200 : 503).json({ ready });
     }),
   );
+  app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
+
+  const webDist = config.webDist;
+  if (webDist && fs.existsSync(webDist)) {
+    app.use(express.static(webDist, { index: 'index.html', dotfiles: 'ignore', fallthrough: true }));
+  } else {
+    app.get(
+      '/',
+      route('/', (_req, res) => {
+        res
+          .type('html')
+          .send(
+            '<!doctype html><meta charset="utf-8"><title>cmc serve</title>' +
+              '<h1>cmc serve</h1><p>The browser demo is not built (web/dist is missing). ' +
+              'The API is up: see <a href="/openapi.json">/openapi.json</a>, <a href="/v1/models">/v1/models</a> and <a href="/metrics">/metrics</a>.</p>',
+          );
+      }),
+    );
+  }
+
+  for (const p of routePaths(app)) if (!OPEN_ROUTES.includes(p)) throw new Error(`route ${p} is registered before the auth gate but is not in OPEN_ROUTES`);
+  if (config.authToken) app.use(bearerAuth(config.authToken));
+
+  // ---------------------------------------------------------------------------------------------------
+  // Metadata (behind the gate from here on)
+
   app.get(
     '/v2',
     route('/v2', (_req, res) => void res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [], provider: deps.provider })),
@@ -185,27 +221,46 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.get('/metrics', route('/metrics', (_req, res) => void res.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render())));
-  app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
 
   // ---------------------------------------------------------------------------------------------------
   // Inference
 
-  /** Decode + transform every image (422/413/415 name the failing index), then run them through `graph`. */
-  const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[]) => {
-    const inputs = await Promise.all(
-      images.map(async (buf, i) => {
-        const t0 = performance.now();
-        try {
-          return await decodeToInput(buf, m.size, limits, deps.resizePool);
-        } catch (e) {
-          const err = toApiError(e);
-          throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;
-        } finally {
-          metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
-        }
-      }),
-    );
-    return graph.batcher.submit(inputs);
+  /**
+   * Decode + transform every image (422/413/415 name the failing index), run them through `graph` and
+   * return its output `output` (or its first output when it has none of that name) per image.
+   */
+  const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[], output: string): Promise<Float32Array[]> => {
+    // Admission first: places in the model's queue are held before any decoding, so a refused request
+    // (429) costs no decode.
+    const places = graph.batcher.reserve(images.length);
+    try {
+      const pixels = await Promise.all(images.map((b) => headerPixels(b)));
+      // Images over --max_pixels are refused one by one (image_too_large) by decodeToInput from the header.
+      const total = pixels.reduce((a, b) => a + (b <= config.maxPixels ? b : 0), 0);
+      if (total > maxRequestPixels) {
+        throw tooLarge(`the request's images hold ${total} pixels, more than the per-request limit of ${maxRequestPixels} (--max_request_pixels)`, 'request_too_large');
+      }
+      const inputs = await Promise.all(
+        images.map(async (buf, i) => {
+          const room = pixels[i] <= config.maxPixels ? Math.max(pixels[i], 1) : 0;
+          if (room > 0) await decodeBudget.take(room, config.decodeTimeoutMs ?? 30_000);
+          const t0 = performance.now();
+          try {
+            return await decodeToInput(buf, m.size, limits, deps.resizePool);
+          } catch (e) {
+            const err = toApiError(e);
+            throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;
+          } finally {
+            if (room > 0) decodeBudget.give(room);
+            metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
+          }
+        }),
+      );
+      const name = graph.outputs.some((o) => o.name === output) ? output : graph.outputs[0].name;
+      return finiteOutputs(m, await places.submit(inputs), [name]).map((o) => o[name]);
+    } finally {
+      places.release();
+    }
   };
 
   app.post(
@@ -213,8 +268,7 @@ export function createApp(deps: AppDeps): express.Express {
     route('/v1/embed', async (req, res) => {
       const { images, params } = await readImageRequest(req, limits);
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
-      const outs = await inferImages(m, m.encoder, images);
-      const embeddings = outs.map((o) => Array.from(o.embedding ?? Object.values(o)[0]));
+      const embeddings = (await inferImages(m, m.encoder, images, 'embedding')).map((e) => Array.from(e));
       res.json({ model: m.name, version: m.version, dim: embeddings[0]?.length ?? 0, embeddings });
     }),
   );
@@ -226,8 +280,8 @@ export function createApp(deps: AppDeps): express.Express {
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
       const topK = intParam(req, params, 'top_k', config.defaultTopK ?? 5, 1, 100000);
       if (!m.classifier) throw notFound(`model ${m.name} v${m.version} has no classifier (export it with a probe head)`, 'classifier_not_found');
-      const outs = await inferImages(m, m.classifier, images);
-      const predictions = outs.map((o) => topk(o.probabilities ?? Object.values(o)[0], m.classNames, topK));
+      const probs = await inferImages(m, m.classifier, images, 'probabilities');
+      const predictions = probs.map((p) => topk(p, m.classNames, topK));
       res.json({ model: m.name, version: m.version, predictions });
     }),
   );
@@ -238,12 +292,12 @@ export function createApp(deps: AppDeps): express.Express {
       if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) {
         throw new ApiError(415, 'unsupported_media_type', 'KServe v2 inference takes application/json');
       }
-      const body = await readJson(req, config.maxBodyBytes);
+      const body = await readJson(req, limits);
       const r = parseInferRequest(body, m, config.maxImages);
       const plan = planGraphs(m, r.outputs);
       const results = new Map<string, { data: Float32Array[]; info: TensorInfo }>();
       for (const [graph, names] of plan) {
-        const outs = await graph.batcher.submit(r.images);
+        const outs = finiteOutputs(m, await graph.batcher.submit(r.images), names);
         for (const n of names) results.set(n, { data: outs.map((o) => o[n]), info: graph.outputs.find((t) => t.name === n)! });
       }
       res.json({
@@ -278,15 +332,17 @@ export function createApp(deps: AppDeps): express.Express {
       if (!allowed) throw notFound(`model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`, 'file_not_found');
       const full = path.resolve(m.dir, file);
       if (path.dirname(full) !== path.resolve(m.dir)) throw notFound('no such file', 'file_not_found');
-      let st: fs.Stats;
+      // Opened once and checked on the descriptor: a regular file inside the repository (a symlink swapped
+      // in after start-up cannot point the route at another file of the machine).
+      let opened: { fd: number; size: number };
       try {
-        st = await fs.promises.stat(full);
+        opened = openModelFile(full, repo.opts.root, file === 'manifest.json' ? MAX_MANIFEST_BYTES : MAX_ONNX_BYTES);
       } catch {
         throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
       }
-      if (!st.isFile()) throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
+      const { fd, size } = opened;
       res.setHeader('Content-Type', file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream');
-      res.setHeader('Content-Length', String(st.size));
+      res.setHeader('Content-Length', String(size));
       // The browser keeps the (large) ONNX files: each request revalidates with the file's sha256 from the
       // manifest as its ETag and gets a 304 while the model is unchanged.
       const sha = file === 'manifest.json' ? null : m.manifest.files[file]?.sha256;
@@ -296,16 +352,18 @@ export function createApp(deps: AppDeps): express.Express {
         const etag = `"${sha}"`;
         res.setHeader('ETag', etag);
         if (req.headers['if-none-match'] === etag) {
+          fs.closeSync(fd);
           res.status(304).end();
           return;
         }
       }
       if (req.method === 'HEAD') {
+        fs.closeSync(fd);
         res.end();
         return;
       }
       await new Promise<void>((resolve, reject) => {
-        const s = fs.createReadStream(full);
+        const s = fs.createReadStream('', { fd, start: 0, end: Math.max(0, size - 1), autoClose: true });
         s.once('error', reject);
         res.once('close', () => {
           s.destroy();
@@ -317,25 +375,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   // ---------------------------------------------------------------------------------------------------
-  // The demo, then JSON 404s and the error handler
-
-  const webDist = config.webDist;
-  if (webDist && fs.existsSync(webDist)) {
-    app.use(express.static(webDist, { index: 'index.html', dotfiles: 'ignore', fallthrough: true }));
-  } else {
-    app.get(
-      '/',
-      route('/', (_req, res) => {
-        res
-          .type('html')
-          .send(
-            '<!doctype html><meta charset="utf-8"><title>cmc serve</title>' +
-              '<h1>cmc serve</h1><p>The browser demo is not built (web/dist is missing). ' +
-              'The API is up: see <a href="/openapi.json">/openapi.json</a>, <a href="/v1/models">/v1/models</a> and <a href="/metrics">/metrics</a>.</p>',
-          );
-      }),
-    );
-  }
+  // JSON 404s and the error handler
 
   app.use((req, res, next) => {
     res.locals.route ??= 'unmatched';
@@ -345,6 +385,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
     if (e.status >= 500 && e.code === 'internal') deps.log?.(`[serve] error on ${req.method} ${req.path}: ${(err as Error)?.stack ?? String(err)}`);
+    else if (e.status >= 500 && e.code === 'non_finite_output') deps.log?.(`[serve] ${e.message}`);
     res.locals.errorCode = e.code;
     if (!req.complete) {
       // The body was not read (rejected early): drop it and close the connection after answering.
@@ -364,6 +405,44 @@ export function createApp(deps: AppDeps): express.Express {
 
 // -----------------------------------------------------------------------------------------------------
 // Helpers
+
+/**
+ * The outputs, or a 500 `non_finite_output` naming the output and image when one holds NaN or Inf: JSON
+ * has no such numbers (they would go out as null), and a broken model must not look like data.
+ */
+export function finiteOutputs(m: ModelVersion, outs: ImageOutputs[], names: string[]): ImageOutputs[] {
+  outs.forEach((o, i) => {
+    for (const n of names) {
+      const v = o[n];
+      if (!v) continue;
+      for (let k = 0; k < v.length; k++) {
+        if (!Number.isFinite(v[k])) {
+          throw new ApiError(500, 'non_finite_output', `model ${m.name} v${m.version} produced ${v[k]} in output ${JSON.stringify(n)} for images[${i}] (element ${k}): its weights or graph are broken`);
+        }
+      }
+    }
+  });
+  return outs;
+}
+
+/** Path patterns of the routes registered on `app` so far. */
+function routePaths(app: express.Express): string[] {
+  const stack = (app.router as unknown as { stack: { route?: { path: string } }[] }).stack;
+  return stack.flatMap((l) => (l.route ? [l.route.path] : []));
+}
+
+/** 401 unless `Authorization: Bearer <token>` (constant-time compare of the hashes). */
+function bearerAuth(token: string): express.RequestHandler {
+  const want = crypto.createHash('sha256').update(token).digest();
+  return (req, _res, next) => {
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
+    if (!m || !crypto.timingSafeEqual(want, got)) {
+      return next(new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }));
+    }
+    next();
+  };
+}
 
 /** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
 const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;

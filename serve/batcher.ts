@@ -10,6 +10,8 @@
  *   OverloadedError (HTTP 429 + Retry-After); a submission is all-or-nothing.
  * - An item still queued (not yet running) `timeoutMs` after its submission fails with QueueTimeoutError
  *   (HTTP 503) and is dropped from the queue; items already in a running batch are not interrupted.
+ * - `reserve(n)` takes n places in the queue before the items exist (the server reserves before it decodes
+ *   images, so a request refused for a full queue costs no decoding); reserved places count as queued.
  * - `drain()` waits until the queue is empty and nothing runs; `close()` refuses new work and drains.
  */
 import { OverloadedError, QueueTimeoutError, ShuttingDownError } from './errors.ts';
@@ -25,6 +27,15 @@ export interface BatcherOptions<I, O> {
   onBatch?: (size: number, seconds: number) => void;
   /** Label used in error messages. */
   name?: string;
+}
+
+/** Places held in a batcher's queue: submit the items into them, or release them. */
+export interface Reservation<I, O> {
+  readonly size: number;
+  /** Queue exactly `size` or fewer items into the reserved places (the rest are released). */
+  submit(items: I[]): Promise<O[]>;
+  /** Give the places back (no-op after submit). */
+  release(): void;
 }
 
 interface Pending<I, O> {
@@ -48,6 +59,8 @@ export class Batcher<I, O> {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Places reserved for items not yet submitted. */
+  private reserved = 0;
   private idleWaiters: (() => void)[] = [];
   readonly name: string;
 
@@ -57,9 +70,9 @@ export class Batcher<I, O> {
     this.name = o.name ?? 'model';
   }
 
-  /** Items waiting (not yet in a running batch). */
+  /** Items waiting (not yet in a running batch), reserved places included. */
   get depth(): number {
-    return this.queue.length;
+    return this.queue.length + this.reserved;
   }
 
   get busy(): boolean {
@@ -67,13 +80,45 @@ export class Batcher<I, O> {
   }
 
   submit(items: I[]): Promise<O[]> {
-    if (this.closed) return Promise.reject(new ShuttingDownError());
-    if (items.length === 0) return Promise.resolve([]);
-    if (this.queue.length + items.length > this.o.maxQueue) {
-      return Promise.reject(
-        new OverloadedError(`${this.name}: queue full (${this.queue.length} of ${this.o.maxQueue} images waiting); retry later`),
-      );
+    try {
+      this.admit(items.length);
+    } catch (e) {
+      return Promise.reject(e);
     }
+    return this.enqueue(items);
+  }
+
+  /** Hold `n` places in the queue now (OverloadedError when they are not free, ShuttingDownError once closed). */
+  reserve(n: number): Reservation<I, O> {
+    this.admit(n);
+    this.reserved += n;
+    let held = n;
+    const release = () => {
+      this.reserved -= held;
+      held = 0;
+    };
+    return {
+      size: n,
+      submit: (items) => {
+        if (held === 0) return Promise.reject(new Error(`${this.name}: reservation already used or released`));
+        if (items.length > held) return Promise.reject(new RangeError(`${this.name}: ${items.length} items for ${held} reserved places`));
+        release();
+        if (this.closed) return Promise.reject(new ShuttingDownError());
+        return this.enqueue(items);
+      },
+      release,
+    };
+  }
+
+  private admit(n: number): void {
+    if (this.closed) throw new ShuttingDownError();
+    if (this.depth + n > this.o.maxQueue) {
+      throw new OverloadedError(`${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images waiting); retry later`);
+    }
+  }
+
+  private enqueue(items: I[]): Promise<O[]> {
+    if (items.length === 0) return Promise.resolve([]);
     return new Promise<O[]>((resolve, reject) => {
       const group: Group<O> = { outputs: new Array(items.length), remaining: items.length, done: false, resolve, reject };
       const now = performance.now();

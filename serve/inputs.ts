@@ -7,19 +7,91 @@
  *   JSON         application/json: { "images": ["<base64>" | "data:image/png;base64,...", ...],
  *                "model"?, "version"?, "top_k"? }
  *
+ * JSON bodies are checked before JSON.parse (which blocks the event loop): at most maxJsonBytes, and a
+ * one-pass scan bounds nesting depth, containers, object keys and values (JSON_LIMITS), so a legal body
+ * parses in tens of milliseconds; deeply nested or key-heavy bodies are refused unparsed.
+ * Bodies held in memory by all requests together are bounded by a shared Budget (429 when it is spent).
+ *
  * Errors: 413 body or image count over the limits, 415 other content types, 400 malformed JSON / wrong
- * shapes / malformed multipart, 422 bad base64.
+ * shapes / malformed multipart, 422 bad base64, 429 no room for the body now.
  */
 import type { Request } from 'express';
 import busboy from 'busboy';
-import { badRequest, tooLarge, unprocessable, unsupported } from './errors.ts';
+import type { Budget } from './budget.ts';
+import { badRequest, OverloadedError, tooLarge, unprocessable, unsupported } from './errors.ts';
 
 export interface InputLimits {
   /** Whole request body, bytes. */
   maxBodyBytes: number;
   /** Images per request. */
   maxImages: number;
+  /** JSON request body, bytes (defaults to maxBodyBytes). */
+  maxJsonBytes?: number;
+  /** Bytes of request bodies held in memory by all requests together. */
+  bodyBudget?: Budget;
 }
+
+/** Shape limits of a JSON body, checked by scanJson before parsing. */
+export const JSON_LIMITS = { maxDepth: 8, maxContainers: 100_000, maxKeys: 1_000, maxValues: 1_000_000 };
+
+/**
+ * One pass over a JSON text (strings skipped natively with indexOf) counting depth, containers (arrays +
+ * objects), object keys and values: 400 bad_json past the depth, 413 json_too_complex past the counts. Malformed JSON is left to
+ * JSON.parse.
+ */
+export function scanJson(buf: Buffer, lim = JSON_LIMITS): void {
+  let depth = 0, containers = 0, keys = 0, values = 0;
+  const n = buf.length;
+  for (let i = 0; i < n; i++) {
+    const c = buf[i];
+    if (c === 0x22) {
+      // Skip to the closing quote: one not preceded by an odd number of backslashes.
+      let j = i;
+      for (;;) {
+        j = buf.indexOf(0x22, j + 1);
+        if (j < 0) return; // unterminated: JSON.parse reports it
+        let k = j - 1, bs = 0;
+        while (buf[k] === 0x5c) {
+          bs++;
+          k--;
+        }
+        if (bs % 2 === 0) break;
+      }
+      i = j;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > lim.maxDepth) throw badRequest(`malformed JSON body: nested deeper than ${lim.maxDepth} levels`, 'bad_json');
+      if (++containers > lim.maxContainers) throw tooLarge(`JSON body holds more than ${lim.maxContainers} arrays and objects`, 'json_too_complex');
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x3a) {
+      if (++keys > lim.maxKeys) throw tooLarge(`JSON body holds more than ${lim.maxKeys} object keys`, 'json_too_complex');
+    } else if (c === 0x2c) {
+      if (++values > lim.maxValues) throw tooLarge(`JSON body holds more than ${lim.maxValues} values`, 'json_too_complex');
+    }
+  }
+}
+
+/**
+ * Counts the body bytes a request holds against the shared budget; all of them are given back when its
+ * response closes. Returns a function that takes `n` more bytes (false: the budget is spent).
+ */
+function bodyAccount(req: Request, budget: Budget | undefined): (n: number) => boolean {
+  if (!budget) return () => true;
+  let held = 0;
+  const giveBack = () => {
+    budget.give(held);
+    held = 0;
+  };
+  if (req.res) req.res.once('close', giveBack);
+  else req.once('close', giveBack);
+  return (n) => {
+    if (!budget.tryTake(n)) return false;
+    held += n;
+    return true;
+  };
+}
+
+const busy = (budget: Budget) =>
+  new OverloadedError(`server busy: ${budget.capacity} bytes of request bodies are in memory (--max_inflight_body_mb); retry later`);
 
 export interface ImageRequest {
   images: Buffer[];
@@ -33,11 +105,12 @@ export function mediaType(req: Request): string {
 }
 
 /** Read the whole body up to `limit` bytes (413 beyond, checked on Content-Length first). */
-export function readBody(req: Request, limit: number): Promise<Buffer> {
+export function readBody(req: Request, limit: number, budget?: Budget): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(tooLarge(`request body of ${declared} bytes exceeds the limit of ${limit}`));
   }
+  const take = bodyAccount(req, budget);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
@@ -56,6 +129,11 @@ export function readBody(req: Request, limit: number): Promise<Buffer> {
         finish(tooLarge(`request body exceeds the limit of ${limit} bytes`));
         return;
       }
+      if (!take(c.length)) {
+        chunks.length = 0;
+        finish(busy(budget!));
+        return;
+      }
       chunks.push(c);
     };
     req.on('data', onData);
@@ -65,9 +143,11 @@ export function readBody(req: Request, limit: number): Promise<Buffer> {
   });
 }
 
-export async function readJson(req: Request, limit: number): Promise<unknown> {
-  const buf = await readBody(req, limit);
+/** A JSON body within `limits` (size, then scanJson's shape limits), parsed. */
+export async function readJson(req: Request, limits: InputLimits): Promise<unknown> {
+  const buf = await readBody(req, Math.min(limits.maxBodyBytes, limits.maxJsonBytes ?? Infinity), limits.bodyBudget);
   if (buf.length === 0) throw badRequest('empty JSON body', 'bad_json');
+  scanJson(buf);
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch (e) {
@@ -119,6 +199,7 @@ export function imagesFromMultipart(req: Request, limits: InputLimits): Promise<
   if (Number.isFinite(declared) && declared > limits.maxBodyBytes) {
     return Promise.reject(tooLarge(`request body of ${declared} bytes exceeds the limit of ${limits.maxBodyBytes}`));
   }
+  const take = bodyAccount(req, limits.bodyBudget);
   let bb: busboy.Busboy;
   try {
     bb = busboy({
@@ -176,8 +257,10 @@ export function imagesFromMultipart(req: Request, limits: InputLimits): Promise<
     // The whole body counts (preamble, headers, fields), not only file data.
     let received = 0;
     req.on('data', (c: Buffer) => {
+      if (done) return;
       received += c.length;
       if (received > limits.maxBodyBytes) fail(tooLarge(`request body exceeds the limit of ${limits.maxBodyBytes} bytes`));
+      else if (!take(c.length)) fail(busy(limits.bodyBudget!));
     });
     req.pipe(bb);
   });
@@ -187,12 +270,12 @@ export function imagesFromMultipart(req: Request, limits: InputLimits): Promise<
 export async function readImageRequest(req: Request, limits: InputLimits): Promise<ImageRequest> {
   const type = mediaType(req);
   if (RAW_IMAGE_TYPES.has(type)) {
-    const buf = await readBody(req, limits.maxBodyBytes);
+    const buf = await readBody(req, limits.maxBodyBytes, limits.bodyBudget);
     if (buf.length === 0) throw unprocessable('empty request body (no image)', 'empty_image');
     return { images: [buf], params: {} };
   }
   if (type === 'multipart/form-data') return imagesFromMultipart(req, limits);
-  if (type === 'application/json') return imagesFromJson(await readJson(req, limits.maxBodyBytes), limits);
+  if (type === 'application/json') return imagesFromJson(await readJson(req, limits), limits);
   throw unsupported(
     `content type ${type ? JSON.stringify(type) : '(none)'} is not supported: send image/jpeg, image/png, image/webp, multipart/form-data or application/json`,
   );

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { createApp } from './app.ts';
 import { Metrics } from './metrics.ts';
 import { chooseProvider, PROVIDERS, type ProviderChoice, type ProviderRequest } from './providers.ts';
@@ -38,6 +39,22 @@ export interface ServeConfig {
   max_images: number;
   /** Largest decoded image (width*height). */
   max_pixels: number;
+  /** Decoded pixels summed over one request's images. */
+  max_request_pixels: number;
+  /** Pixels being decoded at once, all requests together (at least max_pixels). */
+  max_decode_pixels: number;
+  /** Largest JSON request body (JSON.parse blocks the event loop). */
+  max_json_mb: number;
+  /** Request bodies held in memory at once, all requests together (429 beyond). */
+  max_inflight_body_mb: number;
+  /** Open TCP connections; more are closed on accept. */
+  max_connections: number;
+  /** Time for a client to send the request headers (408 and close beyond). */
+  headers_timeout_ms: number;
+  /** Time for a client to send the whole request, headers and body (408 and close beyond). */
+  request_timeout_ms: number;
+  /** Idle keep-alive connections are closed after this. */
+  keep_alive_timeout_ms: number;
   /** onnxruntime intra-op threads per session (0 = onnxruntime's default). */
   threads: number;
   /** Let onnxruntime's idle intra-op threads busy-wait (faster alone, slower next to decoding). */
@@ -65,6 +82,14 @@ export const SERVE_DEFAULTS: ServeConfig = {
   max_body_mb: 32,
   max_images: 64,
   max_pixels: 36_000_000,
+  max_request_pixels: 100_000_000,
+  max_decode_pixels: 72_000_000,
+  max_json_mb: 8,
+  max_inflight_body_mb: 256,
+  max_connections: 2048,
+  headers_timeout_ms: 10_000,
+  request_timeout_ms: 30_000,
+  keep_alive_timeout_ms: 5_000,
   threads: 0,
   ort_spinning: false,
   preprocess_workers: 0,
@@ -77,7 +102,11 @@ export const SERVE_DEFAULTS: ServeConfig = {
 };
 
 const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
-const NUMERIC: (keyof ServeConfig)[] = ['port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'threads', 'preprocess_workers', 'shutdown_timeout_ms'];
+const NUMERIC: (keyof ServeConfig)[] = [
+  'port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
+  'max_json_mb', 'max_inflight_body_mb', 'max_connections', 'headers_timeout_ms', 'request_timeout_ms', 'keep_alive_timeout_ms', 'threads',
+  'preprocess_workers', 'shutdown_timeout_ms',
+];
 
 /** Environment overrides: CMC_SERVE_PORT, CMC_SERVE_MAX_BATCH, CMC_SERVE_AUTH_TOKEN, ... */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServeConfig> {
@@ -104,6 +133,17 @@ export function validateConfig(c: ServeConfig): void {
   pos('max_body_mb', 0.001);
   pos('max_images');
   pos('max_pixels');
+  pos('max_request_pixels');
+  pos('max_decode_pixels');
+  if (c.max_decode_pixels < c.max_pixels) throw new Error(`--max_decode_pixels (${c.max_decode_pixels}) must be >= --max_pixels (${c.max_pixels}): the largest image must fit`);
+  pos('max_json_mb', 0.001);
+  pos('max_inflight_body_mb', 0.001);
+  if (c.max_inflight_body_mb < c.max_body_mb) throw new Error(`--max_inflight_body_mb (${c.max_inflight_body_mb}) must be >= --max_body_mb (${c.max_body_mb})`);
+  pos('max_connections');
+  pos('headers_timeout_ms', 1);
+  pos('request_timeout_ms', 1);
+  if (c.headers_timeout_ms > c.request_timeout_ms) throw new Error('--headers_timeout_ms must be <= --request_timeout_ms');
+  pos('keep_alive_timeout_ms', 1);
   pos('threads', 0);
   pos('preprocess_workers', 0);
   if (!(PROVIDERS as readonly string[]).includes(c.provider)) throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
@@ -113,6 +153,8 @@ export interface RunningServer {
   url: string;
   port: number;
   server: http.Server;
+  /** The Express app (its router lists every route). */
+  app: Express;
   repo: Repository;
   metrics: Metrics;
   provider: ProviderChoice;
@@ -154,15 +196,21 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       maxBodyBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
       maxImages: cfg.max_images,
       maxPixels: cfg.max_pixels,
+      maxRequestPixels: cfg.max_request_pixels,
+      maxDecodePixels: cfg.max_decode_pixels,
+      maxJsonBytes: Math.floor(cfg.max_json_mb * 1024 * 1024),
+      maxInflightBodyBytes: Math.floor(cfg.max_inflight_body_mb * 1024 * 1024),
+      decodeTimeoutMs: cfg.timeout_ms,
       authToken: cfg.auth_token || undefined,
       corsOrigin: cfg.cors_origin || undefined,
       webDist: cfg.web_dist || undefined,
     },
   });
-  const server = http.createServer(app);
-  server.requestTimeout = 120_000;
-  server.headersTimeout = 20_000;
-  server.keepAliveTimeout = 5_000;
+  // Slow clients: the headers and the whole request must arrive in time (checked every second, not
+  // Node's default 30 s); connections beyond the cap are closed on accept.
+  const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: cfg.headers_timeout_ms, requestTimeout: cfg.request_timeout_ms }, app);
+  server.keepAliveTimeout = cfg.keep_alive_timeout_ms;
+  server.maxConnections = cfg.max_connections;
   let inFlight = 0;
   const idle: (() => void)[] = [];
   server.on('request', (_req, res: http.ServerResponse) => {
@@ -196,7 +244,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       server.closeAllConnections();
       await stopped;
     })());
-  return { url, port, server, repo, metrics, provider, close };
+  return { url, port, server, app, repo, metrics, provider, close };
 }
 
 /** Start, print the URL, and shut down gracefully on SIGINT/SIGTERM. Resolves when the server has closed. */
@@ -228,7 +276,27 @@ export async function serveForever(partial: Partial<ServeConfig>): Promise<void>
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // Under `npx cmc serve` / `npm run`, npm runs us through `sh -c`: a SIGTERM to npm kills npm and the
+    // shell but never reaches this process, which would keep serving as an orphan. So when started by npm,
+    // the parent going away counts as SIGTERM (drain, then exit).
+    if (followsParent()) {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        console.error(`[serve] parent process ${parent} (npm) exited`);
+        onSignal('SIGTERM');
+      }, PARENT_POLL_MS);
+      watch.unref();
+    }
   });
+}
+
+const PARENT_POLL_MS = 250;
+
+/** Started through npm (npx, npm exec, npm run): npm sets npm_command for its children. */
+function followsParent(env: NodeJS.ProcessEnv = process.env): boolean {
+  return typeof env.npm_command === 'string' && env.npm_command !== '';
 }
 
 /** Flags → config (for `node serve/main.ts ...`); the CLI (bin/commands/serve.ts) uses commander instead. */

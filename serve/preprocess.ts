@@ -99,3 +99,13 @@ function shortSharpMessage(e: unknown): string {
   const m = String((e as Error)?.message ?? e).split('\n')[0];
   return m.length > 160 ? `${m.slice(0, 160)}…` : m;
 }
+
+/** width*height declared by the image header (nothing decoded); 0 when it cannot be read (decodeImage says why). */
+export async function headerPixels(buf: Uint8Array): Promise<number> {
+  try {
+    const m = await sharp(buf, { limitInputPixels: false }).metadata();
+    return (m.width ?? 0) * (m.height ?? 0);
+  } catch {
+    return 0;
+  }
+}

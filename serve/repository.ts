@@ -19,6 +19,7 @@ import { loadOnnxModel, toNumber, type IValueInfoProto } from '../train/export/o
 import { Batcher } from './batcher.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile, readModelFile } from './model_files.ts';
 import { createSession, type Logger, type Provider } from './providers.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -181,7 +182,7 @@ export class Repository {
   private async loadVersion(dir: string, folderVersion?: string): Promise<ModelVersion> {
     let raw: unknown;
     try {
-      raw = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+      raw = JSON.parse(readModelFile(path.join(dir, 'manifest.json'), this.opts.root, MAX_MANIFEST_BYTES).toString('utf8'));
     } catch (e) {
       throw new Error(`manifest.json unreadable: ${(e as Error).message}`);
     }
@@ -206,6 +207,7 @@ export class Repository {
 
   private async loadGraph(name: string, version: string, role: GraphRole, file: string, size: number): Promise<Graph> {
     const { provider, threads, spinning, log, metrics } = this.opts;
+    fs.closeSync(openModelFile(file, this.opts.root, MAX_ONNX_BYTES).fd); // a regular file inside the repository
     const loaded = loadOnnxModel(file); // validates structure and the manifest's sha256
     const g = loaded.model.graph!;
     const dims = (v: IValueInfoProto): number[] =>

@@ -79,3 +79,20 @@ test('batcher: close() drains queued work and refuses new work', async () => {
   assert.deepEqual(await p, [10, 20, 30]);
   await assert.rejects(b.submit([4]), (e: { status?: number }) => e.status === 503);
 });
+
+test('batcher.reserve: reserved places count as queued until submitted or released', async () => {
+  const r = recorder();
+  const b = new Batcher({ maxBatch: 4, maxDelayMs: 0, maxQueue: 3, timeoutMs: 0, run: r.run });
+  const places = b.reserve(2);
+  assert.equal(b.depth, 2);
+  assert.throws(() => b.reserve(2), OverloadedError);
+  await assert.rejects(b.submit([1, 2]), OverloadedError);
+  assert.deepEqual(await places.submit([7, 8]), [70, 80]);
+  assert.equal(b.depth, 0);
+  await assert.rejects(places.submit([1]), /already used/);
+  const other = b.reserve(3);
+  other.release();
+  other.release();
+  assert.equal(b.depth, 0);
+  assert.deepEqual(await b.submit([1, 2, 3]), [10, 20, 30]);
+});

@@ -81,12 +81,13 @@ function classifierGraph(size: number, w: Float32Array, wc: Float32Array, bc: Fl
   };
 }
 
-/** Write one model version folder (encoder.onnx, optional classifier.onnx, manifest.json). */
-export function writeTinyModel(dir: string, o: { name: string; version: string; classifier: boolean; seed: number; size?: number }): void {
+/** Write one model version folder (encoder.onnx, optional classifier.onnx, manifest.json); `nanWeight` poisons a weight. */
+export function writeTinyModel(dir: string, o: { name: string; version: string; classifier: boolean; seed: number; size?: number; nanWeight?: boolean }): void {
   const size = o.size ?? TINY_SIZE;
   const rng = new Rng(o.seed);
   const feats = 3 * (size / 8) ** 2;
   const w = randn(rng, feats * TINY_EMBED, 1);
+  if (o.nanWeight) w[0] = NaN; // a broken model: every embedding (and, through it, every output) is NaN
   fs.mkdirSync(dir, { recursive: true });
   const files: Record<string, unknown> = {};
   const put = (file: string, bytes: Uint8Array, role: string, outputs: [string, number][]) => {
@@ -102,7 +103,9 @@ export function writeTinyModel(dir: string, o: { name: string; version: string; 
   put('encoder.onnx', encodeModel(makeModel({ graph: encoderGraph(size, w) })), 'encoder', [['embedding', TINY_EMBED], ['features', feats]]);
   if (o.classifier) {
     const c = TINY_CLASSES.length;
-    const g = classifierGraph(size, w, randn(rng, feats * c, 3), randn(rng, c, 0.1));
+    const wc = randn(rng, feats * c, 3);
+    if (o.nanWeight) wc[0] = NaN;
+    const g = classifierGraph(size, w, wc, randn(rng, c, 0.1));
     put('classifier.onnx', encodeModel(makeModel({ graph: g })), 'classifier', [['probabilities', c], ['logits', c], ['embedding', TINY_EMBED]]);
   }
   const manifest = {
