@@ -1,7 +1,8 @@
 /**
  * The PyTorch trainer's memory-bank step (torch_ddp/cmc_ddp/nce.py) on the golden inputs: scores, Z, losses,
  * gradients w.r.t. the embeddings and the memories after two steps, NCE and softmax, within the golden
- * tolerance (1e-5) — the same checks test/loss/memory_bank.test.ts makes of the TypeScript bank.
+ * tolerance (1e-5) — the same checks test/loss/memory_bank.test.ts makes of the TypeScript bank — and the
+ * trainer's RGB -> Lab (color.py) and step schedule (step.py lr_at).
  */
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,7 @@ import { NO_TORCH, pythonWithTorch, runPython } from '../helpers/python_torch.ts
 const script = fileURLToPath(new URL('../../torch_ddp/checks/golden_step.py', import.meta.url));
 const fixture = fileURLToPath(new URL('../fixtures/golden.json', import.meta.url));
 
-test('PyTorch step matches the golden memory-bank values (NCE and softmax, two steps)', (t) => {
+test('PyTorch step matches the golden memory-bank values (NCE and softmax, two steps), Lab and lr schedule', (t) => {
   const py = pythonWithTorch();
   if (!py) return t.skip(NO_TORCH);
   const golden = loadGolden();
@@ -35,26 +36,8 @@ test('PyTorch step matches the golden memory-bank values (NCE and softmax, two s
       }
     }
   }
-});
-
-test('PyTorch RGB -> Lab and the step schedule match the golden values', (t) => {
-  const py = pythonWithTorch();
-  if (!py) return t.skip(NO_TORCH);
-  const golden = loadGolden();
-  const code = [
-    'import json, sys; import numpy as np',
-    `sys.path.insert(0, ${JSON.stringify(fileURLToPath(new URL('../../torch_ddp', import.meta.url)))})`,
-    'from cmc_ddp.color import rgb_to_lab, to_view_input; from cmc_ddp.step import lr_at',
-    'g = json.load(open(sys.argv[1]))',
-    "px = np.array(g['rgb2lab']['pixels_uint8_rgb'], dtype=np.uint8)",
-    "lab = rgb_to_lab(px).tolist(); norm = to_view_input(px, 'Lab').tolist()",
-    "p = g['lr_schedule']['pretrain']",
-    "lr = [lr_at(p['base'], e, p['decay_epochs'], p['rate']) for e in p['epochs']]",
-    "print(json.dumps({'lab': lab, 'norm': norm, 'lr': lr}))",
-  ].join('\n');
-  const got = JSON.parse(runPython(py, ['-c', code, fixture]));
   // absolute 1e-9 on Lab in [0, 100] (skimage float64); float32 rounding (~1e-7) on the normalised input
   assertClose(got.lab.flat(), golden.rgb2lab.lab, 'unit', 'rgb2lab', 1e-9);
-  assertClose(got.norm.flat(), golden.rgb2lab.lab_normalized, 'unit', 'normalised Lab', 1e-6);
+  assertClose(got.lab_normalized.flat(), golden.rgb2lab.lab_normalized, 'unit', 'normalised Lab', 1e-6);
   assertClose(got.lr, golden.lr_schedule.pretrain.lr, 'rel', 'lr schedule', 1e-12);
 });

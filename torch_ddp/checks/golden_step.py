@@ -1,16 +1,20 @@
 """The memory-bank part of the PyTorch step on the golden inputs (test/fixtures/golden.json): both steps of
-both modes, float32, with the fixture's memories and negatives. Prints one JSON object with what the
-TypeScript tests check (scores, Z, outputs, losses, gradients w.r.t. l and ab, memories after each step);
-test/torch_ddp/golden.test.ts compares it with the fixture. Usage: python3 checks/golden_step.py golden.json
+both modes, float32, with the fixture's memories and negatives; and the trainer's RGB -> Lab and learning-rate
+schedule on the fixture's pixels and epochs. Prints one JSON object with what the TypeScript tests check (Z,
+outputs, losses, gradients w.r.t. l and ab, memories after each step, Lab, lr); test/torch_ddp/golden.test.ts
+compares it with the fixture. Usage: python3 checks/golden_step.py golden.json
 """
 import json
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from cmc_ddp.color import rgb_to_lab, to_view_input  # noqa: E402
 from cmc_ddp.nce import MemoryBank, contrast_step, update_bank  # noqa: E402
+from cmc_ddp.step import lr_at  # noqa: E402
 
 
 def run(g, softmax):
@@ -40,4 +44,8 @@ if __name__ == '__main__':
     with open(sys.argv[1]) as f:
         g = json.load(f)
     torch.set_num_threads(1)
-    print(json.dumps({'nce': run(g, False), 'softmax': run(g, True), 'torch': torch.__version__}))
+    px = np.array(g['rgb2lab']['pixels_uint8_rgb'], dtype=np.uint8)
+    p = g['lr_schedule']['pretrain']
+    print(json.dumps({'nce': run(g, False), 'softmax': run(g, True), 'torch': torch.__version__,
+                      'lab': rgb_to_lab(px).tolist(), 'lab_normalized': to_view_input(px, 'Lab').tolist(),
+                      'lr': [lr_at(p['base'], e, p['decay_epochs'], p['rate']) for e in p['epochs']]}))
