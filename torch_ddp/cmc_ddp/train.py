@@ -81,14 +81,15 @@ def setup_dist(backend):
 
 def main(argv=None):
     a = parse_args(argv)
-    if a.nproc_per_node > 1 and 'WORLD_SIZE' not in os.environ:
-        return launch_local(a.nproc_per_node, sys.argv[1:] if argv is None else argv)
     try:
         spec = load_spec(a.spec)
         check_spec(spec, a.view)
+        CMC(spec)  # refuses what the interpreter cannot build, naming the layer, before any process starts
     except UnsupportedSpec as e:
         print(f'cmc_ddp: {e}', file=sys.stderr)
         return 2
+    if a.nproc_per_node > 1 and 'WORLD_SIZE' not in os.environ:
+        return launch_local(a.nproc_per_node, sys.argv[1:] if argv is None else argv)
     device = setup_dist(a.backend)
     rank, world = get_rank(), get_world()
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if rank == 0 else (lambda m: None)
