@@ -3,8 +3,9 @@
 torch.nn.SyncBatchNorm only runs on CUDA in the torch versions CI has (Debian's 1.13), and the equivalence test
 runs on CPU with gloo, so BatchNorm here reduces its statistics itself, with the autograd-aware all_reduce of
 torch.distributed.nn (its backward all-reduces the gradient, so each rank's backward sees every rank's loss).
-With one process it is exactly BatchNorm: train mode normalises with the biased batch variance and updates the
-running statistics with the unbiased one (PyTorch's rule, as train/model/build_tfjs.ts).
+With one process it is torch's batch_norm; with several, the same rule over the global batch: train mode
+normalises with the biased batch variance and updates the running statistics with the unbiased one (PyTorch's
+rule, as train/model/build_tfjs.ts).
 """
 import torch
 import torch.distributed as dist
@@ -39,12 +40,14 @@ class CrossRankBatchNorm(nn.Module):
 
     def forward(self, x):
         shape = [1, -1] + [1] * (x.dim() - 2)
-        if not self.training:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        if not self.training or world() == 1:
+            # one process: PyTorch's fused kernel, the same rule (the DDP check compares it with the path below)
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                                self.momentum, self.eps)
         dims = [0] + list(range(2, x.dim()))
         local_n = x.numel() // x.shape[1]
         # Two passes (mean, then centred squares), each summed over ranks: no E[x^2] - E[x]^2 cancellation.
-        n = local_n if world() == 1 else int(_count(local_n))
+        n = int(_count(local_n))
         mean = _all_reduce_autograd(x.sum(dims)) / n
         xc = x - mean.view(shape)
         var = _all_reduce_autograd((xc * xc).sum(dims)) / n
