@@ -21,6 +21,13 @@ def rank():
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def comm_device():
+    """Where collectives' tensors must live: the current GPU under NCCL, else the CPU (gloo)."""
+    if world() > 1 and dist.get_backend() == 'nccl':
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
+
+
 def _all_reduce_autograd(t):
     if world() == 1:
         return t
@@ -47,7 +54,7 @@ class CrossRankBatchNorm(nn.Module):
         dims = [0] + list(range(2, x.dim()))
         local_n = x.numel() // x.shape[1]
         # Two passes (mean, then centred squares), each summed over ranks: no E[x^2] - E[x]^2 cancellation.
-        n = int(_count(local_n))
+        n = int(_count(local_n, x.device))
         mean = _all_reduce_autograd(x.sum(dims)) / n
         xc = x - mean.view(shape)
         var = _all_reduce_autograd((xc * xc).sum(dims)) / n
@@ -58,8 +65,8 @@ class CrossRankBatchNorm(nn.Module):
         return xc * torch.rsqrt(var + self.eps).view(shape) * self.weight.view(shape) + self.bias.view(shape)
 
 
-def _count(local_n):
-    t = torch.tensor([float(local_n)])
+def _count(local_n, device):
+    t = torch.tensor([float(local_n)], device=device)
     dist.all_reduce(t)
     return t.item()
 
@@ -68,6 +75,7 @@ def gather_rows(t, counts):
     """Every rank's rows of `t` in rank order (counts[r] rows on rank r; uneven counts are padded to send)."""
     if world() == 1:
         return t
+    t = t.to(comm_device())
     top = max(counts)
     pad = t.new_zeros((top - t.shape[0],) + tuple(t.shape[1:]))
     parts = [t.new_empty((top,) + tuple(t.shape[1:])) for _ in counts]
@@ -79,6 +87,6 @@ def all_mean(value):
     """Mean of a python float over ranks (float64)."""
     if world() == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=comm_device())
     dist.all_reduce(t)
     return t.item() / world()

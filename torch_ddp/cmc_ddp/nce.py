@@ -17,12 +17,14 @@ EPS = 1e-7
 
 
 class MemoryBank:
-    def __init__(self, dim, n_data, k, t=0.07, momentum=0.5, softmax=False, seed=0):
+    def __init__(self, dim, n_data, k, t=0.07, momentum=0.5, softmax=False, seed=0, device='cpu'):
+        # drawn on the CPU (one stream whatever the device), then kept where the embeddings are: the rows are
+        # read and written every step
         self.gen = torch.Generator().manual_seed(seed)
         s = 1.0 / math.sqrt(dim / 3)
         # uniform(-s, s), not normalised (the seed's init)
-        self.memory_l = torch.rand(n_data, dim, generator=self.gen).mul_(2 * s).add_(-s)
-        self.memory_ab = torch.rand(n_data, dim, generator=self.gen).mul_(2 * s).add_(-s)
+        self.memory_l = torch.rand(n_data, dim, generator=self.gen).mul_(2 * s).add_(-s).to(device)
+        self.memory_ab = torch.rand(n_data, dim, generator=self.gen).mul_(2 * s).add_(-s).to(device)
         self.n, self.k, self.t, self.m, self.softmax = n_data, k, t, momentum, softmax
         self.z_l = -1.0
         self.z_ab = -1.0
@@ -35,9 +37,9 @@ class MemoryBank:
 
     def scores(self, l, ab, idx):
         b, d = l.shape
-        flat = idx.reshape(-1)
-        w_ab = torch.index_select(self.memory_ab.to(l.device), 0, flat.to(l.device)).view(b, self.k + 1, d)
-        w_l = torch.index_select(self.memory_l.to(l.device), 0, flat.to(l.device)).view(b, self.k + 1, d)
+        flat = idx.reshape(-1).to(self.memory_l.device)
+        w_ab = torch.index_select(self.memory_ab, 0, flat).view(b, self.k + 1, d).to(l.device)
+        w_l = torch.index_select(self.memory_l, 0, flat).view(b, self.k + 1, d).to(l.device)
         out_l = torch.bmm(w_ab, l.view(b, d, 1)).squeeze(-1)  # L anchor vs ab memory
         out_ab = torch.bmm(w_l, ab.view(b, d, 1)).squeeze(-1)  # ab anchor vs L memory
         if self.softmax:
@@ -65,6 +67,7 @@ class MemoryBank:
     @torch.no_grad()
     def update(self, l, ab, y):
         """Momentum update of the rows y with renormalisation; rows are read before any write of this batch."""
+        y = y.to(self.memory_l.device)
         for mem, feat in ((self.memory_l, l), (self.memory_ab, ab)):
             row = torch.index_select(mem, 0, y).mul_(self.m).add_(feat.detach().to(mem.device), alpha=1 - self.m)
             row.div_(row.norm(dim=1, keepdim=True))

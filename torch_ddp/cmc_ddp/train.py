@@ -99,7 +99,7 @@ def main(argv=None):
     data = open_data(a.dataset, a.data_folder, TrainTransform(spec['imageSize'], a.crop_low, a.view))
     n = len(data)
     model = CMC(spec).to(device)
-    bank = MemoryBank(spec['featDim'], n, a.nce_k, a.nce_t, a.nce_m, a.softmax, seed=a.seed + 1)
+    bank = MemoryBank(spec['featDim'], n, a.nce_k, a.nce_t, a.nce_m, a.softmax, seed=a.seed + 1, device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=a.learning_rate, momentum=a.momentum, weight_decay=a.weight_decay)
     named = model.named_state()
     start, step, metrics = 1, 0, []
