@@ -10,6 +10,8 @@ import { addReportCommand } from './commands/report.ts';
 import { addEvalCommands } from './commands/eval.ts';
 import { addServeCommand } from './commands/serve.ts';
 import { addExportCommand } from './commands/export.ts';
+import { addImportTorchCommand } from './commands/import_torch.ts';
+import { addSpecCommand } from './commands/spec.ts';
 
 export function buildProgram(): Command {
   const program = new Command('cmc')
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   addTrainCommand(program);
   addEvalCommands(program);
   addExportCommand(program);
+  addImportTorchCommand(program);
+  addSpecCommand(program);
   addServeCommand(program);
   addBenchCommand(program);
   addPlotCommand(program);

@@ -93,6 +93,8 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     if ((resume.header as { objective?: string }).objective === 'supervised') {
       throw new Error(`${cfg.resume} is a supervised-baseline checkpoint (cmc supervised); it has no memory bank to resume CMC training from`);
     }
+    const imported = (resume.header as { importedFrom?: { file: string } }).importedFrom;
+    if (imported) throw new Error(`${cfg.resume} was imported from the PyTorch trainer (cmc import-torch); continue its training there (torch_ddp: --resume ${imported.file})`);
     // The run's hyper-parameters come from the checkpoint. How to run may change, and so may its length and
     // learning-rate schedule when asked for explicitly (the seed re-reads them from its flags); a bare --resume
     // finishes the run as it was planned (length, checkpoint and kNN frequency), not with the flags' defaults.
