@@ -9,6 +9,8 @@
  *   a corrupt cached file is discarded and fetched again;
  * - the similar-images panel, an undecodable file reported while the others run, the camera (fake device);
  * - a model folder without a tfjs export offers the ONNX runtimes only;
+ * - the shipped imagenette64 (float16 tfjs) on tfjs wasm and webgpu gives onnxruntime-node's top-1 on real
+ *   photos (skipped without ../shared/data or CMC_DATA_DIR);
  * - cmc serve still serves the app at / (tfjs files through /models/<name>/tfjs/...), and the browser's
  *   embeddings match the server's (/v1/embed, cosine >= 0.99).
  * Screenshots go to a temp folder (printed). Skipped when /usr/bin/chromium (or CMC_CHROMIUM) or
@@ -31,6 +33,7 @@ import { startStaticServer, type StaticServer } from './static_server.ts';
 import { maxAbsDiff } from '../helpers/ort.ts';
 
 const CHROMIUM = process.env.CMC_CHROMIUM ?? '/usr/bin/chromium';
+const SHIPPED = path.resolve(import.meta.dirname, '../../models/imagenette64');
 const VK_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const SIZE = 32;
 const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse'];
@@ -128,7 +131,7 @@ before(async () => {
   models = path.join(tmp, 'models');
   await exportDemo(models);
   dist = (await buildWeb({ outdir: path.join(tmp, 'dist') })).outdir;
-  site = await startStaticServer({ '/': dist, '/models/': models });
+  site = await startStaticServer({ '/': dist, '/models/': models, '/models/imagenette64/': SHIPPED });
   browser = await pw.chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -212,9 +215,11 @@ const PAIRS = [
 test('static host: every runtime x backend runs in the worker and matches onnxruntime-node (<= 1e-4); the main thread stays responsive', { timeout: 600_000 }, async (t) => {
   if (skip) return t.skip(skip);
   const files = await pngs();
+  // One browser context (one HTTP cache) for all pairs, so onnxruntime-web's 20 MB .wasm is compiled once.
+  const ctx = await browser!.newContext({ viewport: { width: 1100, height: 900 } });
+  t.after(() => ctx.close());
   for (const [runtime, backend] of PAIRS) {
-    const ctx = await browser!.newContext({ viewport: { width: 1100, height: 900 } });
-    try {
+    {
       const { page, logs } = await open(ctx, `${site!.url}/?model=demo&runtime=${runtime}&backend=${backend}`);
       let st = await state(page);
       assert.equal(`${st.runtime}/${st.backend}`, `${runtime}/${backend}`, logs.join('\n'));
@@ -253,11 +258,71 @@ test('static host: every runtime x backend runs in the worker and matches onnxru
       const shot = path.join(shots, `static-${runtime}-${backend}.png`);
       await page.screenshot({ path: shot, fullPage: true });
       t.diagnostic(`${runtime}/${backend}: cold load ${st.loadMs!.toFixed(0)} ms, warm ${st.warmMsPerImage!.toFixed(1)} ms/image, max |diff| embedding ${de.toExponential(2)} probabilities ${dp.toExponential(2)}${extra}; ${shot}`);
-    } finally {
-      await ctx.close();
+      await page.close();
     }
   }
+
+  // A model folder without a tfjs export offers the ONNX runtimes only (same context: the .wasm is cached).
+  const { page } = await open(ctx, `${site!.url}/?model=onnxonly&runtime=tfjs&backend=wasm`);
+  const st = await state(page);
+  assert.deepEqual(st.options.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
+  assert.equal(st.runtime, 'onnxruntime');
+  assert.match(st.notice ?? '', /has no tfjs export/);
+  const opts = await page.$$eval('#runtime option', (els) => els.map((e) => (e as HTMLOptionElement).value));
+  assert.deepEqual(opts.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
+  const r = await addFiles(page, files.slice(0, 1), 1);
+  assert.equal(r.images.length, 1);
+  t.diagnostic(`onnxonly with ?runtime=tfjs: ${st.notice}; cold load ${st.loadMs!.toFixed(0)} ms`);
 });
+
+test('the shipped imagenette64 (float16 tfjs) in Chromium: top-1 identical to onnxruntime-node on real photos', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  const root = process.env.CMC_DATA_DIR ?? path.resolve(import.meta.dirname, '../../../shared/data');
+  const data = path.join(root, 'imagenette64-sub');
+  if (!fs.existsSync(path.join(data, 'meta.json'))) return t.skip(`no ${data} (set CMC_DATA_DIR): the real photos are not in the repository`);
+  const { RawU8Source } = await import('../../train/data/sources.ts');
+  const sharp = (await import('sharp')).default;
+  const src = new RawU8Source(data, 'test');
+  const photos: { name: string; mimeType: string; buffer: Buffer }[] = [];
+  try {
+    // PNG keeps the page's model input equal to the photo (the browser's JPEG decoder is not under test).
+    for (let i = 0; i < REAL_PHOTOS; i++) {
+      const s = await src.get(Math.floor((i * src.length) / REAL_PHOTOS));
+      photos.push({ name: `photo${i}.png`, mimeType: 'image/png', buffer: await sharp(Buffer.from(s.rgb), { raw: { width: s.width, height: s.height, channels: 3 } }).png().toBuffer() });
+    }
+  } finally {
+    src.close();
+  }
+  const ctx = await browser!.newContext();
+  try {
+    for (const backend of ['wasm', 'webgpu'] as const) {
+      const { page } = await open(ctx, `${site!.url}/?model=imagenette64&runtime=tfjs&backend=${backend}`);
+      const st = await addFiles(page, photos, photos.length);
+      const n = st.images.length;
+      const size = 64;
+      const images = new Uint8Array(n * size * size * 3);
+      st.images.forEach((im, i) => images.set(Buffer.from(im.input, 'base64'), i * size * size * 3));
+      const s = await ort.InferenceSession.create(path.join(SHIPPED, 'classifier.onnx'));
+      const ref = (await s.run({ images: new ort.Tensor('uint8', images, [n, size, size, 3]) })).probabilities.data as Float32Array;
+      await s.release();
+      const c = 10;
+      const names = JSON.parse(fs.readFileSync(path.join(SHIPPED, 'manifest.json'), 'utf8')).classNames as string[];
+      const differ = st.images.filter((im, i) => {
+        const row = Array.from(ref.subarray(i * c, (i + 1) * c));
+        return im.top[0].label !== names[row.indexOf(Math.max(...row))];
+      }).map((im) => im.name);
+      assert.deepEqual(differ, [], `tfjs ${backend} (float16 weights) vs onnxruntime-node top-1`);
+      t.diagnostic(`imagenette64 tfjs ${backend}: top-1 identical to onnxruntime-node on ${n} real photos; cold load ${st.loadMs!.toFixed(0)} ms, warm ${st.warmMsPerImage!.toFixed(1)} ms/image`);
+      await page.screenshot({ path: path.join(shots, `imagenette64-tfjs-${backend}.png`), fullPage: true });
+      await page.close();
+    }
+  } finally {
+    await ctx.close();
+  }
+});
+
+/** Real photos (imagenette64-sub test split, evenly spread) in the shipped-model browser test. */
+const REAL_PHOTOS = 24;
 
 test('cache: second visit from the Cache API, offline still classifies, a corrupt cached file is fetched again', { timeout: 300_000 }, async (t) => {
   if (skip) return t.skip(skip);
@@ -358,24 +423,6 @@ test('similar images: nearest neighbours by cosine, an undecodable file reported
     const shot = path.join(shots, 'similar.png');
     await page.screenshot({ path: shot, fullPage: true });
     t.diagnostic(`a's neighbours ${JSON.stringify(st.neighbours[0])}; camera frame top-1 ${st.images[4].top[0].label}; ${shot}`);
-  } finally {
-    await ctx.close();
-  }
-});
-
-test('a model folder without a tfjs export offers the ONNX runtimes only', { timeout: 300_000 }, async (t) => {
-  if (skip) return t.skip(skip);
-  const ctx = await browser!.newContext();
-  try {
-    const { page } = await open(ctx, `${site!.url}/?model=onnxonly&runtime=tfjs&backend=wasm`);
-    const st = await state(page);
-    assert.deepEqual(st.options.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
-    assert.equal(st.runtime, 'onnxruntime');
-    assert.match(st.notice ?? '', /has no tfjs export/);
-    const opts = await page.$$eval('#runtime option', (els) => els.map((e) => (e as HTMLOptionElement).value));
-    assert.deepEqual(opts.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
-    const r = await addFiles(page, (await pngs()).slice(0, 1), 1);
-    assert.equal(r.images.length, 1);
   } finally {
     await ctx.close();
   }
