@@ -323,15 +323,16 @@ export function createApp(deps: AppDeps): express.Express {
   // The name and version are looked up in memory (repo.resolve validates them); the file name must be
   // manifest.json or a plain *.onnx name that the manifest lists, so no request can leave the model folder.
 
-  app.get(
-    '/models/:name/:file',
-    route('/models/{name}/{file}', async (req, res) => {
+  // The tfjs graph models (cmc export --format tfjs) live in tfjs/<role>/: model.json and its weight shards,
+  // again only when the manifest lists them.
+  const modelFile = (routePath: string, fileOf: (req: express.Request) => string) =>
+    route(routePath, async (req, res) => {
       const m = repo.resolve(String(req.params.name), stringParam(req, {}, 'version'));
-      const file = String(req.params.file);
-      const allowed = file === 'manifest.json' || (MODEL_FILE_RE.test(file) && !file.includes('..') && Object.hasOwn(m.manifest.files ?? {}, file));
+      const file = fileOf(req);
+      const allowed = file === 'manifest.json' || ((MODEL_FILE_RE.test(file) || TFJS_FILE_RE.test(file)) && !file.includes('..') && Object.hasOwn(m.manifest.files ?? {}, file));
       if (!allowed) throw notFound(`model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`, 'file_not_found');
       const full = path.resolve(m.dir, file);
-      if (path.dirname(full) !== path.resolve(m.dir)) throw notFound('no such file', 'file_not_found');
+      if (path.relative(path.resolve(m.dir), full) !== file.split('/').join(path.sep)) throw notFound('no such file', 'file_not_found');
       // Opened once and checked on the descriptor: a regular file inside the repository (a symlink swapped
       // in after start-up cannot point the route at another file of the machine).
       let opened: { fd: number; size: number };
@@ -371,8 +372,9 @@ export function createApp(deps: AppDeps): express.Express {
         });
         s.pipe(res);
       });
-    }),
-  );
+    });
+  app.get('/models/:name/:file', modelFile('/models/{name}/{file}', (req) => String(req.params.file)));
+  app.get('/models/:name/tfjs/:role/:file', modelFile('/models/{name}/tfjs/{role}/{file}', (req) => `tfjs/${String(req.params.role)}/${String(req.params.file)}`));
 
   // ---------------------------------------------------------------------------------------------------
   // JSON 404s and the error handler
@@ -446,6 +448,7 @@ function bearerAuth(token: string): express.RequestHandler {
 
 /** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
 const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;
+const TFJS_FILE_RE = /^tfjs\/(encoder|classifier)\/(model\.json|group\d{1,4}-shard\d{1,4}of\d{1,4}\.bin)$/;
 
 export function topk(p: Float32Array, names: string[], k: number): { label: string; index: number; probability: number }[] {
   const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);

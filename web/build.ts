@@ -34,8 +34,8 @@ export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l:
   const outdir = path.resolve(o.outdir ?? path.join(WEB, 'dist'));
   fs.mkdirSync(path.join(outdir, 'ort'), { recursive: true });
   const r = await esbuild.build({
-    entryPoints: [path.join(WEB, 'main.ts')],
-    outfile: path.join(outdir, 'main.js'),
+    entryPoints: { main: path.join(WEB, 'main.ts'), worker: path.join(WEB, 'worker.ts') },
+    outdir,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -48,7 +48,8 @@ export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l:
     logLevel: 'warning',
     metafile: true,
   });
-  const bundle = fs.readFileSync(path.join(outdir, 'main.js'), 'utf8');
+  // onnxruntime-web lives in the worker bundle.
+  const bundle = fs.readFileSync(path.join(outdir, 'worker.js'), 'utf8');
   // Copy exactly the runtime variants the bundle names (e.g. ort-wasm-simd-threaded.jsep.mjs / .wasm).
   const names = new Set<string>();
   for (const m of bundle.matchAll(/ort-wasm-simd-threaded(?:\.[a-z]+)?\.(?:mjs|wasm)/g)) names.add(m[0]);
@@ -64,9 +65,17 @@ export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l:
     if (!fs.existsSync(to) || fs.statSync(to).size !== st.size || fs.statSync(to).mtimeMs < st.mtimeMs) fs.copyFileSync(from, to);
     runtimeFiles.push(n);
   }
+  // tfjs-backend-wasm's binaries (setWasmPaths('tfjs/') in worker.ts): plain, SIMD, threaded SIMD.
+  const tfjsWasm = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm.wasm'));
+  fs.mkdirSync(path.join(outdir, 'tfjs'), { recursive: true });
+  for (const n of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
+    fs.copyFileSync(path.join(tfjsWasm, n), path.join(outdir, 'tfjs', n));
+    runtimeFiles.push(`tfjs/${n}`);
+  }
   fs.copyFileSync(path.join(WEB, 'index.html'), path.join(outdir, 'index.html'));
-  const res = { outdir, bundleBytes: Buffer.byteLength(bundle), runtimeFiles, ms: performance.now() - t0 };
-  o.log?.(`[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')} (${res.ms.toFixed(0)} ms)`);
+  const bundleBytes = Buffer.byteLength(bundle) + fs.statSync(path.join(outdir, 'main.js')).size;
+  const res = { outdir, bundleBytes, runtimeFiles, ms: performance.now() - t0 };
+  o.log?.(`[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')} (${res.ms.toFixed(0)} ms)`);
   void r;
   return res;
 }

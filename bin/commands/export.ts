@@ -1,19 +1,23 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
-import { EXPORT_FORMATS, exportModel, type ExportFormat } from '../../train/export/export.ts';
+import { addTfjsExport, EXPORT_FORMATS, exportModel, type ExportFormat } from '../../train/export/export.ts';
 import { int } from '../options.ts';
 
 /**
  * `cmc export --checkpoint runs/demo/current.ckpt [--head head.json] [--name N] [--version V] [--out models]
  * [--format onnx|triton] [--layer L] [--json]`: writes <out>/<name>/ (encoder.onnx, head.onnx and
  * classifier.onnx with a head, manifest.json) or, with --format triton, a Triton model folder
- * <out>/<name>/config.pbtxt + <out>/<name>/1/model.onnx.
+ * <out>/<name>/config.pbtxt + <out>/<name>/1/model.onnx. --format tfjs writes the ONNX files plus tfjs graph
+ * models <out>/<name>/tfjs/{encoder,classifier}/ (model.json + shards; --quantize_float16 halves them);
+ * `cmc export --format tfjs --from models/<name>` adds them to an existing ONNX export (no checkpoint needed).
  */
 export function addExportCommand(program: Command): void {
   program
     .command('export')
-    .description('export a checkpoint (and optionally a linear-probe head) to ONNX with a manifest, or as a Triton model folder')
-    .requiredOption('--checkpoint <ckpt>', 'training checkpoint (runs/<name>/current.ckpt)')
+    .description('export a checkpoint (and optionally a linear-probe head) to ONNX with a manifest (and tfjs graph models), or as a Triton model folder')
+    .option('--checkpoint <ckpt>', 'training checkpoint (runs/<name>/current.ckpt)')
+    .option('--from <model_dir>', 'with --format tfjs and no --checkpoint: add tfjs graph models to this existing ONNX export folder')
+    .option('--quantize_float16', 'tfjs: store the weights as float16 (half the size; see README for the accuracy)', false)
     .option('--head <head.json>', 'linear-probe head file (adds head.onnx and classifier.onnx)')
     .option('--name <name>', "model name (default: the checkpoint's run name)")
     .option('--version <v>', 'model version string', '1')
@@ -23,7 +27,17 @@ export function addExportCommand(program: Command): void {
     .option('--export_views <list>', "export only these views' encoders, in this order (e.g. L); default: the head's views, else all", (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('--max_batch_size <n>', 'Triton max_batch_size', int, 64)
     .option('--json', 'print the manifest as JSON on stdout', false)
-    .action(async (o: { checkpoint: string; head?: string; name?: string; version: string; out: string; format: ExportFormat; layer?: number; export_views?: string[]; max_batch_size: number; json: boolean }) => {
+    .action(async (o: { checkpoint?: string; from?: string; quantize_float16: boolean; head?: string; name?: string; version: string; out: string; format: ExportFormat; layer?: number; export_views?: string[]; max_batch_size: number; json: boolean }) => {
+      if (o.quantize_float16 && o.format !== 'tfjs') throw new Error('--quantize_float16 applies to --format tfjs only');
+      if (o.from !== undefined) {
+        if (o.checkpoint !== undefined || o.head !== undefined) throw new Error('--from takes an existing export folder; give it without --checkpoint and --head');
+        if (o.format !== 'tfjs') throw new Error('--from works with --format tfjs only');
+        const r = await addTfjsExport({ modelDir: o.from, quantize: o.quantize_float16 ? 'float16' : undefined, log: (line) => console.error(line) });
+        if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
+        else for (const f of [...r.files, r.manifestPath]) console.log(f);
+        return;
+      }
+      if (o.checkpoint === undefined) throw new Error('--checkpoint is required (or, with --format tfjs, --from <model_dir>)');
       const { readCheckpoint } = await import('../../train/trainer/checkpoint.ts');
       const ckpt = readCheckpoint(o.checkpoint);
       const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
@@ -39,6 +53,7 @@ export function addExportCommand(program: Command): void {
         layer: o.layer,
         views: o.export_views,
         maxBatchSize: o.max_batch_size,
+        quantize: o.quantize_float16 ? 'float16' : undefined,
         log: (line) => console.error(line),
       });
       if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));

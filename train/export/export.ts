@@ -6,6 +6,9 @@
  *   // models/demo/manifest.json
  *   await exportModel({ ..., head: 'probe/head.json' });
  *   // + head.onnx (features -> logits) and classifier.onnx (images -> probabilities, logits, embedding)
+ *   await exportModel({ ..., head: 'probe/head.json', format: 'tfjs', quantize: 'float16' });
+ *   // the ONNX files above + tfjs graph models tfjs/encoder/ and tfjs/classifier/ (model.json + shards)
+ *   await addTfjsExport({ modelDir: 'models/demo' });   // the tfjs models of an existing ONNX export
  *   await exportModel({ ..., format: 'triton', outDir: 'triton_repo/demo' });
  *   // triton_repo/demo/config.pbtxt, triton_repo/demo/1/model.onnx (+ manifest.json, labels.txt)
  *
@@ -22,11 +25,15 @@ import { specInput } from '../preprocess/views.ts';
 import type { ColorView } from '../preprocess/color.ts';
 import { buildClassifierGraph, buildEncoderGraph, buildHeadGraph, featuresDim, INPUT_NAME, type HeadParams, type ParamArrays } from './emit.ts';
 import { parseHead, readHeadFile, type LinearHead } from './head.ts';
-import { MANIFEST_FORMAT, manifestMetadata, tritonConfig, type Manifest, type ManifestFile, type TensorDesc } from './manifest.ts';
-import { encodeModel, IR_VERSION, makeModel, OPSET, PRODUCER_NAME, PRODUCER_VERSION, sha256, validateModel, type IGraphProto } from './onnx_proto.ts';
+import { MANIFEST_FORMAT, manifestMetadata, parseManifest, tritonConfig, type Manifest, type ManifestFile, type TensorDesc } from './manifest.ts';
+import { encodeModel, IR_VERSION, loadOnnxModel, makeModel, OPSET, PRODUCER_NAME, PRODUCER_VERSION, sha256, validateModel, type IGraphProto } from './onnx_proto.ts';
+import { onnxToTfGraph } from './tfjs_graph.ts';
+import { tfjsModelFiles, writeTfjsModel, type TfjsQuantization } from './tfjs.ts';
 
-export type ExportFormat = 'onnx' | 'triton';
-export const EXPORT_FORMATS: readonly ExportFormat[] = ['onnx', 'triton'];
+export type ExportFormat = 'onnx' | 'tfjs' | 'triton';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['onnx', 'tfjs', 'triton'];
+/** The roles exported as tfjs graph models (the classifier also gives the embedding). */
+const TFJS_ROLES: readonly ManifestFile['role'][] = ['encoder', 'classifier'];
 
 export interface ExportOptions {
   /** A checkpoint file (cmc train's current.ckpt) or one already read (header.config/spec + 'model/...' tensors). */
@@ -50,6 +57,8 @@ export interface ExportOptions {
    * them, else every view. The graph computes only the inputs those views read.
    */
   views?: string[];
+  /** tfjs only: store float32 weights as float16 (tensorflowjs_converter's --quantize_float16). */
+  quantize?: TfjsQuantization;
   /** Triton max_batch_size (default 64). */
   maxBatchSize?: number;
   log?: (line: string) => void;
@@ -105,6 +114,41 @@ function exportViews(spec: CmcSpec, explicit: string[] | undefined, headViews: s
   const views = explicit ?? headViews ?? all;
   for (const v of views) if (!all.includes(v)) throw new Error(`the checkpoint has no view '${v}'; its views are ${all.join(', ')}`);
   return views;
+}
+
+/**
+ * Translate one ONNX graph to a tfjs graph model in <outDir>/tfjs/<role>/ and return the manifest entries
+ * of its files (model.json: the graph's inputs and outputs; shards: format tfjs-weights).
+ */
+function writeTfjsRole(
+  outDir: string,
+  role: ManifestFile['role'],
+  graph: IGraphProto,
+  io: { inputs: TensorDesc[]; outputs: TensorDesc[] },
+  metadata: Record<string, string>,
+  quantize: TfjsQuantization | undefined,
+  log: (line: string) => void,
+): Record<string, ManifestFile> {
+  const tg = onnxToTfGraph(graph, `${role} graph (tfjs)`);
+  const rel = `tfjs/${role}`;
+  const written = writeTfjsModel(path.join(outDir, rel), tfjsModelFiles(tg, { quantize, metadata }));
+  const out: Record<string, ManifestFile> = {};
+  // model.json first in the manifest (written last on disk).
+  for (const w of [...written].sort((a, b) => Number(b.file === 'model.json') - Number(a.file === 'model.json'))) {
+    const isJson = w.file === 'model.json';
+    out[`${rel}/${w.file}`] = {
+      sha256: w.sha256,
+      bytes: w.bytes,
+      role,
+      format: isJson ? 'tfjs-graph-model' : 'tfjs-weights',
+      ...(quantize ? { quantization: quantize } : {}),
+      inputs: isJson ? io.inputs : [],
+      outputs: isJson ? io.outputs : [],
+    };
+  }
+  const total = written.reduce((s, w) => s + w.bytes, 0);
+  log(`[export] ${path.join(outDir, rel)} (tfjs graph model, ${(total / 1e6).toFixed(1)} MB${quantize ? `, ${quantize} weights` : ''}, ${tg.nodes.length} nodes)`);
+  return out;
 }
 
 function writeAtomic(file: string, bytes: Uint8Array | string): void {
@@ -182,7 +226,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     outputs: [f32('embedding', embeddingDim), f32('features', fDim)],
   };
   const jobs: Job[] = [];
-  if (format === 'onnx') {
+  if (format === 'onnx' || format === 'tfjs') {
     jobs.push(encoderJob);
     if (head && headParams) {
       const c = head.classNames.length;
@@ -208,10 +252,14 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     jobs.push({ ...encoderJob, file: path.join('1', 'model.onnx') });
   }
 
+  if (o.quantize !== undefined && format !== 'tfjs') throw new Error(`quantize (${o.quantize}) applies to the tfjs format only`);
+  if (o.quantize !== undefined && o.quantize !== 'float16') throw new Error(`quantize must be float16, got ${String(o.quantize)}`);
   const files: Record<string, ManifestFile> = {};
   const written: string[] = [];
+  const tfjsJobs: { job: Job; graph: IGraphProto }[] = [];
   for (const job of jobs) {
     const graph = job.graph();
+    if (format === 'tfjs' && TFJS_ROLES.includes(job.role)) tfjsJobs.push({ job, graph });
     const model = makeModel({ graph, metadata: manifestMetadata(base, job.role), docString: `CMC ${spec.arch} ${job.role} (${view}), exported by ${PRODUCER_NAME}` });
     validateModel(model, job.file);
     const bytes = encodeModel(model);
@@ -220,6 +268,11 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     written.push(file);
     files[job.file.split(path.sep).join('/')] = { sha256: sha256(bytes), bytes: bytes.length, role: job.role, inputs: job.inputs, outputs: job.outputs };
     log(`[export] ${file} (${(bytes.length / 1e6).toFixed(1)} MB, ${graph.node?.length} nodes)`);
+  }
+  for (const { job, graph } of tfjsJobs) {
+    const entries = writeTfjsRole(outDir, job.role, graph, job, manifestMetadata(base, job.role), o.quantize, log);
+    Object.assign(files, entries);
+    for (const k of Object.keys(entries)) written.push(path.join(outDir, k));
   }
 
   if (format === 'triton') {
@@ -243,4 +296,47 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   writeAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
   log(`[export] ${manifestPath}`);
   return { outDir, manifest, manifestPath, files: written };
+}
+
+export interface AddTfjsOptions {
+  /** A model folder written by `cmc export` (manifest.json, encoder.onnx, classifier.onnx when a head was given). */
+  modelDir: string;
+  quantize?: TfjsQuantization;
+  log?: (line: string) => void;
+}
+
+/**
+ * Add tfjs graph models to an existing ONNX export without its checkpoint: each ONNX graph (checked against
+ * the manifest's sha256) is translated as `--format tfjs` would, and manifest.json gains their entries; the
+ * ONNX files and every other manifest field stay as they are. Earlier tfjs entries are replaced.
+ */
+export async function addTfjsExport(o: AddTfjsOptions): Promise<ExportResult> {
+  const log = o.log ?? (() => {});
+  const outDir = path.resolve(o.modelDir);
+  const manifestPath = path.join(outDir, 'manifest.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+  } catch (e) {
+    throw new Error(`cannot read ${manifestPath}: ${(e as Error).message}`);
+  }
+  const manifest = parseManifest(raw, manifestPath);
+  if (o.quantize !== undefined && o.quantize !== 'float16') throw new Error(`quantize must be float16, got ${String(o.quantize)}`);
+  const files: Record<string, ManifestFile> = {};
+  for (const [k, f] of Object.entries(manifest.files)) if (!k.startsWith('tfjs/')) files[k] = f;
+  const written: string[] = [];
+  for (const role of TFJS_ROLES) {
+    const onnxFile = `${role}.onnx`;
+    const entry = manifest.files[onnxFile];
+    if (!entry) continue;
+    const loaded = loadOnnxModel(path.join(outDir, onnxFile), { sha256: entry.sha256 });
+    const entries = writeTfjsRole(outDir, role, loaded.model.graph as IGraphProto, entry, loaded.metadata, o.quantize, log);
+    Object.assign(files, entries);
+    for (const k of Object.keys(entries)) written.push(path.join(outDir, k));
+  }
+  if (written.length === 0) throw new Error(`${outDir}: the manifest lists neither encoder.onnx nor classifier.onnx; nothing to translate`);
+  const next: Manifest = { ...manifest, files };
+  writeAtomic(manifestPath, JSON.stringify(next, null, 2) + '\n');
+  log(`[export] ${manifestPath}`);
+  return { outDir, manifest: next, manifestPath, files: written };
 }

@@ -21,7 +21,10 @@
  *     "probeConfig": {...} | null,   // the head file's probe config
  *     "metrics": { "train": [...], "probe": {...} | null },
  *     "opset": 17, "irVersion": 8,
- *     "files": { "encoder.onnx": { "sha256": "...", "bytes": 123, "inputs": [...], "outputs": [...] }, ... }
+ *     "files": { "encoder.onnx": { "sha256": "...", "bytes": 123, "inputs": [...], "outputs": [...] }, ...,
+ *                // with --format tfjs (train/export/tfjs.ts), beside the ONNX files:
+ *                "tfjs/encoder/model.json": { ..., "format": "tfjs-graph-model", "quantization"?: "float16" },
+ *                "tfjs/encoder/group1-shard1of1.bin": { ..., "format": "tfjs-weights", "inputs": [], "outputs": [] } }
  *   }
  */
 import type { ColorView } from '../preprocess/color.ts';
@@ -40,6 +43,10 @@ export interface ManifestFile {
   bytes: number;
   /** 'encoder' (images -> embedding, features), 'head' (features -> logits), 'classifier' (images -> probabilities). */
   role: 'encoder' | 'head' | 'classifier';
+  /** Absent: an ONNX model. tfjs: a graph model's model.json, or one of its weight shards. */
+  format?: 'onnx' | 'tfjs-graph-model' | 'tfjs-weights';
+  /** tfjs files whose float32 weights are stored as float16. */
+  quantization?: 'float16';
   inputs: TensorDesc[];
   outputs: TensorDesc[];
 }
