@@ -3,6 +3,7 @@
  *
  *   POST /v1/embed                      images → { model, version, dim, embeddings: number[][] }
  *   POST /v1/classify                   images → { model, version, predictions: [{ label, index, probability }][] }
+ *   POST /v1/embeddings                 OpenAI embeddings shape (routes/embeddings.ts)
  *   GET  /v1/models                     the repository
  *   GET  /v2/health/live | /v2/health/ready
  *   GET  /v2, /v2/models/{name}[/versions/{v}][/ready]   KServe v2 server / model metadata
@@ -13,17 +14,21 @@
  *                                       manifest's *.onnx files (?version=, default the latest)
  *   GET  /                              the browser demo (web/dist) or a page saying it is not built
  *
- * Every error is `{ "error": { "code", "message" } }` with the right status (see errors.ts).
+ * Every error has the right status (errors.ts) and its protocol's body (protocol_errors.ts): OpenAI's on
+ * /v1/embeddings, the Open Inference Protocol's on /v2, `{ "error": { "code", "message" } }` elsewhere.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { ApiError, badRequest, errorBody, notFound, ShuttingDownError, toApiError, tooLarge } from './errors.ts';
+import { ApiError, badRequest, notFound, ShuttingDownError, toApiError, tooLarge } from './errors.ts';
 import { intParam, readImageRequest, readJson, stringParam, type InputLimits } from './inputs.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
-import { decodeToInput, type DecodeLimits } from './preprocess.ts';
+import { type DecodeLimits } from './preprocess.ts';
+import { imageRunner } from './image_runner.ts';
+import { errorBodyFor } from './protocol_errors.ts';
+import { embeddingsHandler } from './routes/embeddings.ts';
 import type { Graph, ModelVersion, Repository, TensorInfo } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
 
@@ -190,23 +195,7 @@ export function createApp(deps: AppDeps): express.Express {
   // ---------------------------------------------------------------------------------------------------
   // Inference
 
-  /** Decode + transform every image (422/413/415 name the failing index), then run them through `graph`. */
-  const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[]) => {
-    const inputs = await Promise.all(
-      images.map(async (buf, i) => {
-        const t0 = performance.now();
-        try {
-          return await decodeToInput(buf, m.size, limits, deps.resizePool);
-        } catch (e) {
-          const err = toApiError(e);
-          throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;
-        } finally {
-          metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
-        }
-      }),
-    );
-    return graph.batcher.submit(inputs);
-  };
+  const inferImages = imageRunner(metrics, limits, deps.resizePool);
 
   app.post(
     '/v1/embed',
@@ -231,6 +220,8 @@ export function createApp(deps: AppDeps): express.Express {
       res.json({ model: m.name, version: m.version, predictions });
     }),
   );
+
+  app.post('/v1/embeddings', route('/v1/embeddings', embeddingsHandler({ repo, inferImages, maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages })));
 
   const infer = (pattern: string) =>
     route(pattern, async (req, res) => {
@@ -356,7 +347,7 @@ export function createApp(deps: AppDeps): express.Express {
       return;
     }
     for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-    res.status(e.status).json(errorBody(e));
+    res.status(e.status).json(errorBodyFor(req.path, e));
   });
 
   return app;

@@ -1,6 +1,7 @@
 /**
- * Malformed and hostile requests: each must get the right 4xx with a JSON `{ error: { code, message } }`
- * body (no stack trace), and the server must stay up with bounded memory afterwards.
+ * Malformed and hostile requests: each must get the right 4xx with a JSON error body in its protocol's shape
+ * (`{ error: { code, message } }`, OpenAI's on /v1/embeddings, the OIP spec's on /v2; no stack trace), and
+ * the server must stay up with bounded memory afterwards.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { startServer, type RunningServer } from '../../serve/main.ts';
 import { Rng } from '../../train/util/rng.ts';
+import { oipErrors } from './oip_schema.ts';
 import { multipart, pngHeaderBomb, request, testImage, TINY_SIZE, writeTinyRepository, type Reply } from './fixture.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -48,14 +50,31 @@ interface Case {
   code?: string;
 }
 
+/** The error body each protocol speaks: OpenAI's on /v1/embeddings, the OIP spec's on /v2, ours elsewhere. */
+function bodyError(c: Case, r: Reply): string | null {
+  const p = new URL(c.path, 'http://x').pathname; // as the client sends it ('..' segments resolved)
+  if (p === '/v2' || p.startsWith('/v2/')) {
+    const e = oipErrors('inference_error_response', r.json);
+    if (e || Object.keys(r.json ?? {}).join() !== 'error' || !r.json.error) return `${c.name}: not an OIP error body (${e}): ${r.text.slice(0, 200)}`;
+    return null; // the OIP error body has no machine code: c.code is not checked there
+  }
+  const e = r.json?.error;
+  if (p === '/v1/embeddings') {
+    if (!e || typeof e.message !== 'string' || typeof e.type !== 'string' || !('param' in e) || typeof e.code !== 'string' || Object.keys(r.json).length !== 1) {
+      return `${c.name}: not an OpenAI error body: ${r.text.slice(0, 200)}`;
+    }
+  } else if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || Object.keys(r.json).length !== 1) return `${c.name}: bad error body ${r.text.slice(0, 200)}`;
+  if (c.code && e.code !== c.code) return `${c.name}: error code ${e.code}, want ${c.code} (${e.message})`;
+  return null;
+}
+
 function checkError(c: Case, r: Reply): string | null {
   const want = Array.isArray(c.expect) ? c.expect : [c.expect];
   if (!want.includes(r.status)) return `${c.name}: status ${r.status}, want ${want.join('|')} (${r.text.slice(0, 200)})`;
   if (r.status < 400) return null;
   if (!/application\/json/.test(r.headers.get('content-type') ?? '')) return `${c.name}: content-type ${r.headers.get('content-type')}`;
-  const e = r.json?.error;
-  if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || Object.keys(r.json).length !== 1) return `${c.name}: bad error body ${r.text.slice(0, 200)}`;
-  if (c.code && e.code !== c.code) return `${c.name}: error code ${e.code}, want ${c.code} (${e.message})`;
+  const bad = bodyError(c, r);
+  if (bad) return bad;
   if (/\n\s+at |node_modules|\.ts:\d+/.test(r.text)) return `${c.name}: stack trace or source path leaked: ${r.text.slice(0, 300)}`;
   return null;
 }
@@ -370,6 +389,44 @@ test('KServe v2 infer: malformed tensors → 400 / 413 / 415', async () => {
   const cases: Case[] = bodies.map(([name, body, expect]) => ({ name: `kserve ${name}`, path: '/v2/models/tiny/infer', type: 'application/json', body, expect }));
   cases.push({ name: 'kserve text/plain', path: '/v2/models/tiny/infer', type: 'text/plain', body: ok(), expect: 415 });
   cases.push({ name: 'kserve image/png', path: '/v2/models/tiny/infer', type: 'image/png', body: await testImage('png'), expect: 415 });
+  await runCases(cases);
+});
+
+test('/v1/embeddings: URLs, token ids, wrong shapes, bad base64, unknown models, oversize → OpenAI error bodies', async () => {
+  const good = (await testImage('png', 20, 20, 13)).toString('base64');
+  const e = (body: unknown) => JSON.stringify(body);
+  const shapes: [string, string, number, string?][] = [
+    ['https url', e({ model: 'tiny', input: 'https://example.com/a.jpg' }), 400, 'url_not_supported'],
+    ['http url in list', e({ model: 'tiny', input: [good, 'http://127.0.0.1:1/x.png'] }), 400, 'url_not_supported'],
+    ['file url', e({ model: 'tiny', input: ['file:///etc/passwd'] }), 400, 'url_not_supported'],
+    ['ftp url', e({ model: 'tiny', input: [' ftp://host/x'] }), 400, 'url_not_supported'],
+    ['token ids', e({ model: 'tiny', input: [101, 2023, 102] }), 400, 'invalid_request'],
+    ['token id lists', e({ model: 'tiny', input: [[101, 102]] }), 400, 'invalid_request'],
+    ['no input', e({ model: 'tiny' }), 400, 'invalid_request'],
+    ['input empty', e({ model: 'tiny', input: [] }), 400, 'invalid_request'],
+    ['input object', e({ model: 'tiny', input: { image: good } }), 400, 'invalid_request'],
+    ['input null item', e({ model: 'tiny', input: [good, null] }), 400, 'invalid_request'],
+    ['body array', e([good]), 400, 'invalid_request'],
+    ['model number', e({ model: 5, input: good }), 400, 'invalid_request'],
+    ['model empty', e({ model: '', input: good }), 400, 'invalid_request'],
+    ['encoding_format', e({ model: 'tiny', input: good, encoding_format: 'int8' }), 400, 'invalid_request'],
+    ['modality text', e({ model: 'tiny', input: good, modality: 'text' }), 400, 'invalid_request'],
+    ['dimensions', e({ model: 'tiny', input: good, dimensions: 8 }), 400, 'invalid_dimensions'],
+    ['dimensions string', e({ model: 'tiny', input: good, dimensions: '16' }), 400, 'invalid_request'],
+    ['unknown model', e({ model: 'nosuch', input: good }), 404, 'model_not_found'],
+    ['unknown version', e({ model: 'multi:7', input: good }), 404, 'model_not_found'],
+    ['bad model name', e({ model: '../tiny', input: good }), 400, 'invalid_model_name'],
+    ['too many', e({ model: 'tiny', input: Array(MAX_IMAGES + 1).fill(good) }), 413, 'too_many_images'],
+    ['bad base64', e({ model: 'tiny', input: ['!!!!'] }), 422, 'invalid_base64'],
+    ['text data uri', e({ model: 'tiny', input: ['data:text/plain;base64,aGVsbG8='] }), 415, 'unsupported_media_type'],
+    ['not an image', e({ model: 'tiny', input: [Buffer.from('plain words').toString('base64')] }), 422, 'invalid_image'],
+    ['bomb', e({ model: 'tiny', input: [pngHeaderBomb(50000, 50000).toString('base64')] }), 413, 'image_too_large'],
+    ['malformed json', '{"input": [', 400, 'bad_json'],
+    ['oversize body', e({ model: 'tiny', input: [Buffer.alloc(MAX_BODY + 10).toString('base64')] }), 413, 'payload_too_large'],
+  ];
+  const cases: Case[] = shapes.map(([name, body, expect, code]) => ({ name: `embeddings ${name}`, path: '/v1/embeddings', type: 'application/json', body, expect, code }));
+  cases.push({ name: 'embeddings as image/png', path: '/v1/embeddings', type: 'image/png', body: Buffer.from(good, 'base64'), expect: 415, code: 'unsupported_media_type' });
+  cases.push({ name: 'embeddings no content type', path: '/v1/embeddings', type: null, body: e({ input: good }), expect: 415 });
   await runCases(cases);
 });
 
