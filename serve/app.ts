@@ -6,8 +6,9 @@
  *   POST /v1/embeddings                 OpenAI embeddings shape (routes/embeddings.ts)
  *   GET  /v1/models                     the repository
  *   GET  /v2/health/live | /v2/health/ready
- *   GET  /v2, /v2/models/{name}[/versions/{v}][/ready]   KServe v2 server / model metadata
- *   POST /v2/models/{name}[/versions/{v}]/infer           KServe v2 tensor inference (UINT8 images)
+ *   GET  /v2, /v2/models/{name}[/versions/{v}][/ready]   KServe v2 server / model metadata (routes/v2.ts)
+ *   POST /v2/models/{name}[/versions/{v}]/infer           KServe v2 tensor inference (UINT8 images; JSON or
+ *                                                         binary tensor data)
  *   GET  /metrics                       Prometheus text
  *   GET  /openapi.json                  OpenAPI 3.1 description of all of the above
  *   GET  /models/{name}/{file}          read-only model files for the browser demo: manifest.json and the
@@ -21,15 +22,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { ApiError, badRequest, notFound, ShuttingDownError, toApiError, tooLarge } from './errors.ts';
-import { intParam, readImageRequest, readJson, stringParam, type InputLimits } from './inputs.ts';
+import { ApiError, notFound, ShuttingDownError, toApiError } from './errors.ts';
+import { intParam, readImageRequest, stringParam, type InputLimits } from './inputs.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { type DecodeLimits } from './preprocess.ts';
 import { imageRunner } from './image_runner.ts';
 import { errorBodyFor } from './protocol_errors.ts';
 import { embeddingsHandler } from './routes/embeddings.ts';
-import type { Graph, ModelVersion, Repository, TensorInfo } from './repository.ts';
+import { mountV2 } from './routes/v2.ts';
+import type { Repository } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
 
 export interface AppConfig extends InputLimits, DecodeLimits {
@@ -55,9 +57,6 @@ export interface AppDeps {
   /** Worker threads for the resize + crop (none: in the event loop). */
   resizePool?: ResizePool;
 }
-
-export const SERVER_NAME = 'cmc-serve';
-export const SERVER_VERSION = '0.1.0';
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
 
@@ -139,32 +138,7 @@ export function createApp(deps: AppDeps): express.Express {
   // ---------------------------------------------------------------------------------------------------
   // Health and metadata
 
-  app.get('/v2/health/live', route('/v2/health/live', (_req, res) => void res.json({ live: true })));
-  app.get(
-    '/v2/health/ready',
-    route('/v2/health/ready', (_req, res) => {
-      const ready = repo.ready && !deps.isDraining?.();
-      res.status(ready ? 200 : 503).json({ ready });
-    }),
-  );
-  app.get(
-    '/v2',
-    route('/v2', (_req, res) => void res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: [], provider: deps.provider })),
-  );
-  const modelMeta = (pattern: string) =>
-    route(pattern, (req, res) => {
-      const m = repo.resolve(String(req.params.name), req.params.version as string | undefined);
-      res.json(kserveMetadata(m, repo.versions(m.name).map((v) => v.version)));
-    });
-  app.get('/v2/models/:name', modelMeta('/v2/models/{name}'));
-  app.get('/v2/models/:name/versions/:version', modelMeta('/v2/models/{name}/versions/{version}'));
-  const modelReady = (pattern: string) =>
-    route(pattern, (req, res) => {
-      const m = repo.resolve(String(req.params.name), req.params.version as string | undefined);
-      res.json({ name: m.name, version: m.version, ready: true });
-    });
-  app.get('/v2/models/:name/ready', modelReady('/v2/models/{name}/ready'));
-  app.get('/v2/models/:name/versions/:version/ready', modelReady('/v2/models/{name}/versions/{version}/ready'));
+  mountV2(app, route, { repo, provider: deps.provider, isDraining: deps.isDraining, maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages });
 
   app.get(
     '/v1/models',
@@ -222,38 +196,6 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.post('/v1/embeddings', route('/v1/embeddings', embeddingsHandler({ repo, inferImages, maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages })));
-
-  const infer = (pattern: string) =>
-    route(pattern, async (req, res) => {
-      const m = repo.resolve(String(req.params.name), req.params.version as string | undefined);
-      if (!(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) {
-        throw new ApiError(415, 'unsupported_media_type', 'KServe v2 inference takes application/json');
-      }
-      const body = await readJson(req, config.maxBodyBytes);
-      const r = parseInferRequest(body, m, config.maxImages);
-      const plan = planGraphs(m, r.outputs);
-      const results = new Map<string, { data: Float32Array[]; info: TensorInfo }>();
-      for (const [graph, names] of plan) {
-        const outs = await graph.batcher.submit(r.images);
-        for (const n of names) results.set(n, { data: outs.map((o) => o[n]), info: graph.outputs.find((t) => t.name === n)! });
-      }
-      res.json({
-        model_name: m.name,
-        model_version: m.version,
-        ...(r.id !== undefined ? { id: r.id } : {}),
-        outputs: r.outputs.map((n) => {
-          const { data } = results.get(n)!;
-          const w = data[0]?.length ?? 0;
-          const flat: number[] = new Array(data.length * w);
-          data.forEach((d, i) => {
-            for (let k = 0; k < w; k++) flat[i * w + k] = d[k];
-          });
-          return { name: n, datatype: 'FP32', shape: [data.length, w], data: flat };
-        }),
-      });
-    });
-  app.post('/v2/models/:name/infer', infer('/v2/models/{name}/infer'));
-  app.post('/v2/models/:name/versions/:version/infer', infer('/v2/models/{name}/versions/{version}/infer'));
 
   // ---------------------------------------------------------------------------------------------------
   // Model files for the browser demo (read-only): manifest.json and the ONNX files the manifest lists.
@@ -362,95 +304,4 @@ const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;
 export function topk(p: Float32Array, names: string[], k: number): { label: string; index: number; probability: number }[] {
   const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
   return idx.slice(0, Math.min(k, p.length)).map((i) => ({ label: names[i] ?? String(i), index: i, probability: p[i] }));
-}
-
-export function kserveMetadata(m: ModelVersion, versions: string[]) {
-  const outputs = new Map<string, TensorInfo>();
-  for (const g of m.classifier ? [m.encoder, m.classifier] : [m.encoder]) for (const o of g.outputs) if (!outputs.has(o.name)) outputs.set(o.name, o);
-  return {
-    name: m.name,
-    versions,
-    platform: 'onnxruntime_onnx',
-    inputs: [m.encoder.input],
-    outputs: [...outputs.values()],
-    parameters: { view: m.manifest.view, input_size: m.size, class_names: m.classifier ? m.classNames : [] },
-  };
-}
-
-/** Outputs returned when the request names none. */
-export function defaultOutputs(m: ModelVersion): string[] {
-  return m.classifier ? ['embedding', 'probabilities'] : ['embedding'];
-}
-
-/** Which graphs to run for the requested outputs: one graph when one has them all. */
-export function planGraphs(m: ModelVersion, outputs: string[]): Map<Graph, string[]> {
-  const graphs = m.classifier ? [m.classifier, m.encoder] : [m.encoder];
-  const has = (g: Graph, n: string) => g.outputs.some((o) => o.name === n);
-  const plan = new Map<Graph, string[]>();
-  const all = graphs.find((g) => outputs.every((n) => has(g, n)));
-  if (all) {
-    plan.set(all, outputs);
-    return plan;
-  }
-  for (const n of outputs) {
-    const g = graphs.find((x) => has(x, n))!;
-    plan.set(g, [...(plan.get(g) ?? []), n]);
-  }
-  return plan;
-}
-
-interface InferRequest {
-  id?: string;
-  images: Uint8Array[];
-  outputs: string[];
-}
-
-/** Validate a KServe v2 inference request: one UINT8 input [N, size, size, 3], integer data 0..255. */
-export function parseInferRequest(body: unknown, m: ModelVersion, maxImages: number): InferRequest {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('inference request must be a JSON object', 'invalid_request');
-  const o = body as Record<string, unknown>;
-  if (o.id !== undefined && typeof o.id !== 'string') throw badRequest('"id" must be a string', 'invalid_request');
-  if (!Array.isArray(o.inputs) || o.inputs.length !== 1) throw badRequest('"inputs" must be an array holding exactly one tensor', 'invalid_request');
-  const t = o.inputs[0] as Record<string, unknown>;
-  if (!t || typeof t !== 'object' || Array.isArray(t)) throw badRequest('inputs[0] must be a tensor object', 'invalid_request');
-  const want = m.encoder.input;
-  if (t.name !== want.name) throw badRequest(`inputs[0].name must be ${JSON.stringify(want.name)}`, 'invalid_input');
-  if (t.datatype !== 'UINT8') throw badRequest(`inputs[0].datatype must be "UINT8", got ${JSON.stringify(t.datatype)?.slice(0, 40)}`, 'invalid_input');
-  const shape = t.shape;
-  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw badRequest(`inputs[0].shape must be [N, ${m.size}, ${m.size}, 3]`, 'invalid_input');
-  }
-  const [n, h, w, c] = shape as number[];
-  if (h !== m.size || w !== m.size || c !== 3 || n < 1) throw badRequest(`inputs[0].shape must be [N, ${m.size}, ${m.size}, 3] with N >= 1, got [${shape.join(', ')}]`, 'invalid_input');
-  if (n > maxImages) throw tooLarge(`${n} images in one request; the limit is ${maxImages}`, 'too_many_images');
-  const per = h * w * c;
-  const flat = new Uint8Array(n * per);
-  let k = 0;
-  const walk = (v: unknown, depth: number): void => {
-    if (Array.isArray(v)) {
-      if (depth > 4) throw badRequest('inputs[0].data is nested too deeply', 'invalid_input');
-      for (const x of v) walk(x, depth + 1);
-      return;
-    }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) throw badRequest(`inputs[0].data[${k}] is not an integer in [0, 255]`, 'invalid_input');
-    if (k >= flat.length) throw badRequest(`inputs[0].data holds more than the ${flat.length} values of its shape`, 'invalid_input');
-    flat[k++] = v;
-  };
-  if (!Array.isArray(t.data)) throw badRequest('inputs[0].data must be an array of numbers', 'invalid_input');
-  walk(t.data, 0);
-  if (k !== flat.length) throw badRequest(`inputs[0].data holds ${k} values; shape [${shape.join(', ')}] needs ${flat.length}`, 'invalid_input');
-  const available = new Set((m.classifier ? [m.encoder, m.classifier] : [m.encoder]).flatMap((g) => g.outputs.map((x) => x.name)));
-  let outputs = defaultOutputs(m).filter((x) => available.has(x));
-  if (o.outputs !== undefined) {
-    if (!Array.isArray(o.outputs) || o.outputs.length === 0) throw badRequest('"outputs" must be a non-empty array of { name }', 'invalid_request');
-    outputs = o.outputs.map((x, i) => {
-      const name = (x as { name?: unknown })?.name;
-      if (typeof name !== 'string') throw badRequest(`outputs[${i}].name must be a string`, 'invalid_request');
-      if (!available.has(name)) throw badRequest(`unknown output ${JSON.stringify(name.slice(0, 64))} (available: ${[...available].join(', ')})`, 'invalid_output');
-      return name;
-    });
-    outputs = [...new Set(outputs)];
-  }
-  const images = Array.from({ length: n }, (_, i) => flat.subarray(i * per, (i + 1) * per));
-  return { id: o.id as string | undefined, images, outputs };
 }

@@ -392,6 +392,44 @@ test('KServe v2 infer: malformed tensors → 400 / 413 / 415', async () => {
   await runCases(cases);
 });
 
+test('KServe v2 binary tensor data: bad header lengths, truncated or extra bytes, wrong sizes → 400 / 413 / 415', async () => {
+  const n = TINY_SIZE * TINY_SIZE * 3;
+  const head = (size: unknown = n, extra: Record<string, unknown> = {}, top: Record<string, unknown> = {}) =>
+    Buffer.from(JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], parameters: { binary_data_size: size }, ...extra }], ...top }));
+  const px = Buffer.alloc(n, 9);
+  const bin = (h: Buffer, tail: Buffer, len: string = String(h.length), type = 'application/octet-stream') =>
+    ({ type, body: Buffer.concat([h, tail]), headers: { 'inference-header-content-length': len } });
+  const h = head();
+  const rows: [string, ReturnType<typeof bin>, number][] = [
+    ['header length not a number', bin(h, px, 'abc'), 400],
+    ['header length negative', bin(h, px, '-5'), 400],
+    ['header length fractional', bin(h, px, '10.5'), 400],
+    ['header length zero', bin(h, px, '0'), 400],
+    ['header length past the body', bin(h, px, String(h.length + n + 1)), 400],
+    ['header length huge', bin(h, px, '99999999999999999999'), 400],
+    ['header length short (cuts the JSON)', bin(h, px, String(h.length - 3)), 400],
+    ['header length long (JSON + bytes)', bin(h, px, String(h.length + 4)), 400],
+    ['binary truncated', bin(h, px.subarray(0, n - 1)), 400],
+    ['binary truncated to nothing', bin(h, Buffer.alloc(0)), 400],
+    ['binary extra bytes', bin(h, Buffer.concat([px, Buffer.alloc(3)])), 400],
+    ['binary_data_size wrong', bin(head(n - 3), px.subarray(0, n - 3)), 400],
+    ['binary_data_size string', bin(head(String(n)), px), 400],
+    ['binary_data_size negative', bin(head(-1), px), 400],
+    ['binary_data_size and data', bin(head(n, { data: [1] }), px), 400],
+    ['bytes but no binary_data_size', bin(Buffer.from(JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], data: Array(n).fill(1) }] })), px), 400],
+    ['input parameters not an object', bin(head(n, { parameters: 5 }), px), 400],
+    ['binary_data_output not a boolean', bin(head(n, {}, { parameters: { binary_data_output: 'yes' } }), px), 400],
+    ['binary_data not a boolean', bin(head(n, {}, { outputs: [{ name: 'embedding', parameters: { binary_data: 1 } }] }), px), 400],
+    ['header not JSON', bin(Buffer.from('{"inputs": ['), px), 400],
+    ['batch over limit', bin(Buffer.from(JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [MAX_IMAGES + 1, TINY_SIZE, TINY_SIZE, 3], parameters: { binary_data_size: (MAX_IMAGES + 1) * n } }] })), Buffer.alloc(0)), 413],
+    ['body over the limit', bin(head(MAX_BODY + n), Buffer.alloc(MAX_BODY + n)), 413],
+  ];
+  const cases: Case[] = rows.map(([name, b, expect]) => ({ name: `binary ${name}`, path: '/v2/models/tiny/infer', type: b.type, body: b.body, headers: b.headers, expect }));
+  cases.push({ name: 'binary without the header length', path: '/v2/models/tiny/infer', type: 'application/octet-stream', body: Buffer.concat([h, px]), expect: 415 });
+  cases.push({ name: 'binary to an unknown model', path: '/v2/models/nosuch/infer', ...bin(h, px), expect: 404 });
+  await runCases(cases);
+});
+
 test('/v1/embeddings: URLs, token ids, wrong shapes, bad base64, unknown models, oversize → OpenAI error bodies', async () => {
   const good = (await testImage('png', 20, 20, 13)).toString('base64');
   const e = (body: unknown) => JSON.stringify(body);
