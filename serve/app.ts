@@ -81,7 +81,9 @@ export function createApp(deps: AppDeps): express.Express {
       const route = (res.locals.route as string | undefined) ?? (req.method === 'GET' ? 'static' : 'unmatched');
       const code = String(res.statusCode);
       metrics.requests.inc({ route, method: req.method, code });
-      metrics.latency.observe({ route }, (performance.now() - t0) / 1000);
+      const seconds = (performance.now() - t0) / 1000;
+      metrics.latency.observe({ route }, seconds);
+      if (INFERENCE_ROUTES.has(route)) metrics.observeInference((res.locals.model as string | undefined) ?? 'unresolved', route, res.statusCode < 400, seconds);
       if (res.statusCode >= 400) metrics.errors.inc({ route, code, error: (res.locals.errorCode as string | undefined) ?? 'unknown' });
     };
     res.once('finish', done);
@@ -163,7 +165,7 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
 
-  app.get('/metrics', route('/metrics', (_req, res) => void res.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render())));
+  app.get('/metrics', route('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.render())));
   app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
 
   // ---------------------------------------------------------------------------------------------------
@@ -176,6 +178,7 @@ export function createApp(deps: AppDeps): express.Express {
     route('/v1/embed', async (req, res) => {
       const { images, params } = await readImageRequest(req, limits);
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
+      res.locals.model = `${m.name}:${m.version}`;
       const outs = await inferImages(m, m.encoder, images);
       const embeddings = outs.map((o) => Array.from(o.embedding ?? Object.values(o)[0]));
       res.json({ model: m.name, version: m.version, dim: embeddings[0]?.length ?? 0, embeddings });
@@ -187,6 +190,7 @@ export function createApp(deps: AppDeps): express.Express {
     route('/v1/classify', async (req, res) => {
       const { images, params } = await readImageRequest(req, limits);
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
+      res.locals.model = `${m.name}:${m.version}`;
       const topK = intParam(req, params, 'top_k', config.defaultTopK ?? 5, 1, 100000);
       if (!m.classifier) throw notFound(`model ${m.name} v${m.version} has no classifier (export it with a probe head)`, 'classifier_not_found');
       const outs = await inferImages(m, m.classifier, images);
@@ -297,6 +301,9 @@ export function createApp(deps: AppDeps): express.Express {
 
 // -----------------------------------------------------------------------------------------------------
 // Helpers
+
+/** Routes whose requests count as inference requests (cmc_inference_requests_total, per model). */
+const INFERENCE_ROUTES = new Set(['/v1/embed', '/v1/classify', '/v1/embeddings', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer']);
 
 /** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
 const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;

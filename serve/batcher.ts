@@ -21,8 +21,8 @@ export interface BatcherOptions<I, O> {
   timeoutMs: number;
   /** Runs one batch; must return one output per input, in order. */
   run: (items: I[]) => Promise<O[]>;
-  /** Called after each batch (for metrics): its size and how long `run` took. */
-  onBatch?: (size: number, seconds: number) => void;
+  /** Called after each batch (for metrics): its size, how long `run` took, and how long each item waited. */
+  onBatch?: (size: number, seconds: number, queueSeconds: number[]) => void;
   /** Label used in error messages. */
   name?: string;
 }
@@ -146,7 +146,7 @@ export class Batcher<I, O> {
     try {
       const outs = await this.o.run(batch.map((p) => p.item));
       if (outs.length !== batch.length) throw new Error(`${this.name}: run returned ${outs.length} outputs for ${batch.length} inputs`);
-      this.o.onBatch?.(batch.length, (performance.now() - t0) / 1000);
+      this.o.onBatch?.(batch.length, (performance.now() - t0) / 1000, batch.map((p) => (t0 - p.enqueued) / 1000));
       batch.forEach((p, k) => {
         const g = p.group;
         if (g.done) return;

@@ -230,7 +230,8 @@ export class Repository {
       maxQueue: this.opts.maxQueue,
       timeoutMs: this.opts.timeoutMs,
       run: (items) => runBatch(session, input.name, outNames, items, size),
-      onBatch: (n, s) => {
+      onBatch: (n, s, waits) => {
+        for (const w of waits) metrics?.queueDuration.observe(labels, w);
         metrics?.batchSize.observe(labels, n);
         metrics?.inference.observe(labels, s);
         metrics?.images.inc(labels, n);

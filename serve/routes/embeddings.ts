@@ -98,6 +98,7 @@ export function embeddingsHandler(d: EmbeddingsDeps) {
       if (e instanceof ApiError && e.status < 500) throw new ParamError(e.status, e.code === 'model_not_found' || e.code === 'version_not_found' ? 'model_not_found' : e.code, e.message, 'model');
       throw e;
     }
+    res.locals.model = `${m.name}:${m.version}`;
     const dim = m.encoder.outputs.find((o) => o.name === 'embedding')?.shape[1];
     if (r.dimensions !== undefined && r.dimensions !== dim) {
       throw new ParamError(400, 'invalid_dimensions', `model ${m.name}:${m.version} gives ${dim}-dimensional embeddings; "dimensions" must be ${dim} or absent`, 'dimensions');

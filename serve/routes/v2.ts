@@ -91,6 +91,7 @@ export function mountV2(app: Express, route: RouteWrap, d: V2Deps): void {
   app.get('/v2/models/:name/versions/:version/ready', ready('/v2/models/{name}/versions/{version}/ready'));
   const infer = (pattern: string) => route(pattern, async (req, res) => {
     const m = resolve(req);
+    res.locals.model = `${m.name}:${m.version}`;
     const { json, binary } = await readInferBody(req, d.maxBodyBytes);
     const r = parseInferRequest(json, m, d.maxImages, binary);
     const outputs = await runInfer(m, r.images, r.outputs);

@@ -162,7 +162,7 @@ test('KServe v2 infer: UINT8 tensor in, FP32 tensors out, equal to /v1/embed on 
   assert.deepEqual(f.json.outputs.map((o: { name: string; shape: number[] }) => [o.name, o.shape]), [['features', [1, 48]], ['logits', [1, TINY_CLASSES.length]]]);
 });
 
-test('metrics: Prometheus text that parses, with requests, errors, latency and batch-size histograms, queue depth, provider', async () => {
+test('metrics: Prometheus text that parses, with requests, errors, latency and batch-size histograms, queue depth, provider, per-model inference outcomes, queue/compute time, process metrics', async () => {
   await post('/v1/embed', jpeg, 'image/jpeg');
   await post('/v1/embed', Buffer.from('nope'), 'text/plain');
   const r = await request(`${s.url}/metrics`);
@@ -179,7 +179,9 @@ test('metrics: Prometheus text that parses, with requests, errors, latency and b
     }
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$/.exec(line);
     assert.ok(m, `unparsable sample line: ${line}`);
-    samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
+    // Labels in name order, whatever order the exposition wrote them in.
+    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => `${x[1]}="${x[2]}"`).sort((a, b) => (a.startsWith('le=') ? 1 : b.startsWith('le=') ? -1 : a < b ? -1 : 1)) : [];
+    samples.set(m[1] + (labels.length ? `{${labels.join(',')}}` : ''), Number(m[3]));
     const base = m[1].replace(/_(bucket|sum|count)$/, '');
     assert.ok(typed.has(m[1]) || typed.has(base), `sample ${m[1]} without # TYPE`);
   }
@@ -190,6 +192,15 @@ test('metrics: Prometheus text that parses, with requests, errors, latency and b
   assert.ok(find('cmc_batch_size_count{graph="encoder",model="tiny:1"}')[0][1] >= 1);
   assert.ok(find('cmc_queue_depth{graph="encoder",model="tiny:1"}').length === 1);
   assert.equal(find('cmc_execution_provider{provider="cpu",requested="cpu"}')[0][1], 1);
+  // Per model and route, by outcome; queue and compute time; process metrics (prom-client defaults).
+  assert.ok(find('cmc_inference_requests_total{model="tiny:1",outcome="success",route="/v1/embed"}')[0][1] >= 1);
+  assert.ok(find('cmc_inference_requests_total{model="unresolved",outcome="failure",route="/v1/embed"}')[0][1] >= 1);
+  assert.ok(find('cmc_inference_request_duration_seconds_count{model="tiny:1",route="/v1/embed"}')[0][1] >= 1);
+  assert.ok(find('cmc_queue_duration_seconds_count{graph="encoder",model="tiny:1"}')[0][1] >= 1);
+  assert.ok(find('cmc_inference_duration_seconds_count{graph="encoder",model="tiny:1"}')[0][1] >= 1);
+  assert.ok(find('process_resident_memory_bytes')[0][1] > 0);
+  assert.ok(find('process_cpu_seconds_total').length === 1);
+  assert.ok(find('nodejs_eventloop_lag_seconds').length >= 1);
 });
 
 test('openapi.json describes every route; / answers with the demo or a not-built page', async () => {
