@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.ts';
+import { startGrpcServer } from './grpc/server.ts';
 import { Metrics } from './metrics.ts';
 import { chooseProvider, PROVIDERS, type ProviderChoice, type ProviderRequest } from './providers.ts';
 import { Repository } from './repository.ts';
@@ -25,6 +26,8 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 export interface ServeConfig {
   models: string;
   port: number;
+  /** OIP gRPC port (-1 = no gRPC server, 0 = any free port). */
+  grpc_port: number;
   host: string;
   provider: ProviderRequest;
   max_batch: number;
@@ -56,6 +59,7 @@ export interface ServeConfig {
 export const SERVE_DEFAULTS: ServeConfig = {
   models: 'models',
   port: 8080,
+  grpc_port: -1,
   host: '127.0.0.1',
   provider: 'auto',
   max_batch: 32,
@@ -77,7 +81,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
 };
 
 const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
-const NUMERIC: (keyof ServeConfig)[] = ['port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'threads', 'preprocess_workers', 'shutdown_timeout_ms'];
+const NUMERIC: (keyof ServeConfig)[] = ['port', 'grpc_port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'threads', 'preprocess_workers', 'shutdown_timeout_ms'];
 
 /** Environment overrides: CMC_SERVE_PORT, CMC_SERVE_MAX_BATCH, CMC_SERVE_AUTH_TOKEN, ... */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ServeConfig> {
@@ -97,6 +101,8 @@ export function validateConfig(c: ServeConfig): void {
   };
   pos('port', 0);
   if (c.port > 65535) throw new Error(`--port must be <= 65535`);
+  pos('grpc_port', -1);
+  if (c.grpc_port > 65535) throw new Error(`--grpc_port must be <= 65535`);
   pos('max_batch');
   pos('max_delay_ms', 0);
   pos('max_queue');
@@ -113,6 +119,8 @@ export interface RunningServer {
   url: string;
   port: number;
   server: http.Server;
+  /** The OIP gRPC port, when --grpc_port >= 0. */
+  grpcPort?: number;
   repo: Repository;
   metrics: Metrics;
   provider: ProviderChoice;
@@ -180,6 +188,16 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     });
   });
   const port = (server.address() as AddressInfo).port;
+  const grpcServer = cfg.grpc_port >= 0
+    ? await startGrpcServer({
+        repo, metrics, host: cfg.host, port: cfg.grpc_port, maxImages: cfg.max_images, maxMessageBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
+        authToken: cfg.auth_token || undefined, isDraining: () => draining, log,
+      }).catch(async (e) => {
+        server.close();
+        await repo.close();
+        throw e;
+      })
+    : undefined;
   const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   const url = `http://${host}:${port}`;
   let closing: Promise<void> | null = null;
@@ -188,21 +206,24 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       draining = true;
       const stopped = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      const grpcStopped = grpcServer?.close(cfg.shutdown_timeout_ms);
       if (inFlight > 0) {
         await Promise.race([new Promise<void>((r) => idle.push(r)), new Promise<void>((r) => setTimeout(r, cfg.shutdown_timeout_ms).unref())]);
       }
+      await grpcStopped;
       await repo.close();
       await resizePool?.close();
       server.closeAllConnections();
       await stopped;
     })());
-  return { url, port, server, repo, metrics, provider, close };
+  return { url, port, server, grpcPort: grpcServer?.port, repo, metrics, provider, close };
 }
 
 /** Start, print the URL, and shut down gracefully on SIGINT/SIGTERM. Resolves when the server has closed. */
 export async function serveForever(partial: Partial<ServeConfig>): Promise<void> {
   const s = await startServer(partial);
   const names = s.repo.all().map((m) => `${m.name}:${m.version}`);
+  if (s.grpcPort !== undefined) console.log(`OIP gRPC (inference.GRPCInferenceService) on ${s.url.replace(/^http:\/\//, '').replace(/:\d+$/, '')}:${s.grpcPort}`);
   console.log(`cmc serve listening on ${s.url} (provider ${s.provider.provider}; models: ${names.join(', ') || 'none'})`);
   const def = s.repo.defaultModel;
   const dist = partial.web_dist ?? SERVE_DEFAULTS.web_dist;

@@ -17,6 +17,7 @@ export function addServeCommand(program: Command): void {
     .description('HTTP server for exported models: /v1/embed, /v1/classify, KServe v2 /v2/models/{name}/infer, /metrics, /openapi.json')
     .option('--models <path>', 'model repository: models/<name>/manifest.json or models/<name>/<version>/manifest.json', D.models)
     .option('--port <n>', 'TCP port (0 = any free port)', int, D.port)
+    .option('--grpc_port <n>', 'Open Inference Protocol gRPC port (-1 = off, 0 = any free port; Triton uses 8001)', int, D.grpc_port)
     .option('--host <addr>', 'address to listen on (0.0.0.0 to expose beyond this machine)', D.host)
     .addOption(new Option('--provider <name>', 'onnxruntime execution provider (auto: cuda, then a hardware webgpu adapter, then cpu)').choices([...PROVIDERS]).default(D.provider))
     .option('--max_batch <n>', 'largest dynamic batch (images)', int, D.max_batch)

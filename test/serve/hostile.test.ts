@@ -11,6 +11,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { startServer, type RunningServer } from '../../serve/main.ts';
 import { Rng } from '../../train/util/rng.ts';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { grpcClient, grpcCode } from './grpc_client.ts';
 import { oipErrors } from './oip_schema.ts';
 import { multipart, pngHeaderBomb, request, testImage, TINY_SIZE, writeTinyRepository, type Reply } from './fixture.ts';
 
@@ -26,7 +28,7 @@ let total = 0;
 before(async () => {
   models = writeTinyRepository();
   s = await startServer({
-    models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1,
+    models, port: 0, grpc_port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1,
     max_body_mb: MAX_BODY / (1024 * 1024), max_images: MAX_IMAGES, max_pixels: MAX_PIXELS,
   });
   await request(`${s.url}/v1/embed`, { method: 'POST', body: await testImage('jpeg'), headers: { 'content-type': 'image/jpeg' } });
@@ -428,6 +430,49 @@ test('KServe v2 binary tensor data: bad header lengths, truncated or extra bytes
   cases.push({ name: 'binary without the header length', path: '/v2/models/tiny/infer', type: 'application/octet-stream', body: Buffer.concat([h, px]), expect: 415 });
   cases.push({ name: 'binary to an unknown model', path: '/v2/models/nosuch/infer', ...bin(h, px), expect: 404 });
   await runCases(cases);
+});
+
+test('gRPC ModelInfer: wrong tensor sizes, shapes, types, names and models → INVALID_ARGUMENT / NOT_FOUND / RESOURCE_EXHAUSTED', async () => {
+  const c = grpcClient(`127.0.0.1:${s.grpcPort}`);
+  const n = TINY_SIZE * TINY_SIZE * 3;
+  const px = Buffer.alloc(n, 5);
+  const t = (over: Record<string, unknown> = {}) => ({ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], ...over });
+  const { INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED } = grpcStatus;
+  const rows: [string, Record<string, unknown>, number][] = [
+    ['raw empty', { raw_input_contents: [Buffer.alloc(0)] }, INVALID_ARGUMENT],
+    ['raw one byte short', { raw_input_contents: [px.subarray(1)] }, INVALID_ARGUMENT],
+    ['raw doubled', { raw_input_contents: [Buffer.concat([px, px])] }, INVALID_ARGUMENT],
+    ['shape huge', { inputs: [t({ shape: [1e12, TINY_SIZE, TINY_SIZE, 3] })] }, INVALID_ARGUMENT],
+    ['shape negative', { inputs: [t({ shape: [-1, TINY_SIZE, TINY_SIZE, 3] })] }, INVALID_ARGUMENT],
+    ['shape empty', { inputs: [t({ shape: [] })] }, INVALID_ARGUMENT],
+    ['shape NCHW', { inputs: [t({ shape: [1, 3, TINY_SIZE, TINY_SIZE] })] }, INVALID_ARGUMENT],
+    ['datatype BYTES', { inputs: [t({ datatype: 'BYTES' })] }, INVALID_ARGUMENT],
+    ['datatype empty', { inputs: [t({ datatype: '' })] }, INVALID_ARGUMENT],
+    ['input name', { inputs: [t({ name: 'pixels' })] }, INVALID_ARGUMENT],
+    ['two inputs', { inputs: [t(), t()], raw_input_contents: [px, px] }, INVALID_ARGUMENT],
+    ['contents and raw', { inputs: [t({ contents: { uint_contents: [1, 2] } })] }, INVALID_ARGUMENT],
+    ['uint_contents short', { inputs: [t({ contents: { uint_contents: [1, 2, 3] } })], raw_input_contents: [] }, INVALID_ARGUMENT],
+    ['uint_contents over 255', { inputs: [t({ contents: { uint_contents: Array(n).fill(256) } })], raw_input_contents: [] }, INVALID_ARGUMENT],
+    ['no data at all', { raw_input_contents: [] }, INVALID_ARGUMENT],
+    ['batch over limit', { inputs: [t({ shape: [MAX_IMAGES + 1, TINY_SIZE, TINY_SIZE, 3] })], raw_input_contents: [Buffer.alloc((MAX_IMAGES + 1) * n)] }, RESOURCE_EXHAUSTED],
+    ['message over the limit', { raw_input_contents: [Buffer.alloc(MAX_BODY + 1)] }, RESOURCE_EXHAUSTED],
+    ['unknown model', { model_name: 'nosuch' }, NOT_FOUND],
+    ['bad model name', { model_name: '../tiny' }, INVALID_ARGUMENT],
+    ['unknown version', { model_name: 'multi', model_version: '7' }, NOT_FOUND],
+    ['unknown output', { outputs: [{ name: 'secrets' }] }, INVALID_ARGUMENT],
+  ];
+  const failures: string[] = [];
+  try {
+    for (const [name, over, want] of rows) {
+      const r = await grpcCode(c.call('ModelInfer', { model_name: 'tiny', inputs: [t()], raw_input_contents: [px], ...over }));
+      if (r.code !== want || !r.details || /\n\s+at |node_modules/.test(r.details)) failures.push(`grpc ${name}: code ${r.code} (${r.details}), want ${want}`);
+    }
+    assert.deepEqual(await c.call('ServerLive', {}), { live: true });
+  } finally {
+    c.close();
+  }
+  total += rows.length;
+  assert.deepEqual(failures, [], failures.join('\n'));
 });
 
 test('/v1/embeddings: URLs, token ids, wrong shapes, bad base64, unknown models, oversize → OpenAI error bodies', async () => {
