@@ -24,6 +24,7 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { ApiError, notFound, ShuttingDownError, toApiError } from './errors.ts';
 import { intParam, readImageRequest, stringParam, type InputLimits } from './inputs.ts';
+import type { InferenceFlow } from './flow.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { type DecodeLimits } from './preprocess.ts';
@@ -56,6 +57,8 @@ export interface AppDeps {
   log?: (line: string) => void;
   /** Worker threads for the resize + crop (none: in the event loop). */
   resizePool?: ResizePool;
+  /** Tracks inference requests until they reach a batcher (the repository's batchers read it). */
+  flow?: InferenceFlow;
 }
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
@@ -133,7 +136,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   const route = (pattern: string, h: Handler) => async (req: Request, res: Response) => {
     res.locals.route = pattern;
-    await h(req, res);
+    if (deps.flow && INFERENCE_ROUTES.has(pattern)) await deps.flow.track(async () => h(req, res));
+    else await h(req, res);
   };
   const limits: InputLimits & DecodeLimits = { maxBodyBytes: config.maxBodyBytes, maxImages: config.maxImages, maxPixels: config.maxPixels };
 

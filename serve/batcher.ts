@@ -10,6 +10,8 @@
  *   OverloadedError (HTTP 429 + Retry-After); a submission is all-or-nothing.
  * - An item still queued (not yet running) `timeoutMs` after its submission fails with QueueTimeoutError
  *   (HTTP 503) and is dropped from the queue; items already in a running batch are not interrupted.
+ * - With `expectMore`, the delay applies only while more submissions are on their way (serve/flow.ts):
+ *   a lone request does not wait for company that is not coming.
  * - `drain()` waits until the queue is empty and nothing runs; `close()` refuses new work and drains.
  */
 import { OverloadedError, QueueTimeoutError, ShuttingDownError } from './errors.ts';
@@ -23,6 +25,10 @@ export interface BatcherOptions<I, O> {
   run: (items: I[]) => Promise<O[]>;
   /** Called after each batch (for metrics): its size, how long `run` took, and how long each item waited. */
   onBatch?: (size: number, seconds: number, queueSeconds: number[]) => void;
+  /** Called on each submission, before scheduling (InferenceFlow.submitted). */
+  onSubmit?: () => void;
+  /** False when no other submission is on its way: the queue then runs without waiting for the delay. */
+  expectMore?: () => boolean;
   /** Label used in error messages. */
   name?: string;
 }
@@ -82,6 +88,7 @@ export class Batcher<I, O> {
         group.timer = setTimeout(() => this.expire(group), this.o.timeoutMs);
         group.timer.unref?.();
       }
+      this.o.onSubmit?.();
       this.schedule();
     });
   }
@@ -115,7 +122,7 @@ export class Batcher<I, O> {
 
   private schedule(): void {
     if (this.running || this.queue.length === 0) return;
-    if (this.queue.length >= this.o.maxBatch || this.o.maxDelayMs <= 0) {
+    if (this.queue.length >= this.o.maxBatch || this.o.maxDelayMs <= 0 || this.o.expectMore?.() === false) {
       this.clearTimer();
       void this.runBatch();
       return;

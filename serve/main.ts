@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.ts';
 import { startGrpcServer } from './grpc/server.ts';
+import { InferenceFlow } from './flow.ts';
 import { Metrics } from './metrics.ts';
 import { chooseProvider, PROVIDERS, type ProviderChoice, type ProviderRequest } from './providers.ts';
 import { Repository } from './repository.ts';
@@ -133,6 +134,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   validateConfig(cfg);
   const log = cfg.quiet ? () => {} : (l: string) => console.error(l);
   const metrics = new Metrics();
+  const flow = new InferenceFlow();
   const provider = await chooseProvider(cfg.provider, log);
   metrics.provider.set({ provider: provider.provider, requested: provider.requested }, 1);
   const repo = await Repository.load({
@@ -146,6 +148,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     spinning: cfg.ort_spinning,
     defaultModel: cfg.default_model || undefined,
     metrics,
+    flow,
     log,
   });
   if (!repo.ready) log(`[serve] warning: no model loaded from ${path.resolve(cfg.models)} (readiness will report 503)`);
@@ -153,6 +156,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   const resizePool = cfg.preprocess_workers > 0 ? new ResizePool(Math.floor(cfg.preprocess_workers)) : undefined;
   const app = createApp({
     resizePool,
+    flow,
     repo,
     metrics,
     provider: provider.provider,
@@ -191,7 +195,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   const grpcServer = cfg.grpc_port >= 0
     ? await startGrpcServer({
         repo, metrics, host: cfg.host, port: cfg.grpc_port, maxImages: cfg.max_images, maxMessageBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
-        authToken: cfg.auth_token || undefined, isDraining: () => draining, log,
+        authToken: cfg.auth_token || undefined, isDraining: () => draining, flow, log,
       }).catch(async (e) => {
         server.close();
         await repo.close();

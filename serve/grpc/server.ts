@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ApiError, badRequest, toApiError } from '../errors.ts';
+import type { InferenceFlow } from '../flow.ts';
 import type { Metrics } from '../metrics.ts';
 import { float32Bytes, parseInferRequest, runInfer } from '../oip/infer.ts';
 import type { Repository } from '../repository.ts';
@@ -53,6 +54,8 @@ export interface GrpcOptions {
   maxMessageBytes: number;
   authToken?: string;
   isDraining?: () => boolean;
+  /** ModelInfer calls count as on their way to the batchers until they submit (flow.ts). */
+  flow?: InferenceFlow;
   log?: (line: string) => void;
 }
 
@@ -136,29 +139,31 @@ export async function startGrpcServer(o: GrpcOptions): Promise<RunningGrpc> {
       const { name, versions, platform, inputs, outputs } = modelMetadata(m, repo.versions(m.name).map((v) => v.version));
       return { name, versions, platform, inputs, outputs };
     }),
-    ModelInfer: unary('ModelInfer', async (r: ModelInferRequest) => {
-      const t0 = performance.now();
-      let model = 'unresolved';
-      try {
-        const m = resolve(r.model_name, r.model_version);
-        model = `${m.name}:${m.version}`;
-        const { json, binary } = restShape(r);
-        const req = parseInferRequest(json, m, o.maxImages, binary);
-        const outs = await runInfer(m, req.images, req.outputs);
-        metrics.observeInference(model, 'grpc/ModelInfer', true, (performance.now() - t0) / 1000);
-        return {
-          model_name: m.name,
-          model_version: m.version,
-          id: r.id,
-          outputs: outs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
-          raw_output_contents: outs.map((t) => float32Bytes(t.data)),
-        };
-      } catch (e) {
-        metrics.observeInference(model, 'grpc/ModelInfer', false, (performance.now() - t0) / 1000);
-        throw e;
-      }
-    }),
+    ModelInfer: unary('ModelInfer', async (r: ModelInferRequest) => (o.flow ? o.flow.track(() => modelInfer(r)) : modelInfer(r))),
   });
+  /** ModelInfer: the REST validation and runner over the gRPC request. */
+  async function modelInfer(r: ModelInferRequest) {
+    const t0 = performance.now();
+    let model = 'unresolved';
+    try {
+      const m = resolve(r.model_name, r.model_version);
+      model = `${m.name}:${m.version}`;
+      const { json, binary } = restShape(r);
+      const req = parseInferRequest(json, m, o.maxImages, binary);
+      const outs = await runInfer(m, req.images, req.outputs);
+      metrics.observeInference(model, 'grpc/ModelInfer', true, (performance.now() - t0) / 1000);
+      return {
+        model_name: m.name,
+        model_version: m.version,
+        id: r.id,
+        outputs: outs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
+        raw_output_contents: outs.map((t) => float32Bytes(t.data)),
+      };
+    } catch (e) {
+      metrics.observeInference(model, 'grpc/ModelInfer', false, (performance.now() - t0) / 1000);
+      throw e;
+    }
+  }
   const port = await new Promise<number>((res, rej) =>
     server.bindAsync(`${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
   );

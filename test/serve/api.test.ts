@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -241,11 +242,18 @@ test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) 
     await t.close();
   }
   const slow = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 300, timeout_ms: 20 });
+  // A second request still sending its body is on its way, so the batcher waits for it (max_delay_ms)
+  // and the first request's 20 ms in the queue run out.
+  const onItsWay = http.request(`${slow.url}/v1/embed`, { method: 'POST', headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length) } });
+  onItsWay.on('error', () => {});
   try {
+    onItsWay.write(jpeg.subarray(0, 10));
+    await new Promise((res) => setTimeout(res, 50));
     const r = await request(`${slow.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.error.code, 'timeout');
   } finally {
+    onItsWay.destroy();
     await slow.close();
   }
   // Graceful shutdown: a request in flight when close() starts still completes; new ones are refused.
@@ -276,5 +284,18 @@ test('--preprocess_workers: the resize in worker threads gives the same embeddin
     assert.equal(bad.status, 422);
   } finally {
     await w.close();
+  }
+});
+
+test('a lone request does not wait for --max_delay_ms (nothing else is on its way); its queue time shows in /metrics', async () => {
+  const lone = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 5000 });
+  try {
+    const r = await request(`${lone.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    assert.equal(r.status, 200, r.text);
+    const m = await (await fetch(`${lone.url}/metrics`)).text();
+    const sum = Number(/cmc_queue_duration_seconds_sum\{model="tiny:1",graph="encoder"\} (\S+)/.exec(m)?.[1]);
+    assert.ok(sum >= 0 && sum < 2.5, `queued ${sum} s; before serve/flow.ts it waited the whole 5 s delay`);
+  } finally {
+    await lone.close();
   }
 });
