@@ -208,9 +208,13 @@ test('openapi.json describes every route; / answers with the demo or a not-built
   const r = await request(`${s.url}/openapi.json`);
   assert.equal(r.json.openapi, '3.1.0');
   const paths = Object.keys(r.json.paths);
-  for (const p of ['/v1/embed', '/v1/classify', '/v1/models', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}/ready', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/metrics', '/openapi.json', '/']) {
+  for (const p of ['/v1/embed', '/v1/classify', '/v1/embeddings', '/v1/models', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}/ready', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/metrics', '/openapi.json', '/']) {
     assert.ok(paths.includes(p), `openapi lacks ${p}`);
   }
+  // Each protocol's error shape is documented on its routes.
+  assert.deepEqual(r.json.paths['/v2/models/{name}/infer'].post.responses['400'], { $ref: '#/components/responses/OipError' });
+  assert.deepEqual(r.json.paths['/v1/embeddings'].post.responses['400'], { $ref: '#/components/responses/OpenAIError' });
+  assert.ok(r.json.paths['/v2/models/{name}/infer'].post.requestBody.content['application/octet-stream'], 'binary tensor data documented');
   const home = await request(`${s.url}/`);
   assert.equal(home.status, 200);
   assert.match(home.headers.get('content-type') ?? '', /html/);

@@ -7,8 +7,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { startServer, type RunningServer } from '../../serve/main.ts';
+import { openApiDocument } from '../../serve/openapi.ts';
 import { request, testImage, TINY_EMBED, writeTinyRepository } from './fixture.ts';
 
 let models: string;
@@ -91,4 +93,20 @@ test('openai client: bad requests surface as APIError with status, type, param a
   const dims = await openAiError({ model: 'tiny', input: png.toString('base64'), dimensions: 3 });
   assert.equal(dims.status, 400);
   assert.equal(dims.param, 'dimensions');
+});
+
+test('raw HTTP bodies (float and base64, and an error) fit the OpenAPI document\'s schemas for /v1/embeddings', async () => {
+  const doc = openApiDocument() as { components: { schemas: Record<string, object> } };
+  const ajv = new Ajv({ strict: false });
+  ajv.addSchema({ $id: 'doc', components: doc.components });
+  const ok = ajv.getSchema('doc#/components/schemas/EmbeddingsResponse')!;
+  const err = ajv.getSchema('doc#/components/schemas/OpenAIError')!;
+  for (const encoding_format of ['float', 'base64']) {
+    const r = await request(`${s.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', input: [png.toString('base64')], encoding_format }) });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(ok(r.json), ajv.errorsText(ok.errors));
+  }
+  const bad = await request(`${s.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'http://x/y.png' }) });
+  assert.equal(bad.status, 400);
+  assert.ok(err(bad.json), ajv.errorsText(err.errors));
 });
