@@ -60,7 +60,7 @@ export function addServeBenchCommand(parent: Command): void {
     .description('benchmark cmc serve on loopback with autocannon (real JPEGs) against in-process onnxruntime on the same model')
     .option('--models <path>', 'model repository (default: a generated tiny model)', '')
     .option('--model <name>', 'model to benchmark (default: the first)', '')
-    .option('--concurrency <list>', 'client concurrencies', '1,8,32')
+    .option('--concurrency <list>', 'client concurrencies (images/s and p50/p90/p95/p99 latency at each)', '1,4,16,32,64')
     .option('--duration <s>', 'seconds per concurrency', num, 5)
     .option('--max_batch <n>', 'server max batch', int, D.max_batch)
     .option('--max_delay_ms <ms>', 'server batching delay', num, D.max_delay_ms)
