@@ -12,6 +12,8 @@
  *   (HTTP 503) and is dropped from the queue; items already in a running batch are not interrupted.
  * - `reserve(n)` takes n places in the queue before the items exist (the server reserves before it decodes
  *   images, so a request refused for a full queue costs no decoding); reserved places count as queued.
+ * - With `expectMore`, the delay applies only while more submissions are on their way (serve/flow.ts):
+ *   a lone request does not wait for company that is not coming.
  * - `drain()` waits until the queue is empty and nothing runs; `close()` refuses new work and drains.
  */
 import { OverloadedError, QueueTimeoutError, ShuttingDownError } from './errors.ts';
@@ -23,8 +25,12 @@ export interface BatcherOptions<I, O> {
   timeoutMs: number;
   /** Runs one batch; must return one output per input, in order. */
   run: (items: I[]) => Promise<O[]>;
-  /** Called after each batch (for metrics): its size and how long `run` took. */
-  onBatch?: (size: number, seconds: number) => void;
+  /** Called after each batch (for metrics): its size, how long `run` took, and how long each item waited. */
+  onBatch?: (size: number, seconds: number, queueSeconds: number[]) => void;
+  /** Called on each submission, before scheduling (InferenceFlow.submitted). */
+  onSubmit?: () => void;
+  /** False when no other submission is on its way: the queue then runs without waiting for the delay. */
+  expectMore?: () => boolean;
   /** Label used in error messages. */
   name?: string;
 }
@@ -127,6 +133,7 @@ export class Batcher<I, O> {
         group.timer = setTimeout(() => this.expire(group), this.o.timeoutMs);
         group.timer.unref?.();
       }
+      this.o.onSubmit?.();
       this.schedule();
     });
   }
@@ -160,7 +167,7 @@ export class Batcher<I, O> {
 
   private schedule(): void {
     if (this.running || this.queue.length === 0) return;
-    if (this.queue.length >= this.o.maxBatch || this.o.maxDelayMs <= 0) {
+    if (this.queue.length >= this.o.maxBatch || this.o.maxDelayMs <= 0 || this.o.expectMore?.() === false) {
       this.clearTimer();
       void this.runBatch();
       return;
@@ -191,7 +198,7 @@ export class Batcher<I, O> {
     try {
       const outs = await this.o.run(batch.map((p) => p.item));
       if (outs.length !== batch.length) throw new Error(`${this.name}: run returned ${outs.length} outputs for ${batch.length} inputs`);
-      this.o.onBatch?.(batch.length, (performance.now() - t0) / 1000);
+      this.o.onBatch?.(batch.length, (performance.now() - t0) / 1000, batch.map((p) => (t0 - p.enqueued) / 1000));
       batch.forEach((p, k) => {
         const g = p.group;
         if (g.done) return;

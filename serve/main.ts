@@ -16,6 +16,8 @@ import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { createApp } from './app.ts';
+import { startGrpcServer } from './grpc/server.ts';
+import { InferenceFlow } from './flow.ts';
 import { Metrics } from './metrics.ts';
 import { chooseProvider, PROVIDERS, type ProviderChoice, type ProviderRequest } from './providers.ts';
 import { Repository } from './repository.ts';
@@ -26,6 +28,8 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 export interface ServeConfig {
   models: string;
   port: number;
+  /** OIP gRPC port (-1 = no gRPC server, 0 = any free port). */
+  grpc_port: number;
   host: string;
   provider: ProviderRequest;
   max_batch: number;
@@ -73,6 +77,7 @@ export interface ServeConfig {
 export const SERVE_DEFAULTS: ServeConfig = {
   models: 'models',
   port: 8080,
+  grpc_port: -1,
   host: '127.0.0.1',
   provider: 'auto',
   max_batch: 32,
@@ -103,7 +108,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
 
 const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
 const NUMERIC: (keyof ServeConfig)[] = [
-  'port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
+  'port', 'grpc_port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
   'max_json_mb', 'max_inflight_body_mb', 'max_connections', 'headers_timeout_ms', 'request_timeout_ms', 'keep_alive_timeout_ms', 'threads',
   'preprocess_workers', 'shutdown_timeout_ms',
 ];
@@ -126,6 +131,8 @@ export function validateConfig(c: ServeConfig): void {
   };
   pos('port', 0);
   if (c.port > 65535) throw new Error(`--port must be <= 65535`);
+  pos('grpc_port', -1);
+  if (c.grpc_port > 65535) throw new Error(`--grpc_port must be <= 65535`);
   pos('max_batch');
   pos('max_delay_ms', 0);
   pos('max_queue');
@@ -155,6 +162,8 @@ export interface RunningServer {
   server: http.Server;
   /** The Express app (its router lists every route). */
   app: Express;
+  /** The OIP gRPC port, when --grpc_port >= 0. */
+  grpcPort?: number;
   repo: Repository;
   metrics: Metrics;
   provider: ProviderChoice;
@@ -167,6 +176,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   validateConfig(cfg);
   const log = cfg.quiet ? () => {} : (l: string) => console.error(l);
   const metrics = new Metrics();
+  const flow = new InferenceFlow();
   const provider = await chooseProvider(cfg.provider, log);
   metrics.provider.set({ provider: provider.provider, requested: provider.requested }, 1);
   const repo = await Repository.load({
@@ -180,6 +190,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     spinning: cfg.ort_spinning,
     defaultModel: cfg.default_model || undefined,
     metrics,
+    flow,
     log,
   });
   if (!repo.ready) log(`[serve] warning: no model loaded from ${path.resolve(cfg.models)} (readiness will report 503)`);
@@ -187,6 +198,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   const resizePool = cfg.preprocess_workers > 0 ? new ResizePool(Math.floor(cfg.preprocess_workers)) : undefined;
   const app = createApp({
     resizePool,
+    flow,
     repo,
     metrics,
     provider: provider.provider,
@@ -228,6 +240,16 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     });
   });
   const port = (server.address() as AddressInfo).port;
+  const grpcServer = cfg.grpc_port >= 0
+    ? await startGrpcServer({
+        repo, metrics, host: cfg.host, port: cfg.grpc_port, maxImages: cfg.max_images, maxMessageBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
+        authToken: cfg.auth_token || undefined, isDraining: () => draining, flow, log,
+      }).catch(async (e) => {
+        server.close();
+        await repo.close();
+        throw e;
+      })
+    : undefined;
   const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   const url = `http://${host}:${port}`;
   let closing: Promise<void> | null = null;
@@ -236,21 +258,24 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       draining = true;
       const stopped = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      const grpcStopped = grpcServer?.close(cfg.shutdown_timeout_ms);
       if (inFlight > 0) {
         await Promise.race([new Promise<void>((r) => idle.push(r)), new Promise<void>((r) => setTimeout(r, cfg.shutdown_timeout_ms).unref())]);
       }
+      await grpcStopped;
       await repo.close();
       await resizePool?.close();
       server.closeAllConnections();
       await stopped;
     })());
-  return { url, port, server, app, repo, metrics, provider, close };
+  return { url, port, server, app, grpcPort: grpcServer?.port, repo, metrics, provider, close };
 }
 
 /** Start, print the URL, and shut down gracefully on SIGINT/SIGTERM. Resolves when the server has closed. */
 export async function serveForever(partial: Partial<ServeConfig>): Promise<void> {
   const s = await startServer(partial);
   const names = s.repo.all().map((m) => `${m.name}:${m.version}`);
+  if (s.grpcPort !== undefined) console.log(`OIP gRPC (inference.GRPCInferenceService) on ${s.url.replace(/^http:\/\//, '').replace(/:\d+$/, '')}:${s.grpcPort}`);
   console.log(`cmc serve listening on ${s.url} (provider ${s.provider.provider}; models: ${names.join(', ') || 'none'})`);
   const def = s.repo.defaultModel;
   const dist = partial.web_dist ?? SERVE_DEFAULTS.web_dist;

@@ -18,6 +18,7 @@ import { parseManifest, type Manifest } from '../train/export/manifest.ts';
 import { loadOnnxModel, toNumber, type IValueInfoProto } from '../train/export/onnx_proto.ts';
 import { Batcher } from './batcher.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
+import type { InferenceFlow } from './flow.ts';
 import type { Metrics } from './metrics.ts';
 import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile, readModelFile } from './model_files.ts';
 import { createSession, type Logger, type Provider } from './providers.ts';
@@ -75,6 +76,8 @@ export interface RepositoryOptions {
   spinning?: boolean;
   defaultModel?: string;
   metrics?: Metrics;
+  /** Requests on their way to the batchers: batches wait for --max_delay_ms only while some are. */
+  flow?: InferenceFlow;
   log?: Logger;
 }
 
@@ -206,7 +209,7 @@ export class Repository {
   }
 
   private async loadGraph(name: string, version: string, role: GraphRole, file: string, size: number): Promise<Graph> {
-    const { provider, threads, spinning, log, metrics } = this.opts;
+    const { provider, threads, spinning, log, metrics, flow } = this.opts;
     fs.closeSync(openModelFile(file, this.opts.root, MAX_ONNX_BYTES).fd); // a regular file inside the repository
     const loaded = loadOnnxModel(file); // validates structure and the manifest's sha256
     const g = loaded.model.graph!;
@@ -232,7 +235,9 @@ export class Repository {
       maxQueue: this.opts.maxQueue,
       timeoutMs: this.opts.timeoutMs,
       run: (items) => runBatch(session, input.name, outNames, items, size),
-      onBatch: (n, s) => {
+      ...(flow ? { onSubmit: () => flow.submitted(), expectMore: () => flow.expectMore } : {}),
+      onBatch: (n, s, waits) => {
+        for (const w of waits) metrics?.queueDuration.observe(labels, w);
         metrics?.batchSize.observe(labels, n);
         metrics?.inference.observe(labels, s);
         metrics?.images.inc(labels, n);

@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -162,7 +163,7 @@ test('KServe v2 infer: UINT8 tensor in, FP32 tensors out, equal to /v1/embed on 
   assert.deepEqual(f.json.outputs.map((o: { name: string; shape: number[] }) => [o.name, o.shape]), [['features', [1, 48]], ['logits', [1, TINY_CLASSES.length]]]);
 });
 
-test('metrics: Prometheus text that parses, with requests, errors, latency and batch-size histograms, queue depth, provider', async () => {
+test('metrics: Prometheus text that parses, with requests, errors, latency and batch-size histograms, queue depth, provider, per-model inference outcomes, queue/compute time, process metrics', async () => {
   await post('/v1/embed', jpeg, 'image/jpeg');
   await post('/v1/embed', Buffer.from('nope'), 'text/plain');
   const r = await request(`${s.url}/metrics`);
@@ -179,7 +180,9 @@ test('metrics: Prometheus text that parses, with requests, errors, latency and b
     }
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$/.exec(line);
     assert.ok(m, `unparsable sample line: ${line}`);
-    samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
+    // Labels in name order, whatever order the exposition wrote them in.
+    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => `${x[1]}="${x[2]}"`).sort((a, b) => (a.startsWith('le=') ? 1 : b.startsWith('le=') ? -1 : a < b ? -1 : 1)) : [];
+    samples.set(m[1] + (labels.length ? `{${labels.join(',')}}` : ''), Number(m[3]));
     const base = m[1].replace(/_(bucket|sum|count)$/, '');
     assert.ok(typed.has(m[1]) || typed.has(base), `sample ${m[1]} without # TYPE`);
   }
@@ -190,15 +193,28 @@ test('metrics: Prometheus text that parses, with requests, errors, latency and b
   assert.ok(find('cmc_batch_size_count{graph="encoder",model="tiny:1"}')[0][1] >= 1);
   assert.ok(find('cmc_queue_depth{graph="encoder",model="tiny:1"}').length === 1);
   assert.equal(find('cmc_execution_provider{provider="cpu",requested="cpu"}')[0][1], 1);
+  // Per model and route, by outcome; queue and compute time; process metrics (prom-client defaults).
+  assert.ok(find('cmc_inference_requests_total{model="tiny:1",outcome="success",route="/v1/embed"}')[0][1] >= 1);
+  assert.ok(find('cmc_inference_requests_total{model="unresolved",outcome="failure",route="/v1/embed"}')[0][1] >= 1);
+  assert.ok(find('cmc_inference_request_duration_seconds_count{model="tiny:1",route="/v1/embed"}')[0][1] >= 1);
+  assert.ok(find('cmc_queue_duration_seconds_count{graph="encoder",model="tiny:1"}')[0][1] >= 1);
+  assert.ok(find('cmc_inference_duration_seconds_count{graph="encoder",model="tiny:1"}')[0][1] >= 1);
+  assert.ok(find('process_resident_memory_bytes')[0][1] > 0);
+  assert.ok(find('process_cpu_seconds_total').length === 1);
+  assert.ok(find('nodejs_eventloop_lag_seconds').length >= 1);
 });
 
 test('openapi.json describes every route; / answers with the demo or a not-built page', async () => {
   const r = await request(`${s.url}/openapi.json`);
   assert.equal(r.json.openapi, '3.1.0');
   const paths = Object.keys(r.json.paths);
-  for (const p of ['/v1/embed', '/v1/classify', '/v1/models', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}/ready', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/metrics', '/openapi.json', '/']) {
+  for (const p of ['/v1/embed', '/v1/classify', '/v1/embeddings', '/v1/models', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}/ready', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/metrics', '/openapi.json', '/']) {
     assert.ok(paths.includes(p), `openapi lacks ${p}`);
   }
+  // Each protocol's error shape is documented on its routes.
+  assert.deepEqual(r.json.paths['/v2/models/{name}/infer'].post.responses['400'], { $ref: '#/components/responses/OipError' });
+  assert.deepEqual(r.json.paths['/v1/embeddings'].post.responses['400'], { $ref: '#/components/responses/OpenAIError' });
+  assert.ok(r.json.paths['/v2/models/{name}/infer'].post.requestBody.content['application/octet-stream'], 'binary tensor data documented');
   const home = await request(`${s.url}/`);
   assert.equal(home.status, 200);
   assert.match(home.headers.get('content-type') ?? '', /html/);
@@ -230,11 +246,18 @@ test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) 
     await t.close();
   }
   const slow = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 300, timeout_ms: 20 });
+  // A second request still sending its body is on its way, so the batcher waits for it (max_delay_ms)
+  // and the first request's 20 ms in the queue run out.
+  const onItsWay = http.request(`${slow.url}/v1/embed`, { method: 'POST', headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length) } });
+  onItsWay.on('error', () => {});
   try {
+    onItsWay.write(jpeg.subarray(0, 10));
+    await new Promise((res) => setTimeout(res, 50));
     const r = await request(`${slow.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.error.code, 'timeout');
   } finally {
+    onItsWay.destroy();
     await slow.close();
   }
   // Graceful shutdown: a request in flight when close() starts still completes; new ones are refused.
@@ -265,5 +288,18 @@ test('--preprocess_workers: the resize in worker threads gives the same embeddin
     assert.equal(bad.status, 422);
   } finally {
     await w.close();
+  }
+});
+
+test('a lone request does not wait for --max_delay_ms (nothing else is on its way); its queue time shows in /metrics', async () => {
+  const lone = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 5000 });
+  try {
+    const r = await request(`${lone.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    assert.equal(r.status, 200, r.text);
+    const m = await (await fetch(`${lone.url}/metrics`)).text();
+    const sum = Number(/cmc_queue_duration_seconds_sum\{model="tiny:1",graph="encoder"\} (\S+)/.exec(m)?.[1]);
+    assert.ok(sum >= 0 && sum < 2.5, `queued ${sum} s; before serve/flow.ts it waited the whole 5 s delay`);
+  } finally {
+    await lone.close();
   }
 });

@@ -96,3 +96,19 @@ test('batcher.reserve: reserved places count as queued until submitted or releas
   assert.equal(b.depth, 0);
   assert.deepEqual(await b.submit([1, 2, 3]), [10, 20, 30]);
 });
+
+test('batcher with expectMore: a lone submission runs at once; while more are on their way it waits for the delay', async () => {
+  const r = recorder();
+  let more = false;
+  const b = new Batcher({ maxBatch: 32, maxDelayMs: 10000, maxQueue: 100, timeoutMs: 0, run: r.run, expectMore: () => more });
+  const t0 = performance.now();
+  assert.deepEqual(await b.submit([1]), [10]);
+  assert.ok(performance.now() - t0 < 1000, 'no 10 s wait for company that is not coming');
+  more = true;
+  const waiting = b.submit([2]);
+  await new Promise((res) => setTimeout(res, 30));
+  assert.equal(b.depth, 1, 'waits while another submission is on its way');
+  more = false;
+  assert.deepEqual(await Promise.all([waiting, b.submit([3])]), [[20], [30]]);
+  assert.deepEqual(r.sizes, [1, 2]);
+});

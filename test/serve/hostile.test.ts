@@ -1,6 +1,7 @@
 /**
- * Malformed and hostile requests: each must get the right 4xx with a JSON `{ error: { code, message } }`
- * body (no stack trace), and the server must stay up with bounded memory afterwards.
+ * Malformed and hostile requests: each must get the right 4xx with a JSON error body in its protocol's shape
+ * (`{ error: { code, message } }`, OpenAI's on /v1/embeddings, the OIP spec's on /v2; no stack trace), and
+ * the server must stay up with bounded memory afterwards.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { startServer, type RunningServer } from '../../serve/main.ts';
 import { Rng } from '../../train/util/rng.ts';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { grpcClient, grpcCode } from './grpc_client.ts';
+import { oipErrors } from './oip_schema.ts';
 import { multipart, pngHeaderBomb, request, testImage, TINY_SIZE, writeTinyRepository, type Reply } from './fixture.ts';
 
 const MAX_BODY = 1024 * 1024;
@@ -24,7 +28,7 @@ let total = 0;
 before(async () => {
   models = writeTinyRepository();
   s = await startServer({
-    models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1,
+    models, port: 0, grpc_port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1,
     max_body_mb: MAX_BODY / (1024 * 1024), max_images: MAX_IMAGES, max_pixels: MAX_PIXELS,
   });
   await request(`${s.url}/v1/embed`, { method: 'POST', body: await testImage('jpeg'), headers: { 'content-type': 'image/jpeg' } });
@@ -48,14 +52,31 @@ interface Case {
   code?: string;
 }
 
+/** The error body each protocol speaks: OpenAI's on /v1/embeddings, the OIP spec's on /v2, ours elsewhere. */
+function bodyError(c: Case, r: Reply): string | null {
+  const p = new URL(c.path, 'http://x').pathname; // as the client sends it ('..' segments resolved)
+  if (p === '/v2' || p.startsWith('/v2/')) {
+    const e = oipErrors('inference_error_response', r.json);
+    if (e || Object.keys(r.json ?? {}).join() !== 'error' || !r.json.error) return `${c.name}: not an OIP error body (${e}): ${r.text.slice(0, 200)}`;
+    return null; // the OIP error body has no machine code: c.code is not checked there
+  }
+  const e = r.json?.error;
+  if (p === '/v1/embeddings') {
+    if (!e || typeof e.message !== 'string' || typeof e.type !== 'string' || !('param' in e) || typeof e.code !== 'string' || Object.keys(r.json).length !== 1) {
+      return `${c.name}: not an OpenAI error body: ${r.text.slice(0, 200)}`;
+    }
+  } else if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || Object.keys(r.json).length !== 1) return `${c.name}: bad error body ${r.text.slice(0, 200)}`;
+  if (c.code && e.code !== c.code) return `${c.name}: error code ${e.code}, want ${c.code} (${e.message})`;
+  return null;
+}
+
 function checkError(c: Case, r: Reply): string | null {
   const want = Array.isArray(c.expect) ? c.expect : [c.expect];
   if (!want.includes(r.status)) return `${c.name}: status ${r.status}, want ${want.join('|')} (${r.text.slice(0, 200)})`;
   if (r.status < 400) return null;
   if (!/application\/json/.test(r.headers.get('content-type') ?? '')) return `${c.name}: content-type ${r.headers.get('content-type')}`;
-  const e = r.json?.error;
-  if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || Object.keys(r.json).length !== 1) return `${c.name}: bad error body ${r.text.slice(0, 200)}`;
-  if (c.code && e.code !== c.code) return `${c.name}: error code ${e.code}, want ${c.code} (${e.message})`;
+  const bad = bodyError(c, r);
+  if (bad) return bad;
   if (/\n\s+at |node_modules|\.ts:\d+/.test(r.text)) return `${c.name}: stack trace or source path leaked: ${r.text.slice(0, 300)}`;
   return null;
 }
@@ -373,6 +394,125 @@ test('KServe v2 infer: malformed tensors → 400 / 413 / 415', async () => {
   await runCases(cases);
 });
 
+test('KServe v2 binary tensor data: bad header lengths, truncated or extra bytes, wrong sizes → 400 / 413 / 415', async () => {
+  const n = TINY_SIZE * TINY_SIZE * 3;
+  const head = (size: unknown = n, extra: Record<string, unknown> = {}, top: Record<string, unknown> = {}) =>
+    Buffer.from(JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], parameters: { binary_data_size: size }, ...extra }], ...top }));
+  const px = Buffer.alloc(n, 9);
+  const bin = (h: Buffer, tail: Buffer, len: string = String(h.length), type = 'application/octet-stream') =>
+    ({ type, body: Buffer.concat([h, tail]), headers: { 'inference-header-content-length': len } });
+  const h = head();
+  const rows: [string, ReturnType<typeof bin>, number][] = [
+    ['header length not a number', bin(h, px, 'abc'), 400],
+    ['header length negative', bin(h, px, '-5'), 400],
+    ['header length fractional', bin(h, px, '10.5'), 400],
+    ['header length zero', bin(h, px, '0'), 400],
+    ['header length past the body', bin(h, px, String(h.length + n + 1)), 400],
+    ['header length huge', bin(h, px, '99999999999999999999'), 400],
+    ['header length short (cuts the JSON)', bin(h, px, String(h.length - 3)), 400],
+    ['header length long (JSON + bytes)', bin(h, px, String(h.length + 4)), 400],
+    ['binary truncated', bin(h, px.subarray(0, n - 1)), 400],
+    ['binary truncated to nothing', bin(h, Buffer.alloc(0)), 400],
+    ['binary extra bytes', bin(h, Buffer.concat([px, Buffer.alloc(3)])), 400],
+    ['binary_data_size wrong', bin(head(n - 3), px.subarray(0, n - 3)), 400],
+    ['binary_data_size string', bin(head(String(n)), px), 400],
+    ['binary_data_size negative', bin(head(-1), px), 400],
+    ['binary_data_size and data', bin(head(n, { data: [1] }), px), 400],
+    ['bytes but no binary_data_size', bin(Buffer.from(JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], data: Array(n).fill(1) }] })), px), 400],
+    ['input parameters not an object', bin(head(n, { parameters: 5 }), px), 400],
+    ['binary_data_output not a boolean', bin(head(n, {}, { parameters: { binary_data_output: 'yes' } }), px), 400],
+    ['binary_data not a boolean', bin(head(n, {}, { outputs: [{ name: 'embedding', parameters: { binary_data: 1 } }] }), px), 400],
+    ['header not JSON', bin(Buffer.from('{"inputs": ['), px), 400],
+    ['batch over limit', bin(Buffer.from(JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [MAX_IMAGES + 1, TINY_SIZE, TINY_SIZE, 3], parameters: { binary_data_size: (MAX_IMAGES + 1) * n } }] })), Buffer.alloc(0)), 413],
+    ['body over the limit', bin(head(MAX_BODY + n), Buffer.alloc(MAX_BODY + n)), 413],
+  ];
+  const cases: Case[] = rows.map(([name, b, expect]) => ({ name: `binary ${name}`, path: '/v2/models/tiny/infer', type: b.type, body: b.body, headers: b.headers, expect }));
+  cases.push({ name: 'binary without the header length', path: '/v2/models/tiny/infer', type: 'application/octet-stream', body: Buffer.concat([h, px]), expect: 415 });
+  cases.push({ name: 'binary to an unknown model', path: '/v2/models/nosuch/infer', ...bin(h, px), expect: 404 });
+  await runCases(cases);
+});
+
+test('gRPC ModelInfer: wrong tensor sizes, shapes, types, names and models → INVALID_ARGUMENT / NOT_FOUND / RESOURCE_EXHAUSTED', async () => {
+  const c = grpcClient(`127.0.0.1:${s.grpcPort}`);
+  const n = TINY_SIZE * TINY_SIZE * 3;
+  const px = Buffer.alloc(n, 5);
+  const t = (over: Record<string, unknown> = {}) => ({ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], ...over });
+  const { INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED } = grpcStatus;
+  const rows: [string, Record<string, unknown>, number][] = [
+    ['raw empty', { raw_input_contents: [Buffer.alloc(0)] }, INVALID_ARGUMENT],
+    ['raw one byte short', { raw_input_contents: [px.subarray(1)] }, INVALID_ARGUMENT],
+    ['raw doubled', { raw_input_contents: [Buffer.concat([px, px])] }, INVALID_ARGUMENT],
+    ['shape huge', { inputs: [t({ shape: [1e12, TINY_SIZE, TINY_SIZE, 3] })] }, INVALID_ARGUMENT],
+    ['shape negative', { inputs: [t({ shape: [-1, TINY_SIZE, TINY_SIZE, 3] })] }, INVALID_ARGUMENT],
+    ['shape empty', { inputs: [t({ shape: [] })] }, INVALID_ARGUMENT],
+    ['shape NCHW', { inputs: [t({ shape: [1, 3, TINY_SIZE, TINY_SIZE] })] }, INVALID_ARGUMENT],
+    ['datatype BYTES', { inputs: [t({ datatype: 'BYTES' })] }, INVALID_ARGUMENT],
+    ['datatype empty', { inputs: [t({ datatype: '' })] }, INVALID_ARGUMENT],
+    ['input name', { inputs: [t({ name: 'pixels' })] }, INVALID_ARGUMENT],
+    ['two inputs', { inputs: [t(), t()], raw_input_contents: [px, px] }, INVALID_ARGUMENT],
+    ['contents and raw', { inputs: [t({ contents: { uint_contents: [1, 2] } })] }, INVALID_ARGUMENT],
+    ['uint_contents short', { inputs: [t({ contents: { uint_contents: [1, 2, 3] } })], raw_input_contents: [] }, INVALID_ARGUMENT],
+    ['uint_contents over 255', { inputs: [t({ contents: { uint_contents: Array(n).fill(256) } })], raw_input_contents: [] }, INVALID_ARGUMENT],
+    ['no data at all', { raw_input_contents: [] }, INVALID_ARGUMENT],
+    ['batch over limit', { inputs: [t({ shape: [MAX_IMAGES + 1, TINY_SIZE, TINY_SIZE, 3] })], raw_input_contents: [Buffer.alloc((MAX_IMAGES + 1) * n)] }, RESOURCE_EXHAUSTED],
+    ['message over the limit', { raw_input_contents: [Buffer.alloc(MAX_BODY + 1)] }, RESOURCE_EXHAUSTED],
+    ['unknown model', { model_name: 'nosuch' }, NOT_FOUND],
+    ['bad model name', { model_name: '../tiny' }, INVALID_ARGUMENT],
+    ['unknown version', { model_name: 'multi', model_version: '7' }, NOT_FOUND],
+    ['unknown output', { outputs: [{ name: 'secrets' }] }, INVALID_ARGUMENT],
+  ];
+  const failures: string[] = [];
+  try {
+    for (const [name, over, want] of rows) {
+      const r = await grpcCode(c.call('ModelInfer', { model_name: 'tiny', inputs: [t()], raw_input_contents: [px], ...over }));
+      if (r.code !== want || !r.details || /\n\s+at |node_modules/.test(r.details)) failures.push(`grpc ${name}: code ${r.code} (${r.details}), want ${want}`);
+    }
+    assert.deepEqual(await c.call('ServerLive', {}), { live: true });
+  } finally {
+    c.close();
+  }
+  total += rows.length;
+  assert.deepEqual(failures, [], failures.join('\n'));
+});
+
+test('/v1/embeddings: URLs, token ids, wrong shapes, bad base64, unknown models, oversize → OpenAI error bodies', async () => {
+  const good = (await testImage('png', 20, 20, 13)).toString('base64');
+  const e = (body: unknown) => JSON.stringify(body);
+  const shapes: [string, string, number, string?][] = [
+    ['https url', e({ model: 'tiny', input: 'https://example.com/a.jpg' }), 400, 'url_not_supported'],
+    ['http url in list', e({ model: 'tiny', input: [good, 'http://127.0.0.1:1/x.png'] }), 400, 'url_not_supported'],
+    ['file url', e({ model: 'tiny', input: ['file:///etc/passwd'] }), 400, 'url_not_supported'],
+    ['ftp url', e({ model: 'tiny', input: [' ftp://host/x'] }), 400, 'url_not_supported'],
+    ['token ids', e({ model: 'tiny', input: [101, 2023, 102] }), 400, 'invalid_request'],
+    ['token id lists', e({ model: 'tiny', input: [[101, 102]] }), 400, 'invalid_request'],
+    ['no input', e({ model: 'tiny' }), 400, 'invalid_request'],
+    ['input empty', e({ model: 'tiny', input: [] }), 400, 'invalid_request'],
+    ['input object', e({ model: 'tiny', input: { image: good } }), 400, 'invalid_request'],
+    ['input null item', e({ model: 'tiny', input: [good, null] }), 400, 'invalid_request'],
+    ['body array', e([good]), 400, 'invalid_request'],
+    ['model number', e({ model: 5, input: good }), 400, 'invalid_request'],
+    ['model empty', e({ model: '', input: good }), 400, 'invalid_request'],
+    ['encoding_format', e({ model: 'tiny', input: good, encoding_format: 'int8' }), 400, 'invalid_request'],
+    ['modality text', e({ model: 'tiny', input: good, modality: 'text' }), 400, 'invalid_request'],
+    ['dimensions', e({ model: 'tiny', input: good, dimensions: 8 }), 400, 'invalid_dimensions'],
+    ['dimensions string', e({ model: 'tiny', input: good, dimensions: '16' }), 400, 'invalid_request'],
+    ['unknown model', e({ model: 'nosuch', input: good }), 404, 'model_not_found'],
+    ['unknown version', e({ model: 'multi:7', input: good }), 404, 'model_not_found'],
+    ['bad model name', e({ model: '../tiny', input: good }), 400, 'invalid_model_name'],
+    ['too many', e({ model: 'tiny', input: Array(MAX_IMAGES + 1).fill(good) }), 413, 'too_many_images'],
+    ['bad base64', e({ model: 'tiny', input: ['!!!!'] }), 422, 'invalid_base64'],
+    ['text data uri', e({ model: 'tiny', input: ['data:text/plain;base64,aGVsbG8='] }), 415, 'unsupported_media_type'],
+    ['not an image', e({ model: 'tiny', input: [Buffer.from('plain words').toString('base64')] }), 422, 'invalid_image'],
+    ['bomb', e({ model: 'tiny', input: [pngHeaderBomb(50000, 50000).toString('base64')] }), 413, 'image_too_large'],
+    ['malformed json', '{"input": [', 400, 'bad_json'],
+    ['oversize body', e({ model: 'tiny', input: [Buffer.alloc(MAX_BODY + 10).toString('base64')] }), 413, 'payload_too_large'],
+  ];
+  const cases: Case[] = shapes.map(([name, body, expect, code]) => ({ name: `embeddings ${name}`, path: '/v1/embeddings', type: 'application/json', body, expect, code }));
+  cases.push({ name: 'embeddings as image/png', path: '/v1/embeddings', type: 'image/png', body: Buffer.from(good, 'base64'), expect: 415, code: 'unsupported_media_type' });
+  cases.push({ name: 'embeddings no content type', path: '/v1/embeddings', type: null, body: e({ input: good }), expect: 415 });
+  await runCases(cases);
+});
+
 test(`the server is still up and its memory bounded after the hostile requests`, async () => {
   assert.ok(total >= 200, `only ${total} hostile requests`);
   const live = await request(`${s.url}/v2/health/live`);
@@ -382,6 +522,7 @@ test(`the server is still up and its memory bounded after the hostile requests`,
   const grown = (process.memoryUsage.rss() - rssBefore) / 2 ** 20;
   assert.ok(grown < 200, `RSS grew by ${grown.toFixed(0)} MB`);
   const m = await request(`${s.url}/metrics`);
-  assert.match(m.text, /cmc_http_errors_total\{code="413",error="image_too_large",route="\/v1\/embed"\} \d+/);
+  const line = m.text.split('\n').find((l) => l.startsWith('cmc_http_errors_total{') && ['code="413"', 'error="image_too_large"', 'route="/v1/embed"'].every((x) => l.includes(x)));
+  assert.match(line ?? '', / \d+$/, 'the 413s are counted by error code');
   console.log(`# ${total} hostile requests, RSS +${grown.toFixed(0)} MB`);
 });

@@ -107,11 +107,11 @@ test('JSON bodies: --max_json_mb and shape limits (keys, values, arrays) refuse 
     const arrays = `{"images":[${Array.from({ length: 100_001 }, () => '[]').join(',')}]}`;
     const ra = await post('/v2/models/tiny/infer', arrays);
     assert.equal(ra.status, 413, ra.text);
-    assert.equal(ra.json.error.code, 'json_too_complex');
+    assert.match(ra.json.error, /more than 100000 arrays and objects/); // the OIP error shape: { error: "<message>" }
     const values = `{"inputs":[{"data":[${new Array(1_000_100).fill(0).join(',')}]}]}`;
     const rv = await request(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: values, headers: { 'content-type': 'application/json' } });
     assert.equal(rv.status, 413, rv.text);
-    assert.equal(rv.json.error.code, 'json_too_complex');
+    assert.match(rv.json.error, /values/); // the OIP error shape
     // Strings may hold brackets, colons, commas and escaped quotes without counting.
     const tricky = await post('/v1/embed', JSON.stringify({ images: ['x'], model: `[{:,\\"${'[:,'.repeat(5000)}` }));
     assert.equal(tricky.status, 422, tricky.text);
