@@ -44,6 +44,8 @@ export interface AppConfig extends InputLimits, DecodeLimits {
   maxDecodePixels?: number;
   /** Bytes of request bodies held in memory by all requests together; 429 beyond (default unbounded). */
   maxInflightBodyBytes?: number;
+  /** Longest wait for queue places before 429 (default 0: refuse at once). */
+  admissionWaitMs?: number;
   /** Longest wait for decode room before 503 (default 30 s). */
   decodeTimeoutMs?: number;
 }
@@ -232,7 +234,7 @@ export function createApp(deps: AppDeps): express.Express {
   const inferImages = async (m: ModelVersion, graph: Graph, images: Buffer[], output: string): Promise<Float32Array[]> => {
     // Admission first: places in the model's queue are held before any decoding, so a refused request
     // (429) costs no decode.
-    const places = graph.batcher.reserve(images.length);
+    const places = await graph.batcher.reserveWithin(images.length, config.admissionWaitMs ?? 0);
     try {
       const pixels = await Promise.all(images.map((b) => headerPixels(b)));
       // Images over --max_pixels are refused one by one (image_too_large) by decodeToInput from the header.

@@ -30,10 +30,12 @@ export interface ServeConfig {
   provider: ProviderRequest;
   max_batch: number;
   max_delay_ms: number;
-  /** Images waiting per model graph before 429. */
+  /** Images admitted per model graph (being decoded or waiting for a batch) before 429. */
   max_queue: number;
   /** Longest wait in the queue before 503. */
   timeout_ms: number;
+  /** Longest wait for a place in a full queue before 429 (newest request admitted first). */
+  admission_wait_ms: number;
   max_body_mb: number;
   /** Images per request. */
   max_images: number;
@@ -77,8 +79,9 @@ export const SERVE_DEFAULTS: ServeConfig = {
   provider: 'auto',
   max_batch: 32,
   max_delay_ms: 5,
-  max_queue: 256,
+  max_queue: 128,
   timeout_ms: 30000,
+  admission_wait_ms: 2000,
   max_body_mb: 32,
   max_images: 64,
   max_pixels: 36_000_000,
@@ -103,7 +106,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
 
 const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
 const NUMERIC: (keyof ServeConfig)[] = [
-  'port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
+  'port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'admission_wait_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
   'max_json_mb', 'max_inflight_body_mb', 'max_connections', 'headers_timeout_ms', 'request_timeout_ms', 'keep_alive_timeout_ms', 'threads',
   'preprocess_workers', 'shutdown_timeout_ms',
 ];
@@ -130,6 +133,7 @@ export function validateConfig(c: ServeConfig): void {
   pos('max_delay_ms', 0);
   pos('max_queue');
   pos('timeout_ms', 0);
+  pos('admission_wait_ms', 0);
   pos('max_body_mb', 0.001);
   pos('max_images');
   pos('max_pixels');
@@ -201,6 +205,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       maxJsonBytes: Math.floor(cfg.max_json_mb * 1024 * 1024),
       maxInflightBodyBytes: Math.floor(cfg.max_inflight_body_mb * 1024 * 1024),
       decodeTimeoutMs: cfg.timeout_ms,
+      admissionWaitMs: cfg.admission_wait_ms,
       authToken: cfg.auth_token || undefined,
       corsOrigin: cfg.cors_origin || undefined,
       webDist: cfg.web_dist || undefined,
