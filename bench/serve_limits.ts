@@ -7,7 +7,7 @@
  *             (issue 21): images/s at 1024 >= 80% of the figure at 32, p99 at 1024 <= 3x the p99 at 32.
  *   hostile   a mix of requests each within the documented limits (64-image multipart bodies of
  *             1250x1250 PNGs summing to --max_request_pixels, 6000x6000 PNGs, near-limit JSON bodies, a
- *             KServe v2 body of a million values, slow senders) while /v2/health/live is probed every
+ *             KServe v2 body of half a million values, slow senders) while /v2/health/live is probed every
  *             100 ms: the server's peak RSS (VmHWM) and the slowest health answer. Must hold: < 2 GB, < 1 s.
  *
  *   const r = await runOverloadBench({ durationS: 10 }); console.log(formatOverload(r));
@@ -192,9 +192,9 @@ export async function runHostileBench(o: LimitsBenchOptions = {}): Promise<Hosti
   // 2 x 6000x6000 = 72,000,000 pixels, each at the default --max_pixels (36 MP).
   const huge = await solid(6000, 6000, 2);
   const two = multipart([{ data: huge }, { data: huge }]);
-  // JSON near the limits: 999 keys and a long string (~7.9 MB); a KServe v2 body of 999,000 values.
-  const keyHeavy = Buffer.from(`{${Array.from({ length: 999 }, (_, i) => `"k${i}":"${'x'.repeat(8000)}"`).join(',')},"images":["${'A'.repeat(64)}"]}`);
-  const values = Buffer.from(`{"inputs":[{"name":"images","datatype":"UINT8","shape":[1,1,1,3],"data":[${new Array(999_000).fill(7).join(',')}]}]}`);
+  // JSON near the limits: 999 keys and long strings (~3.9 MB); a KServe v2 body of 499,000 values.
+  const keyHeavy = Buffer.from(`{${Array.from({ length: 999 }, (_, i) => `"k${i}":"${'x'.repeat(3900)}"`).join(',')},"images":["${'A'.repeat(64)}"]}`);
+  const values = Buffer.from(`{"inputs":[{"name":"images","datatype":"UINT8","shape":[1,1,1,3],"data":[${new Array(499_000).fill(7).join(',')}]}]}`);
   const s = await server(o, log);
   const statuses: Record<string, number> = {};
   const count = (st: number) => void (statuses[st] = (statuses[st] ?? 0) + 1);

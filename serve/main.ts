@@ -87,7 +87,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
   max_pixels: 36_000_000,
   max_request_pixels: 100_000_000,
   max_decode_pixels: 72_000_000,
-  max_json_mb: 8,
+  max_json_mb: 4,
   max_inflight_body_mb: 256,
   max_connections: 2048,
   headers_timeout_ms: 10_000,
