@@ -248,7 +248,8 @@ export function createApp(deps: AppDeps): express.Express {
           if (room > 0) await decodeBudget.take(room, config.decodeTimeoutMs ?? 30_000);
           const t0 = performance.now();
           try {
-            return await decodeToInput(buf, m.size, limits, deps.resizePool);
+            // With worker threads, decode there too: a decoded image never crosses threads.
+            return deps.resizePool ? await deps.resizePool.decode(buf, m.size, config.maxPixels) : await decodeToInput(buf, m.size, limits);
           } catch (e) {
             const err = toApiError(e);
             throw images.length > 1 ? new ApiError(err.status, err.code, `images[${i}]: ${err.message}`, err.headers) : err;

@@ -61,7 +61,7 @@ export interface ServeConfig {
   threads: number;
   /** Let onnxruntime's idle intra-op threads busy-wait (faster alone, slower next to decoding). */
   ort_spinning: boolean;
-  /** Worker threads for the resize + centre crop (0 = in the event loop). */
+  /** Worker threads that decode + resize + crop (0 = the resize in the event loop, where a 36 MP image blocks it for ~0.3 s). */
   preprocess_workers: number;
   default_model: string;
   auth_token: string;
@@ -95,7 +95,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
   keep_alive_timeout_ms: 5_000,
   threads: 0,
   ort_spinning: false,
-  preprocess_workers: 0,
+  preprocess_workers: 2,
   default_model: '',
   auth_token: '',
   cors_origin: '',

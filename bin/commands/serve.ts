@@ -37,7 +37,7 @@ export function addServeCommand(program: Command): void {
     .option('--keep_alive_timeout_ms <ms>', 'idle keep-alive connections are closed after this', int, D.keep_alive_timeout_ms)
     .option('--threads <n>', 'onnxruntime intra-op threads per session (0 = its default)', int, D.threads)
     .option('--ort_spinning', "let onnxruntime's idle threads busy-wait (its default; off here so decoding gets the cores)", D.ort_spinning)
-    .option('--preprocess_workers <n>', 'worker threads for the resize + centre crop (0 = in the event loop)', int, D.preprocess_workers)
+    .option('--preprocess_workers <n>', 'worker threads that decode, resize and centre-crop images (0 = sharp decodes in its own threads, the resize runs in the event loop)', int, D.preprocess_workers)
     .option('--default_model <name>', 'model used when a request names none (default: the first by name)', D.default_model)
     .option('--auth_token <token>', 'require Authorization: Bearer <token> on inference, model and metrics routes', D.auth_token)
     .option('--cors_origin <origin>', "Access-Control-Allow-Origin ('*' or an origin); off when empty", D.cors_origin)
