@@ -101,7 +101,7 @@ function findModelDir(root: string, name?: string): { dir: string; manifest: Ret
   return null;
 }
 
-async function startChild(args: string[], log: (l: string) => void): Promise<{ child: ChildProcess; url: string }> {
+export async function startChild(args: string[], log: (l: string) => void): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'serve', 'main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.on('data', (d: Buffer) => {
     for (const l of d.toString().split('\n')) if (l.trim()) log(`  [server] ${l}`);
@@ -135,12 +135,8 @@ async function batchStats(url: string): Promise<{ sum: number; count: number }> 
   return { sum, count };
 }
 
-export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBenchResult> {
-  const log = o.log ?? (() => {});
-  const concurrency = o.concurrency ?? [1, 4, 16, 32, 64];
-  const durationS = o.durationS ?? 5;
-  const maxBatch = o.maxBatch ?? 32;
-  const side = o.imageSide ?? 256;
+/** The model to benchmark: --models (or ./models) when it holds one, else a random-weight export in a temp folder. */
+export async function benchModel(o: Pick<ServeBenchOptions, 'models' | 'model' | 'arch' | 'size'>, log: (l: string) => void) {
   let root = o.models ?? path.join(ROOT, 'models');
   let found = findModelDir(root, o.model);
   if (!found) {
@@ -151,7 +147,16 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
     await exportRandomModel(path.join(root, 'random'), { arch, size: sz, classes: ['a', 'b', 'c'] });
     found = findModelDir(root, 'random')!;
   }
-  const { dir, manifest } = found;
+  return { root, ...found };
+}
+
+export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBenchResult> {
+  const log = o.log ?? (() => {});
+  const concurrency = o.concurrency ?? [1, 4, 16, 32, 64];
+  const durationS = o.durationS ?? 5;
+  const maxBatch = o.maxBatch ?? 32;
+  const side = o.imageSide ?? 256;
+  const { root, dir, manifest } = await benchModel(o, log);
   const size = manifest.input.size;
 
   // Real JPEGs: structured pixels (gradients + a disc), 4:3, quality 90.

@@ -52,6 +52,8 @@ export interface AppConfig extends InputLimits, DecodeLimits {
   maxDecodePixels?: number;
   /** Bytes of request bodies held in memory by all requests together; 429 beyond (default unbounded). */
   maxInflightBodyBytes?: number;
+  /** Longest wait for queue places before 429 (default 0: refuse at once). */
+  admissionWaitMs?: number;
   /** Longest wait for decode room before 503 (default 30 s). */
   decodeTimeoutMs?: number;
 }
@@ -211,7 +213,7 @@ export function createApp(deps: AppDeps): express.Express {
   // ---------------------------------------------------------------------------------------------------
   // Inference
 
-  const inferImages = imageRunner(metrics, limits, deps.resizePool, { maxPixels: config.maxPixels, maxRequestPixels, decodeBudget, decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000 });
+  const inferImages = imageRunner(metrics, limits, deps.resizePool, { maxPixels: config.maxPixels, maxRequestPixels, decodeBudget, decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000, admissionWaitMs: config.admissionWaitMs ?? 0 });
 
   app.post(
     '/v1/embed',

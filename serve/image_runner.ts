@@ -27,11 +27,13 @@ export interface Admission {
   decodeBudget: Budget;
   /** How long an image waits for decode room before the request fails. */
   decodeTimeoutMs: number;
+  /** How long a request waits for places in a full queue before 429 (--admission_wait_ms). */
+  admissionWaitMs: number;
 }
 
 export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: ResizePool | undefined, adm: Admission): ImageRunner {
   return async (m, graph, images, indexLabel = 'images') => {
-    const places = graph.batcher.reserve(images.length);
+    const places = await graph.batcher.reserveWithin(images.length, adm.admissionWaitMs);
     try {
       const pixels = await Promise.all(images.map((b) => headerPixels(b)));
       // Images over maxPixels are refused one by one (image_too_large) by decodeToInput from the header.
@@ -45,7 +47,8 @@ export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: Resize
           if (room > 0) await adm.decodeBudget.take(room, adm.decodeTimeoutMs);
           const t0 = performance.now();
           try {
-            return await decodeToInput(buf, m.size, limits, pool);
+            // With worker threads, decode there too: a decoded image never crosses threads.
+            return pool ? await pool.decode(buf, m.size, adm.maxPixels) : await decodeToInput(buf, m.size, limits);
           } catch (e) {
             const err = toApiError(e);
             throw images.length > 1 ? new ApiError(err.status, err.code, `${indexLabel}[${i}]: ${err.message}`, err.headers) : err;

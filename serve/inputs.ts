@@ -32,7 +32,7 @@ export interface InputLimits {
 }
 
 /** Shape limits of a JSON body, checked by scanJson before parsing. */
-export const JSON_LIMITS = { maxDepth: 8, maxContainers: 100_000, maxKeys: 1_000, maxValues: 1_000_000 };
+export const JSON_LIMITS = { maxDepth: 8, maxContainers: 100_000, maxKeys: 1_000, maxValues: 500_000 };
 
 /**
  * One pass over a JSON text (strings skipped natively with indexOf) counting depth, containers (arrays +

@@ -34,10 +34,12 @@ export interface ServeConfig {
   provider: ProviderRequest;
   max_batch: number;
   max_delay_ms: number;
-  /** Images waiting per model graph before 429. */
+  /** Images admitted per model graph (being decoded or waiting for a batch) before 429. */
   max_queue: number;
   /** Longest wait in the queue before 503. */
   timeout_ms: number;
+  /** Longest wait for a place in a full queue before 429 (newest request admitted first). */
+  admission_wait_ms: number;
   max_body_mb: number;
   /** Images per request. */
   max_images: number;
@@ -63,7 +65,7 @@ export interface ServeConfig {
   threads: number;
   /** Let onnxruntime's idle intra-op threads busy-wait (faster alone, slower next to decoding). */
   ort_spinning: boolean;
-  /** Worker threads for the resize + centre crop (0 = in the event loop). */
+  /** Worker threads that decode + resize + crop (0 = the resize in the event loop, where a 36 MP image blocks it for ~0.3 s). */
   preprocess_workers: number;
   default_model: string;
   auth_token: string;
@@ -82,14 +84,15 @@ export const SERVE_DEFAULTS: ServeConfig = {
   provider: 'auto',
   max_batch: 32,
   max_delay_ms: 5,
-  max_queue: 256,
+  max_queue: 128,
   timeout_ms: 30000,
+  admission_wait_ms: 2000,
   max_body_mb: 32,
   max_images: 64,
   max_pixels: 36_000_000,
   max_request_pixels: 100_000_000,
   max_decode_pixels: 72_000_000,
-  max_json_mb: 8,
+  max_json_mb: 4,
   max_inflight_body_mb: 256,
   max_connections: 2048,
   headers_timeout_ms: 10_000,
@@ -97,7 +100,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
   keep_alive_timeout_ms: 5_000,
   threads: 0,
   ort_spinning: false,
-  preprocess_workers: 0,
+  preprocess_workers: 2,
   default_model: '',
   auth_token: '',
   cors_origin: '',
@@ -108,7 +111,7 @@ export const SERVE_DEFAULTS: ServeConfig = {
 
 const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
 const NUMERIC: (keyof ServeConfig)[] = [
-  'port', 'grpc_port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
+  'port', 'grpc_port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'admission_wait_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
   'max_json_mb', 'max_inflight_body_mb', 'max_connections', 'headers_timeout_ms', 'request_timeout_ms', 'keep_alive_timeout_ms', 'threads',
   'preprocess_workers', 'shutdown_timeout_ms',
 ];
@@ -137,6 +140,7 @@ export function validateConfig(c: ServeConfig): void {
   pos('max_delay_ms', 0);
   pos('max_queue');
   pos('timeout_ms', 0);
+  pos('admission_wait_ms', 0);
   pos('max_body_mb', 0.001);
   pos('max_images');
   pos('max_pixels');
@@ -213,6 +217,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       maxJsonBytes: Math.floor(cfg.max_json_mb * 1024 * 1024),
       maxInflightBodyBytes: Math.floor(cfg.max_inflight_body_mb * 1024 * 1024),
       decodeTimeoutMs: cfg.timeout_ms,
+      admissionWaitMs: cfg.admission_wait_ms,
       authToken: cfg.auth_token || undefined,
       corsOrigin: cfg.cors_origin || undefined,
       webDist: cfg.web_dist || undefined,

@@ -6,6 +6,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { spawnTsWorker } from '../train/util/ts_worker.ts';
+import { ApiError } from './errors.ts';
 import type { DecodedImage } from './preprocess.ts';
 
 
@@ -27,13 +28,13 @@ export class ResizePool {
       let onReady!: () => void;
       const ready = new Promise<void>((r) => (onReady = r));
       const slot: Slot = { w, busy: 0, ready };
-      w.on('message', (m: { ready?: boolean; id?: number; out?: Uint8Array; error?: string }) => {
+      w.on('message', (m: { ready?: boolean; id?: number; out?: Uint8Array; error?: string; status?: number; code?: string }) => {
         if (m.ready) return onReady();
         const t = this.tasks.get(m.id!);
         if (!t) return;
         this.tasks.delete(m.id!);
         slot.busy--;
-        if (m.error !== undefined) t.reject(new Error(m.error));
+        if (m.error !== undefined) t.reject(m.status !== undefined ? new ApiError(m.status, m.code ?? 'invalid_image', m.error) : new Error(m.error));
         else t.resolve(m.out!);
       });
       w.on('error', (e) => {
@@ -55,6 +56,21 @@ export class ResizePool {
       this.tasks.set(id, { resolve, reject });
       // Copied, not transferred: sharp's output may live in memory that cannot be detached.
       slot.w.postMessage({ id, rgb: img.rgb, width: img.width, height: img.height, size });
+    });
+  }
+
+  /**
+   * Decode + resize + crop in a worker (decodeToInput there): only the encoded bytes cross threads, not a
+   * decoded image of up to --max_pixels x 3 bytes, whose copy would otherwise block the event loop.
+   */
+  async decode(encoded: Uint8Array, size: number, maxPixels: number): Promise<Uint8Array> {
+    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    slot.busy++;
+    await slot.ready;
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.tasks.set(id, { resolve, reject });
+      slot.w.postMessage({ id, encoded, size, maxPixels });
     });
   }
 

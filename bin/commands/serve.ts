@@ -22,8 +22,9 @@ export function addServeCommand(program: Command): void {
     .addOption(new Option('--provider <name>', 'onnxruntime execution provider (auto: cuda, then a hardware webgpu adapter, then cpu)').choices([...PROVIDERS]).default(D.provider))
     .option('--max_batch <n>', 'largest dynamic batch (images)', int, D.max_batch)
     .option('--max_delay_ms <ms>', 'longest wait for a batch to fill', num, D.max_delay_ms)
-    .option('--max_queue <n>', 'images waiting per model before 429 Too Many Requests', int, D.max_queue)
+    .option('--max_queue <n>', 'images admitted per model graph (being decoded or waiting for a batch) before 429 Too Many Requests', int, D.max_queue)
     .option('--timeout_ms <ms>', 'longest wait in the queue before 503', int, D.timeout_ms)
+    .option('--admission_wait_ms <ms>', 'longest wait for a place in a full queue before 429 (newest request admitted first; 0 = refuse at once)', int, D.admission_wait_ms)
     .option('--max_body_mb <mb>', 'largest request body', num, D.max_body_mb)
     .option('--max_images <n>', 'images per request', int, D.max_images)
     .option('--max_pixels <n>', 'largest image (width*height), checked from the header before decoding', int, D.max_pixels)
@@ -37,7 +38,7 @@ export function addServeCommand(program: Command): void {
     .option('--keep_alive_timeout_ms <ms>', 'idle keep-alive connections are closed after this', int, D.keep_alive_timeout_ms)
     .option('--threads <n>', 'onnxruntime intra-op threads per session (0 = its default)', int, D.threads)
     .option('--ort_spinning', "let onnxruntime's idle threads busy-wait (its default; off here so decoding gets the cores)", D.ort_spinning)
-    .option('--preprocess_workers <n>', 'worker threads for the resize + centre crop (0 = in the event loop)', int, D.preprocess_workers)
+    .option('--preprocess_workers <n>', 'worker threads that decode, resize and centre-crop images (0 = sharp decodes in its own threads, the resize runs in the event loop)', int, D.preprocess_workers)
     .option('--default_model <name>', 'model used when a request names none (default: the first by name)', D.default_model)
     .option('--auth_token <token>', 'require Authorization: Bearer <token> on inference, model and metrics routes', D.auth_token)
     .option('--cors_origin <origin>', "Access-Control-Allow-Origin ('*' or an origin); off when empty", D.cors_origin)
@@ -78,7 +79,32 @@ export function addServeBenchCommand(parent: Command): void {
     .option('--ort_spinning', "run the server with onnxruntime's busy-waiting threads (its default; the server's is off)", false)
     .addOption(new Option('--provider <name>', 'execution provider').choices([...PROVIDERS]).default('auto'))
     .option('--json', 'print the figures as JSON', false)
-    .action(async (o: Record<string, unknown>) => {
+    .option('--overload', 'instead: served images/s and admitted p99 at 1, 32 and 1024 connections with the default limits (--concurrency overrides)', false)
+    .option('--hostile', 'instead: peak RSS and /v2/health/live latency under a mix of requests within the default limits', false)
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
+      if (o.overload || o.hostile) {
+        const b = await import('../../bench/serve_limits.ts');
+        const common = {
+          models: (o.models as string) || undefined,
+          model: (o.model as string) || undefined,
+          arch: o.arch as string,
+          size: o.size as number,
+          imageSide: o.image_side as number,
+          provider: o.provider === 'auto' ? undefined : (o.provider as string),
+          log: (l: string) => console.error(l),
+        };
+        const dur = cmd.getOptionValueSource('duration') === 'cli' ? (o.duration as number) : undefined;
+        if (o.overload) {
+          const conns = cmd.getOptionValueSource('concurrency') === 'cli' ? String(o.concurrency).split(',').map((s) => int(s.trim())) : undefined;
+          const r = await b.runOverloadBench({ ...common, connections: conns, durationS: dur ?? 10 });
+          console.log(o.json ? JSON.stringify(r, null, 2) : b.formatOverload(r));
+        }
+        if (o.hostile) {
+          const r = await b.runHostileBench({ ...common, durationS: dur ?? 20 });
+          console.log(o.json ? JSON.stringify(r, null, 2) : b.formatHostile(r));
+        }
+        return;
+      }
       const { runServeBench, formatServeBench } = await import('../../bench/serve.ts');
       const r = await runServeBench({
         models: (o.models as string) || undefined,

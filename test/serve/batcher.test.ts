@@ -112,3 +112,19 @@ test('batcher with expectMore: a lone submission runs at once; while more are on
   assert.deepEqual(await Promise.all([waiting, b.submit([3])]), [[20], [30]]);
   assert.deepEqual(r.sizes, [1, 2]);
 });
+
+test('batcher.reserveWithin: a full queue makes callers wait (newest admitted first), then 429 after the wait', async () => {
+  const r = recorder();
+  const b = new Batcher({ maxBatch: 4, maxDelayMs: 0, maxQueue: 2, timeoutMs: 0, run: r.run });
+  const first = b.reserve(2);
+  const order: string[] = [];
+  const older = b.reserveWithin(1, 5000).then((p) => (order.push('older'), p));
+  const newer = b.reserveWithin(1, 5000).then((p) => (order.push('newer'), p));
+  const late = b.reserveWithin(2, 30);
+  await assert.rejects(late, OverloadedError);
+  first.release();
+  const [po, pn] = await Promise.all([older, newer]);
+  assert.deepEqual(order, ['newer', 'older']);
+  assert.deepEqual(await Promise.all([po.submit([1]), pn.submit([2])]), [[10], [20]]);
+  await assert.rejects(b.reserveWithin(3, 1000), OverloadedError, 'more than the whole queue fails at once');
+});

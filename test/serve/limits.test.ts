@@ -108,7 +108,7 @@ test('JSON bodies: --max_json_mb and shape limits (keys, values, arrays) refuse 
     const ra = await post('/v2/models/tiny/infer', arrays);
     assert.equal(ra.status, 413, ra.text);
     assert.match(ra.json.error, /more than 100000 arrays and objects/); // the OIP error shape: { error: "<message>" }
-    const values = `{"inputs":[{"data":[${new Array(1_000_100).fill(0).join(',')}]}]}`;
+    const values = `{"inputs":[{"data":[${new Array(500_100).fill(0).join(',')}]}]}`;
     const rv = await request(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: values, headers: { 'content-type': 'application/json' } });
     assert.equal(rv.status, 413, rv.text);
     assert.match(rv.json.error, /values/); // the OIP error shape
