@@ -97,6 +97,26 @@ test('--resume with a new --name forks the run: its own folder, the history up t
   assert.ok(fs.readFileSync(src.checkpoint).equals(srcCkpt));
 });
 
+test('a resume in place after a kill keeps each epoch once in metrics.jsonl and removes stale temporary files', async () => {
+  await initBackend('cpu', { quiet: true });
+  const base: Partial<TrainConfig> = { backend: 'cpu', model: tinySpecFile, image_size: 16, feat_dim: 16, epochs: 3, model_path: path.join(tmp, 'dedupe'), name: 'run' };
+  const first = await train(config(base), { log: quiet, stopAfterEpoch: 1 });
+  const metricsFile = path.join(first.runDir, 'metrics.jsonl');
+  const line1 = fs.readFileSync(metricsFile, 'utf8');
+  // Killed after epoch 2's line was appended but before its checkpoint was written (twice, the second time
+  // mid-line), and after a checkpoint write had started: a temporary file of a process that is gone.
+  fs.appendFileSync(metricsFile, line1.replace('"epoch":1', '"epoch":2') + line1 + '{"epoch":2,"st');
+  const pidMax = fs.existsSync('/proc/sys/kernel/pid_max') ? Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8')) : 4194304;
+  const stale = path.join(first.runDir, `current.ckpt.tmp-${pidMax + 1}`);
+  fs.writeFileSync(stale, 'CMCCKPT2 half-written');
+  const logged: string[] = [];
+  await train(config({ ...base, resume: first.checkpoint }), { log: (l) => logged.push(l) });
+  const epochs = fs.readFileSync(metricsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+  assert.deepEqual(epochs, [1, 2, 3]);
+  assert.ok(!fs.existsSync(stale));
+  assert.ok(logged.some((l) => l.includes(`removed ${stale}`)), 'the cleanup is reported');
+});
+
 test('checkpoints hold weights, optimiser state, memories, Z, rng and config; TensorBoard scalars are readable', async () => {
   const r = await train(config({ epochs: 1, model_path: path.join(tmp, 'c'), name: 'ckrun' }), { log: quiet });
   const ck = readCheckpoint<Record<string, unknown>>(r.checkpoint);

@@ -39,7 +39,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
-import path from 'node:path';
 import { initBackend, type BackendInfo, type BackendName } from '../engine/backend.ts';
 import { CmcModel } from '../model/cmc.ts';
 import { getCmcSpec } from '../spec/registry.ts';
@@ -53,6 +52,7 @@ import type { ColorView } from '../preprocess/color.ts';
 import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { Rng } from '../util/rng.ts';
+import { writeFileAtomic } from '../util/atomic_write.ts';
 import { weightedKnn } from './knn.ts';
 
 // ------------------------------------------------------------------------------------------------------
@@ -424,10 +424,7 @@ export interface LinearHead {
 export const FEATURE_LAYOUT = 'concat(views, channel axis) -> adaptive pool -> flatten C,H,W (PyTorch NCHW order)';
 
 export function writeHead(file: string, head: LinearHead): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(head));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(head));
 }
 
 export function readHead(file: string): LinearHead {
