@@ -11,7 +11,7 @@ import path from 'node:path';
 import { initBackend } from '../../train/engine/backend.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
-import { train, NonFiniteLossError } from '../../train/trainer/train.ts';
+import { train, NonFiniteLossError, runFolder } from '../../train/trainer/train.ts';
 import { readCheckpoint, writeCheckpoint } from '../../train/trainer/checkpoint.ts';
 import { readEvents } from '../../train/log/tensorboard.ts';
 
@@ -178,4 +178,16 @@ test('--knn_freq records the random-init kNN (epoch 0) and a kNN top-1 per epoch
     assert.equal(lines[1].knn_source, knn_source);
     assert.ok(lines[1].knn_top1 >= 0 && lines[1].knn_top1 <= 1 && lines[1].knn_top5 >= lines[1].knn_top1);
   }
+});
+
+test('run names cannot leave --model_path (--name ../x is refused before anything is written)', async () => {
+  const modelPath = path.join(tmp, 'names', 'runs');
+  for (const name of ['../x', '..', 'a/../../x', '/etc/x', 'a\\..\\x']) {
+    await assert.rejects(train(config({ name, model_path: modelPath }), { log: quiet }), /--name must be a plain folder name inside --model_path/, name);
+  }
+  assert.ok(!fs.existsSync(path.join(tmp, 'names')), 'nothing written');
+  // The folder check itself, for names derived from the hyper-parameters (a --model path in them).
+  assert.throws(() => runFolder(modelPath, '../x'), /would not be inside --model_path/);
+  assert.throws(() => runFolder(modelPath, '.'), /would not be inside --model_path/);
+  assert.equal(runFolder(modelPath, 'memory_nce_16_specs/tiny.json_lr_0.03'), path.join(modelPath, 'memory_nce_16_specs/tiny.json_lr_0.03'));
 });
