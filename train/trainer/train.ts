@@ -233,6 +233,9 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
           x.dispose();
         }
         globalStep++;
+        // One macrotask turn per step: on a synchronous backend (cpu, and the in-thread loader) the loop is all
+        // microtasks, so without it signals (Ctrl+C) and timers would wait until the run ends.
+        await new Promise<void>((res) => setImmediate(res));
         if (!Number.isFinite(r.loss)) {
           throw new NonFiniteLossError(
             `loss became ${r.loss} at epoch ${epoch}, step ${globalStep}; stopping. The last good checkpoint is ${lastCkpt || '(none yet)'}; ` +
