@@ -190,4 +190,5 @@ test('run names cannot leave --model_path (--name ../x is refused before anythin
   assert.throws(() => runFolder(modelPath, '../x'), /would not be inside --model_path/);
   assert.throws(() => runFolder(modelPath, '.'), /would not be inside --model_path/);
   assert.equal(runFolder(modelPath, 'memory_nce_16_specs/tiny.json_lr_0.03'), path.join(modelPath, 'memory_nce_16_specs/tiny.json_lr_0.03'));
+  assert.equal(runFolder(modelPath, '..run'), path.join(modelPath, '..run'), 'a name that merely starts with two dots stays inside');
 });

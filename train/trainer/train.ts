@@ -324,7 +324,7 @@ export function runFolder(modelPath: string, name: string): string {
   const root = path.resolve(modelPath);
   const dir = path.resolve(root, name);
   const rel = path.relative(root, dir);
-  if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) {
+  if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
     throw new Error(`the run folder ${JSON.stringify(name)} would not be inside --model_path ${modelPath}; use --name with a plain folder name (letters, digits, . _ -)`);
   }
   return path.join(modelPath, name);
