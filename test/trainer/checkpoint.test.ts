@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, type Checkpoint } from '../../train/trainer/checkpoint.ts';
-import { copyFileAtomic, removeStaleTemps, writeFileAtomic } from '../../train/util/atomic_write.ts';
+import { appendToFile, copyFileAtomic, removeStaleTemps, writeFileAtomic } from '../../train/util/atomic_write.ts';
+import { TbWriter } from '../../train/log/tensorboard.ts';
 import { exportModel } from '../../train/export/export.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 
@@ -128,6 +129,22 @@ test('a full disk (ENOSPC) names the file, keeps the previous one and leaves no 
   }
   assert.deepEqual(fs.readFileSync(file), before);
   assert.equal(readCheckpoint<{ epoch: number }>(file).header.epoch, 3);
+  // Logs are appended, not replaced: their failures name the file too (node's own message names none).
+  const metrics = path.join(dir, 'metrics.jsonl');
+  const tb = new TbWriter(path.join(tmp, 'full-tb'));
+  tb.scalar('train/loss', 1, 1);
+  const append = fs.appendFileSync;
+  (fs as { appendFileSync: unknown }).appendFileSync = () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
+  (fs as { writeSync: unknown }).writeSync = () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
+  try {
+    assert.throws(() => appendToFile(metrics, '{"epoch":4}\n'), new RegExp(`^Error: cannot write ${metrics}: no space left on device \\(ENOSPC\\)$`));
+    assert.throws(() => tb.flush(), /^Error: cannot write .*full-tb\/events\.out\.tfevents\.[^:]*: no space left on device \(ENOSPC\)$/);
+  } finally {
+    (fs as { appendFileSync: unknown }).appendFileSync = append;
+    (fs as { writeSync: unknown }).writeSync = writeSync;
+  }
+  tb.close();
+  fs.rmSync(metrics, { force: true });
   assert.deepEqual(fs.readdirSync(dir), ['current.ckpt'], 'no temporary or partial file left');
 });
 

@@ -17,7 +17,7 @@ import { SGD, type SGDState } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { CmcStep } from './step.ts';
 import { readCheckpoint, writeCheckpoint, type TensorEntry } from './checkpoint.ts';
-import { copyFileAtomic, removeStaleTemps, writeFileAtomic } from '../util/atomic_write.ts';
+import { appendToFile, copyFileAtomic, removeStaleTemps, writeFileAtomic } from '../util/atomic_write.ts';
 import { isSeedViews, runName, TRAIN_DEFAULTS, validateConfig, withViewDefaults, type TrainConfig } from './config.ts';
 import { objectivePairs, pairName } from './objective.ts';
 import { Rng, type RngState } from '../util/rng.ts';
@@ -213,7 +213,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     const r = await knn('recompute');
     knnAtInit = { top1: r.top1, top5: r.top5 };
     log(`[knn] epoch 0 (random init, recomputed features): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
-    fs.appendFileSync(metricsFile, JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n');
+    appendToFile(metricsFile, JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n');
   }
 
   let lastCkpt = cfg.resume;
@@ -281,7 +281,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       tb.scalar('train/epoch_loss', m.loss, globalStep);
       tb.scalar('train/lr', lr, globalStep);
       tb.flush();
-      fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
+      appendToFile(metricsFile, JSON.stringify(m) + '\n');
       log(`[cmc] epoch ${epoch} done in ${formatDuration(m.epoch_sec)} (${m.images_per_s.toFixed(1)} img/s): loss ${m.loss.toFixed(4)}`);
 
       const { memories, ...bankState } = await bank.snapshot();

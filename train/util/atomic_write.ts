@@ -8,6 +8,7 @@
  *   writeFileAtomic('runs/x/current.ckpt', [head, blob]);
  *   copyFileAtomic('runs/x/current.ckpt', 'runs/x/ckpt_epoch_10.ckpt');
  *   removeStaleTemps('runs/x');   // on start: temporary files of processes that died mid-write
+ *   appendToFile('runs/x/metrics.jsonl', line);   // not atomic (a log), but a failure names the file
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,7 +81,7 @@ function atomically(file: string, write: (fd: number) => void): void {
     } catch {
       // best effort: removeStaleTemps() deletes it on the next start
     }
-    throw writeError(file, e as NodeJS.ErrnoException);
+    throw writeError(file, e as NodeJS.ErrnoException, fs.existsSync(file));
   }
   try {
     const dfd = fs.openSync(path.dirname(path.resolve(file)), 'r');
@@ -94,12 +95,25 @@ function atomically(file: string, write: (fd: number) => void): void {
   }
 }
 
-function writeError(file: string, e: NodeJS.ErrnoException): Error {
-  const kept = fs.existsSync(file) ? `; the previous ${path.basename(file)} is kept` : '';
+/**
+ * An error that names the file (node's own ENOSPC message names none): `cannot write <file>: <why>`, plus
+ * `; the previous <name> is kept` when an atomic write left the old file in place.
+ */
+export function writeError(file: string, e: NodeJS.ErrnoException, previousKept = false): Error {
+  const kept = previousKept ? `; the previous ${path.basename(file)} is kept` : '';
   const why = e.code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : e.code === 'EDQUOT' ? 'disk quota exceeded (EDQUOT)' : e.message;
   const err = new Error(`cannot write ${file}: ${why}${kept}`);
   (err as NodeJS.ErrnoException).code = e.code;
   return err;
+}
+
+/** Append `text` to `file` (a log line: metrics.jsonl); a failure (a full disk) names the file. */
+export function appendToFile(file: string, text: string): void {
+  try {
+    fs.appendFileSync(file, text);
+  } catch (e) {
+    throw writeError(file, e as NodeJS.ErrnoException);
+  }
 }
 
 function alive(pid: number): boolean {
