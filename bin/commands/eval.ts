@@ -11,7 +11,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { BACKENDS, type BackendName } from '../../train/engine/backend.ts';
-import { knnEvaluate, probe, PROBE_DEFAULTS, type EncoderChoice, type PoolType } from '../../train/eval/probe.ts';
+import { describeTestSplit, knnEvaluate, probe, PROBE_DEFAULTS, type EncoderChoice, type PoolType } from '../../train/eval/probe.ts';
 import { SUPERVISED_DEFAULTS, trainSupervised, type SupervisedConfig } from '../../train/eval/supervised.ts';
 import type { SourceKind } from '../../train/data/sources.ts';
 import { int, intList, num, viewList } from '../options.ts';
@@ -39,7 +39,8 @@ function encoderOptions(cmd: Command): Command {
     .addOption(new Option('--view <space>', 'colour space for --random').choices(['Lab', 'YCbCr']).default('Lab'))
     .option('--views <list>', 'views of the --random encoder (as cmc train --views)', viewList)
     .option('--probe_views <list>', "use only these views' encoders, features concatenated in this order (e.g. L: the L encoder alone); default all", nameList)
-    .requiredOption('--data_folder <path>', 'dataset with labelled train and test splits (raw, ImageFolder train/ + val/, CIFAR-10, STL-10)')
+    .requiredOption('--data_folder <path>', 'dataset with labelled train and test splits (raw, ImageFolder train/ + val/, CIFAR-10, STL-10); one without a test split is refused unless --test_split is given')
+    .option('--test_split <f>', 'for a dataset without a test split (e.g. an ImageFolder without val/): hold out this fraction of the training images, per class and seeded by --seed, as the test split (said in the output and JSON)', num, 0)
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(DATASETS).default('auto'))
     .option('--pool <size>', 'override the adaptive pooling of the layer: HxW, N or none', poolSize)
     .addOption(new Option('--pool_type <type>', 'override the pooling type').choices(['max', 'avg']))
@@ -105,7 +106,7 @@ export function addEvalCommands(program: Command): void {
         mode: o.mode as 'cached' | 'augmented', valSplit: o.val_split as number, cropLow: o.crop_low as number | undefined,
         pool: o.pool as [number, number] | null | undefined, poolType: o.pool_type as PoolType | undefined,
         backend: o.backend as BackendName, seed: o.seed as number, workers: o.workers as number, out,
-        selectWeightDecay: o.select_wd as number[] | undefined,
+        selectWeightDecay: o.select_wd as number[] | undefined, testSplit: o.test_split as number,
       });
       if (o.json) {
         console.log(JSON.stringify({
@@ -115,11 +116,12 @@ export function addEvalCommands(program: Command): void {
             weight_decay: r.wdSelection?.chosen ?? o.weight_decay, lr: o.learning_rate, epochs: o.epochs, mode: o.mode, val_split: o.val_split,
             seed: o.seed, batch_size: o.batch_size,
           },
-          n_train: r.nTrain, n_val: r.nVal, n_test: r.nTest, head: r.headPath, backend: r.backend, seconds: r.seconds,
+          n_train: r.nTrain, n_val: r.nVal, n_test: r.nTest, test_split: r.testSplit, head: r.headPath, backend: r.backend, seconds: r.seconds,
         }));
       } else {
         console.log(`layer ${layer}: best epoch ${r.best.epoch} test top-1 ${(100 * r.best.top1).toFixed(2)}% top-5 ${(100 * r.best.top5).toFixed(2)}%` +
-          ` (chosen on ${r.selectedOn}); last epoch top-1 ${(100 * r.last.top1).toFixed(2)}%; head: ${r.headPath}`);
+          ` (chosen on ${r.selectedOn}); last epoch top-1 ${(100 * r.last.top1).toFixed(2)}%; head: ${r.headPath}` +
+          (r.testSplit.source === 'held_out' ? `; test split: ${describeTestSplit(r.testSplit)}` : ''));
       }
     });
 
@@ -137,12 +139,13 @@ export function addEvalCommands(program: Command): void {
         ...encoderChoice(o), seed: o.seed as number, dataFolder: o.data_folder as string, dataset: o.dataset as SourceKind | 'auto',
         layer: o.layer as number | undefined, k: o.k as number, T: o.nce_t as number, backend: o.backend as BackendName,
         workers: o.workers as number, batchSize: o.batch_size as number,
-        pool: o.pool as [number, number] | null | undefined, poolType: o.pool_type as PoolType | undefined,
+        pool: o.pool as [number, number] | null | undefined, poolType: o.pool_type as PoolType | undefined, testSplit: o.test_split as number,
       });
       if (o.json) {
-        console.log(JSON.stringify({ encoder: r.encoder, layer: r.layer, k: r.k, T: r.T, top1: r.top1, top5: r.top5, n: r.n, n_train: r.nTrain, backend: r.backend, seconds: r.seconds }));
+        console.log(JSON.stringify({ encoder: r.encoder, layer: r.layer, k: r.k, T: r.T, top1: r.top1, top5: r.top5, n: r.n, n_train: r.nTrain, test_split: r.testSplit, backend: r.backend, seconds: r.seconds }));
       } else {
-        console.log(`kNN (k ${r.k}, T ${r.T}, layer ${r.layer.layer}): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  (${r.n} test images)`);
+        console.log(`kNN (k ${r.k}, T ${r.T}, layer ${r.layer.layer}): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  ` +
+          `(${r.testSplit.source === 'held_out' ? describeTestSplit(r.testSplit) : `${r.n} test images`})`);
       }
     });
 

@@ -67,7 +67,25 @@ export function addTrainCommand(program: Command): void {
         console.error(`[cmc] demo: ${cfg.epochs} epochs of ${cfg.model} on ${dir} (generated shapes, 4 classes)`);
       }
       const explicit = (Object.keys(D) as (keyof TrainConfig)[]).filter((k) => cmd.getOptionValueSource(k) === 'cli');
-      const r = await train(cfg, { explicit });
+      // Ctrl+C (or a SIGTERM) ends the run at once: checkpoint writes are synchronous and atomic, so the last
+      // one is whole; say where it is and how to continue.
+      let saved: { file: string; epoch: number } | null = null;
+      const stop = (signal: NodeJS.Signals) => {
+        const how = ['backend', 'workers'].filter((k) => explicit.includes(k as keyof TrainConfig)).map((k) => ` --${k} ${shellQuote(String(cfg[k as keyof TrainConfig]))}`).join('');
+        console.error(saved
+          ? `\ncmc: interrupted (${signal}); the last checkpoint is ${saved.file} (epoch ${saved.epoch} done). Resume with: cmc train --resume ${shellQuote(saved.file)}${how}`
+          : `\ncmc: interrupted (${signal}) before the first checkpoint was written; nothing to resume, start the run again`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let r;
+      try {
+        r = await train(cfg, { explicit, onCheckpoint: (file, epoch) => (saved = { file, epoch }) });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
       const last = r.metrics[r.metrics.length - 1];
       if (o.json) {
         console.log(JSON.stringify({ run_dir: r.runDir, checkpoint: r.checkpoint, backend: r.backend, knn_at_init: r.knnAtInit, metrics: r.metrics }));
@@ -76,4 +94,9 @@ export function addTrainCommand(program: Command): void {
         if (last) console.log(`epoch ${last.epoch}: loss ${last.loss.toFixed(4)}${last.knn_top1 !== undefined ? `, kNN top-1 ${(100 * last.knn_top1).toFixed(1)}%` : ''}${r.knnAtInit ? ` (random init ${(100 * r.knnAtInit.top1).toFixed(1)}%)` : ''}`);
       }
     });
+}
+
+/** `s` as one POSIX shell word (quoted only when it needs to be). */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

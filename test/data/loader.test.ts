@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { openSource, RawU8Source } from '../../train/data/sources.ts';
-import { Loader, epochOrder, sampleRng, throughput, type Batch, type LoaderTransform } from '../../train/data/loader.ts';
+import { Loader, epochOrder, maxWorkers, sampleRng, throughput, type Batch, type LoaderTransform } from '../../train/data/loader.ts';
 
 let tmp = '';
 let rawDir = '';
@@ -36,6 +36,14 @@ async function collect(l: Loader, epoch: number, startBatch = 0): Promise<Batch[
 }
 
 describe('Loader', () => {
+  it('caps worker threads at the CPU count and says so (--workers 1000 took 11.7 GB)', async () => {
+    const warns: string[] = [];
+    const l = new Loader(new RawU8Source(rawDir, 'train'), { batchSize: 8, workers: 1000, transform: train, onWarn: (m) => warns.push(m) });
+    assert.equal(l.workers, maxWorkers());
+    assert.deepEqual(warns, [`--workers 1000 is more than the ${maxWorkers()} CPU cores here; using ${maxWorkers()} worker threads`]);
+    assert.equal(new Loader(new RawU8Source(rawDir, 'train'), { batchSize: 8, workers: 1, transform: train }).workers, 1);
+  });
+
   it('epoch order is a seeded permutation, different per epoch and seed', () => {
     const a = epochOrder(100, 1, 0), b = epochOrder(100, 1, 0), c = epochOrder(100, 1, 1), d = epochOrder(100, 2, 0);
     assert.deepEqual(a, b);

@@ -326,8 +326,19 @@ test('shipped models/imagenette64: its tfjs export (if any) matches its ONNX fil
   const b = argmaxRows(refP.probabilities, photos);
   const differ = a.filter((v, i) => v !== b[i]).length;
   const dpp = maxAbsDiff(gotP.probabilities, refP.probabilities);
-  t.diagnostic(`imagenette64 test split, ${photos} photos: top-1 differs on ${differ}, probabilities max |diff| ${dpp.toExponential(2)}`);
-  assert.equal(differ, 0, `tfjs and ONNX top-1 differ on ${differ} of ${photos} real photos`);
+  // With float32 weights top-1 must be identical everywhere. With float16 weights the probabilities may move
+  // by up to the stated bound, so a photo whose ONNX top-2 margin is within twice that bound may flip; any
+  // flip with a wider margin fails.
+  const classes = refP.probabilities.length / photos;
+  const margin = (i: number) => {
+    const row = Array.from(refP.probabilities.subarray(i * classes, (i + 1) * classes)).sort((x, y) => y - x);
+    return row[0] - row[1];
+  };
+  const flips = a.flatMap((v, i) => (v !== b[i] ? [{ i, margin: margin(i) }] : []));
+  const allowed = q ? 2 * tol.probabilities : 0;
+  t.diagnostic(`imagenette64 test split, ${photos} photos: top-1 differs on ${differ} (ONNX top-2 margins ${flips.map((f) => f.margin.toExponential(2)).join(', ') || '-'}), probabilities max |diff| ${dpp.toExponential(2)}`);
+  const unexplained = flips.filter((f) => f.margin > allowed);
+  assert.deepEqual(unexplained, [], `tfjs and ONNX top-1 differ on ${unexplained.length} of ${photos} real photos beyond a near-tie of ${allowed}`);
   assert.ok(dpp <= tol.probabilities, `real photos: probabilities max |diff| ${dpp}`);
 });
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { initBackend } from '../../train/engine/backend.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
-import { train, NonFiniteLossError } from '../../train/trainer/train.ts';
+import { train, NonFiniteLossError, runFolder } from '../../train/trainer/train.ts';
 import { readCheckpoint, writeCheckpoint } from '../../train/trainer/checkpoint.ts';
 import { readEvents } from '../../train/log/tensorboard.ts';
 
@@ -97,6 +97,26 @@ test('--resume with a new --name forks the run: its own folder, the history up t
   assert.ok(fs.readFileSync(src.checkpoint).equals(srcCkpt));
 });
 
+test('a resume in place after a kill keeps each epoch once in metrics.jsonl and removes stale temporary files', async () => {
+  await initBackend('cpu', { quiet: true });
+  const base: Partial<TrainConfig> = { backend: 'cpu', model: tinySpecFile, image_size: 16, feat_dim: 16, epochs: 3, model_path: path.join(tmp, 'dedupe'), name: 'run' };
+  const first = await train(config(base), { log: quiet, stopAfterEpoch: 1 });
+  const metricsFile = path.join(first.runDir, 'metrics.jsonl');
+  const line1 = fs.readFileSync(metricsFile, 'utf8');
+  // Killed after epoch 2's line was appended but before its checkpoint was written (twice, the second time
+  // mid-line), and after a checkpoint write had started: a temporary file of a process that is gone.
+  fs.appendFileSync(metricsFile, line1.replace('"epoch":1', '"epoch":2') + line1 + '{"epoch":2,"st');
+  const pidMax = fs.existsSync('/proc/sys/kernel/pid_max') ? Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8')) : 4194304;
+  const stale = path.join(first.runDir, `current.ckpt.tmp-${pidMax + 1}`);
+  fs.writeFileSync(stale, 'CMCCKPT2 half-written');
+  const logged: string[] = [];
+  await train(config({ ...base, resume: first.checkpoint }), { log: (l) => logged.push(l) });
+  const epochs = fs.readFileSync(metricsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+  assert.deepEqual(epochs, [1, 2, 3]);
+  assert.ok(!fs.existsSync(stale));
+  assert.ok(logged.some((l) => l.includes(`removed ${stale}`)), 'the cleanup is reported');
+});
+
 test('checkpoints hold weights, optimiser state, memories, Z, rng and config; TensorBoard scalars are readable', async () => {
   const r = await train(config({ epochs: 1, model_path: path.join(tmp, 'c'), name: 'ckrun' }), { log: quiet });
   const ck = readCheckpoint<Record<string, unknown>>(r.checkpoint);
@@ -158,4 +178,17 @@ test('--knn_freq records the random-init kNN (epoch 0) and a kNN top-1 per epoch
     assert.equal(lines[1].knn_source, knn_source);
     assert.ok(lines[1].knn_top1 >= 0 && lines[1].knn_top1 <= 1 && lines[1].knn_top5 >= lines[1].knn_top1);
   }
+});
+
+test('run names cannot leave --model_path (--name ../x is refused before anything is written)', async () => {
+  const modelPath = path.join(tmp, 'names', 'runs');
+  for (const name of ['../x', '..', 'a/../../x', '/etc/x', 'a\\..\\x']) {
+    await assert.rejects(train(config({ name, model_path: modelPath }), { log: quiet }), /--name must be a plain folder name inside --model_path/, name);
+  }
+  assert.ok(!fs.existsSync(path.join(tmp, 'names')), 'nothing written');
+  // The folder check itself, for names derived from the hyper-parameters (a --model path in them).
+  assert.throws(() => runFolder(modelPath, '../x'), /would not be inside --model_path/);
+  assert.throws(() => runFolder(modelPath, '.'), /would not be inside --model_path/);
+  assert.equal(runFolder(modelPath, 'memory_nce_16_specs/tiny.json_lr_0.03'), path.join(modelPath, 'memory_nce_16_specs/tiny.json_lr_0.03'));
+  assert.equal(runFolder(modelPath, '..run'), path.join(modelPath, '..run'), 'a name that merely starts with two dots stays inside');
 });

@@ -18,6 +18,7 @@
  * thread's loader hooks, whether the main thread used `node --import tsx`, `tsx` or the bin wrapper's
  * `register()`).
  */
+import os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { spawnTsWorker } from '../util/ts_worker.ts';
 import { Rng } from '../util/rng.ts';
@@ -209,6 +210,20 @@ class PoolWorker {
     w.on('exit', (code) => fail(new Error(`loader worker exited (code ${code})`)));
   }
 
+  /**
+   * Stop the thread. Idle workers are unref'ed (so a finished run can exit) and the promise terminate() returns
+   * does not keep the event loop alive, so the worker is ref'ed first and its pending tasks dropped: a batch
+   * result still queued would otherwise unref it again, the loop would drain before 'exit', and an error path
+   * awaiting close() would end with node's exit code 13 (unsettled top-level await) and no message.
+   */
+  terminate(): Promise<number> {
+    const closed = new Error('loader closed');
+    for (const t of this.tasks.values()) t.reject(closed);
+    this.tasks.clear();
+    this.w.ref();
+    return this.w.terminate();
+  }
+
   run(id: number, epoch: number, indices: Int32Array): Promise<{ x: Float32Array; label: Int32Array }> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
@@ -221,6 +236,25 @@ class PoolWorker {
 }
 
 // ------------------------------------------------------------------------------------------------------
+
+/**
+ * Worker threads are capped at the CPU count (os.availableParallelism()): each holds its own copy of the
+ * source's index, decode buffers and a tsx/V8 heap, so `--workers 1000` took 11.7 GB while decoding no
+ * faster than one per core. A larger request is lowered, and said so once per process.
+ */
+export function maxWorkers(): number {
+  return Math.max(1, os.availableParallelism());
+}
+
+let cappedSaid = false;
+
+function capWorkers(n: number, onWarn: WarnFn): number {
+  const cap = maxWorkers();
+  if (n <= cap) return n;
+  if (!cappedSaid) onWarn(`--workers ${n} is more than the ${cap} CPU cores here; using ${cap} worker threads`);
+  cappedSaid = true;
+  return cap;
+}
 
 export class Loader {
   readonly batchSize: number;
@@ -238,7 +272,7 @@ export class Loader {
   ) {
     if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0)) throw new RangeError(`batchSize must be a positive integer, got ${opts.batchSize}`);
     this.batchSize = opts.batchSize;
-    this.workers = Math.max(0, Math.floor(opts.workers ?? 0));
+    this.workers = capWorkers(Math.max(0, Math.floor(opts.workers ?? 0)), opts.onWarn ?? ((m) => console.warn(m)));
     this.prefetch = Math.max(1, Math.floor(opts.prefetch ?? Math.max(2, 2 * this.workers)));
     this.seed = opts.seed ?? 0;
     this.onWarn = opts.onWarn ?? ((m) => console.warn(m));
@@ -323,7 +357,7 @@ export class Loader {
     const pool = this.pool;
     this.pool = null;
     this.starting = null;
-    if (pool) await Promise.all(pool.map((p) => p.w.terminate()));
+    if (pool) await Promise.all(pool.map((p) => p.terminate()));
   }
 }
 
@@ -364,7 +398,7 @@ export async function throughput(
     }
     if (k <= warmup) throw new Error(`throughput: only ${k} batches, need more than the ${warmup} warm-up batches`);
     const seconds = (performance.now() - t1) / 1000;
-    return { workers: opts.workers, images, seconds, imagesPerSec: images / seconds, startupSeconds };
+    return { workers: loader.workers, images, seconds, imagesPerSec: images / seconds, startupSeconds };
   } finally {
     await loader.close();
   }

@@ -37,6 +37,12 @@ export type Split = 'train' | 'test' | 'unlabeled' | 'train+unlabeled';
 /** Receives one line per problem that did not stop the run (bad image skipped, substitution...). */
 export type WarnFn = (message: string) => void;
 
+/**
+ * The dataset has no labelled test split (an ImageFolder without val/ or test/, a raw dataset without a 'test'
+ * split). Evaluation must not fall back to the training images; callers say how to make one.
+ */
+export class NoTestSplitError extends Error {}
+
 export interface DataSource {
   readonly kind: SourceKind;
   /** Number of samples = memory-bank rows. */
@@ -176,7 +182,11 @@ export class RawU8Source implements DataSource {
     if (!isFile(metaPath)) throw new Error(`raw dataset: ${metaPath} not found`);
     const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as RawMeta;
     const s = meta.splits?.[split];
-    if (!s) throw new Error(`raw dataset ${dir}: meta.json has no split '${split}' (has: ${Object.keys(meta.splits ?? {}).join(', ') || 'none'})`);
+    if (!s) {
+      const has = Object.keys(meta.splits ?? {}).join(', ') || 'none';
+      if (split === 'test') throw new NoTestSplitError(`raw dataset ${dir} has no labelled test split (meta.json has no split 'test'; has: ${has})`);
+      throw new Error(`raw dataset ${dir}: meta.json has no split '${split}' (has: ${has})`);
+    }
     const shape = s.shape ?? [s.n ?? -1, meta.height ?? -1, meta.width ?? -1, 3];
     const [n, h, w, c] = shape;
     if (!(n >= 0 && h > 0 && w > 0 && c === 3)) throw new Error(`raw dataset ${dir}: bad shape ${JSON.stringify(shape)} for split '${split}' (expected [N,H,W,3])`);
@@ -627,10 +637,15 @@ export function detectKind(p: string, split: Split = 'train'): SourceKind | null
   return null;
 }
 
-/** For ImageFolder, CMC's layout is `<data>/train` and `<data>/val`: use `p/<split>` when it exists. */
+/**
+ * For ImageFolder, CMC's layout is `<data>/train` and `<data>/val`: use `p/<split>` when it exists. Training
+ * falls back to `p` itself (plain `p/<class>/` folders); the test split never does, since `p` holds the training
+ * images (or `train/` as a class): it is a NoTestSplitError.
+ */
 function imageFolderRoot(p: string, split: Split): string {
   const cands = split === 'test' ? ['test', 'val'] : split === 'train' ? ['train'] : [];
   for (const c of cands) if (isDir(path.join(p, c))) return path.join(p, c);
+  if (split === 'test') throw new NoTestSplitError(`${p} has no labelled test split (no ${path.join(p, 'val')}/<class>/ or ${path.join(p, 'test')}/<class>/ folder)`);
   return p;
 }
 

@@ -39,7 +39,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
-import path from 'node:path';
 import { initBackend, type BackendInfo, type BackendName } from '../engine/backend.ts';
 import { CmcModel } from '../model/cmc.ts';
 import { getCmcSpec } from '../spec/registry.ts';
@@ -48,11 +47,12 @@ import { inferShapes } from '../spec/shapes.ts';
 import { subsetSpec } from '../spec/input.ts';
 import { readCheckpoint } from '../trainer/checkpoint.ts';
 import { Loader, epochOrder, type LoaderOptions } from '../data/loader.ts';
-import { openSource, type DataSource, type SourceKind } from '../data/sources.ts';
+import { NoTestSplitError, openSource, type DataSource, type SourceKind } from '../data/sources.ts';
 import type { ColorView } from '../preprocess/color.ts';
 import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { Rng } from '../util/rng.ts';
+import { writeFileAtomic } from '../util/atomic_write.ts';
 import { weightedKnn } from './knn.ts';
 
 // ------------------------------------------------------------------------------------------------------
@@ -381,6 +381,60 @@ export function splitTrainVal(labels: Int32Array, frac: number, seed: number): {
   return { train: Int32Array.from(train.sort((a, b) => a - b)), val: Int32Array.from(val.sort((a, b) => a - b)) };
 }
 
+/** Where the test images came from: the dataset's own test split, or a fraction of its training images held out. */
+export type TestSplitInfo = { source: 'dataset' } | { source: 'held_out'; fraction: number; seed: number; n: number };
+
+export interface TestSplit {
+  /** The source to score: the dataset's test split, or the training source itself (then `testIdx` is set). */
+  src: DataSource;
+  /** Held-out training rows scored as the test split (null: all of `src`). */
+  testIdx: Int32Array | null;
+  /** Training labels with the held-out rows set to -1 (never trained on, never neighbours). */
+  trainLabels: Int32Array;
+  info: TestSplitInfo;
+}
+
+/**
+ * The labelled test split to evaluate on: the dataset's own (ImageFolder val/ or test/, the binary formats' test
+ * files) or, with `testSplit` > 0 for a dataset that has none, a stratified, seeded fraction of the training
+ * images held out. A dataset without a test split and no `testSplit` is refused: evaluating on the training
+ * folder would score training images (an ImageFolder without val/ used to give every image label 0).
+ */
+export async function openTestSplit(
+  dataset: SourceKind | 'auto', dataFolder: string, trainSrc: DataSource, testSplit: number, seed: number, onWarn: (m: string) => void,
+): Promise<TestSplit> {
+  if (!(testSplit >= 0 && testSplit < 1)) throw new Error(`--test_split must be in [0, 1) (got ${testSplit})`);
+  const labels = trainSrc.labels();
+  if (!labels) throw new Error(`${dataFolder}: the training split has no labels; evaluation needs them`);
+  let own: DataSource | null = null;
+  try {
+    own = await openSource(dataset, dataFolder, 'test', { onWarn });
+  } catch (e) {
+    if (!(e instanceof NoTestSplitError)) throw e;
+    if (!(testSplit > 0)) {
+      throw new Error(`${e.message}; evaluating on the training folder would score the training images themselves. ` +
+        'Give it a test split (for an ImageFolder, a val/<class>/ folder of other images), or pass --test_split 0.2 to hold out 20% of the training images (per class, seeded by --seed) as the test split');
+    }
+  }
+  if (own) {
+    if (testSplit > 0) {
+      own.close();
+      throw new Error(`--test_split is for datasets without a test split; ${dataFolder} has one (drop --test_split to evaluate on it)`);
+    }
+    return { src: own, testIdx: null, trainLabels: labels, info: { source: 'dataset' } };
+  }
+  const { val: testIdx } = splitTrainVal(labels, testSplit, seed ^ 0x7e57);
+  if (testIdx.length === 0) throw new Error(`--test_split ${testSplit} holds out no image of ${dataFolder} (${labels.length} images)`);
+  const trainLabels = Int32Array.from(labels);
+  for (const i of testIdx) trainLabels[i] = -1;
+  return { src: trainSrc, testIdx, trainLabels, info: { source: 'held_out', fraction: testSplit, seed, n: testIdx.length } };
+}
+
+/** How the test split is named in output lines. */
+export function describeTestSplit(t: TestSplitInfo): string {
+  return t.source === 'dataset' ? 'the dataset\'s test split' : `${t.n} training images held out as the test split (--test_split ${t.fraction}, seed ${t.seed})`;
+}
+
 // ------------------------------------------------------------------------------------------------------
 // The linear head and its JSON format
 
@@ -424,10 +478,7 @@ export interface LinearHead {
 export const FEATURE_LAYOUT = 'concat(views, channel axis) -> adaptive pool -> flatten C,H,W (PyTorch NCHW order)';
 
 export function writeHead(file: string, head: LinearHead): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(head));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(head));
 }
 
 export function readHead(file: string): LinearHead {
@@ -489,6 +540,8 @@ export interface ProbeOptions extends EncoderChoice {
   mode?: 'cached' | 'augmented';
   /** Fraction of TRAIN held out to choose the epoch (never the test split); 0 = seed behaviour. */
   valSplit?: number;
+  /** For a dataset without a test split: this fraction of TRAIN held out as the test split (0 = refuse such a dataset). */
+  testSplit?: number;
   /**
    * Weight decays to choose from (cached mode, valSplit > 0): one head per value on the features computed
    * once, the value whose best epoch scores highest on the held-out images wins; then a head with that
@@ -510,7 +563,7 @@ export interface ProbeOptions extends EncoderChoice {
 
 export const PROBE_DEFAULTS = {
   epochs: 60, lr: 0.1, momentum: 0.9, weightDecay: 0, batchSize: 256, decayEpochs: [30, 40, 50], decayRate: 0.2,
-  mode: 'augmented' as 'cached' | 'augmented', valSplit: 0, seed: 0, workers: 2,
+  mode: 'augmented' as 'cached' | 'augmented', valSplit: 0, testSplit: 0, seed: 0, workers: 2,
 };
 
 /**
@@ -538,6 +591,7 @@ export interface ProbeResult {
   nTrain: number;
   nVal: number;
   nTest: number;
+  testSplit: TestSplitInfo;
   encoder: string;
   backend: BackendInfo;
   featureSeconds: number;
@@ -569,11 +623,11 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     throw e;
   }
   try {
-    testSrc = await openSource(dataset, o.dataFolder, 'test', { onWarn: (m: string) => log(`[data] ${m}`) });
-    const trainLabels = trainSrc.labels();
-    if (!trainLabels) throw new Error(`${o.dataFolder}: the training split has no labels; a linear probe needs them`);
+    const held = await openTestSplit(dataset, o.dataFolder, trainSrc, o.testSplit, o.seed, (m: string) => log(`[data] ${m}`));
+    testSrc = held.src === trainSrc ? null : held.src;
+    const trainLabels = held.trainLabels;
     const info = probeLayerInfo(enc.spec, o.layer, o.pool !== undefined || o.poolType ? { pool: o.pool, poolType: o.poolType } : undefined);
-    const maxLabel = Math.max(...trainLabels, ...(testSrc.labels() ?? [0]));
+    const maxLabel = Math.max(...trainLabels, ...(held.src.labels() ?? [0]));
     const nClasses = Math.max(trainSrc.classNames.length, maxLabel + 1);
     const classNames = Array.from({ length: nClasses }, (_, k) => trainSrc.classNames[k] ?? String(k));
     const valSplit = o.valSplit ?? 0;
@@ -582,7 +636,8 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const valIdx = split ? split.val : new Int32Array(0);
     log(`[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed ?? 0})` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${o.layer}: ` +
       `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${nClasses} classes; ` +
-      `${trainIdx.length} train${split ? ` + ${valIdx.length} held out` : ''}, ${testSrc.length} test; mode ${o.mode}; ${backend.name}`);
+      `${trainIdx.length} train${split ? ` + ${valIdx.length} held out` : ''}, ${held.testIdx?.length ?? held.src.length} test; mode ${o.mode}; ${backend.name}`);
+    if (held.info.source === 'held_out') log(`[probe] test split: ${describeTestSplit(held.info)}`);
 
     const valTf = { mode: 'val' as const, size: enc.imageSize, view: enc.view, input: enc.spec.input };
     const extract = async (src: DataSource, subset: Int32Array | null) => {
@@ -595,7 +650,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
       }
     };
     const tf0 = performance.now();
-    const test = await extract(testSrc, null);
+    const test = await extract(held.src, held.testIdx);
     const val = valIdx.length ? await extract(trainSrc, valIdx) : null;
     const cached = o.mode === 'cached' ? await extract(trainSrc, trainIdx) : null;
     const featureSeconds = (performance.now() - tf0) / 1000;
@@ -756,7 +811,7 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     return {
       wdSelection,
       layer: info, epochs, best, last, selectedOn, head, headPath,
-      nTrain: wdSelection ? trainIdx.length + valIdx.length : trainIdx.length, nVal: wdSelection ? 0 : valIdx.length, nTest: test.n,
+      nTrain: wdSelection ? trainIdx.length + valIdx.length : trainIdx.length, nVal: wdSelection ? 0 : valIdx.length, nTest: test.n, testSplit: held.info,
       encoder: enc.source, backend, featureSeconds, seconds: (performance.now() - t0) / 1000,
     };
   } finally {
@@ -789,6 +844,10 @@ export interface KnnEvalOptions extends EncoderChoice {
   backend?: BackendName;
   workers?: number;
   batchSize?: number;
+  /** For a dataset without a test split: this fraction of TRAIN held out as the test split (0 = refuse such a dataset). */
+  testSplit?: number;
+  /** Seed of the held-out test split. */
+  seed?: number;
   log?: (line: string) => void;
 }
 
@@ -800,6 +859,7 @@ export interface KnnEvalResult {
   T: number;
   layer: ProbeLayerInfo;
   nTrain: number;
+  testSplit: TestSplitInfo;
   encoder: string;
   backend: BackendInfo;
   seconds: number;
@@ -823,10 +883,11 @@ export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> 
   let enc: LoadedEncoder | null = null;
   const tensors: tf.Tensor[] = [];
   try {
-    testSrc = await openSource(dataset, opts.dataFolder, 'test', { onWarn });
+    const held = await openTestSplit(dataset, opts.dataFolder, trainSrc, opts.testSplit ?? 0, opts.seed ?? 0, onWarn);
+    testSrc = held.src === trainSrc ? null : held.src;
     enc = loadEncoder(opts);
-    const trainLabels = trainSrc.labels();
-    if (!trainLabels || !testSrc.labels()) throw new Error(`${opts.dataFolder}: kNN needs labelled train and test splits`);
+    if (!held.src.labels()) throw new Error(`${opts.dataFolder}: kNN needs labelled train and test splits`);
+    if (held.info.source === 'held_out') log(`[knn] test split: ${describeTestSplit(held.info)}`);
     const layer = opts.layer ?? enc.spec.views[0].encoder.blocks.length;
     const info = probeLayerInfo(enc.spec, layer, opts.pool !== undefined || opts.poolType ? { pool: opts.pool, poolType: opts.poolType } : undefined);
     const k = opts.k ?? 200;
@@ -834,16 +895,17 @@ export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> 
     if (!(Number.isInteger(k) && k > 0) || !(T > 0)) throw new Error(`k must be a positive integer and T > 0 (got ${k}, ${T})`);
     log(`[knn] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init)` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${layer}: ${info.note} -> ${info.featureDim} features; k ${k}, T ${T}`);
     const lo: LoaderOptions = { batchSize: opts.batchSize ?? 256, workers: opts.workers ?? 2, shuffle: false, transform: { mode: 'val', size: enc.imageSize, view: enc.view, input: enc.spec.input }, onWarn };
-    const get = async (src: DataSource) => {
-      const loader = new Loader(src, lo);
+    const get = async (src: DataSource, subset: Int32Array | null) => {
+      const loader = subset ? new SubsetLoader(src, lo, subset) : new Loader(src, lo);
       try {
         return await extractFeatures(enc!.model, loader, info);
       } finally {
         await loader.close();
       }
     };
-    const tr = await get(trainSrc);
-    const te = await get(testSrc);
+    const trainIdx = held.testIdx ? Int32Array.from(held.trainLabels.keys()).filter((i) => held.trainLabels[i] >= 0) : null;
+    const tr = await get(trainSrc, trainIdx);
+    const te = await get(held.src, held.testIdx);
     const unit = (s: FeatureSet) => tf.tidy(() => {
       const x = tf.tensor2d(s.features, [s.n, s.dim]);
       // A zero row (dead ReLU map) stays zero instead of NaN.
@@ -854,7 +916,7 @@ export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> 
     const classes = Math.max(trainSrc.classNames.length, 1 + Math.max(...tr.labels, ...te.labels));
     const r = await weightedKnn(a, tr.labels, b, te.labels, { k, T, classes });
     log(`[knn] top-1 ${pct(r.top1)}  top-5 ${pct(r.top5)}  (${r.n} test images, ${tr.n} neighbours' pool)`);
-    return { ...r, k, T, layer: info, nTrain: tr.n, encoder: enc.source, backend, seconds: (performance.now() - t0) / 1000 };
+    return { ...r, k, T, layer: info, nTrain: tr.n, testSplit: held.info, encoder: enc.source, backend, seconds: (performance.now() - t0) / 1000 };
   } finally {
     tf.dispose(tensors);
     enc?.model.dispose();

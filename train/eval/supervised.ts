@@ -31,6 +31,7 @@ import { inferShapes, layerOutputShape } from '../spec/shapes.ts';
 import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { writeCheckpoint, type TensorEntry } from '../trainer/checkpoint.ts';
+import { appendToFile } from '../util/atomic_write.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../trainer/config.ts';
 import { Loader } from '../data/loader.ts';
 import { openSource, type DataSource } from '../data/sources.ts';
@@ -222,7 +223,7 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
         }
       }
       metrics.push(m);
-      fs.appendFileSync(path.join(runDir, 'metrics.jsonl'), JSON.stringify(m) + '\n');
+      appendToFile(path.join(runDir, 'metrics.jsonl'), JSON.stringify(m) + '\n');
       log(`[supervised] epoch ${epoch}/${cfg.epochs} lr ${lr}: loss ${m.loss.toFixed(4)}  train top-1 ${(100 * m.train_top1).toFixed(2)}%` +
         (m.test_top1 !== undefined ? `  test top-1 ${(100 * m.test_top1).toFixed(2)}% top-5 ${(100 * m.test_top5!).toFixed(2)}%` : '') + `  (${sec.toFixed(1)} s)`);
 

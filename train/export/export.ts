@@ -17,7 +17,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readCheckpoint, type Checkpoint, type TensorEntry } from '../trainer/checkpoint.ts';
+import { assertFinite, readCheckpoint, type Checkpoint, type TensorEntry } from '../trainer/checkpoint.ts';
+import { writeFileAtomic } from '../util/atomic_write.ts';
 import type { CmcSpec } from '../spec/layers.ts';
 import { getCmcSpec } from '../spec/registry.ts';
 import { subsetSpec } from '../spec/input.ts';
@@ -102,6 +103,8 @@ export function checkpointModel(ckpt: Checkpoint): { spec: CmcSpec; view: ColorV
   const params: ParamArrays = {};
   for (const [k, t] of Object.entries(ckpt.tensors)) if (k.startsWith('model/')) params[k.slice('model/'.length)] = t as TensorEntry;
   if (Object.keys(params).length === 0) throw new Error('checkpoint holds no model/ tensors');
+  // A model with NaN/Inf weights exports and serves, answering null embeddings: refuse it here.
+  assertFinite(params, 'refusing to export this checkpoint');
   return { spec, view, params, header };
 }
 
@@ -149,13 +152,6 @@ function writeTfjsRole(
   const total = written.reduce((s, w) => s + w.bytes, 0);
   log(`[export] ${path.join(outDir, rel)} (tfjs graph model, ${(total / 1e6).toFixed(1)} MB${quantize ? `, ${quantize} weights` : ''}, ${tg.nodes.length} nodes)`);
   return out;
-}
-
-function writeAtomic(file: string, bytes: Uint8Array | string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes);
-  fs.renameSync(tmp, file);
 }
 
 export async function exportModel(o: ExportOptions): Promise<ExportResult> {
@@ -264,7 +260,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     validateModel(model, job.file);
     const bytes = encodeModel(model);
     const file = path.join(outDir, job.file);
-    writeAtomic(file, bytes);
+    writeFileAtomic(file, bytes);
     written.push(file);
     files[job.file.split(path.sep).join('/')] = { sha256: sha256(bytes), bytes: bytes.length, role: job.role, inputs: job.inputs, outputs: job.outputs };
     log(`[export] ${file} (${(bytes.length / 1e6).toFixed(1)} MB, ${graph.node?.length} nodes)`);
@@ -278,7 +274,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   if (format === 'triton') {
     const job = jobs[0];
     const labels = head ? 'labels.txt' : undefined;
-    if (labels && head) writeAtomic(path.join(outDir, labels), head.classNames.join('\n') + '\n');
+    if (labels && head) writeFileAtomic(path.join(outDir, labels), head.classNames.join('\n') + '\n');
     const cfg = tritonConfig({
       name: path.basename(outDir),
       maxBatchSize: o.maxBatchSize ?? 64,
@@ -287,13 +283,13 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       outputs: job.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.shape.slice(1), labelFilename: t.name === 'probabilities' ? labels : undefined })),
     });
     const cfgFile = path.join(outDir, 'config.pbtxt');
-    writeAtomic(cfgFile, cfg);
+    writeFileAtomic(cfgFile, cfg);
     written.push(cfgFile);
   }
 
   const manifest: Manifest = { ...base, files };
   const manifestPath = path.join(outDir, 'manifest.json');
-  writeAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+  writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
   log(`[export] ${manifestPath}`);
   return { outDir, manifest, manifestPath, files: written };
 }
@@ -336,7 +332,7 @@ export async function addTfjsExport(o: AddTfjsOptions): Promise<ExportResult> {
   }
   if (written.length === 0) throw new Error(`${outDir}: the manifest lists neither encoder.onnx nor classifier.onnx; nothing to translate`);
   const next: Manifest = { ...manifest, files };
-  writeAtomic(manifestPath, JSON.stringify(next, null, 2) + '\n');
+  writeFileAtomic(manifestPath, JSON.stringify(next, null, 2) + '\n');
   log(`[export] ${manifestPath}`);
   return { outDir, manifest: next, manifestPath, files: written };
 }

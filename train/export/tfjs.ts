@@ -19,6 +19,7 @@
  *   const g = onnxToTfGraph(buildEncoderGraph(spec, params, opts), 'encoder graph');
  *   const files = writeTfjsModel('models/demo/tfjs/encoder', g, { quantize: 'float16', metadata });
  */
+import { writeFileAtomic } from '../util/atomic_write.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Float16Array } from '@petamoriken/float16';
@@ -108,9 +109,7 @@ export function writeTfjsModel(dir: string, files: TfjsFile[]): { file: string; 
   const ordered = [...files.filter((f) => f.file !== MODEL_JSON), ...files.filter((f) => f.file === MODEL_JSON)];
   return ordered.map((f) => {
     const full = path.join(dir, f.file);
-    const tmp = `${full}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, f.bytes);
-    fs.renameSync(tmp, full);
+    writeFileAtomic(full, f.bytes);
     return { file: f.file, path: full, sha256: sha256(f.bytes), bytes: f.bytes.length };
   });
 }

@@ -36,6 +36,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { lineChart, type Series } from './plot.ts';
 import { formatDuration } from './progress.ts';
+import { readCheckpointHeader } from '../trainer/checkpoint.ts';
 
 // ------------------------------------------------------------------------------------------------------
 // Input records (only the fields the report reads; the files may hold more)
@@ -176,34 +177,17 @@ function checkProbe(j: unknown): string | null {
 
 /** Reads the JSON header of a checkpoint only (not its tensors); null when the file is not there. */
 export function checkpointInfo(file: string): EncoderInfo | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch {
-    return null;
-  }
-  try {
-    const pre = Buffer.alloc(12);
-    if (fs.readSync(fd, pre, 0, 12, 0) !== 12 || pre.toString('latin1', 0, 8) !== 'CMCCKPT1') return null;
-    const hlen = pre.readUInt32LE(8);
-    const hb = Buffer.alloc(hlen);
-    if (fs.readSync(fd, hb, 0, hlen, 12) !== hlen) return null;
-    const h = JSON.parse(hb.toString('utf8')) as {
-      objective?: string; epoch?: number; step?: number; spec?: { arch?: string; imageSize?: number };
-      config?: { model?: string; image_size?: number; epochs?: number }; metrics?: { epoch: number; epoch_sec?: number }[];
-    };
-    if (!isNum(h.epoch) || !isNum(h.step)) return null;
-    const secs = (h.metrics ?? []).filter((m) => m.epoch >= 1 && m.epoch <= h.epoch! && isNum(m.epoch_sec)).map((m) => m.epoch_sec!);
-    return {
-      encoder: file, objective: h.objective === 'supervised' ? 'supervised' : 'cmc', arch: h.spec?.arch ?? h.config?.model,
-      image_size: h.spec?.imageSize ?? h.config?.image_size, epoch: h.epoch, step: h.step,
-      train_seconds: secs.length ? secs.reduce((a, b) => a + b, 0) : undefined, epochs_planned: h.config?.epochs,
-    };
-  } catch {
-    return null;
-  } finally {
-    fs.closeSync(fd);
-  }
+  const h = readCheckpointHeader<{
+    objective?: string; epoch?: number; step?: number; spec?: { arch?: string; imageSize?: number };
+    config?: { model?: string; image_size?: number; epochs?: number }; metrics?: { epoch: number; epoch_sec?: number }[];
+  }>(file);
+  if (!h || !isNum(h.epoch) || !isNum(h.step)) return null;
+  const secs = (h.metrics ?? []).filter((m) => m.epoch >= 1 && m.epoch <= h.epoch! && isNum(m.epoch_sec)).map((m) => m.epoch_sec!);
+  return {
+    encoder: file, objective: h.objective === 'supervised' ? 'supervised' : 'cmc', arch: h.spec?.arch ?? h.config?.model,
+    image_size: h.spec?.imageSize ?? h.config?.image_size, epoch: h.epoch, step: h.step,
+    train_seconds: secs.length ? secs.reduce((a, b) => a + b, 0) : undefined, epochs_planned: h.config?.epochs,
+  };
 }
 
 export function readRun(dir: string): { name: string; dir: string; records: RunRecord[] } {

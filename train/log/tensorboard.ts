@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeError } from '../util/atomic_write.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // CRC32C (Castagnoli, reflected polynomial 0x82F63B78)
@@ -169,7 +170,11 @@ export class TbWriter {
     this.pending = [];
     this.pendingBytes = 0;
     let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+    } catch (e) {
+      throw writeError(this.file, e as NodeJS.ErrnoException);
+    }
     this.lastWrite = Date.now();
   }
 

@@ -2,15 +2,22 @@
  * Checkpoints: one self-describing file holding the weights and BN statistics, the optimiser's momentum
  * buffers, both memories, Z, epoch and step, random states and the resolved config.
  *
- * Layout: 'CMCCKPT1' | u32 header length | JSON header | zero padding to 4 bytes | float32 blob. The header
- * lists each tensor's name, shape and offset into the blob. Writes are atomic: a temporary file in the
- * same folder is written, fsync'ed and renamed over the target, so a crash mid-write leaves the previous
- * checkpoint intact.
+ * Layout (version 2): 'CMCCKPT2' | u32 header length | JSON header | zero padding to 4 bytes | float32 blob |
+ * SHA-256 of everything before it (32 bytes). The header lists each tensor's name, shape and offset into the
+ * blob. Reading verifies the checksum (bit flips, edited header or offset fields are refused) and that every
+ * value is finite; writing refuses non-finite values, so a run whose weights blew up keeps its last good
+ * checkpoint. Writes are atomic (util/atomic_write.ts): a crash mid-write leaves the previous checkpoint intact.
+ *
+ * Version 1 files ('CMCCKPT1', written before checksums, the same layout without the trailer) still load:
+ * their size and values are checked and `onNote` says they carry no checksum.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
+import { writeFileAtomic } from '../util/atomic_write.ts';
 
-const MAGIC = 'CMCCKPT1';
+const MAGIC = 'CMCCKPT2';
+const MAGIC_V1 = 'CMCCKPT1';
+const DIGEST_BYTES = 32;
 
 export interface TensorEntry {
   shape: number[];
@@ -23,8 +30,29 @@ export interface Checkpoint<H = Record<string, unknown>> {
   tensors: Record<string, TensorEntry>;
 }
 
+interface IndexEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+/** The first non-finite value of a tensor, or -1. */
+function firstNonFinite(d: Float32Array): number {
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return i;
+  return -1;
+}
+
+/** Throws naming the first tensor holding NaN or Inf (`what` says whose: a checkpoint, a model to export). */
+export function assertFinite(tensors: Record<string, TensorEntry>, what: string): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    const i = firstNonFinite(t.data);
+    if (i >= 0) throw new Error(`${what}: tensor ${name} holds ${t.data[i]} at index ${i} (non-finite weights; the training diverged or the file was damaged)`);
+  }
+}
+
 export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
-  const index: { name: string; shape: number[]; offset: number; length: number }[] = [];
+  const index: IndexEntry[] = [];
   let offset = 0;
   for (const [name, t] of Object.entries(ckpt.tensors)) {
     const n = t.shape.reduce((a, b) => a * b, 1);
@@ -32,6 +60,7 @@ export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
     index.push({ name, shape: t.shape, offset, length: n });
     offset += n;
   }
+  assertFinite(ckpt.tensors, `not writing ${file}`);
   const header = Buffer.from(JSON.stringify({ ...ckpt.header, __tensors: index }), 'utf8');
   const pre = 8 + 4 + header.length;
   const pad = (4 - (pre % 4)) % 4;
@@ -39,53 +68,98 @@ export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
   head.write(MAGIC, 0, 'latin1');
   head.writeUInt32LE(header.length, 8);
   header.copy(head, 12);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, head);
+  const hash = crypto.createHash('sha256');
+  function* chunks(): Generator<Uint8Array> {
+    hash.update(head);
+    yield head;
     for (const e of index) {
       const d = ckpt.tensors[e.name].data;
-      fs.writeSync(fd, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      hash.update(bytes);
+      yield bytes;
     }
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    yield hash.digest();
   }
-  fs.renameSync(tmp, file);
-  try {
-    const dfd = fs.openSync(path.dirname(file), 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // fsync on a directory is not supported everywhere; the rename itself is atomic.
-  }
+  writeFileAtomic(file, chunks());
 }
 
-export function readCheckpoint<H = Record<string, unknown>>(file: string): Checkpoint<H> {
+export interface ReadOptions {
+  /** Told when the file is a version-1 checkpoint (no checksum to verify). Default: console.warn. */
+  onNote?: (message: string) => void;
+}
+
+export function readCheckpoint<H = Record<string, unknown>>(file: string, opts: ReadOptions = {}): Checkpoint<H> {
   let buf: Buffer;
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
     throw new Error(`cannot read checkpoint ${file}: ${(e as Error).message}`);
   }
-  if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) throw new Error(`${file} is not a cmc checkpoint (bad magic)`);
+  const magic = buf.length >= 12 ? buf.toString('latin1', 0, 8) : '';
+  if (magic !== MAGIC && magic !== MAGIC_V1) throw new Error(`${file} is not a cmc checkpoint (bad magic)`);
+  let end = buf.length;
+  if (magic === MAGIC) {
+    if (buf.length < 12 + DIGEST_BYTES) throw new Error(`${file}: truncated or corrupt checkpoint (${buf.length} bytes)`);
+    end = buf.length - DIGEST_BYTES;
+    const want = buf.subarray(end);
+    const got = crypto.createHash('sha256').update(buf.subarray(0, end)).digest();
+    if (!got.equals(want)) {
+      throw new Error(`${file}: checksum mismatch: the file is truncated or corrupt (damaged or edited); use an earlier ckpt_epoch_N.ckpt`);
+    }
+  } else {
+    (opts.onNote ?? ((m: string) => console.warn(m)))(`${file}: a version-1 checkpoint (written before checksums); loaded without verification`);
+  }
   const hlen = buf.readUInt32LE(8);
-  if (12 + hlen > buf.length) throw new Error(`${file}: truncated checkpoint header`);
-  let header: H & { __tensors: { name: string; shape: number[]; offset: number; length: number }[] };
+  if (12 + hlen > end) throw new Error(`${file}: truncated checkpoint header`);
+  let header: H & { __tensors: IndexEntry[] };
   try {
     header = JSON.parse(buf.toString('utf8', 12, 12 + hlen));
   } catch {
     throw new Error(`${file}: corrupt checkpoint header`);
   }
+  const index = header.__tensors;
   const start = 12 + hlen + ((4 - ((12 + hlen) % 4)) % 4);
-  const total = header.__tensors.reduce((a, e) => a + e.length, 0);
-  if (start + total * 4 !== buf.length) throw new Error(`${file}: truncated or corrupt checkpoint (${buf.length} bytes, expected ${start + total * 4})`);
+  const total = Array.isArray(index) ? index.reduce((a, e) => a + e.length, 0) : NaN;
+  if (start + total * 4 !== end) throw new Error(`${file}: truncated or corrupt checkpoint (${buf.length} bytes, expected ${start + total * 4 + (end === buf.length ? 0 : DIGEST_BYTES)})`);
   // Copy into an aligned buffer (the file buffer's offset need not be 4-aligned).
   const blob = new Float32Array(total);
   new Uint8Array(blob.buffer).set(buf.subarray(start, start + total * 4));
   const tensors: Record<string, TensorEntry> = {};
-  for (const e of header.__tensors) tensors[e.name] = { shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) };
+  for (const e of index) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    if (!(Number.isInteger(e.offset) && e.offset >= 0 && n === e.length && e.offset + e.length <= total)) {
+      throw new Error(`${file}: corrupt checkpoint index (tensor ${e.name}: shape [${e.shape}], offset ${e.offset}, length ${e.length})`);
+    }
+    tensors[e.name] = { shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) };
+  }
+  assertFinite(tensors, file);
   const { __tensors: _, ...rest } = header;
   return { header: rest as H, tensors };
+}
+
+/**
+ * The JSON header alone (no tensors read, nothing verified): for listings such as `cmc report`. Null when the
+ * file is missing or not a checkpoint.
+ */
+export function readCheckpointHeader<H = Record<string, unknown>>(file: string): H | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const pre = Buffer.alloc(12);
+    if (fs.readSync(fd, pre, 0, 12, 0) !== 12) return null;
+    const magic = pre.toString('latin1', 0, 8);
+    if (magic !== MAGIC && magic !== MAGIC_V1) return null;
+    const hlen = pre.readUInt32LE(8);
+    const hb = Buffer.alloc(hlen);
+    if (fs.readSync(fd, hb, 0, hlen, 12) !== hlen) return null;
+    return JSON.parse(hb.toString('utf8')) as H;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

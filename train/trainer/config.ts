@@ -137,6 +137,8 @@ export function validateConfig(c: TrainConfig): void {
   if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
   if (!(Number.isInteger(c.workers) && c.workers >= 0)) bad.push('--workers must be an integer >= 0');
+  // The run folder is <model_path>/<name>: a name with a path in it would write elsewhere (--name ../x).
+  if (c.name && (/[/\\\0]/.test(c.name) || c.name === '.' || c.name === '..')) bad.push(`--name must be a plain folder name inside --model_path, without / or \\ (got ${JSON.stringify(c.name)})`);
   if (!(Number.isInteger(c.knn_freq) && c.knn_freq >= 0)) bad.push('--knn_freq must be an integer >= 0');
   if (c.knn_source !== 'recompute' && c.knn_source !== 'memory') bad.push('--knn_source must be recompute or memory');
   try {

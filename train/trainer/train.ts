@@ -17,6 +17,7 @@ import { SGD, type SGDState } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { CmcStep } from './step.ts';
 import { readCheckpoint, writeCheckpoint, type TensorEntry } from './checkpoint.ts';
+import { appendToFile, copyFileAtomic, removeStaleTemps, writeFileAtomic } from '../util/atomic_write.ts';
 import { isSeedViews, runName, TRAIN_DEFAULTS, validateConfig, withViewDefaults, type TrainConfig } from './config.ts';
 import { objectivePairs, pairName } from './objective.ts';
 import { Rng, type RngState } from '../util/rng.ts';
@@ -81,6 +82,8 @@ export interface TrainHooks {
   explicit?: (keyof TrainConfig)[];
   /** Called with each step's losses (tests compare runs). */
   onStep?: (epoch: number, step: number, loss: number) => void;
+  /** Called with the newest whole checkpoint (the resumed one first, then each epoch's): `cmc train` names it on Ctrl+C. */
+  onCheckpoint?: (file: string, epoch: number) => void;
 }
 
 export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
@@ -88,7 +91,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   let cfg = { ...cfgIn };
   let resume: ReturnType<typeof readCheckpoint<CheckpointHeader>> | null = null;
   if (cfg.resume) {
-    resume = readCheckpoint<CheckpointHeader>(cfg.resume);
+    resume = readCheckpoint<CheckpointHeader>(cfg.resume, { onNote: (m) => log(`[cmc] ${m}`) });
     if (resume.header.format !== 'cmc-train-checkpoint') throw new Error(`${cfg.resume} is not a training checkpoint`);
     if ((resume.header as { objective?: string }).objective === 'supervised') {
       throw new Error(`${cfg.resume} is a supervised-baseline checkpoint (cmc supervised); it has no memory bank to resume CMC training from`);
@@ -175,11 +178,13 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   }
 
   const name = runName(cfg);
-  const runDir = path.join(cfg.model_path, name);
+  const runDir = runFolder(cfg.model_path, name);
   fs.mkdirSync(runDir, { recursive: true });
+  for (const f of removeStaleTemps(runDir)) log(`[cmc] removed ${f}, left by a write that did not finish`);
   const tb = new TbWriter(path.join(cfg.tb_path, name));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
-  if (resume) inheritMetrics(path.join(path.dirname(cfg.resume), 'metrics.jsonl'), metricsFile, resume.header.epoch);
+  startMetrics(resume ? path.join(path.dirname(cfg.resume), 'metrics.jsonl') : null, metricsFile, resume?.header.epoch ?? 0);
+  if (resume) hooks.onCheckpoint?.(cfg.resume, resume.header.epoch);
   const loader = new Loader(source, {
     batchSize: cfg.batch_size, seed: cfg.seed, workers: cfg.workers,
     transform: { mode: 'train', size: cfg.image_size, view: cfg.view, input: spec.input, cropLow: cfg.crop_low },
@@ -210,7 +215,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     const r = await knn('recompute');
     knnAtInit = { top1: r.top1, top5: r.top5 };
     log(`[knn] epoch 0 (random init, recomputed features): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
-    fs.appendFileSync(metricsFile, JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n');
+    appendToFile(metricsFile, JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n');
   }
 
   let lastCkpt = cfg.resume;
@@ -230,6 +235,9 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
           x.dispose();
         }
         globalStep++;
+        // One macrotask turn per step: on a synchronous backend (cpu, and the in-thread loader) the loop is all
+        // microtasks, so without it signals (Ctrl+C) and timers would wait until the run ends.
+        await new Promise<void>((res) => setImmediate(res));
         if (!Number.isFinite(r.loss)) {
           throw new NonFiniteLossError(
             `loss became ${r.loss} at epoch ${epoch}, step ${globalStep}; stopping. The last good checkpoint is ${lastCkpt || '(none yet)'}; ` +
@@ -275,7 +283,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       tb.scalar('train/epoch_loss', m.loss, globalStep);
       tb.scalar('train/lr', lr, globalStep);
       tb.flush();
-      fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
+      appendToFile(metricsFile, JSON.stringify(m) + '\n');
       log(`[cmc] epoch ${epoch} done in ${formatDuration(m.epoch_sec)} (${m.images_per_s.toFixed(1)} img/s): loss ${m.loss.toFixed(4)}`);
 
       const { memories, ...bankState } = await bank.snapshot();
@@ -292,9 +300,8 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       memories.forEach((mem, v) => (tensors[`memory/${v}`] = { shape: [source.length, spec.featDim], data: mem }));
       lastCkpt = path.join(runDir, 'current.ckpt');
       writeCheckpoint(lastCkpt, { header: header as unknown as Record<string, unknown>, tensors });
-      if (epoch % cfg.save_freq === 0 || epoch === cfg.epochs) {
-        fs.copyFileSync(lastCkpt, path.join(runDir, `ckpt_epoch_${epoch}.ckpt`));
-      }
+      hooks.onCheckpoint?.(lastCkpt, epoch);
+      if (epoch % cfg.save_freq === 0 || epoch === cfg.epochs) copyFileAtomic(lastCkpt, path.join(runDir, `ckpt_epoch_${epoch}.ckpt`));
       if (hooks.stopAfterEpoch === epoch) break;
     }
   } finally {
@@ -314,14 +321,40 @@ function l2rows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 2, 1, true)) as tf.Tensor2D;
 }
 
+/** `<model_path>/<name>`, refused when the name would leave model_path (`--name ../x`, an absolute path). */
+export function runFolder(modelPath: string, name: string): string {
+  const root = path.resolve(modelPath);
+  const dir = path.resolve(root, name);
+  const rel = path.relative(root, dir);
+  if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    throw new Error(`the run folder ${JSON.stringify(name)} would not be inside --model_path ${modelPath}; use --name with a plain folder name (letters, digits, . _ -)`);
+  }
+  return path.join(modelPath, name);
+}
+
 /**
- * A forked run starts its metrics.jsonl with the source run's lines up to the resumed epoch (the epoch-0 kNN
- * included), so its curves start at step 0. Resuming in place leaves the file as it is.
+ * The run's metrics.jsonl as of its checkpoint: a fresh run starts an empty file (as it starts a new
+ * current.ckpt); a resumed run keeps the lines up to the checkpoint's epoch, once each (the epoch-0 kNN
+ * included): lines of epochs that finished after the checkpoint was written, a line torn by a kill, or a
+ * second copy of an epoch are dropped, so resuming never duplicates an epoch. A forked run (a new --name)
+ * starts with the source run's lines up to the resumed epoch, so its curves start at step 0; the source
+ * run's file is not touched.
  */
-function inheritMetrics(from: string, to: string, lastEpoch: number): void {
-  if (path.resolve(from) === path.resolve(to) || fs.existsSync(to) || !fs.existsSync(from)) return;
-  // A line torn by an interrupted write is dropped, not fatal: the checkpoint, not this log, is the run's state.
+function startMetrics(from: string | null, to: string, lastEpoch: number): void {
+  if (from === null) {
+    if (fs.existsSync(to)) writeFileAtomic(to, '');
+    return;
+  }
+  // In place, from === to; a fork reads the source run's file unless it has a log of its own already.
+  const src = fs.existsSync(to) ? to : fs.existsSync(from) ? from : null;
+  if (!src) return;
   const epochOf = (l: string): number => { try { return (JSON.parse(l) as { epoch: number }).epoch; } catch { return NaN; } };
-  const kept = fs.readFileSync(from, 'utf8').split('\n').filter((l) => epochOf(l) <= lastEpoch);
-  fs.writeFileSync(to, kept.map((l) => l + '\n').join(''));
+  const seen = new Set<number>();
+  const kept = fs.readFileSync(src, 'utf8').split('\n').filter((l) => {
+    const e = epochOf(l);
+    if (!(e <= lastEpoch) || seen.has(e)) return false;
+    seen.add(e);
+    return true;
+  });
+  writeFileAtomic(to, kept.map((l) => l + '\n').join(''));
 }
