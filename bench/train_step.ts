@@ -27,6 +27,8 @@ export interface TrainStepBenchOptions {
   nData: number;
   featDim: number;
   softmax: boolean;
+  /** Memory-bank scoring path (MemoryBankOptions.scoring); the PyTorch reference takes the same. */
+  scoring?: 'auto' | 'bank' | 'gather';
   warmup: number;
   steps: number;
   /** Run the PyTorch reference too (needs python3 with torch). */
@@ -45,6 +47,8 @@ export interface TrainStepBenchResult {
   image_size: number;
   batch_size: number;
   nce_k: number;
+  /** The memory-bank scoring path the step took ('bank' or 'gather'). */
+  scoring: 'bank' | 'gather';
   ms_per_step: number;
   ms_per_step_all: number[];
   images_per_s: number;
@@ -69,7 +73,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   const spec = getCmcSpec(o.model, { imageSize: o.imageSize, featDim: o.featDim });
   const model = new CmcModel(spec, 1);
   const rng = new Rng(2);
-  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, rng, log });
+  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, scoring: o.scoring, rng, log });
   const sgd = new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 });
   const step = new CmcStep(model, bank, sgd);
   const B = o.batchSize;
@@ -105,6 +109,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     image_size: o.imageSize,
     batch_size: B,
     nce_k: bank.K,
+    scoring: bank.scoringPath(B),
     ms_per_step: ms,
     ms_per_step_all: times,
     images_per_s: (B * 1000) / ms,
@@ -122,7 +127,9 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   if (o.torch) {
     const threads = o.torchThreads ?? result.threads;
     result.torch = runTorchReference(spec, o, threads, result.param_count, log);
-    if (typeof result.torch.ms_per_step === 'number') result.ratio_vs_torch = ms / result.torch.ms_per_step;
+    if (result.torch.scoring !== undefined && result.torch.scoring !== result.scoring) {
+      result.torch = { error: `PyTorch reference took the ${String(result.torch.scoring)} scoring path, ours ${result.scoring}: not comparable` };
+    } else if (typeof result.torch.ms_per_step === 'number') result.ratio_vs_torch = ms / result.torch.ms_per_step;
   }
   return result;
 }
@@ -136,7 +143,7 @@ function runTorchReference(spec: unknown, o: TrainStepBenchOptions, threads: num
   const args = [
     script, '--spec', specFile, '--batch_size', String(o.batchSize), '--nce_k', String(o.nceK),
     '--n_data', String(o.nData), '--threads', String(threads), '--warmup', String(o.warmup), '--steps', String(o.steps),
-    '--expect_params', String(params),
+    '--expect_params', String(params), '--scoring', o.scoring ?? 'auto',
     ...(o.softmax ? ['--softmax'] : []),
   ];
   log(`[bench] PyTorch reference: ${o.python} ${args.join(' ')}`);
