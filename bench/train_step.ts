@@ -17,6 +17,7 @@ import { MemoryBank } from '../train/loss/memory_bank.ts';
 import { SGD } from '../train/optim/sgd.ts';
 import { CmcStep } from '../train/trainer/step.ts';
 import { Rng } from '../train/util/rng.ts';
+import { countReadbacks } from '../train/engine/readbacks.ts';
 
 export interface TrainStepBenchOptions {
   model: string;
@@ -51,6 +52,8 @@ export interface TrainStepBenchResult {
   scoring: 'bank' | 'gather';
   ms_per_step: number;
   ms_per_step_all: number[];
+  /** Reads of tensor data back from the backend per timed step (train/engine/readbacks.ts). */
+  readbacks_per_step: number;
   images_per_s: number;
   effective_gflops: number;
   peak_rss_mb: number;
@@ -85,7 +88,9 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   const times: number[] = [];
   const losses: number[] = [];
   const total = o.warmup + o.steps;
+  const readbacks = countReadbacks();
   for (let s = 0; s < total; s++) {
+    if (s === o.warmup) readbacks.reset(); // warm-up steps estimate Z (a read each)
     const y = new Int32Array(B);
     for (let i = 0; i < B; i++) y[i] = (s * B + i) % o.nData;
     const t0 = performance.now();
@@ -98,6 +103,8 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     if (s >= o.warmup) times.push(dt);
     log(`[bench] step ${s + 1}/${total}${s < o.warmup ? ' (warm-up)' : ''}: ${dt.toFixed(0)} ms, loss ${r.loss.toFixed(4)}`);
   }
+  const readbacksPerStep = readbacks.count / o.steps;
+  readbacks.stop();
   const ms = median(times);
   const flops = trainStepFlopsPerImage(spec) * B;
   const result: TrainStepBenchResult = {
@@ -112,6 +119,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     scoring: bank.scoringPath(B),
     ms_per_step: ms,
     ms_per_step_all: times,
+    readbacks_per_step: readbacksPerStep,
     images_per_s: (B * 1000) / ms,
     effective_gflops: flops / (ms * 1e6),
     peak_rss_mb: peakRss / 2 ** 20,

@@ -47,6 +47,7 @@ export function addBenchCommand(program: Command): void {
       }
       console.log(`${r.arch} @${r.image_size}px B=${r.batch_size} K=${r.nce_k} (${r.scoring} scoring) on ${r.backend} (${r.device}, ${r.threads} thread(s))`);
       console.log(`  ${r.ms_per_step.toFixed(1)} ms/step  ${r.images_per_s.toFixed(1)} images/s  ${r.effective_gflops.toFixed(1)} effective GFLOPS`);
+      console.log(`  ${r.readbacks_per_step} read(s) back from the backend per step`);
       console.log(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MiB, peak tensors ${r.peak_tensor_mb.toFixed(0)} MiB, ${r.param_count} params`);
       if (r.torch) {
         if (typeof r.torch.ms_per_step === 'number') {
