@@ -9,12 +9,14 @@ import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
 import { makeMeanConfig, makeSumConfig } from './wasm/Reduce.ts';
 import { makeCastConfig, makeIdentityConfig } from './wasm/Identity.ts';
+import { sgdStepConfig } from './wasm/SgdStep.ts';
 import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
 import { meanGradConfig } from './grads/Mean_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
-  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig, makeIdentityConfig, makeCastConfig],
+  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig, makeIdentityConfig, makeCastConfig,
+    () => sgdStepConfig],
 };
 
 const done = new Set<string>();
