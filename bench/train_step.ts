@@ -18,6 +18,7 @@ import { SGD } from '../train/optim/sgd.ts';
 import { CmcStep } from '../train/trainer/step.ts';
 import { Rng } from '../train/util/rng.ts';
 import { countReadbacks } from '../train/engine/readbacks.ts';
+import { setFusedKernels } from '../train/kernels/fused.ts';
 
 export interface TrainStepBenchOptions {
   model: string;
@@ -32,6 +33,11 @@ export interface TrainStepBenchOptions {
   scoring?: 'auto' | 'bank' | 'gather';
   warmup: number;
   steps: number;
+  /**
+   * Also time each step with the fused kernels off (train/kernels/fused.ts), alternating step by step in
+   * this process, so a busy machine slows both alike.
+   */
+  compareUnfused?: boolean;
   /** Run the PyTorch reference too (needs python3 with torch). */
   torch: boolean;
   /** Threads for PyTorch; default = the threads our backend uses. */
@@ -54,6 +60,9 @@ export interface TrainStepBenchResult {
   ms_per_step_all: number[];
   /** Reads of tensor data back from the backend per timed step (train/engine/readbacks.ts). */
   readbacks_per_step: number;
+  /** With compareUnfused: the median step with fusion off, measured alternately with ms_per_step. */
+  unfused_ms_per_step?: number;
+  unfused_ms_per_step_all?: number[];
   images_per_s: number;
   effective_gflops: number;
   peak_rss_mb: number;
@@ -86,24 +95,39 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   let peakRss = 0;
   let peakTensor = 0;
   const times: number[] = [];
+  const unfusedTimes: number[] = [];
   const losses: number[] = [];
   const total = o.warmup + o.steps;
   const readbacks = countReadbacks();
+  let reads = 0; // in the timed steps (warm-up steps estimate Z, a read each)
   for (let s = 0; s < total; s++) {
-    if (s === o.warmup) readbacks.reset(); // warm-up steps estimate Z (a read each)
     const y = new Int32Array(B);
     for (let i = 0; i < B; i++) y[i] = (s * B + i) % o.nData;
+    const readsBefore = readbacks.count;
     const t0 = performance.now();
     const r = await step.run(x, y);
     const dt = performance.now() - t0;
+    if (s >= o.warmup) reads += readbacks.count - readsBefore;
     losses.push(r.loss);
     if (!Number.isFinite(r.loss)) throw new Error(`non-finite loss ${r.loss} at bench step ${s}`);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     peakTensor = Math.max(peakTensor, tf.memory().numBytes);
     if (s >= o.warmup) times.push(dt);
     log(`[bench] step ${s + 1}/${total}${s < o.warmup ? ' (warm-up)' : ''}: ${dt.toFixed(0)} ms, loss ${r.loss.toFixed(4)}`);
+    if (o.compareUnfused) {
+      setFusedKernels(false);
+      try {
+        const t1 = performance.now();
+        await step.run(x, y);
+        const du = performance.now() - t1;
+        if (s >= o.warmup) unfusedTimes.push(du);
+        log(`[bench]   same step with fusion off: ${du.toFixed(0)} ms`);
+      } finally {
+        setFusedKernels(true);
+      }
+    }
   }
-  const readbacksPerStep = readbacks.count / o.steps;
+  const readbacksPerStep = reads / o.steps;
   readbacks.stop();
   const ms = median(times);
   const flops = trainStepFlopsPerImage(spec) * B;
@@ -120,6 +144,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     ms_per_step: ms,
     ms_per_step_all: times,
     readbacks_per_step: readbacksPerStep,
+    ...(o.compareUnfused ? { unfused_ms_per_step: median(unfusedTimes), unfused_ms_per_step_all: unfusedTimes } : {}),
     images_per_s: (B * 1000) / ms,
     effective_gflops: flops / (ms * 1e6),
     peak_rss_mb: peakRss / 2 ** 20,

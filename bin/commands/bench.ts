@@ -31,6 +31,7 @@ export function addBenchCommand(program: Command): void {
     .option('--softmax', 'softmax-CE loss instead of NCE', false)
     .option('--warmup <n>', 'untimed warm-up steps', int, 2)
     .option('--steps <n>', 'timed steps (median reported)', int, 8)
+    .option('--compare_unfused', 'also time each step with the fused kernels off, alternately (CMC_FUSED_KERNELS=0 for all steps)', false)
     .option('--torch', 'also run the PyTorch reference (bench/torch_train_step.py) side by side', false)
     .option('--torch_threads <n>', 'PyTorch threads (default: the threads our backend uses)', int)
     .option('--python <path>', 'python with torch for --torch', '/usr/bin/python3')
@@ -39,7 +40,7 @@ export function addBenchCommand(program: Command): void {
       const r = await runTrainStepBench({
         model: o.model, imageSize: o.image_size, batchSize: o.batch_size, backend: o.backend as BackendName,
         nceK: o.nce_k, nData: o.n_data, featDim: o.feat_dim, softmax: o.softmax, scoring: o.scoring, warmup: o.warmup, steps: o.steps,
-        torch: o.torch, torchThreads: o.torch_threads, python: o.python,
+        compareUnfused: o.compare_unfused, torch: o.torch, torchThreads: o.torch_threads, python: o.python,
       });
       if (o.json) {
         console.log(JSON.stringify(r));
@@ -48,6 +49,9 @@ export function addBenchCommand(program: Command): void {
       console.log(`${r.arch} @${r.image_size}px B=${r.batch_size} K=${r.nce_k} (${r.scoring} scoring) on ${r.backend} (${r.device}, ${r.threads} thread(s))`);
       console.log(`  ${r.ms_per_step.toFixed(1)} ms/step  ${r.images_per_s.toFixed(1)} images/s  ${r.effective_gflops.toFixed(1)} effective GFLOPS`);
       console.log(`  ${r.readbacks_per_step} read(s) back from the backend per step`);
+      if (r.unfused_ms_per_step !== undefined) {
+        console.log(`  fusion off (alternate steps): ${r.unfused_ms_per_step.toFixed(1)} ms/step, ${(r.unfused_ms_per_step / r.ms_per_step).toFixed(2)}x the fused step`);
+      }
       console.log(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MiB, peak tensors ${r.peak_tensor_mb.toFixed(0)} MiB, ${r.param_count} params`);
       if (r.torch) {
         if (typeof r.torch.ms_per_step === 'number') {
