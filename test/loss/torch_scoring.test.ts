@@ -26,7 +26,8 @@ function torchPath(o: { n: number; b: number; k: number; scoring: string }): str
 
 test('the PyTorch reference scores the memory bank by the same path as ours', { skip: hasTorch ? false : `no torch in ${python}` }, async () => {
   await initBackend('cpu', { quiet: true });
-  for (const [n, b, k] of [[40, 4, 9], [41, 4, 9], [5000, 32, 4096], [50000, 4, 16]]) {
+  // N = B·(K+1) is the last N of the bank path (one python start per case: keep them few)
+  for (const [n, b, k] of [[40, 4, 9], [41, 4, 9]]) {
     const ours = new MemoryBank({ nData: n, featDim: 8, K: k, rng: new Rng(1), log: () => {} });
     try {
       assert.equal(torchPath({ n, b, k, scoring: 'auto' }), ours.scoringPath(b), `N=${n} B=${b} K=${k}`);
@@ -35,5 +36,5 @@ test('the PyTorch reference scores the memory bank by the same path as ours', { 
     }
   }
   assert.equal(torchPath({ n: 40, b: 4, k: 9, scoring: 'gather' }), 'gather');
-  assert.equal(torchPath({ n: 50000, b: 4, k: 16, scoring: 'bank' }), 'bank');
+  assert.equal(torchPath({ n: 41, b: 4, k: 9, scoring: 'bank' }), 'bank');
 });
