@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
-import { BatchNormTrain, BatchNormTrainGrad, ReluGrad, SgdStep, setFusedKernels, useFused } from '../../train/kernels/fused.ts';
+import { BatchNormTrain, BatchNormTrainGrad, SgdStep, setFusedKernels, useFused } from '../../train/kernels/fused.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { SGD } from '../../train/optim/sgd.ts';
@@ -19,7 +19,7 @@ import { tinySpec } from '../helpers/tiny_spec.ts';
 import { BACKENDS_UNDER_TEST, scaledError, unavailableReason } from '../helpers/backends.ts';
 
 const N = 40, B = 6, K = 9;
-const FUSED = [SgdStep, BatchNormTrain, BatchNormTrainGrad, ReluGrad];
+const FUSED = [SgdStep, BatchNormTrain, BatchNormTrainGrad];
 
 async function threeSteps(fused: boolean, softmax: boolean) {
   setFusedKernels(fused);
