@@ -63,6 +63,8 @@ export interface TrainStepBenchResult {
   /** With compareUnfused: the median step with fusion off, measured alternately with ms_per_step. */
   unfused_ms_per_step?: number;
   unfused_ms_per_step_all?: number[];
+  /** Median over timed steps of (unfused / fused) time of the same step: robust to load that drifts. */
+  unfused_ratio?: number;
   images_per_s: number;
   effective_gflops: number;
   peak_rss_mb: number;
@@ -144,7 +146,9 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     ms_per_step: ms,
     ms_per_step_all: times,
     readbacks_per_step: readbacksPerStep,
-    ...(o.compareUnfused ? { unfused_ms_per_step: median(unfusedTimes), unfused_ms_per_step_all: unfusedTimes } : {}),
+    ...(o.compareUnfused
+      ? { unfused_ms_per_step: median(unfusedTimes), unfused_ms_per_step_all: unfusedTimes, unfused_ratio: median(unfusedTimes.map((u, i) => u / times[i])) }
+      : {}),
     images_per_s: (B * 1000) / ms,
     effective_gflops: flops / (ms * 1e6),
     peak_rss_mb: peakRss / 2 ** 20,
