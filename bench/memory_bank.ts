@@ -20,6 +20,8 @@ export interface MemoryBankBenchOptions {
   featDim: number;
   nData: number;
   softmax: boolean;
+  /** Scoring path (MemoryBankOptions.scoring); the PyTorch reference takes the same. */
+  scoring?: 'auto' | 'bank' | 'gather';
   warmup: number;
   steps: number;
   torch: boolean;
@@ -30,7 +32,7 @@ export interface MemoryBankBenchOptions {
 export async function runMemoryBankBench(o: MemoryBankBenchOptions, log: (s: string) => void = console.error) {
   const info = await initBackend(o.backend);
   const rng = new Rng(4);
-  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, rng, log });
+  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, scoring: o.scoring, rng, log });
   const unit = (seed: number) =>
     tf.tidy(() => {
       const x = tf.randomNormal([o.batchSize, o.featDim], 0, 1, 'float32', seed);
@@ -67,7 +69,7 @@ export async function runMemoryBankBench(o: MemoryBankBenchOptions, log: (s: str
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_train_step.py');
     const args = [script, '--memory_bank_only', '--batch_size', String(o.batchSize), '--nce_k', String(o.nceK), '--feat_dim', String(o.featDim),
       '--n_data', String(o.nData), '--threads', String(o.torchThreads ?? result.threads), '--warmup', String(o.warmup), '--steps', String(o.steps),
-      ...(o.softmax ? ['--softmax'] : [])];
+      '--scoring', o.scoring ?? 'auto', ...(o.softmax ? ['--softmax'] : [])];
     log(`[bench] PyTorch reference: ${o.python} ${args.join(' ')}`);
     const r = spawnSync(o.python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const line = r.stdout?.trim().split('\n').filter((x) => x.startsWith('{')).pop();

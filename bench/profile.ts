@@ -49,7 +49,9 @@ export async function runProfile(o: {
       r.total_ms += ms;
       if (ms > r.worst_ms) {
         r.worst_ms = ms;
-        r.worst_shapes = k.inputShapes.map((sh) => `[${sh}]`).join(' ');
+        // A fused kernel over every parameter (CmcSgdStep) has hundreds of inputs: show the first few.
+        const shapes = k.inputShapes.map((sh) => `[${sh}]`);
+        r.worst_shapes = shapes.length > 6 ? `${shapes.slice(0, 4).join(' ')} … (${shapes.length} inputs)` : shapes.join(' ');
       }
       agg.set(k.name, r);
     }

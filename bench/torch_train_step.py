@@ -180,13 +180,21 @@ class CMC(nn.Module):
 # ---------------------------------------------------------------------------------------------------------
 # NCEAverage + criteria (SEED_NOTES sections 2, 3)
 
+def scoring_path(scoring, n, b, k):
+    """Which scoring path a batch of b takes: the rule of MemoryBank.scoringPath (train/loss/memory_bank.ts)."""
+    if scoring != 'auto':
+        return scoring
+    return 'bank' if n <= b * (k + 1) and b * n < 2 ** 31 else 'gather'
+
+
 class NCEAverage:
-    def __init__(self, dim, n_data, k, t=NCE_T, momentum=NCE_M, softmax=False, gen=None):
+    def __init__(self, dim, n_data, k, t=NCE_T, momentum=NCE_M, softmax=False, gen=None, scoring='auto'):
         s = 1.0 / math.sqrt(dim / 3)
         self.memory_l = torch.rand(n_data, dim, generator=gen).mul_(2 * s).add_(-s)
         self.memory_ab = torch.rand(n_data, dim, generator=gen).mul_(2 * s).add_(-s)
         self.n, self.k, self.t, self.m = n_data, k, t, momentum
         self.softmax = softmax
+        self.scoring = scoring
         self.z_l = -1.0
         self.z_ab = -1.0
         self.gen = gen
@@ -197,12 +205,19 @@ class NCEAverage:
         if idx is None:
             idx = torch.randint(0, self.n, (b, kp1), generator=self.gen)
             idx[:, 0] = y
-        flat = idx.view(-1)
         # memory rows are constants (plain tensors, no grad)
-        w_ab = torch.index_select(self.memory_ab, 0, flat).view(b, kp1, d)
-        out_l = torch.bmm(w_ab, l.view(b, d, 1))  # L anchor vs ab memory
-        w_l = torch.index_select(self.memory_l, 0, flat).view(b, kp1, d)
-        out_ab = torch.bmm(w_l, ab.view(b, d, 1))  # ab anchor vs L memory
+        if self.path(b) == 'bank':
+            # one B x N product against the whole memory, then pick the sampled columns (autograd's backward
+            # scatters into B x N and multiplies by the memory), as train/loss/memory_bank.ts scoreOp does
+            out_l = torch.gather(l @ self.memory_ab.t(), 1, idx).unsqueeze(-1)  # L anchor vs ab memory
+            out_ab = torch.gather(ab @ self.memory_l.t(), 1, idx).unsqueeze(-1)  # ab anchor vs L memory
+        else:
+            # the original code: gather the B(K+1) sampled rows, one batched dot per anchor
+            flat = idx.view(-1)
+            w_ab = torch.index_select(self.memory_ab, 0, flat).view(b, kp1, d)
+            out_l = torch.bmm(w_ab, l.view(b, d, 1))  # L anchor vs ab memory
+            w_l = torch.index_select(self.memory_l, 0, flat).view(b, kp1, d)
+            out_ab = torch.bmm(w_l, ab.view(b, d, 1))  # ab anchor vs L memory
         if self.softmax:
             out_l = out_l / self.t
             out_ab = out_ab / self.t
@@ -218,6 +233,9 @@ class NCEAverage:
             out_l = out_l / self.z_l
             out_ab = out_ab / self.z_ab
         return out_l, out_ab
+
+    def path(self, b):
+        return scoring_path(self.scoring, self.n, b, self.k)
 
     @torch.no_grad()
     def update(self, l, ab, y):
@@ -260,10 +278,10 @@ def median_ms(ts):
     return statistics.median(ts) * 1000.0
 
 
-def time_memory_bank(b, k, d, n, softmax, warmup, steps, gen):
+def time_memory_bank(b, k, d, n, softmax, warmup, steps, gen, scoring):
     """Median seconds of the memory-bank part alone: scores + loss for both views, backward w.r.t. the
     (fixed, grad-requiring) embeddings, then the memory update."""
-    contrast = NCEAverage(d, n, k, softmax=softmax, gen=gen)
+    contrast = NCEAverage(d, n, k, softmax=softmax, gen=gen, scoring=scoring)
     l = F.normalize(torch.randn(b, d, generator=gen), dim=1).requires_grad_(True)
     ab = F.normalize(torch.randn(b, d, generator=gen), dim=1).requires_grad_(True)
     times = []
@@ -294,6 +312,10 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--steps', type=int, default=5)
     ap.add_argument('--softmax', action='store_true', help='softmax CE (InfoNCE) instead of NCECriterion')
+    ap.add_argument('--scoring', choices=['auto', 'bank', 'gather'], default='auto',
+                    help="memory-bank scoring: 'bank' = one B x N product then pick the sampled columns, 'gather' = "
+                         "gather B(K+1) rows then bmm (the original code); 'auto' (default, as ours) = bank when "
+                         "N <= B(K+1), else gather")
     ap.add_argument('--memory_bank_only', action='store_true', help='time only the memory-bank part')
     ap.add_argument('--expect_params', type=int, default=None,
                     help='fail unless the model has exactly this many trainable params (TS countParams sum)')
@@ -313,11 +335,12 @@ def main():
         if args.n_data < args.batch_size:
             ap.error('--n_data must be >= --batch_size')
         t = time_memory_bank(args.batch_size, k, args.feat_dim, args.n_data, args.softmax,
-                             args.warmup, args.steps, gen)
+                             args.warmup, args.steps, gen, args.scoring)
         print(json.dumps({
             'framework': 'pytorch', 'version': torch.__version__, 'threads': torch.get_num_threads(),
             'batch_size': args.batch_size, 'nce_k': k, 'feat_dim': args.feat_dim, 'n_data': args.n_data,
             'loss': 'softmax' if args.softmax else 'nce', 'memory_bank_ms': round(t * 1000.0, 3),
+            'scoring': scoring_path(args.scoring, args.n_data, args.batch_size, k),
             'steps': args.steps,
         }))
         return
@@ -346,7 +369,7 @@ def main():
     d = spec['featDim']
 
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-    contrast = NCEAverage(d, n, k, softmax=args.softmax, gen=gen)
+    contrast = NCEAverage(d, n, k, softmax=args.softmax, gen=gen, scoring=args.scoring)
 
     # one fixed batch: normalised Lab lies roughly in [-1, 1] per channel
     x = torch.rand(b, 3, hw, hw, generator=gen).mul_(2).sub_(1)
@@ -371,12 +394,12 @@ def main():
     if not math.isfinite(loss_v):
         raise RuntimeError(f'non-finite loss {loss_v}')
 
-    mb = time_memory_bank(b, k, d, n, args.softmax, args.warmup, args.steps, gen)
+    mb = time_memory_bank(b, k, d, n, args.softmax, args.warmup, args.steps, gen, args.scoring)
     ms = median_ms(times)
     print(json.dumps({
         'framework': 'pytorch', 'version': torch.__version__, 'threads': torch.get_num_threads(),
         'batch_size': b, 'image_size': hw, 'arch': spec['arch'], 'nce_k': k, 'n_data': n,
-        'loss': 'softmax' if args.softmax else 'nce',
+        'loss': 'softmax' if args.softmax else 'nce', 'scoring': contrast.path(b),
         'ms_per_step': round(ms, 3), 'images_per_s': round(b / (ms / 1000.0), 2),
         'memory_bank_ms': round(mb * 1000.0, 3), 'param_count': param_count, 'steps': args.steps,
         'last_loss': round(loss_v, 6),

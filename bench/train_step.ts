@@ -17,6 +17,8 @@ import { MemoryBank } from '../train/loss/memory_bank.ts';
 import { SGD } from '../train/optim/sgd.ts';
 import { CmcStep } from '../train/trainer/step.ts';
 import { Rng } from '../train/util/rng.ts';
+import { countReadbacks } from '../train/engine/readbacks.ts';
+import { setFusedKernels } from '../train/kernels/fused.ts';
 
 export interface TrainStepBenchOptions {
   model: string;
@@ -27,8 +29,15 @@ export interface TrainStepBenchOptions {
   nData: number;
   featDim: number;
   softmax: boolean;
+  /** Memory-bank scoring path (MemoryBankOptions.scoring); the PyTorch reference takes the same. */
+  scoring?: 'auto' | 'bank' | 'gather';
   warmup: number;
   steps: number;
+  /**
+   * Also time each step with the fused kernels off (train/kernels/fused.ts), alternating step by step in
+   * this process, so a busy machine slows both alike.
+   */
+  compareUnfused?: boolean;
   /** Run the PyTorch reference too (needs python3 with torch). */
   torch: boolean;
   /** Threads for PyTorch; default = the threads our backend uses. */
@@ -45,8 +54,17 @@ export interface TrainStepBenchResult {
   image_size: number;
   batch_size: number;
   nce_k: number;
+  /** The memory-bank scoring path the step took ('bank' or 'gather'). */
+  scoring: 'bank' | 'gather';
   ms_per_step: number;
   ms_per_step_all: number[];
+  /** Reads of tensor data back from the backend per timed step (train/engine/readbacks.ts). */
+  readbacks_per_step: number;
+  /** With compareUnfused: the median step with fusion off, measured alternately with ms_per_step. */
+  unfused_ms_per_step?: number;
+  unfused_ms_per_step_all?: number[];
+  /** Median over timed steps of (unfused / fused) time of the same step: robust to load that drifts. */
+  unfused_ratio?: number;
   images_per_s: number;
   effective_gflops: number;
   peak_rss_mb: number;
@@ -69,7 +87,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   const spec = getCmcSpec(o.model, { imageSize: o.imageSize, featDim: o.featDim });
   const model = new CmcModel(spec, 1);
   const rng = new Rng(2);
-  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, rng, log });
+  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, scoring: o.scoring, rng, log });
   const sgd = new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 });
   const step = new CmcStep(model, bank, sgd);
   const B = o.batchSize;
@@ -79,21 +97,40 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   let peakRss = 0;
   let peakTensor = 0;
   const times: number[] = [];
+  const unfusedTimes: number[] = [];
   const losses: number[] = [];
   const total = o.warmup + o.steps;
+  const readbacks = countReadbacks();
+  let reads = 0; // in the timed steps (warm-up steps estimate Z, a read each)
   for (let s = 0; s < total; s++) {
     const y = new Int32Array(B);
     for (let i = 0; i < B; i++) y[i] = (s * B + i) % o.nData;
+    const readsBefore = readbacks.count;
     const t0 = performance.now();
     const r = await step.run(x, y);
     const dt = performance.now() - t0;
+    if (s >= o.warmup) reads += readbacks.count - readsBefore;
     losses.push(r.loss);
     if (!Number.isFinite(r.loss)) throw new Error(`non-finite loss ${r.loss} at bench step ${s}`);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     peakTensor = Math.max(peakTensor, tf.memory().numBytes);
     if (s >= o.warmup) times.push(dt);
     log(`[bench] step ${s + 1}/${total}${s < o.warmup ? ' (warm-up)' : ''}: ${dt.toFixed(0)} ms, loss ${r.loss.toFixed(4)}`);
+    if (o.compareUnfused) {
+      setFusedKernels(false);
+      try {
+        const t1 = performance.now();
+        await step.run(x, y);
+        const du = performance.now() - t1;
+        if (s >= o.warmup) unfusedTimes.push(du);
+        log(`[bench]   same step with fusion off: ${du.toFixed(0)} ms`);
+      } finally {
+        setFusedKernels(true);
+      }
+    }
   }
+  const readbacksPerStep = reads / o.steps;
+  readbacks.stop();
   const ms = median(times);
   const flops = trainStepFlopsPerImage(spec) * B;
   const result: TrainStepBenchResult = {
@@ -105,8 +142,13 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     image_size: o.imageSize,
     batch_size: B,
     nce_k: bank.K,
+    scoring: bank.scoringPath(B),
     ms_per_step: ms,
     ms_per_step_all: times,
+    readbacks_per_step: readbacksPerStep,
+    ...(o.compareUnfused
+      ? { unfused_ms_per_step: median(unfusedTimes), unfused_ms_per_step_all: unfusedTimes, unfused_ratio: median(unfusedTimes.map((u, i) => u / times[i])) }
+      : {}),
     images_per_s: (B * 1000) / ms,
     effective_gflops: flops / (ms * 1e6),
     peak_rss_mb: peakRss / 2 ** 20,
@@ -122,7 +164,9 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
   if (o.torch) {
     const threads = o.torchThreads ?? result.threads;
     result.torch = runTorchReference(spec, o, threads, result.param_count, log);
-    if (typeof result.torch.ms_per_step === 'number') result.ratio_vs_torch = ms / result.torch.ms_per_step;
+    if (result.torch.scoring !== undefined && result.torch.scoring !== result.scoring) {
+      result.torch = { error: `PyTorch reference took the ${String(result.torch.scoring)} scoring path, ours ${result.scoring}: not comparable` };
+    } else if (typeof result.torch.ms_per_step === 'number') result.ratio_vs_torch = ms / result.torch.ms_per_step;
   }
   return result;
 }
@@ -136,7 +180,7 @@ function runTorchReference(spec: unknown, o: TrainStepBenchOptions, threads: num
   const args = [
     script, '--spec', specFile, '--batch_size', String(o.batchSize), '--nce_k', String(o.nceK),
     '--n_data', String(o.nData), '--threads', String(threads), '--warmup', String(o.warmup), '--steps', String(o.steps),
-    '--expect_params', String(params),
+    '--expect_params', String(params), '--scoring', o.scoring ?? 'auto',
     ...(o.softmax ? ['--softmax'] : []),
   ];
   log(`[bench] PyTorch reference: ${o.python} ${args.join(' ')}`);

@@ -8,6 +8,12 @@ import { addServeBenchCommand } from './serve.ts';
 import { runMemoryBankBench } from '../../bench/memory_bank.ts';
 import { int, num } from '../options.ts';
 
+/** One memory-bank scoring path on both sides of a --torch comparison, so the ratio compares engines. */
+const scoringOption = () =>
+  new Option('--scoring <path>', "memory-bank scoring (PyTorch takes the same with --torch): 'bank' = one B×N product, then the sampled columns; 'gather' = B·(K+1) rows, the original code's; 'auto' = bank when N <= B·(K+1)")
+    .choices(['auto', 'bank', 'gather'])
+    .default('auto');
+
 export function addBenchCommand(program: Command): void {
   const bench = program.command('bench').description('benchmarks (printed figures, never pass/fail)');
   addServeBenchCommand(bench);
@@ -21,9 +27,11 @@ export function addBenchCommand(program: Command): void {
     .option('--nce_k <n>', 'negatives per positive', int, 4096)
     .option('--n_data <n>', 'memory bank rows (dataset size)', int, 5000)
     .option('--feat_dim <n>', 'embedding size', int, 128)
+    .addOption(scoringOption())
     .option('--softmax', 'softmax-CE loss instead of NCE', false)
     .option('--warmup <n>', 'untimed warm-up steps', int, 2)
-    .option('--steps <n>', 'timed steps (median reported)', int, 5)
+    .option('--steps <n>', 'timed steps (median reported)', int, 8)
+    .option('--compare_unfused', 'also time each step with the fused kernels off, alternately (CMC_FUSED_KERNELS=0 for all steps)', false)
     .option('--torch', 'also run the PyTorch reference (bench/torch_train_step.py) side by side', false)
     .option('--torch_threads <n>', 'PyTorch threads (default: the threads our backend uses)', int)
     .option('--python <path>', 'python with torch for --torch', '/usr/bin/python3')
@@ -31,19 +39,23 @@ export function addBenchCommand(program: Command): void {
     .action(async (o) => {
       const r = await runTrainStepBench({
         model: o.model, imageSize: o.image_size, batchSize: o.batch_size, backend: o.backend as BackendName,
-        nceK: o.nce_k, nData: o.n_data, featDim: o.feat_dim, softmax: o.softmax, warmup: o.warmup, steps: o.steps,
-        torch: o.torch, torchThreads: o.torch_threads, python: o.python,
+        nceK: o.nce_k, nData: o.n_data, featDim: o.feat_dim, softmax: o.softmax, scoring: o.scoring, warmup: o.warmup, steps: o.steps,
+        compareUnfused: o.compare_unfused, torch: o.torch, torchThreads: o.torch_threads, python: o.python,
       });
       if (o.json) {
         console.log(JSON.stringify(r));
         return;
       }
-      console.log(`${r.arch} @${r.image_size}px B=${r.batch_size} K=${r.nce_k} on ${r.backend} (${r.device}, ${r.threads} thread(s))`);
+      console.log(`${r.arch} @${r.image_size}px B=${r.batch_size} K=${r.nce_k} (${r.scoring} scoring) on ${r.backend} (${r.device}, ${r.threads} thread(s))`);
       console.log(`  ${r.ms_per_step.toFixed(1)} ms/step  ${r.images_per_s.toFixed(1)} images/s  ${r.effective_gflops.toFixed(1)} effective GFLOPS`);
+      console.log(`  ${r.readbacks_per_step} read(s) back from the backend per step`);
+      if (r.unfused_ms_per_step !== undefined) {
+        console.log(`  fusion off (alternate steps): ${r.unfused_ms_per_step.toFixed(1)} ms/step; step by step ${r.unfused_ratio!.toFixed(2)}x the fused step (median)`);
+      }
       console.log(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MiB, peak tensors ${r.peak_tensor_mb.toFixed(0)} MiB, ${r.param_count} params`);
       if (r.torch) {
         if (typeof r.torch.ms_per_step === 'number') {
-          console.log(`  PyTorch ${r.torch.version} (${r.torch.threads} thread(s)): ${r.torch.ms_per_step.toFixed(1)} ms/step`);
+          console.log(`  PyTorch ${r.torch.version} (${r.torch.threads} thread(s), ${String(r.torch.scoring)} scoring): ${r.torch.ms_per_step.toFixed(1)} ms/step`);
           console.log(`  ratio ours/PyTorch: ${r.ratio_vs_torch!.toFixed(2)}x`);
         } else console.log(`  PyTorch: ${String(r.torch.error)}`);
       }
@@ -102,6 +114,7 @@ export function addBenchCommand(program: Command): void {
     .option('--feat_dim <n>', 'embedding size', int, 128)
     .option('--n_data <n>', 'memory-bank rows', int, 50000)
     .option('--softmax', 'softmax-CE instead of NCE', false)
+    .addOption(scoringOption())
     .option('--warmup <n>', 'untimed steps', int, 2)
     .option('--steps <n>', 'timed steps (median reported)', int, 5)
     .option('--torch', 'also run the PyTorch reference', false)
@@ -110,7 +123,7 @@ export function addBenchCommand(program: Command): void {
     .option('--json', 'print the result as JSON', false)
     .action(async (o) => {
       const r = await runMemoryBankBench({ backend: o.backend as BackendName, batchSize: o.batch_size, nceK: o.nce_k, featDim: o.feat_dim, nData: o.n_data,
-        softmax: o.softmax, warmup: o.warmup, steps: o.steps, torch: o.torch, python: o.python, torchThreads: o.torch_threads });
+        softmax: o.softmax, scoring: o.scoring, warmup: o.warmup, steps: o.steps, torch: o.torch, python: o.python, torchThreads: o.torch_threads });
       if (o.json) return void console.log(JSON.stringify(r));
       console.log(`memory bank B=${r.batch_size} K=${r.nce_k} D=${r.feat_dim} N=${r.n_data} (${r.path} path) on ${r.backend} (${r.device}): ${(r.memory_bank_ms as number).toFixed(1)} ms`);
       const t = r.torch as { memory_bank_ms?: number; version?: string; threads?: number; error?: string } | undefined;

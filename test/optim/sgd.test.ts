@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { SGD } from '../../train/optim/sgd.ts';
+import { seededTensor } from '../helpers/backends.ts';
+import { setFusedKernels } from '../../train/kernels/fused.ts';
 
 const GRADS = [
   [0.5, -1, 2],
@@ -107,3 +109,45 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
   });
 }
+
+describe('SGD fused over all parameters [wasm] (train/kernels/wasm/SgdStep.ts)', () => {
+  before(async () => {
+    await initBackend('wasm', { quiet: true });
+  });
+
+  /** Four steps on odd-sized parameters, one of them without a gradient in step 2; returns params and buffers. */
+  async function run(fused: boolean, mu: number, wd: number): Promise<{ values: Float32Array[]; kernels: number[] }> {
+    setFusedKernels(fused);
+    try {
+      const shapes = [[3, 3, 2, 5], [5], [17, 9], [1]];
+      const params = shapes.map((s, i) => tf.variable(seededTensor(s, 10 + i), true, `v${i}_${fused}_${mu}`));
+      const opt = new SGD(params, { lr: 0.05, momentum: mu, weightDecay: wd });
+      const kernels: number[] = [];
+      for (let t = 0; t < 4; t++) {
+        const grads = shapes.map((s, i) => (t === 1 && i === 2 ? null : seededTensor(s, 100 * t + i + 1)));
+        if (t === 2) opt.lr = 0.005;
+        const info = await tf.profile(() => opt.step(grads));
+        kernels.push(info.kernels.length);
+        tf.dispose(grads.filter((g): g is tf.Tensor => g !== null));
+      }
+      const st = await opt.snapshot();
+      const values = [...params.map((p) => p.dataSync() as Float32Array), ...Object.values(st.buffers).map((b) => b.data)];
+      opt.dispose();
+      tf.dispose(params);
+      return { values, kernels };
+    } finally {
+      setFusedKernels(true);
+    }
+  }
+
+  for (const [mu, wd] of [[0.9, 1e-4], [0, 1e-2], [0.9, 0]]) {
+    it(`one kernel per step, bit for bit the composed update (momentum ${mu}, weight decay ${wd})`, async () => {
+      const fused = await run(true, mu, wd);
+      const composed = await run(false, mu, wd);
+      assert.deepEqual(fused.kernels, [1, 1, 1, 1], 'the fused step runs one kernel');
+      assert.ok(composed.kernels[0] > 4);
+      assert.equal(fused.values.length, composed.values.length);
+      fused.values.forEach((v, i) => assert.deepEqual(v, composed.values[i], `tensor ${i}`));
+    });
+  }
+});

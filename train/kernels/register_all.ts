@@ -9,12 +9,16 @@ import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
 import { makeMeanConfig, makeSumConfig } from './wasm/Reduce.ts';
 import { makeCastConfig, makeIdentityConfig } from './wasm/Identity.ts';
+import { sgdStepConfig } from './wasm/SgdStep.ts';
+import { batchNormTrainConfig, batchNormTrainGradConfig } from './wasm/BatchNormTrain.ts';
+import { batchNormTrainGradientConfig } from './grads/BatchNormTrain_grad.ts';
 import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
 import { meanGradConfig } from './grads/Mean_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
-  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig, makeIdentityConfig, makeCastConfig],
+  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig, makeIdentityConfig, makeCastConfig,
+    () => sgdStepConfig, () => batchNormTrainConfig, () => batchNormTrainGradConfig],
 };
 
 const done = new Set<string>();
@@ -33,7 +37,7 @@ export function registerTrainingKernels(backend: string): void {
 }
 
 /** Gradient rules we replace in tfjs-core (backend-agnostic). */
-const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig];
+const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig, batchNormTrainGradientConfig];
 
 /** Register our gradient rules over core's; call after core's gradients are registered. */
 export function registerTrainingGradients(): void {

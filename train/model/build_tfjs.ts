@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { unreachable, type BatchNormSpec, type EncoderSpec, type LayerSpec } from '../spec/layers.ts';
 import { paramShapes, type ParamShape } from '../spec/shapes.ts';
 import type { Rng } from '../util/rng.ts';
+import { BatchNormTrain, useFused } from '../kernels/fused.ts';
 
 export type ParamMap = Map<string, tf.Variable>;
 
@@ -83,15 +84,23 @@ function get(params: ParamMap, name: string): tf.Variable {
   return v;
 }
 
+/** Training-mode batch norm: y with the batch statistics, which it also returns (biased variance). */
+function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+  if (useFused(BatchNormTrain) && x.dtype === 'float32') {
+    const [y, mean, variance] = tf.engine().runKernel(BatchNormTrain, { x, scale: gamma, offset: beta }, { varianceEpsilon: eps }) as tf.Tensor[];
+    return { y, mean, variance };
+  }
+  const { mean, variance } = tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]);
+  return { y: tf.batchNorm(x, mean, variance, beta, gamma, eps), mean, variance };
+}
+
 function batchNorm(layer: BatchNormSpec, params: ParamMap, x: tf.Tensor, training: boolean): tf.Tensor {
   const gamma = get(params, `${layer.name}.weight`);
   const beta = get(params, `${layer.name}.bias`);
   const runMean = get(params, `${layer.name}.running_mean`);
   const runVar = get(params, `${layer.name}.running_var`);
   if (!training) return tf.batchNorm(x, runMean, runVar, beta, gamma, layer.eps);
-  const axes = x.rank === 4 ? [0, 1, 2] : [0];
-  const { mean, variance } = tf.moments(x, axes);
-  const y = tf.batchNorm(x, mean, variance, beta, gamma, layer.eps);
+  const { y, mean, variance } = batchNormTrain(x, gamma, beta, layer.eps);
   // Running statistics (PyTorch): r <- (1 - m) r + m * batch, with the unbiased batch variance. The
   // buffers are not trainable and the loss does not depend on them, so this adds no gradient path.
   const n = x.size / mean.size;

@@ -12,6 +12,8 @@
  *   opt.lr = stepLr(0.03, epoch, [120, 160, 200], 0.1);
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { SgdStep, useFused } from '../kernels/fused.ts';
+import type { SgdStepAttrs } from '../kernels/wasm/SgdStep.ts';
 
 export interface SGDOptions {
   lr: number;
@@ -71,11 +73,42 @@ export class SGD {
         if (g) pairs.push([p, g]);
       }
     }
-    const lr = this.lr, mu = this.momentum, wd = this.weightDecay;
     for (const [p, grad] of pairs) {
       if (!shapesEqual(p.shape, grad.shape)) {
         throw new RangeError(`SGD.step: gradient shape [${grad.shape}] does not match '${p.name}' [${p.shape}]`);
       }
+    }
+    if (pairs.length && useFused(SgdStep) && pairs.every(([p, g]) => p.dtype === 'float32' && g.dtype === 'float32')) this.fusedStep(pairs);
+    else this.composedStep(pairs);
+  }
+
+  /** All parameters in one kernel (train/kernels/wasm/SgdStep.ts), bit for bit composedStep. */
+  private fusedStep(pairs: [tf.Variable, tf.Tensor][]): void {
+    const mu = this.momentum;
+    const inputs: tf.NamedTensorMap = {};
+    const hasBuffer = pairs.map(([p, g], i) => {
+      inputs[`p${i}`] = p;
+      inputs[`g${i}`] = g;
+      const b = this.buffers.get(p.name);
+      if (b && mu !== 0) inputs[`b${i}`] = b;
+      return b !== undefined;
+    });
+    const attrs: SgdStepAttrs = { n: pairs.length, lr: this.lr, momentum: mu, weightDecay: this.weightDecay, hasBuffer };
+    const out = tf.engine().runKernel(SgdStep, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    pairs.forEach(([p], i) => {
+      p.assign(out[i]);
+      out[i].dispose();
+      if (mu !== 0) {
+        this.buffers.get(p.name)?.dispose();
+        this.buffers.set(p.name, tf.keep(out[pairs.length + i]));
+      }
+    });
+  }
+
+  /** One parameter at a time with tfjs ops: the reference, and the path of backends without SgdStep. */
+  private composedStep(pairs: [tf.Variable, tf.Tensor][]): void {
+    const lr = this.lr, mu = this.momentum, wd = this.weightDecay;
+    for (const [p, grad] of pairs) {
       tf.tidy(() => {
         let g: tf.Tensor = grad;
         if (wd !== 0) g = tf.add(g, tf.mul(p, tf.scalar(wd)));

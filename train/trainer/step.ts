@@ -69,9 +69,11 @@ export class CmcStep {
     tf.dispose(grads);
     this.bank.updateViews(kept, y);
     await this.bank.resolvePendingZ();
-    // Asynchronous reads: the only kind WebGPU offers, and they let the backend finish queued work first.
-    const [loss, ...rest] = await Promise.all([value, ...losses, ...probs].map(async (t) => (await t.data())[0]));
-    tf.dispose([value, ...kept, ...losses, ...probs]);
+    // The step's one read back (the progress line's scalars, stacked): asynchronous, the only kind WebGPU
+    // offers, and each read waits for the queued work, so one beats one per scalar.
+    const scalars = tf.stack([value, ...losses, ...probs]);
+    const [loss, ...rest] = Array.from(await scalars.data());
+    tf.dispose([scalars, value, ...kept, ...losses, ...probs]);
     const pairLoss = rest.slice(0, losses.length);
     const pairProb = rest.slice(losses.length);
     return { loss, pairLoss, pairProb, lossL: pairLoss[0], lossAb: pairLoss[1], probL: pairProb[0], probAb: pairProb[1] };

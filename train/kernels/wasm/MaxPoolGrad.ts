@@ -34,6 +34,10 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
   const { strideHeight: sh, strideWidth: sw, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
   const { top, left } = info.padInfo;
+  // Channels innermost: the window is scanned pixel by pixel over contiguous channel vectors (the map is
+  // NHWC), keeping each channel's running maximum and its position.
+  const best = new Float32Array(c);
+  const at = new Int32Array(c);
   for (let bi = 0; bi < n; bi++) {
     const xb = bi * h * w * c;
     for (let oy = 0; oy < oh; oy++) {
@@ -45,21 +49,21 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
         const xa = Math.max(0, x0);
         const xe = Math.min(w, x0 + fw);
         const gBase = ((bi * oh + oy) * ow + ox) * c;
-        for (let ch = 0; ch < c; ch++) {
-          let best = -Infinity;
-          let at = -1;
-          for (let yy = ya; yy < yb; yy++) {
-            let p = xb + (yy * w + xa) * c + ch;
-            for (let xx = xa; xx < xe; xx++, p += c) {
-              const v = x[p];
-              if (v > best || at < 0) {
-                best = v;
-                at = p;
+        if (ya >= yb || xa >= xe) continue; // a window entirely in the padding routes nothing
+        at.fill(-1);
+        for (let yy = ya; yy < yb; yy++) {
+          for (let xx = xa; xx < xe; xx++) {
+            const p = xb + (yy * w + xx) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = x[p + ch];
+              if (v > best[ch] || at[ch] < 0) {
+                best[ch] = v;
+                at[ch] = p + ch;
               }
             }
           }
-          if (at >= 0) out[at] += g[gBase + ch];
         }
+        for (let ch = 0; ch < c; ch++) out[at[ch]] += g[gBase + ch];
       }
     }
   }
