@@ -118,7 +118,11 @@ test('a resume in place after a kill keeps each epoch once in metrics.jsonl and 
 });
 
 test('checkpoints hold weights, optimiser state, memories, Z, rng and config; TensorBoard scalars are readable', async () => {
-  const r = await train(config({ epochs: 1, model_path: path.join(tmp, 'c'), name: 'ckrun' }), { log: quiet });
+  const logs: string[] = [];
+  const r = await train(config({ epochs: 1, model_path: path.join(tmp, 'c'), name: 'ckrun' }), { log: (l) => logs.push(l) });
+  // Before the first step: architecture, image size, batch, epochs and steps per epoch; then the estimate.
+  assert.ok(logs.some((l) => /^\[cmc\] alexnet_small .*48 images at 32 px, batch 16 \(3 steps per epoch\), epochs 1-1,/.test(l)), logs.join('\n'));
+  assert.ok(logs.some((l) => /^\[cmc\] estimate from the first 3 steps: \d+ ms per step, ~\S+ per epoch, ~\S+ for 1 epoch$/.test(l)), logs.join('\n'));
   const ck = readCheckpoint<Record<string, unknown>>(r.checkpoint);
   const names = Object.keys(ck.tensors);
   assert.ok(names.includes('model/L.conv_block_1.0.weight') && names.includes('model/ab.fc8.0.bias'));

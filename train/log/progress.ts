@@ -1,17 +1,19 @@
 /**
  * Progress for long work: items/s, ETA and caller-supplied fields, as one line. On a terminal the line
- * is rewritten in place; elsewhere (CI, files) one line is printed every `every` updates.
+ * is rewritten in place; elsewhere (CI, files) one line is printed on the first update, then every `every`
+ * updates or after `everySec` seconds of silence, whichever comes first (slow steps still show life).
  */
 export class Progress {
   private readonly start = performance.now();
   private done = 0;
   private updates = 0;
+  private lastPrint = performance.now();
   private readonly tty: boolean;
 
   constructor(
     private readonly total: number,
     private readonly label: string,
-    private readonly opts: { every?: number; stream?: NodeJS.WriteStream; unit?: string } = {},
+    private readonly opts: { every?: number; everySec?: number; stream?: NodeJS.WriteStream; unit?: string } = {},
   ) {
     this.tty = Boolean((opts.stream ?? process.stderr).isTTY);
   }
@@ -21,7 +23,10 @@ export class Progress {
     this.done += n;
     this.updates++;
     const last = this.done >= this.total;
-    if (!this.tty && !last && this.updates % (this.opts.every ?? 10) !== 0) return;
+    const now = performance.now();
+    const due = this.updates === 1 || this.updates % (this.opts.every ?? 10) === 0 || now - this.lastPrint >= (this.opts.everySec ?? 10) * 1000;
+    if (!this.tty && !last && !due) return;
+    this.lastPrint = now;
     const line = this.line(fields);
     const out = this.opts.stream ?? process.stderr;
     if (this.tty) out.write(`\r\x1b[2K${line}${last ? '\n' : ''}`);

@@ -190,8 +190,11 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     transform: { mode: 'train', size: cfg.image_size, view: cfg.view, input: spec.input, cropLow: cfg.crop_low },
     onWarn: (m) => log(`[data] ${m}`),
   });
+  const stepsPerEpoch = Math.ceil(source.length / cfg.batch_size);
   log(`[cmc] ${cfg.model} (${model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
-    `${source.length} images, batch ${cfg.batch_size}, K=${bank.K}, ${cfg.negatives === 'batch' ? 'softmax-CE over in-batch negatives' : cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
+    `${source.length} images at ${cfg.image_size} px, batch ${cfg.batch_size} (${stepsPerEpoch} steps per epoch), epochs ${startEpoch}-${cfg.epochs}, ` +
+    `K=${bank.K}, ${cfg.negatives === 'batch' ? 'softmax-CE over in-batch negatives' : cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
+  const estimate = new RunEstimate(stepsPerEpoch, cfg.epochs - startEpoch + 1, backend.name, log);
   if (multi) log(`[cmc] views ${viewNames.join(', ')} (${spec.views.map((v) => v.channels.length).join('+')} input channels), objective ${cfg.objective}: pairs ${pairLabels.join(' ')}`);
 
   const knn = async (src: 'memory' | 'recompute') => {
@@ -235,6 +238,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
           x.dispose();
         }
         globalStep++;
+        estimate.step();
         // One macrotask turn per step: on a synchronous backend (cpu, and the in-thread loader) the loop is all
         // microtasks, so without it signals (Ctrl+C) and timers would wait until the run ends.
         await new Promise<void>((res) => setImmediate(res));
@@ -358,3 +362,38 @@ function startMetrics(from: string | null, to: string, lastEpoch: number): void 
   });
   writeFileAtomic(to, kept.map((l) => l + '\n').join(''));
 }
+
+/**
+ * One line, a few steps into the run, with the measured time per step and what it means for an epoch and
+ * for the whole run; a run that would take more than a day says so and names a smaller setting.
+ */
+export class RunEstimate {
+  /** Steps timed before the estimate (the first one, with its warm-up, is left out when there are more). */
+  static readonly STEPS = 4;
+  private readonly t0 = performance.now();
+  private readonly ends: number[] = [];
+
+  constructor(
+    private readonly stepsPerEpoch: number,
+    private readonly epochs: number,
+    private readonly backend: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  step(): void {
+    if (this.ends.length >= RunEstimate.STEPS) return;
+    this.ends.push(performance.now());
+    const n = this.ends.length;
+    if (n < Math.min(RunEstimate.STEPS, this.stepsPerEpoch)) return;
+    const secPerStep = (n > 1 ? this.ends[n - 1] - this.ends[0] : this.ends[0] - this.t0) / 1000 / Math.max(n - 1, 1);
+    const epochSec = secPerStep * this.stepsPerEpoch;
+    const runSec = epochSec * this.epochs;
+    const perStep = secPerStep < 10 ? `${(secPerStep * 1000).toFixed(0)} ms` : formatDuration(secPerStep);
+    let line = `[cmc] estimate from the first ${n} steps: ${perStep} per step, ~${formatDuration(epochSec)} per epoch, ~${formatDuration(runSec)} for ${this.epochs} epoch${this.epochs === 1 ? '' : 's'}`;
+    if (runSec > 24 * 3600) {
+      line += `; that is ${(runSec / 86400).toFixed(1)} days on ${this.backend}: for a first run try --model alexnet_mini --image_size 64 --epochs 20 (or npx cmc train --demo)`;
+    }
+    this.log(line);
+  }
+}
+
