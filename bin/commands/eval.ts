@@ -93,12 +93,12 @@ export function addEvalCommands(program: Command): void {
     .option('--crop_low <s>', 'RandomResizedCrop lower bound in augmented mode (default: the checkpoint\'s, else 0.2)', num)
     .option('--select_wd <list>', 'choose the weight decay from these values on the --val_split held-out images (cached mode), ' +
       'then refit on all training images and report the last epoch', (v: string) => v.split(',').map((x) => num(x.trim())))
-    .option('--out <file>', 'head JSON path (default: <checkpoint folder>/linear_layer<N>.json, or ./linear_random_<model>_layer<N>.json)')
+    .option('--out <file>', 'head JSON path (default: <checkpoint folder>/linear_layer<N>.json, or runs/probe/linear_random_<model>_layer<N>.json)')
     .action(async (o: Record<string, unknown>) => {
       const enc = encoderChoice(o);
       const layer = o.layer as number;
       const out = (o.out as string | undefined) ??
-        (enc.checkpoint ? path.join(path.dirname(enc.checkpoint), `linear_layer${layer}.json`) : `linear_random_${path.basename(enc.arch ?? 'model', '.json')}_layer${layer}.json`);
+        (enc.checkpoint ? path.join(path.dirname(enc.checkpoint), `linear_layer${layer}.json`) : path.join('runs', 'probe', `linear_random_${path.basename(enc.arch ?? 'model', '.json')}_layer${layer}.json`));
       const r = await probe({
         ...enc, dataFolder: o.data_folder as string, dataset: o.dataset as SourceKind | 'auto', layer,
         epochs: o.epochs as number, lr: o.learning_rate as number, momentum: o.momentum as number, weightDecay: o.weight_decay as number,
