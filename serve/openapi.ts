@@ -6,7 +6,7 @@ const error = {
   properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
 };
 
-/** The Open Inference Protocol's error object (open_inference_rest.yaml, components.schemas.*_error_response). */
+/** The Open Inference Protocol's error object (kserve/open-inference-protocol specification/protocol/inference_rest.md). */
 const oipError = { type: 'object', required: ['error'], properties: { error: { type: 'string', description: 'what went wrong' } } };
 
 /** OpenAI's error object (/v1/embeddings). */

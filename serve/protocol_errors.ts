@@ -2,8 +2,8 @@
  * Each protocol's error body, for the one ApiError the handlers throw (errors.ts):
  *
  *   /v1/embeddings   OpenAI:  { "error": { "message", "type", "param", "code" } }
- *   /v2/...          Open Inference Protocol: { "error": "<message>" }  (open_inference_rest.yaml,
- *                    components.schemas.*_error_response; the machine code stays in the log/metrics)
+ *   /v2/...          Open Inference Protocol: { "error": "<message>" }  (kserve/open-inference-protocol
+ *                    specification/protocol/inference_rest.md; the machine code stays in the log/metrics)
  *   everything else  this server's own { "error": { "code", "message" } }
  */
 import { ApiError, errorBody } from './errors.ts';

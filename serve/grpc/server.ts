@@ -1,6 +1,6 @@
 /**
- * The Open Inference Protocol gRPC service (inference.GRPCInferenceService from the vendored
- * open_inference_grpc.proto) on its own port, over the same repository and batchers as HTTP:
+ * The Open Inference Protocol gRPC service (inference.GRPCInferenceService, declared in inference.proto,
+ * our wire-compatible subset of the protocol) on its own port, over the same repository and batchers as HTTP:
  * ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer (inputs as
  * raw_input_contents or contents.uint_contents; outputs always as raw_output_contents, FP32 little-endian,
  * as Triton answers).
@@ -23,7 +23,7 @@ import { float32Bytes, parseInferRequest, runInfer } from '../oip/infer.ts';
 import type { Repository } from '../repository.ts';
 import { modelMetadata, serverMetadata } from '../routes/v2.ts';
 
-export const PROTO_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'open_inference_grpc.proto');
+export const PROTO_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'inference.proto');
 
 /** proto-loader options shared by the server and clients (tests, README example). */
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };

@@ -1,5 +1,6 @@
 /**
- * The Open Inference Protocol (KServe v2) REST routes, as open_inference_rest.yaml gives them:
+ * The Open Inference Protocol (KServe v2) REST routes, as kserve/open-inference-protocol
+ * specification/protocol/inference_rest.md gives them:
  *
  *   GET  /v2/health/live | /v2/health/ready                 { live } | { ready } (503 when not ready)
  *   GET  /v2                                                server metadata, with the extensions served

@@ -1,9 +1,9 @@
 /**
  * deploy/: the KServe manifests against the schemas of the resources they use — Kubernetes' own types
  * (ObjectMeta, Container: the ServingRuntime's containers and the container part of each InferenceService's
- * model) with kubernetes-models (Kubernetes' published OpenAPI); the KServe fields with excerpts of KServe's
- * published schemas (deploy/schemas/: the ServingRuntime CRD and the v1beta1 OpenAPI definitions, provenance
- * inside), checked strictly (unknown fields are errors, as `kubectl apply --validate=strict`); that each InferenceService
+ * model) with kubernetes-models (Kubernetes' published OpenAPI); the KServe resources with our JSON Schemas of
+ * them (deploy/schemas/, written from KServe's v1alpha1 ServingRuntime and v1beta1 InferenceService API types),
+ * checked strictly (unknown fields are errors, as `kubectl apply --validate=strict`); that each InferenceService
  * names a runtime that serves its model format; and that `cmc export --format triton` writes the repository
  * layout the Triton InferenceService points at.
  */
@@ -33,40 +33,28 @@ function manifests(): { file: string; doc: Doc }[] {
     }));
 }
 
-/** The CRD schema with additionalProperties: false on every object that lists its properties (strict field validation). */
-function strict(schema: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(schema)) {
-    out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v as Record<string, Record<string, unknown>>).map(([p, s]) => [p, strict(s)]))
-      : k === 'items' || (k === 'additionalProperties' && typeof v === 'object') ? strict(v as Record<string, unknown>) : v;
-  }
-  if (schema.properties && schema.additionalProperties === undefined) out.additionalProperties = false;
-  return out;
-}
+type Schema = { definitions: Record<string, unknown>; [k: string]: unknown };
+const schema = (file: string): Schema => JSON.parse(fs.readFileSync(path.join(deploy, 'schemas', file), 'utf8'));
+const SERVING_RUNTIME = schema('kserve-servingruntime-v1alpha1.schema.json');
+const INFERENCE_SERVICE = schema('kserve-inferenceservice-v1beta1.schema.json');
+const ajv = new Ajv({ strict: true, allErrors: true });
+const validateRuntime = ajv.compile(SERVING_RUNTIME);
+const validateService = ajv.compile(INFERENCE_SERVICE);
+const K8S_REF = '#/definitions/kubernetes';
 
-const K8S_TYPED_RUNTIME_FIELDS = new Set(['containers', 'affinity', 'imagePullSecrets', 'volumes', 'workerSpec', 'annotations', 'builtInAdapter']);
+/** The model's members that are its inlined Kubernetes Container (the schema marks them with K8S_REF). */
+const MODEL_CONTAINER_FIELDS = Object.entries((INFERENCE_SERVICE.definitions.model as { properties: Record<string, { $ref?: string }> }).properties)
+  .filter(([, s]) => s.$ref === K8S_REF).map(([k]) => k);
 
 function checkServingRuntime(file: string, doc: Doc): void {
-  const { $comment: _, ...schema } = JSON.parse(fs.readFileSync(path.join(deploy, 'schemas', 'servingruntime-v1alpha1-spec.json'), 'utf8'));
-  const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(strict(schema));
-  const { containers, ...kserveFields } = doc.spec;
-  for (const k of Object.keys(kserveFields)) assert.ok(!K8S_TYPED_RUNTIME_FIELDS.has(k), `${file}: ${k} is not checked by this test yet`);
-  assert.ok(validate(kserveFields), `${file}: ${JSON.stringify(validate.errors)}`);
-  assert.ok(Array.isArray(containers) && containers.length > 0, `${file}: a ServingRuntime needs containers`);
-  for (const c of containers) new Container(c).validate();
+  assert.ok(validateRuntime(doc), `${file}: ${JSON.stringify(validateRuntime.errors)}`);
+  for (const c of doc.spec.containers) new Container(c).validate();
 }
 
-/** KServe's own fields of ModelSpec; the rest of it is an inlined Kubernetes Container. */
-const MODEL_KSERVE_FIELDS = ['modelFormat', 'runtime', 'runtimeVersion', 'protocolVersion', 'storageUri', 'storage'];
-
 function checkInferenceService(file: string, doc: Doc, runtimes: Map<string, Doc>): void {
-  assert.deepEqual(Object.keys(doc.spec), ['predictor'], `${file}: spec fields this test does not check`);
-  const { $comment: _, ...swagger } = JSON.parse(fs.readFileSync(path.join(deploy, 'schemas', 'inferenceservice-v1beta1-predictor.json'), 'utf8'));
-  const defs = Object.fromEntries(Object.entries(swagger.definitions as Record<string, Record<string, unknown>>).map(([k, v]) => [k, strict(v)]));
-  const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile({ definitions: defs, $ref: '#/definitions/v1beta1.PredictorSpec' });
-  assert.ok(validate({ ...doc.spec.predictor }), `${file}: ${JSON.stringify(validate.errors)}`);
+  assert.ok(validateService(doc), `${file}: ${JSON.stringify(validateService.errors)}`);
   const { model } = doc.spec.predictor;
-  const container = Object.fromEntries(Object.entries(model).filter(([k]) => !MODEL_KSERVE_FIELDS.includes(k)));
+  const container = Object.fromEntries(Object.entries(model).filter(([k]) => MODEL_CONTAINER_FIELDS.includes(k)));
   new Container({ name: 'kserve-container', ...container }).validate();
   assert.match(model.storageUri, /^(s3|gs|pvc|https?):\/\//, `${file}: storageUri`);
   assert.equal(model.protocolVersion, 'v2', `${file}: both runtimes speak the v2 (Open Inference) protocol`);
@@ -122,6 +110,19 @@ test('wrong fields in the manifests are caught (the checks can fail)', () => {
   const typo = structuredClone(isvc.doc);
   typo.spec.predictor.model.storageURI = typo.spec.predictor.model.storageUri;
   assert.throws(() => checkInferenceService(isvc.file, typo, runtimes), /must NOT have additional properties/);
+  const protocol = structuredClone(isvc.doc);
+  protocol.spec.predictor.model.protocolVersion = 'V2';
+  assert.throws(() => checkInferenceService(isvc.file, protocol, runtimes), /protocolVersion.*must be equal to one of the allowed values/);
+  const predictorTypo = structuredClone(isvc.doc);
+  predictorTypo.spec.predictor.minReplica = 1;
+  assert.throws(() => checkInferenceService(isvc.file, predictorTypo, runtimes), /"additionalProperty":"minReplica".*must NOT have additional properties/);
+  const version = structuredClone(isvc.doc);
+  version.apiVersion = 'serving.kserve.io/v1alpha1';
+  assert.throws(() => checkInferenceService(isvc.file, version, runtimes), /apiVersion.*must be equal to constant/);
+  const noContainers = structuredClone(doc.doc);
+  delete noContainers.spec.containers;
+  assert.throws(() => checkServingRuntime(doc.file, noContainers), /must have required property 'containers'/);
+  assert.ok(MODEL_CONTAINER_FIELDS.includes('resources') && MODEL_CONTAINER_FIELDS.includes('env'), `container fields of the model: ${MODEL_CONTAINER_FIELDS}`);
 });
 
 test('cmc export --format triton writes the repository layout the Triton InferenceService serves', async () => {

@@ -1,5 +1,5 @@
 /**
- * A @grpc/grpc-js client for the server's OIP gRPC service (the vendored proto), with promise-returning
+ * A @grpc/grpc-js client for the server's OIP gRPC service (serve/grpc/inference.proto), with promise-returning
  * calls for the tests:
  *
  *   const c = grpcClient(`127.0.0.1:${s.grpcPort}`);

@@ -1,6 +1,6 @@
 /**
  * Open Inference Protocol (KServe v2) REST conformance: every /v2 response body (health, server and model
- * metadata, model ready, inference, errors) validated against the spec's schemas (oip_schema.ts), and
+ * metadata, model ready, inference, errors) validated against the protocol's schemas (oip_schema.ts), and
  * Triton's binary tensor data extension for inputs and outputs, equal to the JSON path.
  */
 import { after, before, test } from 'node:test';
@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, type RunningServer } from '../../serve/main.ts';
 import { request, TINY_CLASSES, TINY_EMBED, TINY_SIZE, writeTinyRepository } from './fixture.ts';
-import { assertOip, assertOipError } from './oip_schema.ts';
+import { assertOip, assertOipError, oipErrors, type OipSchema } from './oip_schema.ts';
 
 let models: string;
 let s: RunningServer;
@@ -44,6 +44,35 @@ async function postBinary(p: string, head: unknown, tail: Uint8Array, headerLeng
 }
 
 const floatsOf = (b: Buffer) => Array.from({ length: b.length / 4 }, (_, i) => b.readFloatLE(i * 4));
+
+test('the schemas accept the protocol\'s example bodies and reject wrong shapes', () => {
+  const tensor = { name: 'output0', shape: [3, 2], datatype: 'FP32', data: [1, 1.1, 2, 2.1, 3, 3.1] };
+  const good: [OipSchema, unknown][] = [
+    ['inference_request', { id: '42', inputs: [{ name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [[1, 2], [3, 4]] }], outputs: [{ name: 'output0' }] }],
+    ['inference_response', { model_name: 'm', id: '42', outputs: [{ ...tensor, parameters: { binary_data_size: 24 } }] }],
+    ['metadata_model_response', { name: 'm', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'UINT8', shape: [-1, 3] }], outputs: [] }],
+  ];
+  for (const [name, body] of good) assertOip(name, body);
+  const bad: [OipSchema, unknown][] = [
+    ['inference_response', { outputs: [tensor] }],
+    ['inference_response', { model_name: 'm' }],
+    ['inference_response', { model_name: 'm', outputs: [{ ...tensor, data: undefined }] }],
+    ['inference_response', { model_name: 'm', outputs: [{ ...tensor, data: '1,2' }] }],
+    ['inference_response', { model_name: 'm', outputs: [{ ...tensor, data: [{ x: 1 }] }] }],
+    ['inference_response', { model_name: 'm', outputs: [{ ...tensor, datatype: 'FLOAT' }] }],
+    ['inference_response', { model_name: 'm', outputs: [{ ...tensor, shape: [-1, 2] }] }],
+    ['inference_response', { model_name: 'm', outputs: [{ ...tensor, parameters: { binary_data_size: [24] } }] }],
+    ['inference_response', { model_name: 'm', id: 42, outputs: [tensor] }],
+    ['inference_request', { inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] }],
+    ['metadata_server_response', { name: 'cmc', version: '1' }],
+    ['metadata_model_response', { name: 'm', platform: 'p', inputs: [{ name: 'x', datatype: 'UINT8', shape: [1.5] }], outputs: [] }],
+    ['metadata_model_response', { name: 'm', platform: 'p', inputs: [] }],
+    ['live_server_response', { live: 'yes' }],
+    ['ready_model_response', { ready: true }],
+    ['inference_error_response', { error: { code: 'x', message: 'y' } }],
+  ];
+  for (const [name, body] of bad) assert.notEqual(oipErrors(name, body), null, `${name} accepted ${JSON.stringify(body)}`);
+});
 
 test('health, server metadata, model metadata and model ready fit the spec; the server lists binary_tensor_data', async () => {
   assertOip('live_server_response', (await get('/v2/health/live')).json);
