@@ -69,7 +69,7 @@ export async function initBackend(name: BackendName = 'auto', opts: { quiet?: bo
         const i = await initWebgpu({ allowSoftware: false });
         return i;
       })) ??
-      (await tryInit(initNative, (e) => (why = `; native unavailable: ${e.message}`))) ??
+      (await tryInit(initNative, (e) => (why = `; native unavailable: ${e.message.replace(NATIVE_UNAVAILABLE, '')}`))) ??
       (await initWasm());
     if (!opts.quiet) console.error(`[cmc] backend: ${info.name} on ${info.device} (chosen by --backend auto${why})`);
   } else {
@@ -213,13 +213,15 @@ async function initWasm(): Promise<BackendInfo> {
   };
 }
 
+const NATIVE_UNAVAILABLE = 'The native backend is unavailable: ';
+
 /**
  * The wasm backend with oneDNN convolutions and matrix products (train/kernels/native/). It needs the
  * addon built by `npm ci` where libdnnl-dev and a compiler exist; without it this says why.
  */
 async function initNative(): Promise<BackendInfo> {
   const loaded = loadNativeAddon();
-  if ('error' in loaded) throw new BackendUnavailableError(`The native backend is unavailable: ${loaded.error}`);
+  if ('error' in loaded) throw new BackendUnavailableError(`${NATIVE_UNAVAILABLE}${loaded.error}`);
   const wasmInfo = initialised.get('wasm') ?? (await initWasm());
   initialised.set('wasm', wasmInfo);
   const threads = (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount();
