@@ -44,6 +44,10 @@ export function requireNativeAddon(): NativeAddon {
 
 function tryLoad(file: string): { addon: NativeAddon } | { error: string } {
   if (!fs.existsSync(file)) return { error: `the oneDNN addon is not built (${file} is missing); ${NATIVE_HINT}` };
+  // oneDNN's OpenMP threads otherwise spin after each call and take the cores from XNNPACK's threads,
+  // which run the kernels in between (a step took 5x longer on a loaded 2-core machine). libgomp reads
+  // this when the addon loads it; a user's own setting wins.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   let addon: NativeAddon;
   try {
     addon = createRequire(import.meta.url)(file) as NativeAddon;
