@@ -137,7 +137,7 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     framework: 'cmc-ts',
     backend: info.name,
     device: info.device,
-    threads: info.name === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : info.name === 'cpu' ? 1 : os.availableParallelism(),
+    threads: info.name === 'wasm' || info.name === 'native' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : info.name === 'cpu' ? 1 : os.availableParallelism(),
     arch: o.model,
     image_size: o.imageSize,
     batch_size: B,

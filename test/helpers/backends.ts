@@ -1,13 +1,13 @@
 /**
  * Runs one test body on every backend under test, each compared with the `cpu` reference backend.
- * CMC_TEST_BACKENDS (default "wasm,webgpu") picks them. A backend that cannot start here (no WebGPU
+ * CMC_TEST_BACKENDS (default "wasm,native,webgpu") picks them. A backend that cannot start here (no WebGPU
  * adapter, say) is reported as skipped with the reason, never silently passed.
  */
 import { describe } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../../train/engine/backend.ts';
 
-export const BACKENDS_UNDER_TEST = (process.env.CMC_TEST_BACKENDS ?? 'wasm,webgpu')
+export const BACKENDS_UNDER_TEST = (process.env.CMC_TEST_BACKENDS ?? 'wasm,native,webgpu')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean) as BackendName[];

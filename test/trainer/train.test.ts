@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../train/engine/backend.ts';
+import { unavailableReason } from '../helpers/backends.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
 import { train, NonFiniteLossError, runFolder } from '../../train/trainer/train.ts';
@@ -35,8 +36,10 @@ function config(over: Partial<TrainConfig>): TrainConfig {
   };
 }
 
-for (const backend of ['cpu', 'wasm'] as const) {
-  test(`resume on ${backend}: 2 epochs in one run == 1 epoch, stop, resume, 1 epoch (losses within 1e-6)`, async () => {
+for (const backend of ['cpu', 'wasm', 'native'] as const) {
+  test(`resume on ${backend}: 2 epochs in one run == 1 epoch, stop, resume, 1 epoch (losses within 1e-6)`, async (t) => {
+    const unavailable = backend === 'native' ? await unavailableReason(backend) : null;
+    if (unavailable) return t.skip(unavailable);
     await initBackend(backend, { quiet: true });
     // cpu is slow on convolution gradients: it trains the tiny spec; wasm trains alexnet_small.
     const base: Partial<TrainConfig> = backend === 'cpu' ? { backend, model: tinySpecFile, image_size: 16, feat_dim: 16 } : { backend };

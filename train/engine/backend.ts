@@ -1,8 +1,9 @@
 /**
  * Chooses and initialises the tfjs compute backend: `tensorflow` (tfjs-node-gpu / tfjs-node, CUDA or
  * native CPU, only if the user installed it), `webgpu` (Dawn through the `webgpu` npm package: Vulkan,
- * Metal, D3D12, or SwiftShader in software), `wasm` (XNNPACK plus our own training kernels) and `cpu`
- * (plain JS reference). `auto` takes the fastest that works and says what it chose.
+ * Metal, D3D12, or SwiftShader in software), `native` (wasm with oneDNN convolutions and matmuls through
+ * the optional addon in native/), `wasm` (XNNPACK plus our own training kernels) and `cpu` (plain JS
+ * reference). `auto` takes the fastest that works and says what it chose.
  *
  *   const info = await initBackend('auto'); console.log(info.name, info.device);
  */
@@ -12,8 +13,10 @@ import os from 'node:os';
 import { registerTrainingGradients, registerTrainingKernels } from '../kernels/register_all.ts';
 import { finishWasmThreads, prepareWasmThreads, wasmThreadsWanted } from '../kernels/wasm_threads.ts';
 import { ensureGradients } from './gradients.ts';
+import { loadNativeAddon } from '../kernels/native/addon.ts';
+import { registerNativeBackend } from '../kernels/native/register.ts';
 
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export interface BackendInfo {
@@ -45,7 +48,7 @@ export const TENSORFLOW_HINT =
 let current: BackendInfo | null = null;
 const initialised = new Map<string, BackendInfo>();
 
-/** Initialise a backend; `auto` tries tensorflow, then a hardware WebGPU adapter, then wasm. */
+/** Initialise a backend; `auto` tries tensorflow, then a hardware WebGPU adapter, then native, then wasm. */
 export async function initBackend(name: BackendName = 'auto', opts: { quiet?: boolean } = {}): Promise<BackendInfo> {
   await ensureGradients();
   registerTrainingGradients();
@@ -59,14 +62,16 @@ export async function initBackend(name: BackendName = 'auto', opts: { quiet?: bo
   }
   let info: BackendInfo;
   if (name === 'auto') {
+    let why = '';
     info =
       (await tryInit(initTensorflow)) ??
       (await tryInit(async () => {
         const i = await initWebgpu({ allowSoftware: false });
         return i;
       })) ??
+      (await tryInit(initNative, (e) => (why = `; native unavailable: ${e.message.replace(NATIVE_UNAVAILABLE, '')}`))) ??
       (await initWasm());
-    if (!opts.quiet) console.error(`[cmc] backend: ${info.name} on ${info.device} (chosen by --backend auto)`);
+    if (!opts.quiet) console.error(`[cmc] backend: ${info.name} on ${info.device} (chosen by --backend auto${why})`);
   } else {
     switch (name) {
       case 'tensorflow':
@@ -74,6 +79,9 @@ export async function initBackend(name: BackendName = 'auto', opts: { quiet?: bo
         break;
       case 'webgpu':
         info = await initWebgpu({ allowSoftware: true });
+        break;
+      case 'native':
+        info = await initNative();
         break;
       case 'wasm':
         info = await initWasm();
@@ -99,10 +107,11 @@ export function backendInfo(): BackendInfo | null {
   return current;
 }
 
-async function tryInit(f: () => Promise<BackendInfo>): Promise<BackendInfo | null> {
+async function tryInit(f: () => Promise<BackendInfo>, onError?: (e: Error) => void): Promise<BackendInfo | null> {
   try {
     return await f();
-  } catch {
+  } catch (e) {
+    onError?.(e as Error);
     return null;
   }
 }
@@ -200,6 +209,28 @@ async function initWasm(): Promise<BackendInfo> {
   return {
     name: 'wasm',
     device: `WebAssembly${simd ? ' SIMD' : ''} (XNNPACK) on CPU, ${threads} thread${threads === 1 ? '' : 's'}`,
+    accelerated: false,
+  };
+}
+
+const NATIVE_UNAVAILABLE = 'The native backend is unavailable: ';
+
+/**
+ * The wasm backend with oneDNN convolutions and matrix products (train/kernels/native/). It needs the
+ * addon built by `npm ci` where libdnnl-dev and a compiler exist; without it this says why.
+ */
+async function initNative(): Promise<BackendInfo> {
+  const loaded = loadNativeAddon();
+  if ('error' in loaded) throw new BackendUnavailableError(`${NATIVE_UNAVAILABLE}${loaded.error}`);
+  const wasmInfo = initialised.get('wasm') ?? (await initWasm());
+  initialised.set('wasm', wasmInfo);
+  const threads = (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount();
+  const { version, isa } = registerNativeBackend(threads).info();
+  if (!(await tf.setBackend('native'))) throw new BackendUnavailableError('tfjs could not initialise the native backend');
+  await tf.ready();
+  return {
+    name: 'native',
+    device: `oneDNN ${version} (${isa}) for convolutions and matmuls, the rest ${wasmInfo.device}`,
     accelerated: false,
   };
 }

@@ -26,14 +26,19 @@ const done = new Set<string>();
 /** Register our training kernels for a backend (idempotent). Call after the backend package is imported. */
 export function registerTrainingKernels(backend: string): void {
   if (done.has(backend)) return;
-  for (const make of KERNELS[backend] ?? []) {
+  overrideKernels(backend, KERNELS[backend] ?? []);
+  done.add(backend);
+}
+
+/** Register each kernel over the backend's current one, which it receives as `stock` (the native backend's list uses this too). */
+export function overrideKernels(backend: string, makers: ((stock: KernelFunc | undefined) => KernelConfig)[]): void {
+  for (const make of makers) {
     const probe = make(undefined);
     const stock = getKernel(probe.kernelName, backend);
     if (stock) unregisterKernel(probe.kernelName, backend);
     // A replaced stock kernel keeps its setupFunc: its wasm export binding is made at backend init.
     registerKernel({ setupFunc: stock?.setupFunc, ...make(stock?.kernelFunc) });
   }
-  done.add(backend);
 }
 
 /** Gradient rules we replace in tfjs-core (backend-agnostic). */

@@ -46,7 +46,7 @@ export interface TrainConfig {
   // ours
   dataset: 'auto' | 'raw' | 'imagefolder' | 'cifar10' | 'stl10';
   image_size: number;
-  backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  backend: 'auto' | 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
   seed: number;
   /** Weighted kNN on the labelled test split every N epochs (0 = never). */
   knn_freq: number;
