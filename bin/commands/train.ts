@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
 import { train } from '../../train/trainer/train.ts';
-import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
+import { SYNTHETIC_CLASSES, writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { BACKENDS } from '../../train/engine/backend.ts';
 import { int, intList, num, viewList } from '../options.ts';
 import { OBJECTIVES } from '../../train/trainer/objective.ts';
@@ -56,15 +56,23 @@ export function addTrainCommand(program: Command): void {
       for (const k of Object.keys(D) as (keyof TrainConfig)[]) {
         if (o[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = o[k];
       }
+      let demoRun = false;
       if (o.demo) {
-        const dir = writeSyntheticDataset(path.join(os.tmpdir(), 'cmc-demo-data'), { size: 32, train: 512, test: 128 });
+        demoRun = true;
+        // Shapes in random colours: the class is the shape, so colour (which random features already see) says
+        // nothing about it, and what L and ab agree on (the silhouette) is what training can add.
+        const dir = writeSyntheticDataset(path.join(os.tmpdir(), 'cmc-demo-data'), { size: 32, train: 512, test: 128, colours: 'random' });
         const explicit = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+        // The run goes to the temp folder too (not runs/ in the current folder), keeping only the final checkpoint.
+        const runs = path.join(os.tmpdir(), 'cmc-demo-runs');
         const demo: Partial<TrainConfig> = {
-          data_folder: dir, model: 'alexnet_small', image_size: 32, batch_size: 64, epochs: 3, nce_k: 1024,
+          data_folder: dir, model: 'alexnet_small', image_size: 32, batch_size: 64, epochs: 3, nce_k: 511,
           learning_rate: 0.03, lr_decay_epochs: [], knn_freq: 1, knn_k: 50, name: 'demo', workers: 1, print_freq: 2,
+          model_path: runs, tb_path: path.join(runs, 'tensorboard'),
         };
         for (const [k, v] of Object.entries(demo)) if (!explicit(k)) (cfg as unknown as Record<string, unknown>)[k] = v;
-        console.error(`[cmc] demo: ${cfg.epochs} epochs of ${cfg.model} on ${dir} (generated shapes, 4 classes)`);
+        if (!explicit('save_freq')) cfg.save_freq = cfg.epochs;
+        console.error(`[cmc] demo: ${cfg.epochs} epochs of ${cfg.model} on ${dir} (generated shapes in random colours, 4 classes: ${SYNTHETIC_CLASSES.join(', ')})`);
       }
       const explicit = (Object.keys(D) as (keyof TrainConfig)[]).filter((k) => cmd.getOptionValueSource(k) === 'cli');
       // Ctrl+C (or a SIGTERM) ends the run at once: checkpoint writes are synchronous and atomic, so the last
@@ -93,10 +101,25 @@ export function addTrainCommand(program: Command): void {
         console.log(`checkpoint: ${r.checkpoint}`);
         if (last) console.log(`epoch ${last.epoch}: loss ${last.loss.toFixed(4)}${last.knn_top1 !== undefined ? `, kNN top-1 ${(100 * last.knn_top1).toFixed(1)}%` : ''}${r.knnAtInit ? ` (random init ${(100 * r.knnAtInit.top1).toFixed(1)}%)` : ''}`);
       }
+      if (demoRun) console.error(demoVerdict(r.knnAtInit?.top1, last?.knn_top1, SYNTHETIC_CLASSES.length));
     });
 }
 
 /** `s` as one POSIX shell word (quoted only when it needs to be). */
 function shellQuote(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The demo's last line: did pre-training raise kNN top-1 above the random-init encoder, by how many points,
+ * and what to try next. Within 2 points either way counts as no change (the test split has 128 images: one
+ * image is 0.8 points).
+ */
+export function demoVerdict(initTop1: number | undefined, finalTop1: number | undefined, classes: number): string {
+  const next = 'next: train on your own images with `cmc train --data_folder <ImageFolder> ...` (docs/NEWCOMER.md)';
+  if (initTop1 === undefined || finalTop1 === undefined) return `[cmc] demo: no kNN to compare (--knn_freq 0?); ${next}`;
+  const pts = 100 * (finalTop1 - initTop1);
+  const nums = `kNN top-1 ${(100 * finalTop1).toFixed(1)}% after training vs ${(100 * initTop1).toFixed(1)}% at random init (chance ${(100 / classes).toFixed(0)}%)`;
+  const verdict = pts > 2 ? `learned: +${pts.toFixed(1)} points` : pts < -2 ? `got worse: ${pts.toFixed(1)} points` : `no clear change: ${pts >= 0 ? '+' : ''}${pts.toFixed(1)} points`;
+  return `[cmc] demo ${verdict}, ${nums}; ${next}`;
 }

@@ -160,3 +160,20 @@ export function toViewInput(rgb: RgbPixels, view: ColorView, out?: Float32Array)
   const { mean, std } = viewStats(view);
   return convert(rgb, out, view === 'Lab' ? rgbPixelToLab : rgbPixelToYCbCr, mean, std);
 }
+
+/**
+ * Lab to sRGB uint8, the inverse of rgbPixelToLab (same white point and matrix), clamped to the gamut. Used to
+ * draw generated images whose lightness and chroma are chosen independently (train/data/synthetic.ts).
+ */
+export function labPixelToRgb(L: number, a: number, b: number): [number, number, number] {
+  const fy = (L + 16) / 116;
+  const inv = (f: number) => (f > 0.206893 ? f * f * f : (f - 16 / 116) / 7.787);
+  const x = XN * inv(fy + a / 500), y = YN * inv(fy), z = ZN * inv(fy - b / 200);
+  const lin = [
+    3.240479 * x - 1.53715 * y - 0.498535 * z,
+    -0.969256 * x + 1.875992 * y + 0.041556 * z,
+    0.055648 * x - 0.204043 * y + 1.057311 * z,
+  ];
+  const srgb = lin.map((c) => (c > 0.0031308 ? 1.055 * Math.pow(c, 1 / 2.4) - 0.055 : 12.92 * c));
+  return srgb.map((c) => Math.max(0, Math.min(255, Math.round(255 * c)))) as [number, number, number];
+}
