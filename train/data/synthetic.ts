@@ -7,7 +7,7 @@
  * colour alone separates the classes and even a random encoder's features do. colours 'random': the shape
  * is the class, and the foreground and background colours are drawn per image, independent of the class.
  * Colour then says nothing about the class; the silhouette, seen in both L (a lightness step) and ab (a
- * chroma step), is what CMC's two views can agree on, so `cmc train --demo` can show learning.
+ * chroma step), is what CMC's two views can agree on beyond colour (`cmc train --demo`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
