@@ -6,7 +6,7 @@
  * ends with the one line that compares kNN after training with the random-init encoder.
  *   node --import tsx --test test/data/synthetic.test.ts
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +19,7 @@ import { writeTinySpec } from '../helpers/tiny_spec.ts';
 const CMC = fileURLToPath(new URL('../../bin/cmc.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-synthetic-test-'));
 const SIZE = 32;
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 interface Split { x: Uint8Array; y: Uint8Array; n: number }
 
