@@ -20,6 +20,7 @@ SGD(lr 0.03, momentum 0.9, weight decay 1e-4), then the memory momentum update w
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -37,144 +38,11 @@ EPS = 1e-7
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Spec interpreter (mirrors train/spec/shapes.ts; shapes here are per example, NCHW: [C, H, W] or [C])
+# The network: the one PyTorch interpreter of the description language (torch_ddp/cmc_ddp/spec.py, which the
+# DDP trainer uses too). With one process its batch norm is torch's own batch_norm.
 
-def conv_out(n, k, s, p):
-    return (n + 2 * p - k) // s + 1
-
-
-class L2Norm(nn.Module):
-    def forward(self, x):
-        # the seed's Normalize(2): no epsilon
-        return x / x.norm(dim=1, keepdim=True)
-
-
-class NCHWFlatten(nn.Module):
-    def forward(self, x):
-        return x.reshape(x.shape[0], -1)
-
-
-class GlobalAvgPool(nn.Module):
-    def forward(self, x):
-        return x.mean(dim=(2, 3))
-
-
-class Residual(nn.Module):
-    def __init__(self, body, shortcut):
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut  # empty Sequential = identity
-
-    def forward(self, x):
-        return F.relu(self.body(x) + self.shortcut(x))
-
-
-def build_layers(layers, shape, names):
-    """Returns (nn.Sequential, output shape). `names` collects (spec param name, tensor) for checks."""
-    mods = []
-    for layer in layers:
-        kind = layer['kind']
-        if kind == 'conv2d':
-            if len(shape) != 3:
-                raise ValueError(f"conv2d {layer['name']} needs a map input, got {shape}")
-            c, h, w = shape
-            m = nn.Conv2d(c, layer['filters'], layer['kernel'], stride=layer['stride'], padding=layer['pad'],
-                          bias=bool(layer['bias']))
-            if layer.get('init') == 'he_normal':
-                n = layer['kernel'] * layer['kernel'] * layer['filters']
-                with torch.no_grad():
-                    m.weight.normal_(0.0, math.sqrt(2.0 / n))
-            # 'kaiming_uniform' is PyTorch's default init already
-            names.append((layer['name'] + '.weight', m.weight))
-            if layer['bias']:
-                names.append((layer['name'] + '.bias', m.bias))
-            shape = [layer['filters'], conv_out(h, layer['kernel'], layer['stride'], layer['pad']),
-                     conv_out(w, layer['kernel'], layer['stride'], layer['pad'])]
-            if shape[1] < 1 or shape[2] < 1:
-                raise ValueError(f"conv2d {layer['name']}: input {h}x{w} too small")
-        elif kind == 'batchnorm':
-            c = shape[0]
-            cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
-            m = cls(c, eps=layer['eps'], momentum=layer['momentum'])
-            if layer.get('zeroInit'):
-                with torch.no_grad():
-                    m.weight.zero_()
-            names.append((layer['name'] + '.weight', m.weight))
-            names.append((layer['name'] + '.bias', m.bias))
-        elif kind == 'relu':
-            m = nn.ReLU(inplace=False)
-        elif kind == 'maxpool':
-            if len(shape) != 3:
-                raise ValueError(f"maxpool needs a map input, got {shape}")
-            m = nn.MaxPool2d(layer['size'], stride=layer['stride'], padding=layer['pad'])
-            shape = [shape[0], conv_out(shape[1], layer['size'], layer['stride'], layer['pad']),
-                     conv_out(shape[2], layer['size'], layer['stride'], layer['pad'])]
-        elif kind == 'global_avgpool':
-            m = GlobalAvgPool()
-            shape = [shape[0]]
-        elif kind == 'flatten':
-            m = NCHWFlatten()
-            shape = [math.prod(shape)]
-        elif kind == 'linear':
-            if len(shape) != 1:
-                raise ValueError(f"linear {layer['name']} needs a flat input, got {shape}")
-            m = nn.Linear(shape[0], layer['units'], bias=bool(layer['bias']))  # PyTorch default init
-            names.append((layer['name'] + '.weight', m.weight))
-            if layer['bias']:
-                names.append((layer['name'] + '.bias', m.bias))
-            shape = [layer['units']]
-        elif kind == 'l2norm':
-            m = L2Norm()
-        elif kind == 'residual':
-            body, bshape = build_layers(layer['body'], shape, names)
-            sc, sshape = build_layers(layer['shortcut'], shape, names)
-            if bshape != sshape:
-                raise ValueError(f"residual {layer['name']}: body gives {bshape} but shortcut {sshape}")
-            m = Residual(body, sc)
-            shape = bshape
-        else:
-            raise ValueError(f'unhandled layer spec: {json.dumps(layer)}')
-        mods.append(m)
-    return nn.Sequential(*mods), shape
-
-
-class Encoder(nn.Module):
-    def __init__(self, enc, image_size):
-        super().__init__()
-        shape = [enc['inChannels'], image_size, image_size]
-        self.param_names = []
-        blocks = []
-        for block in enc['blocks']:
-            seq, shape = build_layers(block['layers'], shape, self.param_names)
-            blocks.append(seq)
-        self.blocks = nn.Sequential(*blocks)
-        self.out_shape = shape
-
-    def forward(self, x):
-        return self.blocks(x)
-
-
-class CMC(nn.Module):
-    def __init__(self, spec):
-        super().__init__()
-        self.channels = [v['channels'] for v in spec['views']]
-        self.view_names = [v['name'] for v in spec['views']]
-        self.encoders = nn.ModuleList()
-        for v in spec['views']:
-            enc = v['encoder']
-            if enc['inChannels'] != len(v['channels']):
-                raise ValueError(f"view {v['name']}: inChannels {enc['inChannels']} != {len(v['channels'])} channels")
-            self.encoders.append(Encoder(enc, spec['imageSize']))
-
-    def forward(self, x):
-        outs = []
-        for ch, enc in zip(self.channels, self.encoders):
-            if ch == list(range(ch[0], ch[0] + len(ch))):
-                xv = x[:, ch[0]:ch[0] + len(ch)]
-            else:
-                xv = x[:, ch]
-            outs.append(enc(xv))
-        return outs
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'torch_ddp'))
+from cmc_ddp.spec import CMC  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -357,7 +225,7 @@ def main():
     model = CMC(spec)
     model.train()
     param_count = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    named = sum(t.numel() for enc in model.encoders for _, t in enc.param_names)
+    named = sum(t.numel() for t in model.named_state().values() if isinstance(t, nn.Parameter))
     if named != param_count:
         raise RuntimeError(f'internal: spec-named params {named} != module params {param_count}')
     if args.expect_params is not None and args.expect_params != param_count:
