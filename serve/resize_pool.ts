@@ -47,30 +47,28 @@ export class ResizePool {
     }
   }
 
-  async run(img: DecodedImage, size: number): Promise<Uint8Array> {
-    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-    slot.busy++;
-    await slot.ready;
-    const id = this.next++;
-    return new Promise((resolve, reject) => {
-      this.tasks.set(id, { resolve, reject });
-      // Copied, not transferred: sharp's output may live in memory that cannot be detached.
-      slot.w.postMessage({ id, rgb: img.rgb, width: img.width, height: img.height, size });
-    });
+  run(img: DecodedImage, size: number): Promise<Uint8Array> {
+    // Copied, not transferred: sharp's output may live in memory that cannot be detached.
+    return this.post({ rgb: img.rgb, width: img.width, height: img.height, size });
   }
 
   /**
    * Decode + resize + crop in a worker (decodeToInput there): only the encoded bytes cross threads, not a
    * decoded image of up to --max_pixels x 3 bytes, whose copy would otherwise block the event loop.
    */
-  async decode(encoded: Uint8Array, size: number, maxPixels: number): Promise<Uint8Array> {
+  decode(encoded: Uint8Array, size: number, maxPixels: number): Promise<Uint8Array> {
+    return this.post({ encoded, size, maxPixels });
+  }
+
+  /** One task to the least busy worker; resolves with its output. */
+  private async post(task: Record<string, unknown>): Promise<Uint8Array> {
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     slot.busy++;
     await slot.ready;
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.tasks.set(id, { resolve, reject });
-      slot.w.postMessage({ id, encoded, size, maxPixels });
+      slot.w.postMessage({ id, ...task });
     });
   }
 

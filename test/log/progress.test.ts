@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { Progress } from '../../train/log/progress.ts';
-import { RunEstimate } from '../../train/trainer/train.ts';
+import { Progress, RunEstimate } from '../../train/log/progress.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -23,7 +23,7 @@ import { objectivePairs, pairName } from './objective.ts';
 import { Rng, type RngState } from '../util/rng.ts';
 import { detectKind, openSource, type DataSource } from '../data/sources.ts';
 import { Loader } from '../data/loader.ts';
-import { Progress, formatDuration } from '../log/progress.ts';
+import { Progress, RunEstimate, formatDuration } from '../log/progress.ts';
 import { TbWriter } from '../log/tensorboard.ts';
 import { weightedKnn } from '../eval/knn.ts';
 import { extractEmbeddings } from '../eval/features.ts';
@@ -361,39 +361,5 @@ function startMetrics(from: string | null, to: string, lastEpoch: number): void 
     return true;
   });
   writeFileAtomic(to, kept.map((l) => l + '\n').join(''));
-}
-
-/**
- * One line, a few steps into the run, with the measured time per step and what it means for an epoch and
- * for the whole run; a run that would take more than a day says so and names a smaller setting.
- */
-export class RunEstimate {
-  /** Steps timed before the estimate (the first one, with its warm-up, is left out when there are more). */
-  static readonly STEPS = 4;
-  private readonly t0 = performance.now();
-  private readonly ends: number[] = [];
-
-  constructor(
-    private readonly stepsPerEpoch: number,
-    private readonly epochs: number,
-    private readonly backend: string,
-    private readonly log: (line: string) => void,
-  ) {}
-
-  step(): void {
-    if (this.ends.length >= RunEstimate.STEPS) return;
-    this.ends.push(performance.now());
-    const n = this.ends.length;
-    if (n < Math.min(RunEstimate.STEPS, this.stepsPerEpoch)) return;
-    const secPerStep = (n > 1 ? this.ends[n - 1] - this.ends[0] : this.ends[0] - this.t0) / 1000 / Math.max(n - 1, 1);
-    const epochSec = secPerStep * this.stepsPerEpoch;
-    const runSec = epochSec * this.epochs;
-    const perStep = secPerStep < 10 ? `${(secPerStep * 1000).toFixed(0)} ms` : formatDuration(secPerStep);
-    let line = `[cmc] estimate from the first ${n} steps: ${perStep} per step, ~${formatDuration(epochSec)} per epoch, ~${formatDuration(runSec)} for ${this.epochs} epoch${this.epochs === 1 ? '' : 's'}`;
-    if (runSec > 24 * 3600) {
-      line += `; that is ${(runSec / 86400).toFixed(1)} days on ${this.backend}: for a first run try --model alexnet_mini --image_size 64 --epochs 20 (or npx cmc train --demo)`;
-    }
-    this.log(line);
-  }
 }
 
