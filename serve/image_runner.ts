@@ -11,7 +11,7 @@
 import type { Budget } from './budget.ts';
 import { ApiError, toApiError, tooLarge } from './errors.ts';
 import type { Metrics } from './metrics.ts';
-import { decodeToInput, headerPixels, type DecodeLimits } from './preprocess.ts';
+import { decodeToInput, readHeader, type DecodeLimits } from './preprocess.ts';
 import type { Graph, ImageOutputs, ModelVersion } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
 
@@ -35,7 +35,9 @@ export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: Resize
   return async (m, graph, images, indexLabel = 'images') => {
     const places = await graph.batcher.reserveWithin(images.length, adm.admissionWaitMs);
     try {
-      const pixels = await Promise.all(images.map((b) => headerPixels(b)));
+      // Each header is parsed once, here: its pixels count against the budgets, and the decode reuses it.
+      const headers = await Promise.all(images.map((b) => readHeader(b)));
+      const pixels = headers.map((h) => (h?.width ?? 0) * (h?.height ?? 0));
       // Images over maxPixels are refused one by one (image_too_large) by decodeToInput from the header.
       const total = pixels.reduce((a, b) => a + (b <= adm.maxPixels ? b : 0), 0);
       if (total > adm.maxRequestPixels) {
@@ -48,7 +50,7 @@ export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: Resize
           const t0 = performance.now();
           try {
             // With worker threads, decode there too: a decoded image never crosses threads.
-            return pool ? await pool.decode(buf, m.size, adm.maxPixels) : await decodeToInput(buf, m.size, limits);
+            return pool ? await pool.decode(buf, m.size, adm.maxPixels, headers[i]) : await decodeToInput(buf, m.size, limits, headers[i]);
           } catch (e) {
             const err = toApiError(e);
             throw images.length > 1 ? new ApiError(err.status, err.code, `${indexLabel}[${i}]: ${err.message}`, err.headers) : err;

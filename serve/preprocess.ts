@@ -13,7 +13,6 @@
 import sharp, { type Metadata } from 'sharp';
 import { valAugmentRgb, valResizeSide } from '../train/data/augment.ts';
 import { ApiError, tooLarge, unprocessable, unsupported } from './errors.ts';
-import type { ResizePool } from './resize_pool.ts';
 
 export const ACCEPTED_FORMATS = new Set(['jpeg', 'png', 'webp']);
 
@@ -33,6 +32,9 @@ export interface DecodedImage {
   height: number;
 }
 
+/** What decodeImage reads from the header (readHeader gives it, so the request path parses each header once). */
+export type ImageHeader = Pick<Metadata, 'format' | 'width' | 'height' | 'orientation'>;
+
 /** Decode an encoded image to RGB uint8 (EXIF-rotated), refusing unsupported formats and bombs. */
 /**
  * The size a large JPEG is decoded at: libjpeg's shrink-on-load (through sharp's resize, which picks the
@@ -51,13 +53,16 @@ export function shrinkOnLoadSize(meta: Pick<Metadata, 'format' | 'width' | 'heig
   return { width: Math.max(minShortSide, Math.round(w * k)), height: Math.max(minShortSide, Math.round(h * k)) };
 }
 
-export async function decodeImage(buf: Uint8Array, limits: DecodeLimits, minShortSide = 0): Promise<DecodedImage> {
+export async function decodeImage(buf: Uint8Array, limits: DecodeLimits, minShortSide = 0, header?: ImageHeader | null): Promise<DecodedImage> {
   if (buf.length === 0) throw unprocessable('empty image', 'empty_image');
-  let meta: Metadata;
-  try {
-    meta = await sharp(buf, { limitInputPixels: false }).metadata();
-  } catch (e) {
-    throw unprocessable(`cannot read the image: ${shortSharpMessage(e)}`);
+  let meta: ImageHeader;
+  if (header) meta = header;
+  else {
+    try {
+      meta = await sharp(buf, { limitInputPixels: false }).metadata();
+    } catch (e) {
+      throw unprocessable(`cannot read the image: ${shortSharpMessage(e)}`);
+    }
   }
   if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
     throw unsupported(`image format ${meta.format ?? 'unknown'} is not accepted (jpeg, png or webp)`, 'unsupported_image_format');
@@ -107,12 +112,9 @@ export function checkResize(img: DecodedImage, size: number, limits: DecodeLimit
   }
 }
 
-/** Decode + resize + crop; with a pool the resize runs in a worker thread. */
-export async function decodeToInput(buf: Uint8Array, size: number, limits: DecodeLimits, pool?: ResizePool): Promise<Uint8Array> {
-  const img = await decodeImage(buf, limits, 2 * valResizeSide(size));
-  if (!pool) return toModelInput(img, size, limits);
-  checkResize(img, size, limits);
-  return pool.run(img, size);
+/** Decode + resize + crop (`header`: readHeader's result for `buf`, when the caller already has it). */
+export async function decodeToInput(buf: Uint8Array, size: number, limits: DecodeLimits, header?: ImageHeader | null): Promise<Uint8Array> {
+  return toModelInput(await decodeImage(buf, limits, 2 * valResizeSide(size), header), size, limits);
 }
 
 function shortSharpMessage(e: unknown): string {
@@ -120,12 +122,12 @@ function shortSharpMessage(e: unknown): string {
   return m.length > 160 ? `${m.slice(0, 160)}…` : m;
 }
 
-/** width*height declared by the image header (nothing decoded); 0 when it cannot be read (decodeImage says why). */
-export async function headerPixels(buf: Uint8Array): Promise<number> {
+/** The image header (nothing decoded); null when it cannot be read (decodeImage then says why). */
+export async function readHeader(buf: Uint8Array): Promise<ImageHeader | null> {
   try {
     const m = await sharp(buf, { limitInputPixels: false }).metadata();
-    return (m.width ?? 0) * (m.height ?? 0);
+    return { format: m.format, width: m.width, height: m.height, orientation: m.orientation };
   } catch {
-    return 0;
+    return null;
   }
 }

@@ -1,13 +1,13 @@
 /**
- * A small worker-thread pool for the resize + centre crop (valAugmentRgb), so large images (about 0.1 s
- * of JavaScript for 12 MP) do not block the event loop. `--preprocess_workers 0` keeps it in-thread.
+ * A small worker-thread pool for decode + resize + centre crop (decodeToInput), so large images (about 0.1 s
+ * of JavaScript resize for 12 MP) do not block the event loop. `--preprocess_workers 0` keeps it in-thread.
  * Workers register tsx themselves (they do not inherit the main thread's loader hooks; same bootstrap as
  * train/data/loader.ts).
  */
 import type { Worker } from 'node:worker_threads';
 import { spawnTsWorker } from '../train/util/ts_worker.ts';
 import { ApiError } from './errors.ts';
-import type { DecodedImage } from './preprocess.ts';
+import type { ImageHeader } from './preprocess.ts';
 
 
 interface Slot {
@@ -47,28 +47,18 @@ export class ResizePool {
     }
   }
 
-  run(img: DecodedImage, size: number): Promise<Uint8Array> {
-    // Copied, not transferred: sharp's output may live in memory that cannot be detached.
-    return this.post({ rgb: img.rgb, width: img.width, height: img.height, size });
-  }
-
   /**
    * Decode + resize + crop in a worker (decodeToInput there): only the encoded bytes cross threads, not a
    * decoded image of up to --max_pixels x 3 bytes, whose copy would otherwise block the event loop.
    */
-  decode(encoded: Uint8Array, size: number, maxPixels: number): Promise<Uint8Array> {
-    return this.post({ encoded, size, maxPixels });
-  }
-
-  /** One task to the least busy worker; resolves with its output. */
-  private async post(task: Record<string, unknown>): Promise<Uint8Array> {
+  async decode(encoded: Uint8Array, size: number, maxPixels: number, header?: ImageHeader | null): Promise<Uint8Array> {
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     slot.busy++;
     await slot.ready;
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.tasks.set(id, { resolve, reject });
-      slot.w.postMessage({ id, ...task });
+      slot.w.postMessage({ id, encoded, size, maxPixels, header });
     });
   }
 
