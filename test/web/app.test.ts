@@ -249,7 +249,7 @@ test('static host: every runtime x backend runs in the worker and matches onnxru
           // Known shortfall (open in issue #20): with tfjs on wasm the page's largest gap is ~20-25 ms (1.2-1.5
           // frames) on this 2-core machine even when the control stays within a frame; the cause is not found.
           // Reported here, and held to the weaker bound below, rather than failing at random.
-          t.diagnostic(`one-frame check NOT met for tfjs/wasm: ${what}`);
+          t.diagnostic(`one-frame check for tfjs/wasm (reported, not asserted): ${b.maxGapMs <= FRAME_MS ? 'within' : 'NOT within'} a frame: ${what}`);
           assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
         } else if (b.idleMaxGapMs <= FRAME_MS) {
           assert.ok(b.maxGapMs <= FRAME_MS, `blocked for more than a frame: ${what}`);
