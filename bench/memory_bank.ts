@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendName } from '../train/engine/backend.ts';
 import { MemoryBank } from '../train/loss/memory_bank.ts';
 import { nceLoss, softmaxLoss } from '../train/loss/nce.ts';
-import { Rng } from '../train/util/rng.ts';
+import { Rng } from '../core/util/rng.ts';
 
 export interface MemoryBankBenchOptions {
   backend: BackendName;

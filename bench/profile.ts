@@ -4,12 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../train/engine/backend.ts';
-import { getCmcSpec } from '../train/spec/registry.ts';
+import { getCmcSpec } from '../core/network/registry.ts';
 import { CmcModel } from '../train/model/cmc.ts';
 import { MemoryBank } from '../train/loss/memory_bank.ts';
 import { SGD } from '../train/optim/sgd.ts';
 import { CmcStep } from '../train/trainer/step.ts';
-import { Rng } from '../train/util/rng.ts';
+import { Rng } from '../core/util/rng.ts';
 
 export interface KernelProfileRow {
   kernel: string;

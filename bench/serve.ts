@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { parseManifest } from '../train/export/manifest.ts';
+import { parseManifest } from '../core/formats/manifest.ts';
 import { decodeToInput } from '../serve/preprocess.ts';
 import { chooseProvider, createSession, type ProviderRequest } from '../serve/providers.ts';
 import os from 'node:os';

@@ -203,7 +203,7 @@ export async function runHostileBench(o: LimitsBenchOptions = {}): Promise<Hosti
     while (Date.now() < end) count(await send());
   };
   const health: number[] = [];
-  let rss = NaN;
+  let rss: number;
   const probe = async () => {
     while (Date.now() < end) {
       const t0 = performance.now();

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch reference for `cmc bench train-step`: one full CMC training step, built from the same CmcSpec JSON
-as the tfjs model (train/spec/layers.ts), so the architecture has one source of truth.
+as the tfjs model (core/network/layers.ts), so the architecture has one source of truth.
 
 Usage (Debian's python, which has torch; see bench/README.md):
 
@@ -171,7 +171,7 @@ def time_memory_bank(b, k, d, n, softmax, warmup, steps, gen, scoring):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--spec', help='CmcSpec JSON file (train/spec/layers.ts); required unless --memory_bank_only')
+    ap.add_argument('--spec', help='CmcSpec JSON file (core/network/layers.ts); required unless --memory_bank_only')
     ap.add_argument('--batch_size', type=int, default=128)
     ap.add_argument('--nce_k', type=int, default=None, help='negatives (default 4096; 16384 with --memory_bank_only)')
     ap.add_argument('--n_data', type=int, default=50000)

@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendName } from '../train/engine/backend.ts';
-import { getCmcSpec } from '../train/spec/registry.ts';
-import { trainStepFlopsPerImage } from '../train/spec/flops.ts';
+import { getCmcSpec } from '../core/network/registry.ts';
+import { trainStepFlopsPerImage } from '../core/network/flops.ts';
 import { CmcModel } from '../train/model/cmc.ts';
 import { MemoryBank } from '../train/loss/memory_bank.ts';
 import { SGD } from '../train/optim/sgd.ts';
 import { CmcStep } from '../train/trainer/step.ts';
-import { Rng } from '../train/util/rng.ts';
+import { Rng } from '../core/util/rng.ts';
 import { countReadbacks } from '../train/engine/readbacks.ts';
 import { setFusedKernels } from '../train/kernels/fused.ts';
 

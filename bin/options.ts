@@ -1,6 +1,6 @@
 /** Option parsers shared by the commands: a bad value is a clear error, not a NaN deep in training. */
 import { InvalidArgumentError } from 'commander';
-import { parseViews } from '../train/preprocess/views.ts';
+import { parseViews } from '../core/preprocess/views.ts';
 
 export function int(v: string): number {
   const n = Number(v);
@@ -18,7 +18,7 @@ export function intList(v: string): number[] {
   return v.split(',').filter((s) => s.trim() !== '').map((s) => int(s.trim()));
 }
 
-/** A comma list of view names (train/preprocess/views.ts), checked: known names, no repeats, >= 2. */
+/** A comma list of view names (core/preprocess/views.ts), checked: known names, no repeats, >= 2. */
 export function viewList(v: string): string[] {
   try {
     return parseViews(v);

@@ -43,7 +43,7 @@ for (const [split, n] of [['train', 60], ['val', 15]]) {
         `<rect width="64" height="64" fill="rgb(${bg},${bg},${bg})"/>` +
         draw(uniform(22, 42), uniform(22, 42), uniform(10, 18), `rgb(${c})`) +
         `</svg>`;
-      await sharp(Buffer.from(svg)).jpeg({ quality: 90 }).toFile(path.join(dir, `${String(i).padStart(3, '0')}.jpg`));
+      await sharp(globalThis.Buffer.from(svg)).jpeg({ quality: 90 }).toFile(path.join(dir, `${String(i).padStart(3, '0')}.jpg`));
     }
   }
 }

@@ -5,13 +5,13 @@
  *          (decompression bombs are refused before any pixel is decoded) → decode with EXIF rotation,
  *          sRGB, alpha removed, 8-bit RGB; a JPEG at least 4x the resize side is decoded with
  *          shrink-on-load to twice that side first (shrinkOnLoadSize: 6-19x faster on photos)
- *   → valAugmentRgb (train/data/augment.ts): shorter side → round(size*256/224) with the Pillow-identical
+ *   → resizeCenterCrop (core/preprocess/resize.ts): shorter side → round(size*256/224) with the Pillow-identical
  *     bilinear resize, centre crop size x size → uint8 HWC, the model's `images` input.
  *
  *   const rgb = await decodeToInput(buf, 224, { maxPixels: 40e6 });   // Uint8Array 224*224*3
  */
 import sharp, { type Metadata } from 'sharp';
-import { valAugmentRgb, valResizeSide } from '../train/data/augment.ts';
+import { resizeCenterCrop, evalResizeSide } from '../core/preprocess/resize.ts';
 import { ApiError, tooLarge, unprocessable, unsupported } from './errors.ts';
 
 export const ACCEPTED_FORMATS = new Set(['jpeg', 'png', 'webp']);
@@ -99,12 +99,12 @@ export async function decodeImage(buf: Uint8Array, limits: DecodeLimits, minShor
 /** The model input for one decoded image: resize (shorter side) + centre crop, uint8 size*size*3. */
 export function toModelInput(img: DecodedImage, size: number, limits: DecodeLimits): Uint8Array {
   checkResize(img, size, limits);
-  return valAugmentRgb(img, size);
+  return resizeCenterCrop(img, size);
 }
 
 /** 413 when the shorter-side resize of an extreme aspect ratio would exceed max_pixels. */
 export function checkResize(img: DecodedImage, size: number, limits: DecodeLimits): void {
-  const s = valResizeSide(size);
+  const s = evalResizeSide(size);
   const short = Math.min(img.width, img.height), long = Math.max(img.width, img.height);
   const resizedPixels = s * Math.trunc((s * long) / short);
   if (resizedPixels > limits.maxPixels) {
@@ -114,7 +114,7 @@ export function checkResize(img: DecodedImage, size: number, limits: DecodeLimit
 
 /** Decode + resize + crop (`header`: readHeader's result for `buf`, when the caller already has it). */
 export async function decodeToInput(buf: Uint8Array, size: number, limits: DecodeLimits, header?: ImageHeader | null): Promise<Uint8Array> {
-  return toModelInput(await decodeImage(buf, limits, 2 * valResizeSide(size), header), size, limits);
+  return toModelInput(await decodeImage(buf, limits, 2 * evalResizeSide(size), header), size, limits);
 }
 
 function shortSharpMessage(e: unknown): string {

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
-import { DataType, encodeModel, makeModel, makeNode, valueInfo } from '../train/export/onnx_proto.ts';
+import { DataType, encodeModel, makeModel, makeNode, valueInfo } from '../core/onnx/onnx_proto.ts';
 
 export const PROVIDERS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 export type ProviderRequest = (typeof PROVIDERS)[number];

@@ -14,8 +14,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { parseManifest, type Manifest } from '../train/export/manifest.ts';
-import { loadOnnxModel, toNumber, type IValueInfoProto } from '../train/export/onnx_proto.ts';
+import { parseManifest, type Manifest } from '../core/formats/manifest.ts';
+import { loadOnnxModel, toNumber, type IValueInfoProto } from '../core/onnx/onnx_proto.ts';
 import { Batcher } from './batcher.ts';
 import { ApiError, badRequest, notFound } from './errors.ts';
 import type { InferenceFlow } from './flow.ts';
@@ -187,7 +187,7 @@ export class Repository {
     try {
       raw = JSON.parse(readModelFile(path.join(dir, 'manifest.json'), this.opts.root, MAX_MANIFEST_BYTES).toString('utf8'));
     } catch (e) {
-      throw new Error(`manifest.json unreadable: ${(e as Error).message}`);
+      throw new Error(`manifest.json unreadable: ${(e as Error).message}`, { cause: e });
     }
     const manifest = parseManifest(raw, path.join(dir, 'manifest.json'));
     const name = folderVersion ? path.basename(path.dirname(dir)) : manifest.name;

@@ -5,7 +5,7 @@
  * train/data/loader.ts).
  */
 import type { Worker } from 'node:worker_threads';
-import { spawnTsWorker } from '../train/util/ts_worker.ts';
+import { spawnTsWorker } from '../core/util/ts_worker.ts';
 import { ApiError } from './errors.ts';
 import type { ImageHeader } from './preprocess.ts';
 

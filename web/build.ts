@@ -1,6 +1,6 @@
 /**
  * Build the browser demo into web/dist: esbuild bundles web/main.ts (with onnxruntime-web and the shared
- * preprocessing of train/data/augment.ts) to dist/main.js, copies index.html, and copies the
+ * preprocessing of core/preprocess/resize.ts) to dist/main.js, copies index.html, and copies the
  * onnxruntime-web runtime files the bundle loads at run time (ort-wasm-simd-threaded*.mjs + .wasm) to
  * dist/ort/, so the page needs nothing beyond the server (main.ts sets ort.env.wasm.wasmPaths to ./ort/).
  *

@@ -1,14 +1,14 @@
 /**
  * Browser preprocessing, the same code as the server's (serve/preprocess.ts): canvas RGBA ImageData →
- * RGB (alpha dropped, like sharp's removeAlpha) → valAugmentRgb (train/data/augment.ts): shorter side →
+ * RGB (alpha dropped, like sharp's removeAlpha) → resizeCenterCrop (core/preprocess/resize.ts): shorter side →
  * round(size*256/224) with the Pillow-identical bilinear resize, centre crop size x size → uint8 HWC, the
  * exported models' `images` input.
  *
  * Portable (no DOM types needed for the transform itself): test it in node with a fake ImageData.
  */
-import { valAugmentRgb, valResizeSide } from '../train/data/augment.ts';
+import { resizeCenterCrop, evalResizeSide } from '../core/preprocess/resize.ts';
 
-export { valResizeSide };
+export { evalResizeSide };
 
 /** The part of ImageData we use. */
 export interface RgbaImage {
@@ -33,7 +33,7 @@ export function rgbaToRgb(img: RgbaImage): Uint8Array {
 
 /** The model input for one decoded image: uint8 size*size*3 (HWC), exactly the server's transform. */
 export function preprocessImageData(img: RgbaImage, size: number): Uint8Array {
-  return valAugmentRgb({ rgb: rgbaToRgb(img), width: img.width, height: img.height }, size);
+  return resizeCenterCrop({ rgb: rgbaToRgb(img), width: img.width, height: img.height }, size);
 }
 
 /** Cosine similarity of two vectors (0 when either is all zeros). */

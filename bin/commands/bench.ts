@@ -6,7 +6,7 @@ import { openSource, writeSyntheticDatasetIfNeeded } from '../../bench/data_sour
 import { throughput } from '../../train/data/loader.ts';
 import { addServeBenchCommand } from './serve.ts';
 import { runMemoryBankBench } from '../../bench/memory_bank.ts';
-import { int, num } from '../options.ts';
+import { int } from '../options.ts';
 
 /** One memory-bank scoring path on both sides of a --torch comparison, so the ratio compares engines. */
 const scoringOption = () =>

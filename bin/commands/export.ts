@@ -38,7 +38,7 @@ export function addExportCommand(program: Command): void {
         return;
       }
       if (o.checkpoint === undefined) throw new Error('--checkpoint is required (or, with --format tfjs, --from <model_dir>)');
-      const { readCheckpoint } = await import('../../train/trainer/checkpoint.ts');
+      const { readCheckpoint } = await import('../../core/formats/checkpoint.ts');
       const ckpt = readCheckpoint(o.checkpoint);
       const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
       const name = o.name ?? (cfg?.name || (cfg?.model ? `cmc_${cfg.model}` : path.basename(path.dirname(path.resolve(o.checkpoint)))));

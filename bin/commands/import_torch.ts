@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import path from 'node:path';
 import { importTorchCheckpoint } from '../../train/interop/torch_checkpoint.ts';
-import { writeCheckpoint } from '../../train/trainer/checkpoint.ts';
+import { writeCheckpoint } from '../../core/formats/checkpoint.ts';
 
 /**
  * `cmc import-torch --checkpoint runs/x/current.safetensors [--out runs/x/current.ckpt] [--model NAME] [--json]`:

@@ -1,12 +1,12 @@
 import { Command, Option } from 'commander';
 import fs from 'node:fs';
-import { loadCmcSpec } from '../../train/spec/load.ts';
-import { parseViews } from '../../train/preprocess/views.ts';
+import { loadCmcSpec } from '../../core/network/load.ts';
+import { parseViews } from '../../core/preprocess/views.ts';
 import { int } from '../options.ts';
 
 /**
  * `cmc spec --model resnet50v1 [--image_size 224] [--feat_dim 128] [--view Lab] [--views L,ab] [--out spec.json]`:
- * writes the network description (train/spec/layers.ts CmcSpec) as JSON, the input of the PyTorch DDP trainer
+ * writes the network description (core/network/layers.ts CmcSpec) as JSON, the input of the PyTorch DDP trainer
  * (torch_ddp/) and of `--model spec.json`.
  */
 export function addSpecCommand(program: Command): void {

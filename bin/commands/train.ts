@@ -8,7 +8,7 @@ import { SYNTHETIC_CLASSES, writeSyntheticDataset } from '../../train/data/synth
 import { BACKENDS } from '../../train/engine/backend.ts';
 import { int, intList, num, viewList } from '../options.ts';
 import { OBJECTIVES } from '../../train/trainer/objective.ts';
-import { VIEW_NAMES } from '../../train/preprocess/views.ts';
+import { VIEW_NAMES } from '../../core/preprocess/views.ts';
 
 const D = TRAIN_DEFAULTS;
 

@@ -4,20 +4,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../train/util/rng.ts';
-import {
-  centreFallback,
-  hflip,
-  randomResizedCropParams,
-  resizeBilinear,
-  roundHalfEven,
-  trainAugmentRgb,
-  trainTransform,
-  valAugmentRgb,
-  valResizeSide,
-  valTransform,
-} from '../../train/data/augment.ts';
-import { toViewInput } from '../../train/preprocess/color.ts';
+import { Rng } from '../../core/util/rng.ts';
+import { centreFallback, hflip, randomResizedCropParams, trainAugmentRgb, trainTransform, valTransform } from '../../train/data/augment.ts';
+import { resizeBilinear, roundHalfEven, resizeCenterCrop, evalResizeSide } from '../../core/preprocess/resize.ts';
+import { toViewInput } from '../../core/preprocess/color.ts';
 
 /** Deterministic test image: value (x*37 + y*91 + c*53) mod 256. */
 function pattern(w: number, h: number) {
@@ -156,18 +146,18 @@ describe('augment: flip, train and val transforms', () => {
   });
 
   it('val transform: shorter side → round(size*256/224), centre crop', () => {
-    assert.equal(valResizeSide(224), 256);
-    assert.equal(valResizeSide(64), 73);
-    assert.equal(valResizeSide(96), 110);
+    assert.equal(evalResizeSide(224), 256);
+    assert.equal(evalResizeSide(64), 73);
+    assert.equal(evalResizeSide(96), 110);
     // 73x80 input at size 64: already resized (no resampling); crop top round(16/2)=8, left round(9/2)=4 (half-even).
     const img = pattern(73, 80);
-    const out = valAugmentRgb(img, 64);
+    const out = resizeCenterCrop(img, 64);
     assert.equal(out.length, 64 * 64 * 3);
     assert.deepEqual(Array.from(out.subarray(0, 3)), Array.from(img.rgb.subarray((8 * 73 + 4) * 3, (8 * 73 + 4) * 3 + 3)));
     // A larger image is resized first: 146x200 → 73x100 (int(73*200/146)); the crop is that image's centre.
     const big = pattern(146, 200);
     const resized = resizeBilinear(big, 73, 100);
-    const v = valAugmentRgb(big, 64);
+    const v = resizeCenterCrop(big, 64);
     const top = 18, left = 4; // round(36/2), round(9/2) = 4
     assert.deepEqual(Array.from(v.subarray(0, 6)), Array.from(resized.subarray((top * 73 + left) * 3, (top * 73 + left) * 3 + 6)));
     assert.equal(valTransform(big, { size: 64, view: 'Lab' }).length, 64 * 64 * 3);

@@ -81,7 +81,10 @@ function nearestNeighbourTop1(train: Split, test: Split, feature: (s: Split, i: 
     let best = Infinity, label = -1;
     tr.forEach((g, j) => {
       const d = g.reduce((acc, v, k) => acc + Math.abs(v - f[k]), 0);
-      if (d < best) ((best = d), (label = train.y[j]));
+      if (d < best) {
+        best = d;
+        label = train.y[j];
+      }
     });
     if (label === test.y[i]) correct++;
   }

@@ -21,7 +21,7 @@ import { exportModel } from '../../train/export/export.ts';
 import { initBackend } from '../../train/engine/backend.ts';
 import { randomModelCheckpoint } from '../helpers/random_model.ts';
 
-const deploy = fileURLToPath(new URL('../../deploy/', import.meta.url));
+const deploy = fileURLToPath(new URL('../../deploy', import.meta.url));
 type Doc = { apiVersion: string; kind: string; metadata: Record<string, unknown>; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function manifests(): { file: string; doc: Doc }[] {

@@ -14,7 +14,7 @@ import { initBackend } from '../../train/engine/backend.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { openSource } from '../../train/data/sources.ts';
 import { Loader } from '../../train/data/loader.ts';
-import { getCmcSpec } from '../../train/spec/registry.ts';
+import { getCmcSpec } from '../../core/network/registry.ts';
 import { weightedKnn } from '../../train/eval/knn.ts';
 import {
   adaptiveBins, adaptivePool2d, extractFeatures, headLogits, knnEvaluate, loadEncoder, probe, probeLayerInfo, readHead,

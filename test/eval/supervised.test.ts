@@ -12,7 +12,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
-import { readCheckpoint } from '../../train/trainer/checkpoint.ts';
+import { readCheckpoint } from '../../core/formats/checkpoint.ts';
 import { loadEncoder, probe } from '../../train/eval/probe.ts';
 import { preNormDim, preNormFeatures, trainSupervised } from '../../train/eval/supervised.ts';
 

@@ -2,7 +2,7 @@
  * Exporter parity: for every architecture family at small sizes (alexnet_small 32, resnet18v1_small 32,
  * resnet50v1_small 32) and the seed AlexNet at 224 (one image), a CmcModel with random weights AND random
  * BN running statistics (so the BN folding is exercised) is exported with a random linear head, then
- * tfjs's eval-mode forward (inputs preprocessed by train/preprocess/color.ts) is compared with
+ * tfjs's eval-mode forward (inputs preprocessed by core/preprocess/color.ts) is compared with
  * onnxruntime-node (CPU), onnxruntime-web (wasm, in Node) and onnxruntime-node's WebGPU EP (Dawn on
  * SwiftShader here): max |diff| <= 1e-4 on embeddings, logits and probabilities, the same top-1.
  *
@@ -17,17 +17,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../train/engine/backend.ts';
 import { exportModel } from '../../train/export/export.ts';
-import { loadOnnxModel } from '../../train/export/onnx_proto.ts';
+import { loadOnnxModel } from '../../core/onnx/onnx_proto.ts';
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { CmcModel } from '../../train/model/cmc.ts';
-import { getCmcSpec } from '../../train/spec/registry.ts';
-import { paramShapes } from '../../train/spec/shapes.ts';
-import { toViewInput, type ColorView } from '../../train/preprocess/color.ts';
+import { toViewInput, type ColorView } from '../../core/preprocess/color.ts';
 import { randomModelCheckpoint } from '../helpers/random_model.ts';
-import { Rng } from '../../train/util/rng.ts';
-import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts';
-import type { LinearHead } from '../../train/export/head.ts';
+import { Rng } from '../../core/util/rng.ts';
+import type { Checkpoint } from '../../core/formats/checkpoint.ts';
+import type { LinearHead } from '../../core/formats/head.ts';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 // onnxruntime-node's WebGPU EP (Dawn) runs on SwiftShader's software Vulkan here; must be set before Dawn starts.
@@ -168,7 +166,7 @@ function runtime(name: string, ort: OrtLike | typeof import('onnxruntime-web'), 
       for (const [k, t] of Object.entries(r)) out[k] = new Float32Array((await t.getData()) as Float32Array);
       return out;
     } catch (e) {
-      throw new Error(`${name}: ${(e as Error).message}`);
+      throw new Error(`${name}: ${(e as Error).message}`, { cause: e });
     } finally {
       await session.release();
     }
@@ -177,7 +175,7 @@ function runtime(name: string, ort: OrtLike | typeof import('onnxruntime-web'), 
 
 /** A tiny Relu model to probe whether a runtime starts here. */
 async function probe(run: Runtime['run']): Promise<string | null> {
-  const { encodeModel, makeModel, makeNode, valueInfo, DataType } = await import('../../train/export/onnx_proto.ts');
+  const { encodeModel, makeModel, makeNode, valueInfo, DataType } = await import('../../core/onnx/onnx_proto.ts');
   const bytes = encodeModel(
     makeModel({
       graph: {

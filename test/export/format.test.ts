@@ -16,19 +16,19 @@ import * as ort from 'onnxruntime-node';
 import { Command } from 'commander';
 import { initBackend } from '../../train/engine/backend.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
-import type { BatchNormSpec, CmcSpec, Conv2dSpec, EncoderSpec, LayerSpec, LinearSpec } from '../../train/spec/layers.ts';
-import { toViewInput, type ColorView } from '../../train/preprocess/color.ts';
-import { Rng } from '../../train/util/rng.ts';
-import { writeCheckpoint, type Checkpoint, type TensorEntry } from '../../train/trainer/checkpoint.ts';
+import type { BatchNormSpec, CmcSpec, Conv2dSpec, EncoderSpec, LayerSpec, LinearSpec } from '../../core/network/layers.ts';
+import { toViewInput, type ColorView } from '../../core/preprocess/color.ts';
+import { Rng } from '../../core/util/rng.ts';
+import { writeCheckpoint, type Checkpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
 import { exportModel } from '../../train/export/export.ts';
 import { checkOps, WEBGPU_OPS } from '../../train/export/emit.ts';
-import { headToJson, parseHead, type LinearHead } from '../../train/export/head.ts';
-import { parseManifest, parsePbtxt, tritonConfig, type PbMessage } from '../../train/export/manifest.ts';
+import { headToJson, parseHead, type LinearHead } from '../../core/formats/head.ts';
+import { parseManifest } from '../../core/formats/manifest.ts';
+import { parsePbtxt, tritonConfig, type PbMessage } from '../../train/export/triton.ts';
 import {
   decodeModel,
   encodeModel,
   loadOnnxModel,
-  makeModel,
   makeNode,
   metadataOf,
   OPSET,
@@ -37,7 +37,7 @@ import {
   toNumber,
   valueInfo,
   DataType,
-} from '../../train/export/onnx_proto.ts';
+} from '../../core/onnx/onnx_proto.ts';
 import { addExportCommand } from '../../bin/commands/export.ts';
 import { randomizeBatchNorm } from '../helpers/random_model.ts';
 

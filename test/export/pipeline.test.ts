@@ -14,7 +14,7 @@ import { train } from '../../train/trainer/train.ts';
 import { probe } from '../../train/eval/probe.ts';
 import { exportModel } from '../../train/export/export.ts';
 import { RawU8Source } from '../../train/data/sources.ts';
-import { valAugmentRgb } from '../../train/data/augment.ts';
+import { resizeCenterCrop } from '../../core/preprocess/resize.ts';
 
 test('train -> probe --layer 5 -> export with the head -> classifier.onnx agrees with the probe', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-pipeline-'));
@@ -32,7 +32,7 @@ test('train -> probe --layer 5 -> export with the head -> classifier.onnx agrees
   const pixels = new Uint8Array(n * 32 * 32 * 3);
   for (let i = 0; i < n; i++) {
     const s = await test.get(i);
-    pixels.set(valAugmentRgb({ rgb: s.rgb, width: s.width, height: s.height }, 32), i * 32 * 32 * 3);
+    pixels.set(resizeCenterCrop({ rgb: s.rgb, width: s.width, height: s.height }, 32), i * 32 * 32 * 3);
   }
   const res = await session.run({ images: new ort.Tensor('uint8', pixels, [n, 32, 32, 3]) });
   const probs = res.probabilities.data as Float32Array;

@@ -16,16 +16,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { initBackend } from '../../train/engine/backend.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
-import { getCmcSpec } from '../../train/spec/registry.ts';
-import { paramShapes } from '../../train/spec/shapes.ts';
-import { toViewInput } from '../../train/preprocess/color.ts';
-import { Rng } from '../../train/util/rng.ts';
-import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts';
+import { toViewInput } from '../../core/preprocess/color.ts';
+import { Rng } from '../../core/util/rng.ts';
+import type { Checkpoint } from '../../core/formats/checkpoint.ts';
 import { randomModelCheckpoint } from '../helpers/random_model.ts';
 import { exportModel } from '../../train/export/export.ts';
 import { adaptivePoolBins, buildAdaptivePoolGraph, checkOps } from '../../train/export/emit.ts';
-import { parseHead } from '../../train/export/head.ts';
-import { loadOnnxModel, makeModel, encodeModel } from '../../train/export/onnx_proto.ts';
+import { parseHead } from '../../core/formats/head.ts';
+import { loadOnnxModel, makeModel, encodeModel } from '../../core/onnx/onnx_proto.ts';
 import {
   adaptiveBins, adaptivePool2d, FEATURE_LAYOUT, headLogits, layerFeatures, probeLayerInfo, writeHead, type LinearHead as ProbeHead, type PoolType,
 } from '../../train/eval/probe.ts';

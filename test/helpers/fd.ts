@@ -12,7 +12,7 @@
  * comparison is not dominated by rounding noise.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '../../train/util/rng.ts';
+import type { Rng } from '../../core/util/rng.ts';
 
 export interface FdCheckOptions {
   /** Scalar loss of the current variable values; must be deterministic (no dropout, fixed inputs). */

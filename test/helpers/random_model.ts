@@ -3,10 +3,10 @@
  * variance), wrapped as a training checkpoint: export tests need non-trivial BN so folding is exercised.
  */
 import { CmcModel } from '../../train/model/cmc.ts';
-import { getCmcSpec } from '../../train/spec/registry.ts';
-import { paramShapes } from '../../train/spec/shapes.ts';
-import type { Checkpoint, TensorEntry } from '../../train/trainer/checkpoint.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { getCmcSpec } from '../../core/network/registry.ts';
+import { paramShapes } from '../../core/network/shapes.ts';
+import type { Checkpoint, TensorEntry } from '../../core/formats/checkpoint.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 /**
  * Draw every batch-norm parameter and statistic of `model` (gamma in [0.5, 1.5], beta and running mean in

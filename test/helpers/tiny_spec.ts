@@ -4,7 +4,7 @@
  * Two views (L, ab on the colour input) by default; `views` declares more (an input layout, views.ts).
  */
 import fs from 'node:fs';
-import { layoutViews } from '../../train/preprocess/views.ts';
+import { layoutViews } from '../../core/preprocess/views.ts';
 
 export function tinySpec(o: { convStride?: number; views?: string[] } = {}) {
   const encoder = (inChannels: number) => ({

@@ -9,7 +9,7 @@ import { describeBackends, onBoth, scaledError, seededTensor, unavailableReason 
 import { fdCheck } from '../helpers/fd.ts';
 import { initBackend } from '../../train/engine/backend.ts';
 import { BatchNormTrain, useFused } from '../../train/kernels/fused.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 const TOL = 2e-5; // float32 summation-order differences, relative to the output's scale
 

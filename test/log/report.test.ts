@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { buildReport, checkpointInfo, layerName, loadResults, probeScore, type ProbeJson } from '../../train/log/report.ts';
-import { writeCheckpoint } from '../../train/trainer/checkpoint.ts';
+import { writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { addReportCommand } from '../../bin/commands/report.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-report-test-'));

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { ensureGradients } from '../../train/engine/gradients.ts';
 import { batchSoftmaxLoss } from '../../train/loss/batch_softmax.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { TEST_BACKENDS } from './golden_util.ts';
 
 function unitRows(rng: Rng, B: number, D: number): number[][] {

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { nceLoss, softmaxLoss, sumLosses } from '../../train/loss/nce.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { assertClose, flat, loadGolden, TEST_BACKENDS } from './golden_util.ts';
 
 const G = loadGolden();

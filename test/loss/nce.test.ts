@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { NCE_EPS, nceLoss, softmaxLoss, sumLosses } from '../../train/loss/nce.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { assertClose, flat, loadGolden, TEST_BACKENDS } from './golden_util.ts';
 
 const G = loadGolden();

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../../train/engine/backend.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 const python = process.env.CMC_TORCH_PYTHON ?? '/usr/bin/python3';
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bench/torch_train_step.py');

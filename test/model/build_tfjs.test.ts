@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { encoderFeatures, encoderForward, initEncoderParams, layerForward, type ParamMap } from '../../train/model/build_tfjs.ts';
-import type { EncoderSpec, LayerSpec } from '../../train/spec/layers.ts';
-import { alexnetSmall, resnet } from '../../train/spec/networks.ts';
-import { inferShapes, paramShapes } from '../../train/spec/shapes.ts';
-import { Rng } from '../../train/util/rng.ts';
+import type { EncoderSpec, LayerSpec } from '../../core/network/layers.ts';
+import { alexnetSmall, resnet } from '../../core/network/networks.ts';
+import { inferShapes, paramShapes } from '../../core/network/shapes.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 before(async () => {
   await initBackend('cpu', { quiet: true });

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { CmcModel, sliceChannels } from '../../train/model/cmc.ts';
-import { getCmcSpec } from '../../train/spec/registry.ts';
-import { countParams } from '../../train/spec/shapes.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { getCmcSpec } from '../../core/network/registry.ts';
+import { countParams } from '../../core/network/shapes.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 before(async () => {
   await initBackend('cpu', { quiet: true });

@@ -15,7 +15,7 @@ import {
   rgbToLab,
   rgbToYCbCr,
   toViewInput,
-} from '../../train/preprocess/color.ts';
+} from '../../core/preprocess/color.ts';
 
 const G = JSON.parse(fs.readFileSync(new URL('../fixtures/golden.json', import.meta.url), 'utf8'));
 const pixels: number[][] = G.rgb2lab.pixels_uint8_rgb;

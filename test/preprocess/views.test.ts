@@ -1,13 +1,13 @@
 /**
- * The view vocabulary (train/preprocess/views.ts): the seed's layouts are bit-identical to toViewInput,
+ * The view vocabulary (core/preprocess/views.ts): the seed's layouts are bit-identical to toViewInput,
  * YDbDr and the Sobel gradient match independent float64 references and known values, offsets follow
  * the declared order, and bad lists are refused.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rgbPixelToLab, toViewInput } from '../../train/preprocess/color.ts';
-import { layoutChannels, layoutViews, parseViews, toLayoutInput, VIEW_NAMES } from '../../train/preprocess/views.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { rgbPixelToLab, toViewInput } from '../../core/preprocess/color.ts';
+import { layoutChannels, layoutViews, parseViews, toLayoutInput, VIEW_NAMES } from '../../core/preprocess/views.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 function randomRgb(w: number, h: number, seed: number): Uint8Array {
   const rng = new Rng(seed);

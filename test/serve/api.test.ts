@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { valAugmentRgb } from '../../train/data/augment.ts';
+import { resizeCenterCrop } from '../../core/preprocess/resize.ts';
 import { startServer, type RunningServer } from '../../serve/main.ts';
 import { multipart, request, testImage, TINY_CLASSES, TINY_EMBED, TINY_SIZE, writeTinyRepository } from './fixture.ts';
 
@@ -83,9 +83,9 @@ test('embed: raw JPEG, PNG and WebP bodies, base64 JSON, data URIs and multipart
   assert.ok(close(m.json.embeddings[0], e, 0));
 });
 
-test('embed: the server applies the validation transform (sharp decode + valAugmentRgb) before the encoder', async () => {
+test('embed: the server applies the validation transform (sharp decode + resizeCenterCrop) before the encoder', async () => {
   const { data, info } = await sharp(png).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const x = valAugmentRgb({ rgb: new Uint8Array(data), width: info.width, height: info.height }, TINY_SIZE);
+  const x = resizeCenterCrop({ rgb: new Uint8Array(data), width: info.width, height: info.height }, TINY_SIZE);
   const sess = await ort.InferenceSession.create(path.join(models, 'tiny', 'encoder.onnx'));
   const out = await sess.run({ images: new ort.Tensor('uint8', x, [1, TINY_SIZE, TINY_SIZE, 3]) });
   await sess.release();
@@ -142,7 +142,7 @@ test('classify: top-k labels sorted by probability, default k=5 clamps to the cl
 
 test('KServe v2 infer: UINT8 tensor in, FP32 tensors out, equal to /v1/embed on the same pixels', async () => {
   const { data, info } = await sharp(jpeg).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const x = valAugmentRgb({ rgb: new Uint8Array(data), width: info.width, height: info.height }, TINY_SIZE);
+  const x = resizeCenterCrop({ rgb: new Uint8Array(data), width: info.width, height: info.height }, TINY_SIZE);
   const two = [...x, ...x.map((v) => 255 - v)];
   const body = { id: 'req-1', inputs: [{ name: 'images', shape: [2, TINY_SIZE, TINY_SIZE, 3], datatype: 'UINT8', data: two }] };
   const r = await post('/v2/models/tiny/infer', JSON.stringify(body), 'application/json');

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { startServer, type RunningServer } from '../../serve/main.ts';
-import { valAugmentRgb } from '../../train/data/augment.ts';
+import { resizeCenterCrop } from '../../core/preprocess/resize.ts';
 import { openSource } from '../../train/data/sources.ts';
 import { request, testImage } from './fixture.ts';
 
@@ -29,7 +29,10 @@ after(async () => {
 test('models/ holds at most 25 MB, and the default model has its card', () => {
   let bytes = 0;
   const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(path.join(d, e.name)) : (bytes += fs.statSync(path.join(d, e.name)).size);
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else bytes += fs.statSync(path.join(d, e.name)).size;
+    }
   };
   walk(path.join(ROOT, 'models'));
   assert.ok(bytes <= 25 * 1024 * 1024, `models/ is ${(bytes / 2 ** 20).toFixed(1)} MiB`);
@@ -76,7 +79,7 @@ test('real data: the shipped classifier reproduces the recorded probe accuracy o
     const labels: number[] = [];
     for (let k = 0; k < n; k++) {
       const smp = await src.get(i + k);
-      x.set(valAugmentRgb(smp, size), k * size * size * 3);
+      x.set(resizeCenterCrop(smp, size), k * size * size * 3);
       labels.push(smp.label);
     }
     const p = (await sess.run({ images: new ort.Tensor('uint8', x, [n, size, size, 3]) })).probabilities.data as Float32Array;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { valAugmentRgb } from '../../train/data/augment.ts';
+import { resizeCenterCrop } from '../../core/preprocess/resize.ts';
 import { startServer, type RunningServer } from '../../serve/main.ts';
 import { exportRandomModel, multipart, request, testImage } from './fixture.ts';
 
@@ -41,13 +41,13 @@ test('exported model: metadata, embed (matches in-process onnxruntime on the val
   for (const r of single) assert.equal(r.status, 200, r.text);
 
   const { data, info } = await sharp(imgs[0]).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const x = valAugmentRgb({ rgb: new Uint8Array(data), width: info.width, height: info.height }, SIZE);
+  const x = resizeCenterCrop({ rgb: new Uint8Array(data), width: info.width, height: info.height }, SIZE);
   const sess = await ort.InferenceSession.create(path.join(tmp, 'models', 'small', 'encoder.onnx'));
   const want = Array.from((await sess.run({ images: new ort.Tensor('uint8', x, [1, SIZE, SIZE, 3]) })).embedding.data as Float32Array);
   await sess.release();
   const got = single[0].json.embeddings[0] as number[];
   assert.equal(got.length, 256);
-  assert.ok(got.every((v, i) => Math.abs(v - want[i]) < 1e-5), 'server embedding == onnxruntime on valAugmentRgb');
+  assert.ok(got.every((v, i) => Math.abs(v - want[i]) < 1e-5), 'server embedding == onnxruntime on resizeCenterCrop');
 
   const mp = multipart(imgs.map((data) => ({ data })));
   const batch = await request(`${s.url}/v1/embed`, { method: 'POST', body: mp.body, headers: { 'content-type': mp.type } });

@@ -17,9 +17,9 @@ import sharp from 'sharp';
 import {
   DataType, encodeModel, floatTensor, makeModel, makeNode, sha256, valueInfo,
   type IGraphProto, type INodeProto, type ITensorProto,
-} from '../../train/export/onnx_proto.ts';
-import { MANIFEST_FORMAT } from '../../train/export/manifest.ts';
-import { Rng } from '../../train/util/rng.ts';
+} from '../../core/onnx/onnx_proto.ts';
+import { MANIFEST_FORMAT } from '../../core/formats/manifest.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 export const TINY_SIZE = 32;
 export const TINY_EMBED = 16;
@@ -252,8 +252,8 @@ export function multipart(files: { name?: string; filename?: string; type?: stri
  */
 export async function exportRandomModel(outDir: string, o: { arch?: string; size?: number; featDim?: number; classes?: string[]; seed?: number; name?: string; version?: string } = {}): Promise<string> {
   const [{ getCmcSpec }, { paramShapes }, { initialValues }, { exportModel, defaultLayer }, { featuresDim }] = await Promise.all([
-    import('../../train/spec/registry.ts'),
-    import('../../train/spec/shapes.ts'),
+    import('../../core/network/registry.ts'),
+    import('../../core/network/shapes.ts'),
     import('../../train/model/build_tfjs.ts'),
     import('../../train/export/export.ts'),
     import('../../train/export/emit.ts'),

@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import sharp from 'sharp';
 import { startServer, type RunningServer } from '../../serve/main.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { grpcClient, grpcCode } from './grpc_client.ts';
 import { oipErrors } from './oip_schema.ts';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ort from 'onnxruntime-node';
 import { createSession, sessionOptions } from '../../serve/providers.ts';
-import { DataType, encodeModel, makeModel, makeNode, valueInfo } from '../../train/export/onnx_proto.ts';
+import { DataType, encodeModel, makeModel, makeNode, valueInfo } from '../../core/onnx/onnx_proto.ts';
 
 const castModel = () =>
   encodeModel(

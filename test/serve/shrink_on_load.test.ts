@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { valResizeSide } from '../../train/data/augment.ts';
+import { evalResizeSide } from '../../core/preprocess/resize.ts';
 import { decodeImage, decodeToInput, shrinkOnLoadSize, toModelInput } from '../../serve/preprocess.ts';
 import { testPixels } from './fixture.ts';
 
@@ -23,7 +23,7 @@ test('shrinkOnLoadSize: large JPEGs only, to a shorter side of exactly the minim
 
 test('a large JPEG is decoded at twice the resize side and gives nearly the full-decode model input', async () => {
   const size = 64;
-  const min = 2 * valResizeSide(size);
+  const min = 2 * evalResizeSide(size);
   for (const [w, h, orientation] of [[1024, 768, 1], [1600, 1200, 6]] as const) {
     const jpeg = await sharp(testPixels(w, h, 5), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 92 }).withMetadata({ orientation }).toBuffer();
     const shrunk = await decodeImage(jpeg, limits, min);

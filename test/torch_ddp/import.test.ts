@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeSafetensors, importTorchCheckpoint, type Safetensors } from '../../train/interop/torch_checkpoint.ts';
-import { paramShapes } from '../../train/spec/shapes.ts';
-import type { CmcSpec } from '../../train/spec/layers.ts';
+import { paramShapes } from '../../core/network/shapes.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 
 /** A checkpoint as torch_ddp/cmc_ddp/train.py save() writes it, with value = position in PyTorch order. */

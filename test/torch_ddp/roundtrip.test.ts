@@ -16,7 +16,7 @@ import { buildProgram } from '../../bin/cli.ts';
 import { ortRun, maxAbsDiff } from '../helpers/ort.ts';
 import { writeTinySpec } from '../helpers/tiny_spec.ts';
 import { NO_TORCH, pythonHas, pythonWithTorch, runPython } from '../helpers/python_torch.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 const root = fileURLToPath(new URL('../../torch_ddp', import.meta.url));
 

@@ -15,8 +15,8 @@ import { SGD } from '../../train/optim/sgd.ts';
 import { CmcStep } from '../../train/trainer/step.ts';
 import { objectivePairs } from '../../train/trainer/objective.ts';
 import { validateConfig, TRAIN_DEFAULTS, runName } from '../../train/trainer/config.ts';
-import type { CmcSpec } from '../../train/spec/layers.ts';
-import { Rng } from '../../train/util/rng.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 
 const N = 30, B = 5, T = 0.2;

@@ -16,10 +16,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinySpec } from '../helpers/tiny_spec.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
-import { readCheckpoint } from '../../train/trainer/checkpoint.ts';
+import { readCheckpoint } from '../../core/formats/checkpoint.ts';
 import type { TrainConfig } from '../../train/trainer/config.ts';
-import { isTempFile } from '../../train/util/atomic_write.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { isTempFile } from '../../core/util/atomic_write.ts';
+import { Rng } from '../../core/util/rng.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-chaos-test-'));

@@ -13,8 +13,8 @@ import { CmcModel } from '../../train/model/cmc.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { SGD } from '../../train/optim/sgd.ts';
 import { CmcStep } from '../../train/trainer/step.ts';
-import type { CmcSpec } from '../../train/spec/layers.ts';
-import { Rng } from '../../train/util/rng.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 import { BACKENDS_UNDER_TEST, scaledError, unavailableReason } from '../helpers/backends.ts';
 

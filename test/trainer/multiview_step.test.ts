@@ -14,9 +14,9 @@ import { nceLoss, softmaxLoss } from '../../train/loss/nce.ts';
 import { SGD } from '../../train/optim/sgd.ts';
 import { CmcStep } from '../../train/trainer/step.ts';
 import { objectivePairs, type Objective } from '../../train/trainer/objective.ts';
-import { layoutChannels } from '../../train/preprocess/views.ts';
-import type { CmcSpec } from '../../train/spec/layers.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { layoutChannels } from '../../core/preprocess/views.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 
 const N = 40, B = 6, K = 9;

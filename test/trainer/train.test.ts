@@ -13,7 +13,7 @@ import { unavailableReason } from '../helpers/backends.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
 import { train, NonFiniteLossError, runFolder } from '../../train/trainer/train.ts';
-import { readCheckpoint, writeCheckpoint } from '../../train/trainer/checkpoint.ts';
+import { readCheckpoint, writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { readEvents } from '../../train/log/tensorboard.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-train-test-'));

@@ -28,7 +28,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startServer } from '../../serve/main.ts';
 import { buildWeb } from '../../web/build.ts';
 import { request, testImage } from '../serve/fixture.ts';
-import { Rng } from '../../train/util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { startStaticServer, type StaticServer } from './static_server.ts';
 import { maxAbsDiff } from '../helpers/ort.ts';
 

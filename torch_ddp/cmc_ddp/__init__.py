@@ -1,4 +1,4 @@
-"""CMC on PyTorch DDP from the project's network description (train/spec/layers.ts). See ../README.md."""
+"""CMC on PyTorch DDP from the project's network description (core/network/layers.ts). See ../README.md."""
 
 CHECKPOINT_FORMAT = 'cmc-torch-checkpoint'
 CHECKPOINT_VERSION = 1

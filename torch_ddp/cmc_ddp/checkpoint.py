@@ -30,7 +30,7 @@ def write_checkpoint(path, tensors, meta):
     h += b' ' * ((8 - len(h) % 8) % 8)  # the format pads the header with spaces to 8 bytes
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'wb') as f:  # atomic, as train/trainer/checkpoint.ts: a crash keeps the previous file
+    with open(tmp, 'wb') as f:  # atomic, as core/formats/checkpoint.ts: a crash keeps the previous file
         f.write(struct.pack('<Q', len(h)))
         f.write(h)
         for b in blobs:

@@ -1,4 +1,4 @@
-"""RGB uint8 -> the normalised view input, as train/preprocess/color.ts (skimage 0.19's rgb2lab / rgb2ycbcr in
+"""RGB uint8 -> the normalised view input, as core/preprocess/color.ts (skimage 0.19's rgb2lab / rgb2ycbcr in
 float64, normalised in float64, rounded to float32 once: the seed's order). Constants are color.ts's."""
 import numpy as np
 

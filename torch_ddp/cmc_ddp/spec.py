@@ -1,9 +1,9 @@
-"""Interpreter of the network description language (train/spec/layers.ts) in PyTorch.
+"""Interpreter of the network description language (core/network/layers.ts) in PyTorch.
 
 The one PyTorch interpreter of the description: the DDP trainer and bench/torch_train_step.py (the speed
 reference) both build their networks with it. Beyond the modules, shape checks and init it adds what the
 trainer needs: every layer kind not listed in SUPPORTED is refused with the layer named, and each
-encoder keeps a map from state_dict names (the description's `name` + '.weight' etc., as train/spec/shapes.ts
+encoder keeps a map from state_dict names (the description's `name` + '.weight' etc., as core/network/shapes.ts
 paramShapes) to tensors, in PyTorch layout, for checkpoints. BatchNorm is CrossRankBatchNorm (dist.py), which
 is torch.nn.BatchNorm with the batch statistics taken over every rank's part of the global batch.
 

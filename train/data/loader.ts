@@ -20,8 +20,8 @@
  */
 import os from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { spawnTsWorker } from '../util/ts_worker.ts';
-import { Rng } from '../util/rng.ts';
+import { spawnTsWorker } from '../../core/util/ts_worker.ts';
+import { Rng } from '../../core/util/rng.ts';
 import type { DataSource, SourceSpec, WarnFn } from './sources.ts';
 import { trainTransform, transformChannels, valTransform, type TransformConfig } from './augment.ts';
 

@@ -11,8 +11,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Rng } from '../util/rng.ts';
-import { labPixelToRgb } from '../preprocess/color.ts';
+import { Rng } from '../../core/util/rng.ts';
+import { labPixelToRgb } from '../../core/preprocess/color.ts';
 
 export const SYNTHETIC_CLASSES = ['disc', 'square', 'stripes', 'ring'];
 

@@ -117,7 +117,7 @@ async function tryInit(f: () => Promise<BackendInfo>, onError?: (e: Error) => vo
 }
 
 async function initTensorflow(): Promise<BackendInfo> {
-  let device = '';
+  let device: string;
   try {
     // Variable specifiers keep TypeScript and bundlers from insisting the optional packages exist.
     const gpuPkg = '@tensorflow/tfjs-node-gpu';

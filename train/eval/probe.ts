@@ -41,18 +41,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import fs from 'node:fs';
 import { initBackend, type BackendInfo, type BackendName } from '../engine/backend.ts';
 import { CmcModel } from '../model/cmc.ts';
-import { getCmcSpec } from '../spec/registry.ts';
-import type { CmcSpec } from '../spec/layers.ts';
-import { inferShapes } from '../spec/shapes.ts';
-import { subsetSpec } from '../spec/input.ts';
-import { readCheckpoint } from '../trainer/checkpoint.ts';
+import { getCmcSpec } from '../../core/network/registry.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { inferShapes } from '../../core/network/shapes.ts';
+import { subsetSpec } from '../../core/network/input.ts';
+import { readCheckpoint } from '../../core/formats/checkpoint.ts';
 import { Loader, epochOrder, type LoaderOptions } from '../data/loader.ts';
 import { NoTestSplitError, openSource, type DataSource, type SourceKind } from '../data/sources.ts';
-import type { ColorView } from '../preprocess/color.ts';
+import type { ColorView } from '../../core/preprocess/color.ts';
 import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
-import { Rng } from '../util/rng.ts';
-import { writeFileAtomic } from '../util/atomic_write.ts';
+import { Rng } from '../../core/util/rng.ts';
+import { writeFileAtomic } from '../../core/util/atomic_write.ts';
 import { weightedKnn } from './knn.ts';
 
 // ------------------------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ export interface EncoderChoice {
   imageSize?: number;
   featDim?: number;
   view?: ColorView;
-  /** Views of a random-init encoder (train/preprocess/views.ts; default L,ab). */
+  /** Views of a random-init encoder (core/preprocess/views.ts; default L,ab). */
   trainViews?: string[];
   /**
    * Use only these views' encoders, in this order (e.g. ['L']: the L encoder alone); default all views.
@@ -290,7 +290,7 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
       model.loadNamedArrays(arrays);
     } catch (e) {
       model.dispose();
-      throw new Error(`${c.checkpoint}: ${(e as Error).message}`);
+      throw new Error(`${c.checkpoint}: ${(e as Error).message}`, { cause: e });
     }
     const sub = restrictViews(model, c.views);
     return {
@@ -413,7 +413,7 @@ export async function openTestSplit(
     if (!(e instanceof NoTestSplitError)) throw e;
     if (!(testSplit > 0)) {
       throw new Error(`${e.message}; evaluating on the training folder would score the training images themselves. ` +
-        'Give it a test split (for an ImageFolder, a val/<class>/ folder of other images), or pass --test_split 0.2 to hold out 20% of the training images (per class, seeded by --seed) as the test split');
+        'Give it a test split (for an ImageFolder, a val/<class>/ folder of other images), or pass --test_split 0.2 to hold out 20% of the training images (per class, seeded by --seed) as the test split', { cause: e });
     }
   }
   if (own) {

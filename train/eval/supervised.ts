@@ -25,17 +25,17 @@ import path from 'node:path';
 import { initBackend, type BackendInfo } from '../engine/backend.ts';
 import { CmcModel, sliceChannels } from '../model/cmc.ts';
 import { encoderForward, layerForward } from '../model/build_tfjs.ts';
-import { loadCmcSpec } from '../spec/load.ts';
-import type { CmcSpec } from '../spec/layers.ts';
-import { inferShapes, layerOutputShape } from '../spec/shapes.ts';
+import { loadCmcSpec } from '../../core/network/load.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { inferShapes, layerOutputShape } from '../../core/network/shapes.ts';
 import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
-import { writeCheckpoint, type TensorEntry } from '../trainer/checkpoint.ts';
-import { appendToFile } from '../util/atomic_write.ts';
+import { writeCheckpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
+import { appendToFile } from '../../core/util/atomic_write.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../trainer/config.ts';
 import { Loader } from '../data/loader.ts';
 import { openSource, type DataSource } from '../data/sources.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { crossEntropy, topkHits } from './probe.ts';
 
 export type SupervisedConfig = Pick<

@@ -1,5 +1,5 @@
 /**
- * Interpreter #2 of the network description language (train/spec/layers.ts): NetworkSpec -> ONNX nodes.
+ * Interpreter #2 of the network description language (core/network/layers.ts): NetworkSpec -> ONNX nodes.
  *
  * Layout inside the graph is NCHW (ONNX Conv/MaxPool/GlobalAveragePool are NCHW), so:
  * - conv weights go from tfjs [kh, kw, in, out] to ONNX [out, in, kh, kw]; linear weights from tfjs
@@ -17,7 +17,7 @@
  * -> colour conversion (Lab: sRGB linearisation with Where/Pow, the XYZ matrix with the white point
  * folded in as a MatMul, f(t) with Where and Pow(1/3), L/a/b as a MatMul + Add; or YCbCr: a MatMul + Add)
  * -> (x - mean) / std -> Transpose to NCHW, exactly the formulas and constants of
- * train/preprocess/color.ts, in float32 instead of float64 (differences ~1e-6 after normalisation).
+ * core/preprocess/color.ts, in float32 instead of float64 (differences ~1e-6 after normalisation).
  * A spec with a declared `input` layout (more views: L, ab, Y, CbCr, DbDr, grad) computes each of them
  * from RGB instead (emit_input.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
  *
@@ -32,11 +32,11 @@
  *   const g = buildEncoderGraph(spec, params, { view: 'Lab', layer: 5 });   // outputs embedding, features
  *   const p = buildEncoderGraph(spec, params, { view: 'Lab', layer: 3, pool: [5, 5], poolType: 'max' });
  */
-import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../spec/layers.ts';
-import { inferShapes, layerOutputShape, type Shape } from '../spec/shapes.ts';
-import type { ColorView } from '../preprocess/color.ts';
+import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../../core/network/layers.ts';
+import { inferShapes, layerOutputShape, type Shape } from '../../core/network/shapes.ts';
+import type { ColorView } from '../../core/preprocess/color.ts';
 import { emitChannels, emitLayoutInput } from './emit_input.ts';
-import { specInput } from '../preprocess/views.ts';
+import { specInput } from '../../core/preprocess/views.ts';
 import {
   DataType,
   OPSET,
@@ -48,7 +48,7 @@ import {
   type IGraphProto,
   type INodeProto,
   type ITensorProto,
-} from './onnx_proto.ts';
+} from '../../core/onnx/onnx_proto.ts';
 
 /** One parameter or buffer in tfjs layout (as CmcModel.toNamedArrays / checkpoint tensors). */
 export interface ParamArray {
@@ -101,7 +101,7 @@ export class GraphBuilder {
 
   /** A fresh tensor/node name based on `base`. */
   unique(base: string): string {
-    const clean = base.replace(/[^A-Za-z0-9_.\/:-]/g, '_');
+    const clean = base.replace(/[^A-Za-z0-9_./:-]/g, '_');
     let name = clean;
     for (let k = 1; this.used.has(name); k++) name = `${clean}_${k}`;
     this.used.add(name);

@@ -1,6 +1,6 @@
 /**
  * The model input inside the ONNX graph: `images` uint8 NHWC RGB -> normalised float NCHW, with the
- * formulas and constants of train/preprocess/color.ts and views.ts in float32 (differences ~1e-6 after
+ * formulas and constants of core/preprocess/color.ts and views.ts in float32 (differences ~1e-6 after
  * normalisation). Two forms:
  * - emitPreprocess(view): the seed's 3-channel colour input (Lab: sRGB linearisation with Where/Pow, the
  *   XYZ matrix with the white point folded in as a MatMul, f(t) with Where and Pow(1/3), L/a/b as a
@@ -10,12 +10,12 @@
  *   `grad` is a fixed 3x3 Sobel Conv (scaled by 1/400) on Lab L with edge padding (Pad mode 'edge'),
  *   matching views.ts's replicated borders. Only operators of emit.ts's WEBGPU_OPS are used.
  */
-import { LAB_MEAN, LAB_STD, YCBCR_MEAN, YCBCR_STD, type ColorView } from '../preprocess/color.ts';
-import { GRAD_SCALE, layoutViews, type ViewSpace } from '../preprocess/views.ts';
-import { DataType } from './onnx_proto.ts';
+import { LAB_MEAN, LAB_STD, YCBCR_MEAN, YCBCR_STD, type ColorView } from '../../core/preprocess/color.ts';
+import { GRAD_SCALE, layoutViews, type ViewSpace } from '../../core/preprocess/views.ts';
+import { DataType } from '../../core/onnx/onnx_proto.ts';
 import type { GraphBuilder } from './emit.ts';
 
-// Constants of train/preprocess/color.ts (skimage's rgb2lab / rgb2ycbcr) and views.ts (YDbDr).
+// Constants of core/preprocess/color.ts (skimage's rgb2lab / rgb2ycbcr) and views.ts (YDbDr).
 const XYZ_FROM_RGB = [
   [0.412453, 0.35758, 0.180423],
   [0.212671, 0.71516, 0.072169],

@@ -17,17 +17,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { assertFinite, readCheckpoint, type Checkpoint, type TensorEntry } from '../trainer/checkpoint.ts';
-import { writeFileAtomic } from '../util/atomic_write.ts';
-import type { CmcSpec } from '../spec/layers.ts';
-import { getCmcSpec } from '../spec/registry.ts';
-import { subsetSpec } from '../spec/input.ts';
-import { specInput } from '../preprocess/views.ts';
-import type { ColorView } from '../preprocess/color.ts';
+import { assertFinite, readCheckpoint, type Checkpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
+import { writeFileAtomic } from '../../core/util/atomic_write.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { getCmcSpec } from '../../core/network/registry.ts';
+import { subsetSpec } from '../../core/network/input.ts';
+import { specInput } from '../../core/preprocess/views.ts';
+import type { ColorView } from '../../core/preprocess/color.ts';
 import { buildClassifierGraph, buildEncoderGraph, buildHeadGraph, featuresDim, INPUT_NAME, type HeadParams, type ParamArrays } from './emit.ts';
-import { parseHead, readHeadFile, type LinearHead } from './head.ts';
-import { MANIFEST_FORMAT, manifestMetadata, parseManifest, tritonConfig, type Manifest, type ManifestFile, type TensorDesc } from './manifest.ts';
-import { encodeModel, IR_VERSION, loadOnnxModel, makeModel, OPSET, PRODUCER_NAME, PRODUCER_VERSION, sha256, validateModel, type IGraphProto } from './onnx_proto.ts';
+import { parseHead, readHeadFile, type LinearHead } from '../../core/formats/head.ts';
+import { MANIFEST_FORMAT, manifestMetadata, parseManifest, type Manifest, type ManifestFile, type TensorDesc } from '../../core/formats/manifest.ts';
+import { tritonConfig } from './triton.ts';
+import { encodeModel, IR_VERSION, loadOnnxModel, makeModel, OPSET, PRODUCER_NAME, PRODUCER_VERSION, sha256, validateModel, type IGraphProto } from '../../core/onnx/onnx_proto.ts';
 import { onnxToTfGraph } from './tfjs_graph.ts';
 import { tfjsModelFiles, writeTfjsModel, type TfjsQuantization } from './tfjs.ts';
 
@@ -39,7 +40,7 @@ const TFJS_ROLES: readonly ManifestFile['role'][] = ['encoder', 'classifier'];
 export interface ExportOptions {
   /** A checkpoint file (cmc train's current.ckpt) or one already read (header.config/spec + 'model/...' tensors). */
   checkpoint: string | Checkpoint;
-  /** A head JSON file (train/export/head.ts) or a parsed head. */
+  /** A head JSON file (core/formats/head.ts) or a parsed head. */
   head?: string | LinearHead;
   /** The model folder, e.g. models/<name> (Triton: <repository>/<name>). */
   outDir: string;
@@ -314,7 +315,7 @@ export async function addTfjsExport(o: AddTfjsOptions): Promise<ExportResult> {
   try {
     raw = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
   } catch (e) {
-    throw new Error(`cannot read ${manifestPath}: ${(e as Error).message}`);
+    throw new Error(`cannot read ${manifestPath}: ${(e as Error).message}`, { cause: e });
   }
   const manifest = parseManifest(raw, manifestPath);
   if (o.quantize !== undefined && o.quantize !== 'float16') throw new Error(`quantize must be float16, got ${String(o.quantize)}`);

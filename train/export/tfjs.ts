@@ -19,11 +19,11 @@
  *   const g = onnxToTfGraph(buildEncoderGraph(spec, params, opts), 'encoder graph');
  *   const files = writeTfjsModel('models/demo/tfjs/encoder', g, { quantize: 'float16', metadata });
  */
-import { writeFileAtomic } from '../util/atomic_write.ts';
+import { writeFileAtomic } from '../../core/util/atomic_write.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Float16Array } from '@petamoriken/float16';
-import { sha256, PRODUCER_NAME, PRODUCER_VERSION } from './onnx_proto.ts';
+import { sha256, PRODUCER_NAME, PRODUCER_VERSION } from '../../core/onnx/onnx_proto.ts';
 import type { TfGraph, TfWeight } from './tfjs_graph.ts';
 
 export type TfjsQuantization = 'float16';

@@ -24,7 +24,7 @@
  * The uint8 input stays DT_UINT8 in the graph (tfjs-converter feeds it as an int32 tensor: tfjs has no uint8
  * dtype, and tf.browser.fromPixels gives int32); Cast then makes it float as in the ONNX graph.
  */
-import { DataType, toNumber, type IAttributeProto, type IGraphProto, type ITensorProto, type IValueInfoProto } from './onnx_proto.ts';
+import { DataType, toNumber, type IAttributeProto, type IGraphProto, type ITensorProto, type IValueInfoProto } from '../../core/onnx/onnx_proto.ts';
 
 /** TensorFlow operators this translator emits; all are in tfjs-converter 4.22's op list (checked by a test). */
 export const TFJS_OPS: ReadonlySet<string> = new Set([
@@ -154,7 +154,7 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
   const constNodes = new Map<string, string>();
 
   const unique = (base: string): string => {
-    const clean = base.replace(/[^A-Za-z0-9_.\/-]/g, '_').replace(/^[^A-Za-z0-9.]+/, '') || 'node';
+    const clean = base.replace(/[^A-Za-z0-9_./-]/g, '_').replace(/^[^A-Za-z0-9.]+/, '') || 'node';
     let name = clean;
     for (let k = 1; used.has(name); k++) name = `${clean}_${k}`;
     used.add(name);
@@ -216,8 +216,6 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
     const a = axis < 0 ? axis + v.shape.length : axis;
     return v.layout === 'nhwc' ? NHWC_AXIS[a] : a;
   };
-  /** The TF (physical) shape of a value. */
-  const physical = (v: Value): number[] => (v.layout === 'nhwc' ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape);
 
   for (const inp of graph.input ?? []) {
     if (consts.has(inp.name ?? '')) continue;

@@ -1,10 +1,10 @@
 /**
  * `cmc import-torch`: a checkpoint of the PyTorch DDP trainer (torch_ddp/cmc_ddp/checkpoint.py: the safetensors
- * layout, https://github.com/huggingface/safetensors) -> this project's checkpoint (train/trainer/checkpoint.ts),
+ * layout, https://github.com/huggingface/safetensors) -> this project's checkpoint (core/formats/checkpoint.ts),
  * so `cmc probe`, `cmc knn`, `cmc export` and `cmc serve` use it unchanged.
  *
  * The conversion is a layout change only: conv weights [out, in, kh, kw] -> tfjs [kh, kw, in, out], linear
- * [out, in] -> [in, out]; BN parameters and running statistics as they are (train/spec/shapes.ts paramShapes
+ * [out, in] -> [in, out]; BN parameters and running statistics as they are (core/network/shapes.ts paramShapes
  * lists the names and tfjs shapes). Every tensor the network description needs must be there with its shape,
  * and nothing else: a checkpoint of another architecture is refused, naming the first tensor that differs.
  *
@@ -12,9 +12,9 @@
  *   writeCheckpoint('runs/x/current.ckpt', ckpt);
  */
 import fs from 'node:fs';
-import type { CmcSpec } from '../spec/layers.ts';
-import { paramShapes } from '../spec/shapes.ts';
-import type { Checkpoint, TensorEntry } from '../trainer/checkpoint.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { paramShapes } from '../../core/network/shapes.ts';
+import type { Checkpoint, TensorEntry } from '../../core/formats/checkpoint.ts';
 
 export const TORCH_CHECKPOINT_FORMAT = 'cmc-torch-checkpoint';
 export const TORCH_CHECKPOINT_VERSION = 1;
@@ -31,7 +31,7 @@ export function readSafetensors(file: string): Safetensors {
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
   const notOurs = (why: string) => new Error(`${file} is not a checkpoint of the PyTorch trainer (torch_ddp/): ${why}`);
   if (buf.length < 8) throw notOurs('too short for a safetensors file');

@@ -36,7 +36,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { lineChart, type Series } from './plot.ts';
 import { formatDuration } from './progress.ts';
-import { readCheckpointHeader } from '../trainer/checkpoint.ts';
+import { readCheckpointHeader } from '../../core/formats/checkpoint.ts';
 
 // ------------------------------------------------------------------------------------------------------
 // Input records (only the fields the report reads; the files may hold more)
@@ -161,7 +161,7 @@ function readJson(file: string): unknown {
         // try the previous line
       }
     }
-    throw new Error(`not valid JSON (${(e as Error).message})`);
+    throw new Error(`not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
 

@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeError } from '../util/atomic_write.ts';
+import { writeError } from '../../core/util/atomic_write.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // CRC32C (Castagnoli, reflected polynomial 0x82F63B78)

@@ -25,7 +25,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { unaryCustomGrad } from '../engine/custom_grad.ts';
-import type { Rng } from '../util/rng.ts';
+import type { Rng } from '../../core/util/rng.ts';
 
 export interface MemoryBankOptions {
   /** N: number of training images (rows of each memory). */

@@ -10,9 +10,9 @@
  * statistics (momentum 0.1) with the unbiased one; eval uses the running statistics.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { unreachable, type BatchNormSpec, type EncoderSpec, type LayerSpec } from '../spec/layers.ts';
-import { paramShapes, type ParamShape } from '../spec/shapes.ts';
-import type { Rng } from '../util/rng.ts';
+import { unreachable, type BatchNormSpec, type EncoderSpec, type LayerSpec } from '../../core/network/layers.ts';
+import { paramShapes, type ParamShape } from '../../core/network/shapes.ts';
+import type { Rng } from '../../core/util/rng.ts';
 import { BatchNormTrain, useFused } from '../kernels/fused.ts';
 
 export type ParamMap = Map<string, tf.Variable>;

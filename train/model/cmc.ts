@@ -1,7 +1,7 @@
 /**
  * The CMC model: one encoder per view (the seed's L and ab, or any declared views), each built from the
  * CmcSpec by build_tfjs.ts. The input is the normalised Lab (or YCbCr) image, NHWC [B, H, W, 3], or the
- * spec's declared input layout (train/preprocess/views.ts, [B, H, W, C]); each view takes its channels.
+ * spec's declared input layout (core/preprocess/views.ts, [B, H, W, C]); each view takes its channels.
  *
  *   const model = new CmcModel(getCmcSpec('alexnet_small', { imageSize: 32, featDim: 128 }), 42);
  *   const { views: [l, ab] } = model.forward(x, { training: true });   // [B, 128] each, unit rows
@@ -11,9 +11,9 @@
  * 'ab.fc8.0.bias' (the seed's l_to_ab / ab_to_l). Checkpoints store every parameter and BN buffer.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { CmcSpec } from '../spec/layers.ts';
-import { paramShapes } from '../spec/shapes.ts';
-import { Rng } from '../util/rng.ts';
+import type { CmcSpec } from '../../core/network/layers.ts';
+import { paramShapes } from '../../core/network/shapes.ts';
+import { Rng } from '../../core/util/rng.ts';
 import { encoderForward, initEncoderParams, type ForwardOptions, type ParamMap } from './build_tfjs.ts';
 
 export type NamedArrays = Record<string, { shape: number[]; data: Float32Array }>;

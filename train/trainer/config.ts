@@ -1,4 +1,4 @@
-import { parseViews } from '../preprocess/views.ts';
+import { parseViews } from '../../core/preprocess/views.ts';
 import { OBJECTIVES, type Objective } from './objective.ts';
 
 /**
@@ -33,7 +33,7 @@ export interface TrainConfig {
   crop_low: number;
   view: 'Lab' | 'YCbCr';
   /**
-   * The views, each with its own encoder and memory (train/preprocess/views.ts: L, ab, Y, CbCr, DbDr, grad).
+   * The views, each with its own encoder and memory (core/preprocess/views.ts: L, ab, Y, CbCr, DbDr, grad).
    * The default L,ab is the seed's model (with --view YCbCr: Y and CbCr under the names L and ab).
    */
   views: string[];

@@ -3,7 +3,7 @@
  * every launcher, so a tiny bootstrap registers tsx inside the worker and then imports the module. The
  * parent's own tsx flags are dropped from execArgv (the bootstrap registers tsx itself).
  *
- *   const w = spawnTsWorker(new URL('./worker.ts', import.meta.url), { workerData: init });
+ *   const w = spawnTsWorker(new URL('../../train/data/worker.ts', import.meta.url), { workerData: init });
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 

@@ -4,8 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getCmcSpec } from '../../train/spec/registry.ts';
-import { checkSpecInput, inputChannelCount, subsetSpec } from '../../train/spec/input.ts';
+import { getCmcSpec } from '../../core/network/registry.ts';
+import { checkSpecInput, inputChannelCount, subsetSpec } from '../../core/network/input.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 
 const opts = { imageSize: 32, featDim: 64 };

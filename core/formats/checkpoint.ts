@@ -93,7 +93,7 @@ export function readCheckpoint<H = Record<string, unknown>>(file: string, opts: 
   try {
     buf = fs.readFileSync(file);
   } catch (e) {
-    throw new Error(`cannot read checkpoint ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read checkpoint ${file}: ${(e as Error).message}`, { cause: e });
   }
   const magic = buf.length >= 12 ? buf.toString('latin1', 0, 8) : '';
   if (magic !== MAGIC && magic !== MAGIC_V1) throw new Error(`${file} is not a cmc checkpoint (bad magic)`);

@@ -107,7 +107,7 @@ export interface CmcSpec {
   imageSize: number;
   featDim: number;
   /**
-   * The model input as a list of named views (train/preprocess/views.ts), concatenated along channels;
+   * The model input as a list of named views (core/preprocess/views.ts), concatenated along channels;
    * `views[i].channels` index into it. Absent (every two-view model, old checkpoints): the 3 channels of
    * the config's `--view` colour space (Lab or YCbCr).
    */

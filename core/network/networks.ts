@@ -233,7 +233,7 @@ export interface CmcSpecOptions {
    */
   view?: 'Lab' | 'YCbCr';
   /**
-   * Views from the vocabulary of train/preprocess/views.ts (default ['L', 'ab']). Any list other than the
+   * Views from the vocabulary of core/preprocess/views.ts (default ['L', 'ab']). Any list other than the
    * default gives one encoder per view, named after it, and sets `input` to the list (with `view` Lab).
    */
   views?: readonly string[];

@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { alexnetHalf, alexnetMini, alexnetSmall, cmcSpec, resnet } from '../../train/spec/networks.ts';
-import { ARCHS, getCmcSpec } from '../../train/spec/registry.ts';
-import { countParams, inferShapes, paramShapes } from '../../train/spec/shapes.ts';
-import type { EncoderSpec } from '../../train/spec/layers.ts';
+import { alexnetHalf, alexnetMini, alexnetSmall, cmcSpec, resnet } from '../../core/network/networks.ts';
+import { ARCHS, getCmcSpec } from '../../core/network/registry.ts';
+import { countParams, inferShapes, paramShapes } from '../../core/network/shapes.ts';
+import type { EncoderSpec } from '../../core/network/layers.ts';
 
 interface SeedArch {
   [layer: string]: unknown;

@@ -176,13 +176,13 @@ export async function readHeadFile(file: string): Promise<LinearHead> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read head file ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot read head file ${file}: ${(e as Error).message}`, { cause: e });
   }
   let obj: unknown;
   try {
     obj = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   return parseHead(obj, file);
 }

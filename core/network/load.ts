@@ -13,7 +13,7 @@ export function loadCmcSpec(model: string, o: { imageSize: number; featDim: numb
   try {
     spec = JSON.parse(fs.readFileSync(model, 'utf8')) as CmcSpec;
   } catch (e) {
-    throw new Error(`--model ${model}: cannot read the network spec (${(e as Error).message})`);
+    throw new Error(`--model ${model}: cannot read the network spec (${(e as Error).message})`, { cause: e });
   }
   if (!Array.isArray(spec.views) || spec.views.length < 1 || (o.views !== undefined && spec.views.length !== o.views)) {
     throw new Error(`--model ${model}: a CmcSpec with ${o.views ?? 'one or more'} views is expected`);
