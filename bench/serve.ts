@@ -263,7 +263,7 @@ export function formatServeBench(r: ServeBenchResult): string {
         `  concurrency ${String(x.concurrency).padStart(3)}: ${x.imagesPerS.toFixed(1).padStart(9)} images/s  p50 ${x.p50Ms.toFixed(1)} ms  p90 ${x.p90Ms.toFixed(1)} ms  p95 ${x.p95Ms.toFixed(1)} ms  p99 ${x.p99Ms.toFixed(1)} ms  mean batch ${x.meanBatch.toFixed(2)}  errors ${x.errors}`,
     ),
   ];
-  // Issue #19's yardstick is concurrency 32 (else the highest measured).
+  // The summary's yardstick is concurrency 32 (else the highest measured).
   const top = r.http.find((x) => x.concurrency === 32) ?? r.http.reduce((a, b) => (b.concurrency > a.concurrency ? b : a), r.http[0]);
   const ort = r.inProcess.reduce((a, b) => (b.batch > a.batch ? b : a), r.inProcess[0]);
   if (top && ort) {

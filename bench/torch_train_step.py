@@ -11,7 +11,7 @@ Usage (Debian's python, which has torch; see bench/README.md):
 
 Prints ONE JSON line on stdout (diagnostics go to stderr).
 
-The step follows SEED_NOTES sections 1-3 and 7: both encoders forward in train mode, NCEAverage (N x D memories,
+The step follows upstream's HobbitLong/CMC train_CMC.py with NCE/NCEAverage.py and NCE/NCECriterion.py: both encoders forward in train mode, NCEAverage (N x D memories,
 uniform init on [-s, s] with s = 1/sqrt(D/3), B x (K+1) uniform indices with column 0 = y, cross-view scores
 out_l = <memory_ab[idx], l>, out_ab = <memory_l[idx], ab> via bmm, NCE: exp(s/T)/Z with Z estimated once on the
 first batch then frozen; softmax: s/T), NCECriterion (or softmax CE with target 0) on both views, backward,
@@ -46,7 +46,7 @@ from cmc_ddp.spec import CMC  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------------------
-# NCEAverage + criteria (SEED_NOTES sections 2, 3)
+# NCEAverage + criteria (HobbitLong/CMC NCE/NCEAverage.py, NCE/NCECriterion.py)
 
 def scoring_path(scoring, n, b, k):
     """Which scoring path a batch of b takes: the rule of MemoryBank.scoringPath (train/loss/memory_bank.ts)."""

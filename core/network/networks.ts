@@ -58,7 +58,7 @@ function fcBlocks(featDim: number, width = 2048) {
 }
 
 /**
- * The seed's AlexNet half (models/alexnet.py, `alexnet_half`) at 224x224, per SEED_NOTES 5.1: five conv
+ * Upstream's AlexNet half (HobbitLong/CMC `models/alexnet.py`, `alexnet_half`) at 224x224: five conv
  * blocks without conv bias (48, 128, 192, 192, 128 channels; 11x11/4 p2, 5x5 p2, 3x3 p1 x3; maxpool 3/2
  * after blocks 1, 2, 5), then fc6 4608->2048, fc7 2048->2048 (Linear+BN1d+ReLU), fc8 2048->featDim and
  * L2 normalisation. No dropout. 14,840,976 params for 1 input channel, 14,846,784 for 2.
@@ -156,7 +156,7 @@ export interface ResNetOptions {
 }
 
 /**
- * The seed's ResNet half (models/resnet.py), per SEED_NOTES 5.2: torchvision layout with the stride on the
+ * Upstream's ResNet half (HobbitLong/CMC `models/resnet.py`): torchvision layout with the stride on the
  * 3x3 conv of the Bottleneck, stem conv 7x7/2 p3 always 64 channels + BN + ReLU + maxpool 3/2 p1, stage
  * widths base, 2base, 4base, 8base with base = int(64*w) (x4 for Bottleneck), 1x1-conv+BN downsample
  * shortcut when stride or width changes, global average pool, Linear -> 128, L2 normalisation.

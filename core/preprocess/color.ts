@@ -2,7 +2,7 @@
  * Colour conversion and normalisation for the two CMC views. PORTABLE: no tfjs and no node imports, so
  * train/, serve/ and web/ produce bit-identical inputs.
  *
- * Seed order (SEED_NOTES §4): RGB uint8 (after crop/flip) → skimage rgb2lab (float64) → ToTensor (no /255,
+ * Upstream's order (HobbitLong/CMC `train_CMC.py`): RGB uint8 (after crop/flip) → skimage rgb2lab (float64) → ToTensor (no /255,
  * the array is already float) → Normalize(mean, std) in float64 → `.float()`. We compute in float64 and
  * store float32 once at the end, so the result equals the seed's input tensor up to that final rounding.
  *

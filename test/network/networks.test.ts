@@ -43,7 +43,7 @@ test('alexnet halves: 14,840,976 (L) and 14,846,784 (ab) params, seed block shap
 
 test('resnet50 v1/v2/v3 and resnet18v1 match the seed counts and shapes', () => {
   const expected: Record<string, [number, number, number]> = {
-    // exact per-half counts [L, ab] and the SEED_NOTES rounding (millions, L half)
+    // exact per-half counts [L, ab], and the L half in millions to two decimals (6.03 M, 23.76 M, 94.37 M)
     v1: [6_027_456, 6_030_592, 6.03],
     v2: [23_764_032, 23_767_168, 23.76],
     v3: [94_374_720, 94_377_856, 94.37],

@@ -246,7 +246,7 @@ test('static host: every runtime x backend runs in the worker and matches onnxru
         assert.ok(b.ms > 4 * FRAME_MS, `the batch took ${b.ms.toFixed(1)} ms: too short to show anything`);
         const what = `the main thread's largest gap ${b.maxGapMs.toFixed(1)} ms while the worker ran ${b.n} images in ${b.ms.toFixed(0)} ms (control, a worker spinning as long: ${b.idleMaxGapMs.toFixed(1)} ms)`;
         if (b.idleMaxGapMs <= FRAME_MS && runtime === 'tfjs') {
-          // Known shortfall (open in issue #20): with tfjs on wasm the page's largest gap is ~20-25 ms (1.2-1.5
+          // Known shortfall (still open): with tfjs on wasm the page's largest gap is ~20-25 ms (1.2-1.5
           // frames) on this 2-core machine even when the control stays within a frame; the cause is not found.
           // Reported here, and held to the weaker bound below, rather than failing at random.
           t.diagnostic(`one-frame check for tfjs/wasm (reported, not asserted): ${b.maxGapMs <= FRAME_MS ? 'within' : 'NOT within'} a frame: ${what}`);

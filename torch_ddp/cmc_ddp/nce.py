@@ -1,4 +1,4 @@
-"""NCEAverage, NCECriterion and the softmax CE of the seed (SEED_NOTES sections 2-3), as bench/torch_train_step.py
+"""NCEAverage, NCECriterion and the softmax CE of upstream (HobbitLong/CMC NCE/NCEAverage.py, NCE/NCECriterion.py), as bench/torch_train_step.py
 states them, made rank-aware: every rank holds the whole memory bank; the negatives of the global batch are
 drawn from one generator seeded alike on every rank (each rank scores its own rows of the draw); Z is the mean
 over the global batch; the loss is scaled so that DDP's gradient average equals the one-process gradient of

@@ -1,5 +1,5 @@
 /**
- * The seed's image transforms (SEED_NOTES §4), on RGB uint8 HWC arrays, ending in the normalised view
+ * Upstream's image transforms (HobbitLong/CMC `train_CMC.py` and `LinearProbing.py`), on RGB uint8 HWC arrays, ending in the normalised view
  * input of color.ts.
  *
  *   train: RandomResizedCrop(size, scale=(cropLow, 1), ratio=(3/4, 4/3)) → RandomHorizontalFlip(0.5)

@@ -1,8 +1,8 @@
 /**
- * Dataset sources. A source has N samples; sample i is row i of the memory banks (the seed's
- * `ImageFolderInstance` index, SEED_NOTES §4). `get(i)` returns the decoded image as RGB uint8 HWC.
+ * Dataset sources. A source has N samples; sample i is row i of the memory banks (the index of upstream's
+ * `ImageFolderInstance`, HobbitLong/CMC `dataset.py`). `get(i)` returns the decoded image as RGB uint8 HWC.
  *
- *   const src = await openSource('auto', '/work/shared/data/imagenette64-sub', 'train');
+ *   const src = await openSource('auto', 'data/imagenette64-sub', 'train');
  *   const { rgb, width, height, label } = await src.get(0);
  *
  * Kinds:

@@ -45,7 +45,7 @@ export type SupervisedConfig = Pick<
   | 'workers' | 'model_path' | 'name'
 >;
 
-/** `cmc train`'s defaults (SEED_NOTES §7), so the two runs differ only in the objective. */
+/** `cmc train`'s defaults (those of HobbitLong/CMC `train_CMC.py`), so the two runs differ only in the objective. */
 export const SUPERVISED_DEFAULTS: SupervisedConfig = {
   data_folder: TRAIN_DEFAULTS.data_folder, dataset: TRAIN_DEFAULTS.dataset, model: TRAIN_DEFAULTS.model,
   image_size: TRAIN_DEFAULTS.image_size, feat_dim: TRAIN_DEFAULTS.feat_dim, view: TRAIN_DEFAULTS.view,

@@ -1,5 +1,5 @@
 /**
- * The CMC memory bank: the seed's NCEAverage state and forward (SEED_NOTES §2). Owns one N×D memory per
+ * The CMC memory bank: upstream's NCEAverage state and forward (HobbitLong/CMC `NCE/NCEAverage.py`). Owns one N×D memory per
  * view (tf.Variable, non-trainable, on the active backend), the normalisation constants Z and the
  * negative sampling. The losses themselves are pure functions in ./nce.ts.
  *

@@ -1,5 +1,5 @@
 /**
- * Pure CMC losses (no state): the seed's NCECriterion and NCESoftmaxLoss (SEED_NOTES §3).
+ * Pure CMC losses (no state): upstream's NCECriterion and NCESoftmaxLoss (HobbitLong/CMC `NCE/NCECriterion.py`).
  *
  *   const loss = sumLosses(nceLoss(outL, nData), nceLoss(outAb, nData));   // NCE mode
  *   const loss = sumLosses(softmaxLoss(outL), softmaxLoss(outAb));          // --softmax mode

@@ -2,8 +2,8 @@ import { parseViews } from '../../core/preprocess/views.ts';
 import { OBJECTIVES, type Objective } from './objective.ts';
 
 /**
- * The training configuration: the seed's train_CMC.py flags with the same names and defaults
- * (SEED_NOTES §7), plus ours. Saved inside every checkpoint; `--resume` reads it back.
+ * The training configuration: the flags of upstream's HobbitLong/CMC `train_CMC.py` with the same names and
+ * defaults, plus ours. Saved inside every checkpoint; `--resume` reads it back.
  */
 export interface TrainConfig {
   data_folder: string;

@@ -1,5 +1,5 @@
 /**
- * One CMC optimisation step (SEED_NOTES §1): encode every view in training mode, score the memory bank's
+ * One CMC optimisation step (the loop body of HobbitLong/CMC `train_CMC.py`): encode every view in training mode, score the memory bank's
  * pairs (bank.pairs: (anchor view, memory view), see objective.ts), NCE (or softmax-CE) loss per pair,
  * summed in pair order, backward, SGD update of the encoders, then the memory update of every view with
  * this batch's embeddings (scores used the pre-update memory). With two views the pairs are (L, ab) and
