@@ -6,7 +6,8 @@
  *   const { rgb, width, height, label } = await src.get(0);
  *
  * Kinds:
- *  - RawU8Source       our raw `{split}_x.u8` / `{split}_y.u8` + meta.json layout (shared/data/README.md)
+ *  - RawU8Source       our raw layout: `{split}_x.u8` (N*H*W*3 bytes, NHWC RGB, no header), `{split}_y.u8`
+ *                      (N class bytes, optional) and meta.json ({ splits: { train: { shape: [N,H,W,3] } }, class_names })
  *  - ImageFolderSource torchvision ImageFolder order (class dirs sorted, files sorted, recursive), decoded by sharp
  *  - Cifar10BinSource  CIFAR-10 binary batches (1 label byte + 3072 bytes CHW per record)
  *  - Stl10BinSource    STL-10 binaries (3x96x96 per image, each plane column-major; labels 1-based on disk)
