@@ -18,18 +18,43 @@ export default tseslint.config(
   {
     languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { console: 'readonly', process: 'readonly' } },
     // A leading underscore marks a binding kept on purpose (destructuring that drops fields, unused callback args).
-    rules: { '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }] },
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
+    },
   },
   {
     files: ['core/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [outside(['train', 'serve', 'web', 'bin', 'bench'], 'core/ imports nothing outside core/'), tfjs] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [outside(['train', 'serve', 'web', 'bin', 'bench'], 'core/ imports nothing outside core/'), tfjs] },
+      ],
+    },
   },
   {
     files: ['serve/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [outside(['train', 'web', 'bin', 'bench'], 'serve/ imports only core/ and serve/'), tfjs] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [outside(['train', 'web', 'bin', 'bench'], 'serve/ imports only core/ and serve/'), tfjs] },
+      ],
+    },
   },
   {
     files: ['web/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [outside(['train', 'serve', 'bin', 'bench'], 'web/ imports only core/ and web/')] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [outside(['train', 'serve', 'bin', 'bench'], 'web/ imports only core/ and web/')] },
+      ],
+    },
   },
 );

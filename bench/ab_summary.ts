@@ -1,7 +1,15 @@
 // Summarise bench/ab_train_step.sh output (JSON lines of `cmc bench train-step`): medians per configuration.
 import fs from 'node:fs';
-const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-const med = (a: number[]) => { const s = a.slice().sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const rows = fs
+  .readFileSync(process.argv[2], 'utf8')
+  .split('\n')
+  .filter((l) => l.startsWith('{'))
+  .map((l) => JSON.parse(l));
+const med = (a: number[]) => {
+  const s = a.slice().sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 const groups = new Map<string, { ms: number[]; t113: number[]; t2: number[] }>();
 for (const r of rows) {
   const key = `${r.arch} ${r.image_size}px B=${r.batch_size}, wasm ${r.threads} thread(s)`;

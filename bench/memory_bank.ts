@@ -32,7 +32,15 @@ export interface MemoryBankBenchOptions {
 export async function runMemoryBankBench(o: MemoryBankBenchOptions, log: (s: string) => void = console.error) {
   const info = await initBackend(o.backend);
   const rng = new Rng(4);
-  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, scoring: o.scoring, rng, log });
+  const bank = new MemoryBank({
+    nData: o.nData,
+    featDim: o.featDim,
+    K: o.nceK,
+    softmax: o.softmax,
+    scoring: o.scoring,
+    rng,
+    log,
+  });
   const unit = (seed: number) =>
     tf.tidy(() => {
       const x = tf.randomNormal([o.batchSize, o.featDim], 0, 1, 'float32', seed);
@@ -61,18 +69,48 @@ export async function runMemoryBankBench(o: MemoryBankBenchOptions, log: (s: str
   const ms = sorted[sorted.length >> 1];
   const threads = /(\d+) threads?/.exec(info.device)?.[1];
   const result: Record<string, unknown> = {
-    framework: 'cmc-ts', backend: info.name, device: info.device, threads: threads ? Number(threads) : 1,
-    batch_size: o.batchSize, nce_k: bank.K, feat_dim: o.featDim, n_data: o.nData, path: bank.scoringPath(o.batchSize),
-    memory_bank_ms: ms, memory_bank_ms_all: times,
+    framework: 'cmc-ts',
+    backend: info.name,
+    device: info.device,
+    threads: threads ? Number(threads) : 1,
+    batch_size: o.batchSize,
+    nce_k: bank.K,
+    feat_dim: o.featDim,
+    n_data: o.nData,
+    path: bank.scoringPath(o.batchSize),
+    memory_bank_ms: ms,
+    memory_bank_ms_all: times,
   };
   if (o.torch) {
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_train_step.py');
-    const args = [script, '--memory_bank_only', '--batch_size', String(o.batchSize), '--nce_k', String(o.nceK), '--feat_dim', String(o.featDim),
-      '--n_data', String(o.nData), '--threads', String(o.torchThreads ?? result.threads), '--warmup', String(o.warmup), '--steps', String(o.steps),
-      '--scoring', o.scoring ?? 'auto', ...(o.softmax ? ['--softmax'] : [])];
+    const args = [
+      script,
+      '--memory_bank_only',
+      '--batch_size',
+      String(o.batchSize),
+      '--nce_k',
+      String(o.nceK),
+      '--feat_dim',
+      String(o.featDim),
+      '--n_data',
+      String(o.nData),
+      '--threads',
+      String(o.torchThreads ?? result.threads),
+      '--warmup',
+      String(o.warmup),
+      '--steps',
+      String(o.steps),
+      '--scoring',
+      o.scoring ?? 'auto',
+      ...(o.softmax ? ['--softmax'] : []),
+    ];
     log(`[bench] PyTorch reference: ${o.python} ${args.join(' ')}`);
     const r = spawnSync(o.python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = r.stdout?.trim().split('\n').filter((x) => x.startsWith('{')).pop();
+    const line = r.stdout
+      ?.trim()
+      .split('\n')
+      .filter((x) => x.startsWith('{'))
+      .pop();
     result.torch = line ? JSON.parse(line) : { error: `PyTorch reference failed (exit ${r.status})` };
     const tm = (result.torch as { memory_bank_ms?: number }).memory_bank_ms;
     if (typeof tm === 'number') result.ratio_vs_torch = ms / tm;

@@ -22,16 +22,28 @@ export interface KernelProfileRow {
 }
 
 export async function runProfile(o: {
-  model: string; imageSize: number; batchSize: number; backend: BackendName; nceK: number; nData: number; steps: number;
+  model: string;
+  imageSize: number;
+  batchSize: number;
+  backend: BackendName;
+  nceK: number;
+  nData: number;
+  steps: number;
 }): Promise<{ step_ms: number; kernel_ms: number; rows: KernelProfileRow[] }> {
   await initBackend(o.backend);
   const spec = getCmcSpec(o.model, { imageSize: o.imageSize, featDim: 128 });
   const model = new CmcModel(spec, 1);
   const rng = new Rng(3);
   const bank = new MemoryBank({ nData: o.nData, featDim: 128, K: o.nceK, rng });
-  const step = new CmcStep(model, bank, new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 }));
+  const step = new CmcStep(
+    model,
+    bank,
+    new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 }),
+  );
   const B = o.batchSize;
-  const x = tf.tidy(() => tf.mul(tf.randomNormal([B, o.imageSize, o.imageSize, 3], 0, 1, 'float32', 5), 0.5)) as tf.Tensor4D;
+  const x = tf.tidy(() =>
+    tf.mul(tf.randomNormal([B, o.imageSize, o.imageSize, 3], 0, 1, 'float32', 5), 0.5),
+  ) as tf.Tensor4D;
   const y = Int32Array.from({ length: B }, (_, i) => i % o.nData);
   await step.run(x, y); // warm-up: operator creation, weight packing
   const agg = new Map<string, KernelProfileRow>();
@@ -51,12 +63,18 @@ export async function runProfile(o: {
         r.worst_ms = ms;
         // A fused kernel over every parameter (CmcSgdStep) has hundreds of inputs: show the first few.
         const shapes = k.inputShapes.map((sh) => `[${sh}]`);
-        r.worst_shapes = shapes.length > 6 ? `${shapes.slice(0, 4).join(' ')} … (${shapes.length} inputs)` : shapes.join(' ');
+        r.worst_shapes =
+          shapes.length > 6 ? `${shapes.slice(0, 4).join(' ')} … (${shapes.length} inputs)` : shapes.join(' ');
       }
       agg.set(k.name, r);
     }
   }
-  const rows = [...agg.values()].map((r) => ({ ...r, calls: r.calls / o.steps, total_ms: r.total_ms / o.steps, worst_ms: r.worst_ms }));
+  const rows = [...agg.values()].map((r) => ({
+    ...r,
+    calls: r.calls / o.steps,
+    total_ms: r.total_ms / o.steps,
+    worst_ms: r.worst_ms,
+  }));
   const kernelMs = rows.reduce((a, r) => a + r.total_ms, 0);
   for (const r of rows) r.share = r.total_ms / kernelMs;
   rows.sort((a, b) => b.total_ms - a.total_ms);

@@ -88,7 +88,8 @@ function findModelDir(root: string, name?: string): { dir: string; manifest: Ret
     if (!e.isDirectory() || (name && e.name !== name)) continue;
     const d = path.join(root, e.name);
     if (fs.existsSync(path.join(d, 'manifest.json'))) cands.push(d);
-    for (const v of fs.readdirSync(d, { withFileTypes: true })) if (v.isDirectory() && fs.existsSync(path.join(d, v.name, 'manifest.json'))) cands.push(path.join(d, v.name));
+    for (const v of fs.readdirSync(d, { withFileTypes: true }))
+      if (v.isDirectory() && fs.existsSync(path.join(d, v.name, 'manifest.json'))) cands.push(path.join(d, v.name));
   }
   for (const dir of cands.reverse()) {
     try {
@@ -101,8 +102,14 @@ function findModelDir(root: string, name?: string): { dir: string; manifest: Ret
   return null;
 }
 
-export async function startChild(args: string[], log: (l: string) => void): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'serve', 'main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startChild(
+  args: string[],
+  log: (l: string) => void,
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'serve', 'main.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stderr!.on('data', (d: Buffer) => {
     for (const l of d.toString().split('\n')) if (l.trim()) log(`  [server] ${l}`);
   });
@@ -127,7 +134,8 @@ export async function startChild(args: string[], log: (l: string) => void): Prom
 
 async function batchStats(url: string): Promise<{ sum: number; count: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0, count = 0;
+  let sum = 0,
+    count = 0;
   for (const l of text.split('\n')) {
     if (l.startsWith('cmc_batch_size_sum')) sum += Number(l.split(' ').pop());
     else if (l.startsWith('cmc_batch_size_count')) count += Number(l.split(' ').pop());
@@ -136,12 +144,16 @@ async function batchStats(url: string): Promise<{ sum: number; count: number }> 
 }
 
 /** The model to benchmark: --models (or ./models) when it holds one, else a random-weight export in a temp folder. */
-export async function benchModel(o: Pick<ServeBenchOptions, 'models' | 'model' | 'arch' | 'size'>, log: (l: string) => void) {
+export async function benchModel(
+  o: Pick<ServeBenchOptions, 'models' | 'model' | 'arch' | 'size'>,
+  log: (l: string) => void,
+) {
   let root = o.models ?? path.join(ROOT, 'models');
   let found = findModelDir(root, o.model);
   if (!found) {
     if (o.models) throw new Error(`no exported model (manifest.json + encoder.onnx) under ${o.models}`);
-    const arch = o.arch ?? 'alexnet_small', sz = o.size ?? 64;
+    const arch = o.arch ?? 'alexnet_small',
+      sz = o.size ?? 64;
     root = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-bench-serve-')), 'models');
     log(`[bench] no model under models/: exporting a random-weight ${arch} at ${sz} px to ${root}`);
     await exportRandomModel(path.join(root, 'random'), { arch, size: sz, classes: ['a', 'b', 'c'] });
@@ -160,8 +172,15 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
   const size = manifest.input.size;
 
   // Real JPEGs: structured pixels (gradients + a disc), 4:3, quality 90.
-  const w = side, h = Math.round((side * 3) / 4);
-  const jpegs = await Promise.all(Array.from({ length: o.images ?? 16 }, (_, i) => sharp(testPixels(w, h, 100 + i), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer()));
+  const w = side,
+    h = Math.round((side * 3) / 4);
+  const jpegs = await Promise.all(
+    Array.from({ length: o.images ?? 16 }, (_, i) =>
+      sharp(testPixels(w, h, 100 + i), { raw: { width: w, height: h, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    ),
+  );
   const meanBytes = Math.round(jpegs.reduce((a, b) => a + b.length, 0) / jpegs.length);
 
   // Preprocessing cost per image (one thread of JS resize after sharp decode).
@@ -172,7 +191,11 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
 
   // In-process onnxruntime.
   const choice = await chooseProvider(o.provider ?? 'auto', log);
-  const { session, provider } = await createSession(new Uint8Array(fs.readFileSync(path.join(dir, 'encoder.onnx'))), choice.provider, { log });
+  const { session, provider } = await createSession(
+    new Uint8Array(fs.readFileSync(path.join(dir, 'encoder.onnx'))),
+    choice.provider,
+    { log },
+  );
   const inProcess: ServeBenchResult['inProcess'] = [];
   const inputName = session.inputNames[0];
   for (const b of [...new Set([1, 8, maxBatch])]) {
@@ -194,7 +217,11 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
   let pn = 0;
   const tpp = performance.now();
   while (performance.now() - tpp < (o.ortSeconds ?? 1.5) * 1000 || pn < 3) {
-    const imgs = await Promise.all(Array.from({ length: pb }, (_, i) => decodeToInput(jpegs[(pn * pb + i) % jpegs.length], size, { maxPixels: 1e8 })));
+    const imgs = await Promise.all(
+      Array.from({ length: pb }, (_, i) =>
+        decodeToInput(jpegs[(pn * pb + i) % jpegs.length], size, { maxPixels: 1e8 }),
+      ),
+    );
     const data = new Uint8Array(pb * size * size * 3);
     imgs.forEach((x, i) => data.set(x, i * size * size * 3));
     await session.run({ [inputName]: new ort.Tensor('uint8', data, [pb, size, size, 3]) });
@@ -207,12 +234,33 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
   // The server under autocannon.
   const name = manifest.name;
   const { child, url } = await startChild(
-    ['--models', root, '--port', '0', '--provider', provider, '--max_batch', String(maxBatch), '--max_delay_ms', String(o.maxDelayMs ?? 5), '--default_model', name, '--max_queue', '4096', ...(o.ortSpinning ? ['--ort_spinning'] : [])],
+    [
+      '--models',
+      root,
+      '--port',
+      '0',
+      '--provider',
+      provider,
+      '--max_batch',
+      String(maxBatch),
+      '--max_delay_ms',
+      String(o.maxDelayMs ?? 5),
+      '--default_model',
+      name,
+      '--max_queue',
+      '4096',
+      ...(o.ortSpinning ? ['--ort_spinning'] : []),
+    ],
     log,
   );
   const http: HttpFigures[] = [];
   try {
-    const requests = jpegs.map((body) => ({ method: 'POST' as const, path: `/v1/embed?model=${encodeURIComponent(name)}`, headers: { 'content-type': 'image/jpeg' }, body }));
+    const requests = jpegs.map((body) => ({
+      method: 'POST' as const,
+      path: `/v1/embed?model=${encodeURIComponent(name)}`,
+      headers: { 'content-type': 'image/jpeg' },
+      body,
+    }));
     // Warm-up.
     await autocannon({ url, connections: 2, amount: 20, requests });
     for (const c of concurrency) {
@@ -220,7 +268,9 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
       // Every response's latency, for exact percentiles (autocannon's summary has no p95).
       const times: number[] = [];
       const r = await new Promise<autocannon.Result>((resolve, reject) => {
-        const inst = autocannon({ url, connections: c, duration: durationS, requests }, (e, res) => (e ? reject(e) : resolve(res)));
+        const inst = autocannon({ url, connections: c, duration: durationS, requests }, (e, res) =>
+          e ? reject(e) : resolve(res),
+        );
         inst.on('response', (_client, status, _bytes, ms) => {
           if (status >= 200 && status < 300) times.push(ms);
         });
@@ -241,13 +291,25 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
         meanBatch: after.count > before.count ? (after.sum - before.sum) / (after.count - before.count) : 0,
       };
       http.push(f);
-      log(`[bench] http c=${c}: ${f.imagesPerS.toFixed(1)} images/s, p50 ${f.p50Ms.toFixed(1)} ms, p90 ${f.p90Ms.toFixed(1)} ms, p95 ${f.p95Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, mean batch ${f.meanBatch.toFixed(2)}`);
+      log(
+        `[bench] http c=${c}: ${f.imagesPerS.toFixed(1)} images/s, p50 ${f.p50Ms.toFixed(1)} ms, p90 ${f.p90Ms.toFixed(1)} ms, p95 ${f.p95Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, mean batch ${f.meanBatch.toFixed(2)}`,
+      );
     }
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   }
-  return { model: name, version: manifest.version, size, provider, jpeg: { width: w, height: h, meanBytes }, preprocessImagesPerS, inProcess, inProcessPipeline, http };
+  return {
+    model: name,
+    version: manifest.version,
+    size,
+    provider,
+    jpeg: { width: w, height: h, meanBytes },
+    preprocessImagesPerS,
+    inProcess,
+    inProcessPipeline,
+    http,
+  };
 }
 
 export function formatServeBench(r: ServeBenchResult): string {
@@ -255,7 +317,10 @@ export function formatServeBench(r: ServeBenchResult): string {
     `model ${r.model} v${r.version} (${r.size}px) on ${r.provider}; JPEG ${r.jpeg.width}x${r.jpeg.height}, ${r.jpeg.meanBytes} bytes`,
     `preprocessing (decode + resize + crop, one request at a time): ${r.preprocessImagesPerS.toFixed(1)} images/s`,
     'in-process onnxruntime:',
-    ...r.inProcess.map((x) => `  batch ${String(x.batch).padStart(3)}: ${x.imagesPerS.toFixed(1).padStart(9)} images/s  (${x.msPerBatch.toFixed(2)} ms/batch)`),
+    ...r.inProcess.map(
+      (x) =>
+        `  batch ${String(x.batch).padStart(3)}: ${x.imagesPerS.toFixed(1).padStart(9)} images/s  (${x.msPerBatch.toFixed(2)} ms/batch)`,
+    ),
     `in-process decode + resize + run (the server's work without HTTP), batch ${r.inProcessPipeline.batch}: ${r.inProcessPipeline.imagesPerS.toFixed(1)} images/s`,
     'HTTP /v1/embed (image/jpeg bodies, autocannon on loopback):',
     ...r.http.map(
@@ -264,7 +329,9 @@ export function formatServeBench(r: ServeBenchResult): string {
     ),
   ];
   // The summary's yardstick is concurrency 32 (else the highest measured).
-  const top = r.http.find((x) => x.concurrency === 32) ?? r.http.reduce((a, b) => (b.concurrency > a.concurrency ? b : a), r.http[0]);
+  const top =
+    r.http.find((x) => x.concurrency === 32) ??
+    r.http.reduce((a, b) => (b.concurrency > a.concurrency ? b : a), r.http[0]);
   const ort = r.inProcess.reduce((a, b) => (b.batch > a.batch ? b : a), r.inProcess[0]);
   if (top && ort) {
     lines.push(

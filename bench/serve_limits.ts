@@ -65,7 +65,10 @@ const quantile = (xs: number[], q: number) => {
 /** Images the server has run through its models so far (sum of cmc_images_total). */
 async function imagesRun(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith('cmc_images_total')).reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('cmc_images_total'))
+    .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
 }
 
 /** Peak resident memory of a process (Linux /proc; NaN elsewhere). */
@@ -80,7 +83,21 @@ function peakRssMb(pid: number): number {
 
 async function server(o: LimitsBenchOptions, log: (l: string) => void) {
   const { root, manifest } = await benchModel(o, log);
-  const { child, url } = await startChild(['--models', root, '--port', '0', '--provider', o.provider ?? 'cpu', '--default_model', manifest.name, '--web_dist', ''], log);
+  const { child, url } = await startChild(
+    [
+      '--models',
+      root,
+      '--port',
+      '0',
+      '--provider',
+      o.provider ?? 'cpu',
+      '--default_model',
+      manifest.name,
+      '--web_dist',
+      '',
+    ],
+    log,
+  );
   const stop = async () => {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -91,19 +108,38 @@ async function server(o: LimitsBenchOptions, log: (l: string) => void) {
 export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<OverloadResult> {
   const log = o.log ?? (() => {});
   const side = o.imageSide ?? 256;
-  const w = side, h = Math.round((side * 3) / 4);
-  const jpegs = await Promise.all(Array.from({ length: 16 }, (_, i) => sharp(testPixels(w, h, 100 + i), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer()));
+  const w = side,
+    h = Math.round((side * 3) / 4);
+  const jpegs = await Promise.all(
+    Array.from({ length: 16 }, (_, i) =>
+      sharp(testPixels(w, h, 100 + i), { raw: { width: w, height: h, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    ),
+  );
   const s = await server(o, log);
   const figures: OverloadFigures[] = [];
   try {
-    const requests = jpegs.map((body) => ({ method: 'POST' as const, path: `/v1/embed?model=${encodeURIComponent(s.name)}`, headers: { 'content-type': 'image/jpeg' }, body }));
+    const requests = jpegs.map((body) => ({
+      method: 'POST' as const,
+      path: `/v1/embed?model=${encodeURIComponent(s.name)}`,
+      headers: { 'content-type': 'image/jpeg' },
+      body,
+    }));
     await autocannon({ url: s.url, connections: 2, amount: 40, requests });
     for (const c of o.connections ?? [1, 32, 1024]) {
       const okMs: number[] = [];
-      let refused = 0, other = 0;
+      let refused = 0,
+        other = 0;
       const t0 = await imagesRun(s.url);
       // The returned tracker is both the result's promise and an emitter of per-response events.
-      const inst = autocannon({ url: s.url, connections: c, duration: o.durationS ?? 10, requests, timeout: 30 }) as unknown as Promise<autocannon.Result> & {
+      const inst = autocannon({
+        url: s.url,
+        connections: c,
+        duration: o.durationS ?? 10,
+        requests,
+        timeout: 30,
+      }) as unknown as Promise<autocannon.Result> & {
         on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
       };
       inst.on('response', (_client, status, _bytes, ms) => {
@@ -124,7 +160,9 @@ export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<Over
         p99Ms: quantile(okMs, 0.99),
       };
       figures.push(f);
-      log(`[bench] ${c} connections: ${f.imagesPerS.toFixed(1)} images/s answered 2xx (server ran ${f.serverImagesPerS.toFixed(1)}/s), admitted p50 ${f.p50Ms} ms p99 ${f.p99Ms} ms, ${refused} refused (429), ${f.otherErrors} other errors`);
+      log(
+        `[bench] ${c} connections: ${f.imagesPerS.toFixed(1)} images/s answered 2xx (server ran ${f.serverImagesPerS.toFixed(1)}/s), admitted p50 ${f.p50Ms} ms p99 ${f.p99Ms} ms, ${refused} refused (429), ${f.otherErrors} other errors`,
+      );
     }
   } finally {
     await s.stop().catch(() => {});
@@ -143,7 +181,10 @@ export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<Over
 export function formatOverload(r: OverloadResult): string {
   return [
     'overload: /v1/embed with image/jpeg bodies, default server limits (autocannon on loopback; 2xx latencies only)',
-    ...r.figures.map((f) => `  ${String(f.connections).padStart(5)} connections: ${f.imagesPerS.toFixed(1).padStart(8)} images/s answered 2xx (server ran ${f.serverImagesPerS.toFixed(1)}/s)  p50 ${f.p50Ms} ms  p99 ${f.p99Ms} ms  429s ${f.refused}  other errors ${f.otherErrors}`),
+    ...r.figures.map(
+      (f) =>
+        `  ${String(f.connections).padStart(5)} connections: ${f.imagesPerS.toFixed(1).padStart(8)} images/s answered 2xx (server ran ${f.serverImagesPerS.toFixed(1)}/s)  p50 ${f.p50Ms} ms  p99 ${f.p99Ms} ms  429s ${f.refused}  other errors ${f.otherErrors}`,
+    ),
     r.goodputRatio === null
       ? ''
       : `  goodput at the most connections: ${(100 * r.goodputRatio).toFixed(1)}% of 32 connections (server count ${(100 * r.serverGoodputRatio!).toFixed(1)}%; must be >= 80%); admitted p99 ${r.p99Ratio!.toFixed(2)}x the p99 at 32 (must be <= 3x)`,
@@ -163,10 +204,19 @@ export interface HostileResult {
 function post(url: string, path: string, type: string, body: Buffer, slowMs = 0): Promise<number> {
   const u = new URL(url);
   return new Promise((resolve) => {
-    const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path, headers: { 'content-type': type, 'content-length': body.length } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = http.request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method: 'POST',
+        path,
+        headers: { 'content-type': type, 'content-length': body.length },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', () => resolve(0));
     if (!slowMs) return void req.end(body);
     // A slow sender: the body in 16 pieces over slowMs.
@@ -185,7 +235,10 @@ function post(url: string, path: string, type: string, body: Buffer, slowMs = 0)
 export async function runHostileBench(o: LimitsBenchOptions = {}): Promise<HostileResult> {
   const log = o.log ?? (() => {});
   const durationS = o.durationS ?? 20;
-  const solid = (w: number, h: number, i: number) => sharp({ create: { width: w, height: h, channels: 3, background: { r: 10 * i, g: 200, b: 30 } } }).png().toBuffer();
+  const solid = (w: number, h: number, i: number) =>
+    sharp({ create: { width: w, height: h, channels: 3, background: { r: 10 * i, g: 200, b: 30 } } })
+      .png()
+      .toBuffer();
   // 64 x 1250x1250 = 100,000,000 pixels: exactly the default --max_request_pixels.
   const mid = await solid(1250, 1250, 1);
   const many = multipart(Array.from({ length: 64 }, () => ({ data: mid })));
@@ -193,8 +246,12 @@ export async function runHostileBench(o: LimitsBenchOptions = {}): Promise<Hosti
   const huge = await solid(6000, 6000, 2);
   const two = multipart([{ data: huge }, { data: huge }]);
   // JSON near the limits: 999 keys and long strings (~3.9 MB); a KServe v2 body of 499,000 values.
-  const keyHeavy = Buffer.from(`{${Array.from({ length: 999 }, (_, i) => `"k${i}":"${'x'.repeat(3900)}"`).join(',')},"images":["${'A'.repeat(64)}"]}`);
-  const values = Buffer.from(`{"inputs":[{"name":"images","datatype":"UINT8","shape":[1,1,1,3],"data":[${new Array(499_000).fill(7).join(',')}]}]}`);
+  const keyHeavy = Buffer.from(
+    `{${Array.from({ length: 999 }, (_, i) => `"k${i}":"${'x'.repeat(3900)}"`).join(',')},"images":["${'A'.repeat(64)}"]}`,
+  );
+  const values = Buffer.from(
+    `{"inputs":[{"name":"images","datatype":"UINT8","shape":[1,1,1,3],"data":[${new Array(499_000).fill(7).join(',')}]}]}`,
+  );
   const s = await server(o, log);
   const statuses: Record<string, number> = {};
   const count = (st: number) => void (statuses[st] = (statuses[st] ?? 0) + 1);
@@ -207,7 +264,10 @@ export async function runHostileBench(o: LimitsBenchOptions = {}): Promise<Hosti
   const probe = async () => {
     while (Date.now() < end) {
       const t0 = performance.now();
-      await fetch(`${s.url}/v2/health/live`).then((r) => r.arrayBuffer(), () => null);
+      await fetch(`${s.url}/v2/health/live`).then(
+        (r) => r.arrayBuffer(),
+        () => null,
+      );
       health.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -225,8 +285,17 @@ export async function runHostileBench(o: LimitsBenchOptions = {}): Promise<Hosti
     rss = peakRssMb(s.child.pid!);
     await s.stop().catch(() => {});
   }
-  const r: HostileResult = { durationS, statuses, peakRssMb: rss, healthMaxMs: Math.max(...health), healthP99Ms: quantile(health, 0.99), healthProbes: health.length };
-  log(`[bench] hostile mix: peak RSS ${r.peakRssMb.toFixed(0)} MB, /v2/health/live max ${r.healthMaxMs.toFixed(0)} ms (p99 ${r.healthP99Ms.toFixed(0)} ms)`);
+  const r: HostileResult = {
+    durationS,
+    statuses,
+    peakRssMb: rss,
+    healthMaxMs: Math.max(...health),
+    healthP99Ms: quantile(health, 0.99),
+    healthProbes: health.length,
+  };
+  log(
+    `[bench] hostile mix: peak RSS ${r.peakRssMb.toFixed(0)} MB, /v2/health/live max ${r.healthMaxMs.toFixed(0)} ms (p99 ${r.healthP99Ms.toFixed(0)} ms)`,
+  );
   return r;
 }
 

@@ -37,7 +37,9 @@ const manifest = JSON.parse(fs.readFileSync(path.join(values.model!, 'manifest.j
 const size: number = manifest.input.size;
 const session = await ort.InferenceSession.create(path.join(values.model!, 'classifier.onnx'));
 const limits = { maxPixels: 40_000_000 };
-console.log(`# ${n} imagenette64 test photos (${meta.class_names?.length ?? 10} classes), model ${manifest.name} (input ${size})`);
+console.log(
+  `# ${n} imagenette64 test photos (${meta.class_names?.length ?? 10} classes), model ${manifest.name} (input ${size})`,
+);
 
 async function top1(inputs: Uint8Array[]): Promise<number[]> {
   const preds: number[] = [];
@@ -64,11 +66,21 @@ for (const wh of values.sizes!.split(',')) {
   const jpegs: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const px = Buffer.from(x.subarray(i * side * side * 3, (i + 1) * side * side * 3));
-    jpegs.push(await sharp(px, { raw: { width: side, height: side, channels: 3 } }).resize(w, h, { fit: 'fill', kernel: 'lanczos3' }).jpeg({ quality: 90 }).toBuffer());
+    jpegs.push(
+      await sharp(px, { raw: { width: side, height: side, channels: 3 } })
+        .resize(w, h, { fit: 'fill', kernel: 'lanczos3' })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    );
   }
-  const full: Uint8Array[] = [], shrunk: Uint8Array[] = [];
-  let tFull = 0, tShrunk = 0;
-  for (const [lo, hi, fullFirst] of [[0, n >> 1, true], [n >> 1, n, false]] as const) {
+  const full: Uint8Array[] = [],
+    shrunk: Uint8Array[] = [];
+  let tFull = 0,
+    tShrunk = 0;
+  for (const [lo, hi, fullFirst] of [
+    [0, n >> 1, true],
+    [n >> 1, n, false],
+  ] as const) {
     const runFull = async () => {
       const t = performance.now();
       for (let i = lo; i < hi; i++) full[i] = toModelInput(await decodeImage(jpegs[i], limits), size, limits);
@@ -86,7 +98,8 @@ for (const wh of values.sizes!.split(',')) {
   const acc = (p: number[]) => (100 * p.filter((v, i) => v === y[i]).length) / n;
   const agree = (100 * pf.filter((v, i) => v === ps[i]).length) / n;
   let maxDiff = 0;
-  for (let i = 0; i < n; i++) for (let k = 0; k < full[i].length; k++) maxDiff = Math.max(maxDiff, Math.abs(full[i][k] - shrunk[i][k]));
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < full[i].length; k++) maxDiff = Math.max(maxDiff, Math.abs(full[i][k] - shrunk[i][k]));
   console.log(
     `${w}x${h}: decode+resize+crop ${(tFull / n).toFixed(1)} ms full, ${(tShrunk / n).toFixed(1)} ms shrink-on-load (${(tFull / tShrunk).toFixed(1)}x); ` +
       `top-1 ${acc(pf).toFixed(2)}% full, ${acc(ps).toFixed(2)}% shrink-on-load (${(acc(ps) - acc(pf)).toFixed(2)} points); predictions agree on ${agree.toFixed(1)}%; ` +

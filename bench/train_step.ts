@@ -82,12 +82,23 @@ const median = (a: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: string) => void = console.error): Promise<TrainStepBenchResult> {
+export async function runTrainStepBench(
+  o: TrainStepBenchOptions,
+  log: (s: string) => void = console.error,
+): Promise<TrainStepBenchResult> {
   const info = await initBackend(o.backend);
   const spec = getCmcSpec(o.model, { imageSize: o.imageSize, featDim: o.featDim });
   const model = new CmcModel(spec, 1);
   const rng = new Rng(2);
-  const bank = new MemoryBank({ nData: o.nData, featDim: o.featDim, K: o.nceK, softmax: o.softmax, scoring: o.scoring, rng, log });
+  const bank = new MemoryBank({
+    nData: o.nData,
+    featDim: o.featDim,
+    K: o.nceK,
+    softmax: o.softmax,
+    scoring: o.scoring,
+    rng,
+    log,
+  });
   const sgd = new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 });
   const step = new CmcStep(model, bank, sgd);
   const B = o.batchSize;
@@ -115,7 +126,9 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     peakTensor = Math.max(peakTensor, tf.memory().numBytes);
     if (s >= o.warmup) times.push(dt);
-    log(`[bench] step ${s + 1}/${total}${s < o.warmup ? ' (warm-up)' : ''}: ${dt.toFixed(0)} ms, loss ${r.loss.toFixed(4)}`);
+    log(
+      `[bench] step ${s + 1}/${total}${s < o.warmup ? ' (warm-up)' : ''}: ${dt.toFixed(0)} ms, loss ${r.loss.toFixed(4)}`,
+    );
     if (o.compareUnfused) {
       setFusedKernels(false);
       try {
@@ -137,7 +150,12 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     framework: 'cmc-ts',
     backend: info.name,
     device: info.device,
-    threads: info.name === 'wasm' || info.name === 'native' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : info.name === 'cpu' ? 1 : os.availableParallelism(),
+    threads:
+      info.name === 'wasm' || info.name === 'native'
+        ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount()
+        : info.name === 'cpu'
+          ? 1
+          : os.availableParallelism(),
     arch: o.model,
     image_size: o.imageSize,
     batch_size: B,
@@ -147,7 +165,11 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     ms_per_step_all: times,
     readbacks_per_step: readbacksPerStep,
     ...(o.compareUnfused
-      ? { unfused_ms_per_step: median(unfusedTimes), unfused_ms_per_step_all: unfusedTimes, unfused_ratio: median(unfusedTimes.map((u, i) => u / times[i])) }
+      ? {
+          unfused_ms_per_step: median(unfusedTimes),
+          unfused_ms_per_step_all: unfusedTimes,
+          unfused_ratio: median(unfusedTimes.map((u, i) => u / times[i])),
+        }
       : {}),
     images_per_s: (B * 1000) / ms,
     effective_gflops: flops / (ms * 1e6),
@@ -165,30 +187,60 @@ export async function runTrainStepBench(o: TrainStepBenchOptions, log: (s: strin
     const threads = o.torchThreads ?? result.threads;
     result.torch = runTorchReference(spec, o, threads, result.param_count, log);
     if (result.torch.scoring !== undefined && result.torch.scoring !== result.scoring) {
-      result.torch = { error: `PyTorch reference took the ${String(result.torch.scoring)} scoring path, ours ${result.scoring}: not comparable` };
+      result.torch = {
+        error: `PyTorch reference took the ${String(result.torch.scoring)} scoring path, ours ${result.scoring}: not comparable`,
+      };
     } else if (typeof result.torch.ms_per_step === 'number') result.ratio_vs_torch = ms / result.torch.ms_per_step;
   }
   return result;
 }
 
 /** The PyTorch script builds the same network from the spec JSON and refuses to run if its parameter count differs. */
-function runTorchReference(spec: unknown, o: TrainStepBenchOptions, threads: number, params: number, log: (s: string) => void): Record<string, unknown> {
+function runTorchReference(
+  spec: unknown,
+  o: TrainStepBenchOptions,
+  threads: number,
+  params: number,
+  log: (s: string) => void,
+): Record<string, unknown> {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const script = path.join(here, 'torch_train_step.py');
   const specFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-bench-')), 'spec.json');
   fs.writeFileSync(specFile, JSON.stringify(spec));
   const args = [
-    script, '--spec', specFile, '--batch_size', String(o.batchSize), '--nce_k', String(o.nceK),
-    '--n_data', String(o.nData), '--threads', String(threads), '--warmup', String(o.warmup), '--steps', String(o.steps),
-    '--expect_params', String(params), '--scoring', o.scoring ?? 'auto',
+    script,
+    '--spec',
+    specFile,
+    '--batch_size',
+    String(o.batchSize),
+    '--nce_k',
+    String(o.nceK),
+    '--n_data',
+    String(o.nData),
+    '--threads',
+    String(threads),
+    '--warmup',
+    String(o.warmup),
+    '--steps',
+    String(o.steps),
+    '--expect_params',
+    String(params),
+    '--scoring',
+    o.scoring ?? 'auto',
     ...(o.softmax ? ['--softmax'] : []),
   ];
   log(`[bench] PyTorch reference: ${o.python} ${args.join(' ')}`);
   const r = spawnSync(o.python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.error || r.status !== 0) {
-    return { error: `PyTorch reference failed (${r.error?.message ?? `exit ${r.status}`}); it needs ${o.python} with torch (Debian: apt-get install python3-torch)` };
+    return {
+      error: `PyTorch reference failed (${r.error?.message ?? `exit ${r.status}`}); it needs ${o.python} with torch (Debian: apt-get install python3-torch)`,
+    };
   }
-  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (!line) return { error: 'PyTorch reference printed no JSON result' };
   return JSON.parse(line) as Record<string, unknown>;
 }

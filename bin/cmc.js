@@ -8,7 +8,9 @@ import { register } from 'tsx/esm/api';
 let settled = false;
 process.on('exit', (code) => {
   if (!settled && (code === 13 || process.exitCode === 13)) {
-    console.error('cmc: stopped before the command finished (work was left pending: an internal error); rerun with CMC_DEBUG=1 and report it');
+    console.error(
+      'cmc: stopped before the command finished (work was left pending: an internal error); rerun with CMC_DEBUG=1 and report it',
+    );
   }
 });
 register();

@@ -15,7 +15,10 @@ export function num(v: string): number {
 }
 
 export function intList(v: string): number[] {
-  return v.split(',').filter((s) => s.trim() !== '').map((s) => int(s.trim()));
+  return v
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((s) => int(s.trim()));
 }
 
 /** A comma list of view names (core/preprocess/views.ts), checked: known names, no repeats, >= 2. */

@@ -31,7 +31,10 @@ const shapes = {
 };
 const colours = { circle: [220, 50, 50], square: [50, 170, 60], triangle: [50, 80, 220] };
 
-for (const [split, n] of [['train', 60], ['val', 15]]) {
+for (const [split, n] of [
+  ['train', 60],
+  ['val', 15],
+]) {
   for (const [cls, draw] of Object.entries(shapes)) {
     const dir = path.join(out, split, cls);
     fs.mkdirSync(dir, { recursive: true });
@@ -43,7 +46,9 @@ for (const [split, n] of [['train', 60], ['val', 15]]) {
         `<rect width="64" height="64" fill="rgb(${bg},${bg},${bg})"/>` +
         draw(uniform(22, 42), uniform(22, 42), uniform(10, 18), `rgb(${c})`) +
         `</svg>`;
-      await sharp(globalThis.Buffer.from(svg)).jpeg({ quality: 90 }).toFile(path.join(dir, `${String(i).padStart(3, '0')}.jpg`));
+      await sharp(globalThis.Buffer.from(svg))
+        .jpeg({ quality: 90 })
+        .toFile(path.join(dir, `${String(i).padStart(3, '0')}.jpg`));
     }
   }
 }

@@ -25,13 +25,25 @@ function done(ok, msg, detail = '') {
 }
 
 if (process.env.CMC_SKIP_NATIVE === '1' && !strict) done(false, 'build skipped (CMC_SKIP_NATIVE=1)');
-if (process.platform !== 'linux' && !strict) done(false, `not built: only Linux builds are set up (this is ${process.platform})`);
+if (process.platform !== 'linux' && !strict)
+  done(false, `not built: only Linux builds are set up (this is ${process.platform})`);
 
 // npm sets npm_config_node_gyp for lifecycle scripts; otherwise find the copy bundled with npm.
 const candidates = [
   process.env.npm_config_node_gyp,
-  process.env.npm_execpath && path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  process.env.npm_execpath &&
+    path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  path.join(
+    path.dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  ),
 ].filter(Boolean);
 const nodeGyp = candidates.find((p) => fs.existsSync(p));
 if (!nodeGyp) done(false, 'not built: node-gyp (bundled with npm) was not found');

@@ -101,8 +101,15 @@ export function createApp(deps: AppDeps): express.Express {
       metrics.requests.inc({ route, method: req.method, code });
       const seconds = (performance.now() - t0) / 1000;
       metrics.latency.observe({ route }, seconds);
-      if (INFERENCE_ROUTES.has(route)) metrics.observeInference((res.locals.model as string | undefined) ?? 'unresolved', route, res.statusCode < 400, seconds);
-      if (res.statusCode >= 400) metrics.errors.inc({ route, code, error: (res.locals.errorCode as string | undefined) ?? 'unknown' });
+      if (INFERENCE_ROUTES.has(route))
+        metrics.observeInference(
+          (res.locals.model as string | undefined) ?? 'unresolved',
+          route,
+          res.statusCode < 400,
+          seconds,
+        );
+      if (res.statusCode >= 400)
+        metrics.errors.inc({ route, code, error: (res.locals.errorCode as string | undefined) ?? 'unknown' });
     };
     res.once('finish', done);
     res.once('close', done);
@@ -149,7 +156,10 @@ export function createApp(deps: AppDeps): express.Express {
   const maxRequestPixels = config.maxRequestPixels ?? config.maxImages * config.maxPixels;
   // Decoded images are the big allocations (3 bytes per pixel, plus the resize): all requests together
   // decode at most this many pixels at once, each image waiting its turn (FIFO) after admission.
-  const decodeBudget = new Budget(Math.max(config.maxDecodePixels ?? config.maxPixels, config.maxPixels), 'decode room (--max_decode_pixels)');
+  const decodeBudget = new Budget(
+    Math.max(config.maxDecodePixels ?? config.maxPixels, config.maxPixels),
+    'decode room (--max_decode_pixels)',
+  );
 
   // ---------------------------------------------------------------------------------------------------
   // Open routes: health, the OpenAPI document and the demo. They are registered before the auth gate, so
@@ -157,7 +167,10 @@ export function createApp(deps: AppDeps): express.Express {
   // it does not answer here falls through to the gate (deny by default).
 
   mountV2Health(app, route, { repo, isDraining: deps.isDraining });
-  app.get('/openapi.json', route('/openapi.json', (_req, res) => void res.json(openApiDocument())));
+  app.get(
+    '/openapi.json',
+    route('/openapi.json', (_req, res) => void res.json(openApiDocument())),
+  );
 
   const webDist = config.webDist;
   if (webDist && fs.existsSync(webDist)) {
@@ -177,7 +190,9 @@ export function createApp(deps: AppDeps): express.Express {
     );
   }
 
-  for (const p of routePaths(app)) if (!OPEN_ROUTES.includes(p)) throw new Error(`route ${p} is registered before the auth gate but is not in OPEN_ROUTES`);
+  for (const p of routePaths(app))
+    if (!OPEN_ROUTES.includes(p))
+      throw new Error(`route ${p} is registered before the auth gate but is not in OPEN_ROUTES`);
   if (config.authToken) app.use(bearerAuth(config.authToken));
 
   // ---------------------------------------------------------------------------------------------------
@@ -208,12 +223,21 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
 
-  app.get('/metrics', route('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.render())));
+  app.get(
+    '/metrics',
+    route('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.render())),
+  );
 
   // ---------------------------------------------------------------------------------------------------
   // Inference
 
-  const inferImages = imageRunner(metrics, limits, deps.resizePool, { maxPixels: config.maxPixels, maxRequestPixels, decodeBudget, decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000, admissionWaitMs: config.admissionWaitMs ?? 0 });
+  const inferImages = imageRunner(metrics, limits, deps.resizePool, {
+    maxPixels: config.maxPixels,
+    maxRequestPixels,
+    decodeBudget,
+    decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000,
+    admissionWaitMs: config.admissionWaitMs ?? 0,
+  });
 
   app.post(
     '/v1/embed',
@@ -234,14 +258,21 @@ export function createApp(deps: AppDeps): express.Express {
       const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
       res.locals.model = `${m.name}:${m.version}`;
       const topK = intParam(req, params, 'top_k', config.defaultTopK ?? 5, 1, 100000);
-      if (!m.classifier) throw notFound(`model ${m.name} v${m.version} has no classifier (export it with a probe head)`, 'classifier_not_found');
+      if (!m.classifier)
+        throw notFound(
+          `model ${m.name} v${m.version} has no classifier (export it with a probe head)`,
+          'classifier_not_found',
+        );
       const outs = await inferImages(m, m.classifier, images);
       const predictions = outs.map((o) => topk(o.probabilities ?? Object.values(o)[0], m.classNames, topK));
       res.json({ model: m.name, version: m.version, predictions });
     }),
   );
 
-  app.post('/v1/embeddings', route('/v1/embeddings', embeddingsHandler({ repo, inferImages, limits, maxImages: config.maxImages })));
+  app.post(
+    '/v1/embeddings',
+    route('/v1/embeddings', embeddingsHandler({ repo, inferImages, limits, maxImages: config.maxImages })),
+  );
 
   // ---------------------------------------------------------------------------------------------------
   // Model files for the browser demo (read-only): manifest.json and the ONNX files the manifest lists.
@@ -254,10 +285,19 @@ export function createApp(deps: AppDeps): express.Express {
     route(routePath, async (req, res) => {
       const m = repo.resolve(String(req.params.name), stringParam(req, {}, 'version'));
       const file = fileOf(req);
-      const allowed = file === 'manifest.json' || ((MODEL_FILE_RE.test(file) || TFJS_FILE_RE.test(file)) && !file.includes('..') && Object.hasOwn(m.manifest.files ?? {}, file));
-      if (!allowed) throw notFound(`model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`, 'file_not_found');
+      const allowed =
+        file === 'manifest.json' ||
+        ((MODEL_FILE_RE.test(file) || TFJS_FILE_RE.test(file)) &&
+          !file.includes('..') &&
+          Object.hasOwn(m.manifest.files ?? {}, file));
+      if (!allowed)
+        throw notFound(
+          `model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`,
+          'file_not_found',
+        );
       const full = path.resolve(m.dir, file);
-      if (path.relative(path.resolve(m.dir), full) !== file.split('/').join(path.sep)) throw notFound('no such file', 'file_not_found');
+      if (path.relative(path.resolve(m.dir), full) !== file.split('/').join(path.sep))
+        throw notFound('no such file', 'file_not_found');
       // Opened once and checked on the descriptor: a regular file inside the repository (a symlink swapped
       // in after start-up cannot point the route at another file of the machine).
       let opened: { fd: number; size: number };
@@ -267,7 +307,10 @@ export function createApp(deps: AppDeps): express.Express {
         throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
       }
       const { fd, size } = opened;
-      res.setHeader('Content-Type', file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream');
+      res.setHeader(
+        'Content-Type',
+        file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream',
+      );
       res.setHeader('Content-Length', String(size));
       // The browser keeps the (large) ONNX files: each request revalidates with the file's sha256 from the
       // manifest as its ETag and gets a 304 while the model is unchanged.
@@ -298,8 +341,17 @@ export function createApp(deps: AppDeps): express.Express {
         s.pipe(res);
       });
     });
-  app.get('/models/:name/:file', modelFile('/models/{name}/{file}', (req) => String(req.params.file)));
-  app.get('/models/:name/tfjs/:role/:file', modelFile('/models/{name}/tfjs/{role}/{file}', (req) => `tfjs/${String(req.params.role)}/${String(req.params.file)}`));
+  app.get(
+    '/models/:name/:file',
+    modelFile('/models/{name}/{file}', (req) => String(req.params.file)),
+  );
+  app.get(
+    '/models/:name/tfjs/:role/:file',
+    modelFile(
+      '/models/{name}/tfjs/{role}/{file}',
+      (req) => `tfjs/${String(req.params.role)}/${String(req.params.file)}`,
+    ),
+  );
 
   // ---------------------------------------------------------------------------------------------------
   // JSON 404s and the error handler
@@ -311,7 +363,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
-    if (e.status >= 500 && e.code === 'internal') deps.log?.(`[serve] error on ${req.method} ${req.path}: ${(err as Error)?.stack ?? String(err)}`);
+    if (e.status >= 500 && e.code === 'internal')
+      deps.log?.(`[serve] error on ${req.method} ${req.path}: ${(err as Error)?.stack ?? String(err)}`);
     else if (e.status >= 500 && e.code === 'non_finite_output') deps.log?.(`[serve] ${e.message}`);
     res.locals.errorCode = e.code;
     if (!req.complete) {
@@ -344,22 +397,39 @@ function bearerAuth(token: string): express.RequestHandler {
   const want = crypto.createHash('sha256').update(token).digest();
   return (req, _res, next) => {
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-    const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
+    const got = crypto
+      .createHash('sha256')
+      .update(m ? m[1].trim() : '')
+      .digest();
     if (!m || !crypto.timingSafeEqual(want, got)) {
-      return next(new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }));
+      return next(
+        new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }),
+      );
     }
     next();
   };
 }
 
 /** Routes whose requests count as inference requests (cmc_inference_requests_total, per model). */
-const INFERENCE_ROUTES = new Set(['/v1/embed', '/v1/classify', '/v1/embeddings', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer']);
+const INFERENCE_ROUTES = new Set([
+  '/v1/embed',
+  '/v1/classify',
+  '/v1/embeddings',
+  '/v2/models/{name}/infer',
+  '/v2/models/{name}/versions/{version}/infer',
+]);
 
 /** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
 const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;
 const TFJS_FILE_RE = /^tfjs\/(encoder|classifier)\/(model\.json|group\d{1,4}-shard\d{1,4}of\d{1,4}\.bin)$/;
 
-export function topk(p: Float32Array, names: string[], k: number): { label: string; index: number; probability: number }[] {
+export function topk(
+  p: Float32Array,
+  names: string[],
+  k: number,
+): { label: string; index: number; probability: number }[] {
   const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
-  return idx.slice(0, Math.min(k, p.length)).map((i) => ({ label: names[i] ?? String(i), index: i, probability: p[i] }));
+  return idx
+    .slice(0, Math.min(k, p.length))
+    .map((i) => ({ label: names[i] ?? String(i), index: i, probability: p[i] }));
 }

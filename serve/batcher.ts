@@ -117,7 +117,8 @@ export class Batcher<I, O> {
       size: n,
       submit: (items) => {
         if (held === 0) return Promise.reject(new Error(`${this.name}: reservation already used or released`));
-        if (items.length > held) return Promise.reject(new RangeError(`${this.name}: ${items.length} items for ${held} reserved places`));
+        if (items.length > held)
+          return Promise.reject(new RangeError(`${this.name}: ${items.length} items for ${held} reserved places`));
         release();
         if (this.closed) return Promise.reject(new ShuttingDownError());
         return this.enqueue(items);
@@ -146,35 +147,52 @@ export class Batcher<I, O> {
       w.timer = setTimeout(() => {
         const i = this.waiting.indexOf(w);
         if (i >= 0) this.waiting.splice(i, 1);
-        reject(new OverloadedError(`${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images admitted) for ${waitMs} ms; retry later`));
+        reject(
+          new OverloadedError(
+            `${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images admitted) for ${waitMs} ms; retry later`,
+          ),
+        );
       }, waitMs);
       this.waiting.push(w);
     });
   }
 
   private admitWaiting(): void {
-    while (this.waiting.length > 0 && !this.closed && this.depth + this.waiting[this.waiting.length - 1].n <= this.o.maxQueue) {
+    while (
+      this.waiting.length > 0 &&
+      !this.closed &&
+      this.depth + this.waiting[this.waiting.length - 1].n <= this.o.maxQueue
+    ) {
       const w = this.waiting.pop()!;
       clearTimeout(w.timer);
       w.resolve(this.reserve(w.n));
     }
-    if (this.closed) for (const w of this.waiting.splice(0)) {
-      clearTimeout(w.timer);
-      w.reject(new ShuttingDownError());
-    }
+    if (this.closed)
+      for (const w of this.waiting.splice(0)) {
+        clearTimeout(w.timer);
+        w.reject(new ShuttingDownError());
+      }
   }
 
   private admit(n: number): void {
     if (this.closed) throw new ShuttingDownError();
     if (this.depth + n > this.o.maxQueue) {
-      throw new OverloadedError(`${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images waiting); retry later`);
+      throw new OverloadedError(
+        `${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images waiting); retry later`,
+      );
     }
   }
 
   private enqueue(items: I[]): Promise<O[]> {
     if (items.length === 0) return Promise.resolve([]);
     return new Promise<O[]>((resolve, reject) => {
-      const group: Group<O> = { outputs: new Array(items.length), remaining: items.length, done: false, resolve, reject };
+      const group: Group<O> = {
+        outputs: new Array(items.length),
+        remaining: items.length,
+        done: false,
+        resolve,
+        reject,
+      };
       const now = performance.now();
       items.forEach((item, index) => this.queue.push({ item, enqueued: now, group, index }));
       if (this.o.timeoutMs > 0) {
@@ -204,7 +222,10 @@ export class Batcher<I, O> {
     this.queue = this.queue.filter((p) => p.group !== group);
     this.admitWaiting();
     if (this.queue.length === before) return; // all its items are running: let them finish
-    this.fail(group, new QueueTimeoutError(`${this.name}: request waited more than ${this.o.timeoutMs} ms in the queue`));
+    this.fail(
+      group,
+      new QueueTimeoutError(`${this.name}: request waited more than ${this.o.timeoutMs} ms in the queue`),
+    );
     this.notifyIdle();
   }
 
@@ -248,8 +269,13 @@ export class Batcher<I, O> {
     const t0 = performance.now();
     try {
       const outs = await this.o.run(batch.map((p) => p.item));
-      if (outs.length !== batch.length) throw new Error(`${this.name}: run returned ${outs.length} outputs for ${batch.length} inputs`);
-      this.o.onBatch?.(batch.length, (performance.now() - t0) / 1000, batch.map((p) => (t0 - p.enqueued) / 1000));
+      if (outs.length !== batch.length)
+        throw new Error(`${this.name}: run returned ${outs.length} outputs for ${batch.length} inputs`);
+      this.o.onBatch?.(
+        batch.length,
+        (performance.now() - t0) / 1000,
+        batch.map((p) => (t0 - p.enqueued) / 1000),
+      );
       batch.forEach((p, k) => {
         const g = p.group;
         if (g.done) return;

@@ -39,7 +39,8 @@ export class Budget {
 
   /** Wait for `n` units (at most the capacity), FIFO; QueueTimeoutError (503) after `timeoutMs` (0 = no limit). */
   take(n: number, timeoutMs: number): Promise<void> {
-    if (n > this.capacity) return Promise.reject(new RangeError(`${this.name}: ${n} units exceed the capacity ${this.capacity}`));
+    if (n > this.capacity)
+      return Promise.reject(new RangeError(`${this.name}: ${n} units exceed the capacity ${this.capacity}`));
     if (this.tryTake(n)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = { n, resolve, reject };

@@ -55,10 +55,16 @@ export const unprocessable = (message: string, code = 'invalid_image') => new Ap
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   const err = e as { status?: unknown; statusCode?: unknown; type?: unknown; message?: unknown };
-  const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500;
+  const status =
+    typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500;
   if (status === 413) return tooLarge('request body too large');
   if (status === 400 && err?.type === 'entity.parse.failed') return badRequest('malformed JSON body', 'bad_json');
-  if (status >= 400 && status < 500) return new ApiError(status, 'bad_request', typeof err?.message === 'string' ? err.message.slice(0, 200) : 'bad request');
+  if (status >= 400 && status < 500)
+    return new ApiError(
+      status,
+      'bad_request',
+      typeof err?.message === 'string' ? err.message.slice(0, 200) : 'bad request',
+    );
   return new ApiError(500, 'internal', 'internal server error');
 }
 

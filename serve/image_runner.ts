@@ -15,7 +15,12 @@ import { decodeToInput, readHeader, type DecodeLimits } from './preprocess.ts';
 import type { Graph, ImageOutputs, ModelVersion } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
 
-export type ImageRunner = (m: ModelVersion, graph: Graph, images: Buffer[], indexLabel?: string) => Promise<ImageOutputs[]>;
+export type ImageRunner = (
+  m: ModelVersion,
+  graph: Graph,
+  images: Buffer[],
+  indexLabel?: string,
+) => Promise<ImageOutputs[]>;
 
 /** The decode limits shared by all requests (documented in README "Security and limits"). */
 export interface Admission {
@@ -31,7 +36,12 @@ export interface Admission {
   admissionWaitMs: number;
 }
 
-export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: ResizePool | undefined, adm: Admission): ImageRunner {
+export function imageRunner(
+  metrics: Metrics,
+  limits: DecodeLimits,
+  pool: ResizePool | undefined,
+  adm: Admission,
+): ImageRunner {
   return async (m, graph, images, indexLabel = 'images') => {
     const places = await graph.batcher.reserveWithin(images.length, adm.admissionWaitMs);
     try {
@@ -41,7 +51,10 @@ export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: Resize
       // Images over maxPixels are refused one by one (image_too_large) by decodeToInput from the header.
       const total = pixels.reduce((a, b) => a + (b <= adm.maxPixels ? b : 0), 0);
       if (total > adm.maxRequestPixels) {
-        throw tooLarge(`the request's images hold ${total} pixels, more than the per-request limit of ${adm.maxRequestPixels} (--max_request_pixels)`, 'request_too_large');
+        throw tooLarge(
+          `the request's images hold ${total} pixels, more than the per-request limit of ${adm.maxRequestPixels} (--max_request_pixels)`,
+          'request_too_large',
+        );
       }
       const inputs = await Promise.all(
         images.map(async (buf, i) => {
@@ -50,10 +63,14 @@ export function imageRunner(metrics: Metrics, limits: DecodeLimits, pool: Resize
           const t0 = performance.now();
           try {
             // With worker threads, decode there too: a decoded image never crosses threads.
-            return pool ? await pool.decode(buf, m.size, adm.maxPixels, headers[i]) : await decodeToInput(buf, m.size, limits, headers[i]);
+            return pool
+              ? await pool.decode(buf, m.size, adm.maxPixels, headers[i])
+              : await decodeToInput(buf, m.size, limits, headers[i]);
           } catch (e) {
             const err = toApiError(e);
-            throw images.length > 1 ? new ApiError(err.status, err.code, `${indexLabel}[${i}]: ${err.message}`, err.headers) : err;
+            throw images.length > 1
+              ? new ApiError(err.status, err.code, `${indexLabel}[${i}]: ${err.message}`, err.headers)
+              : err;
           } finally {
             if (room > 0) adm.decodeBudget.give(room);
             metrics.preprocess.observe({}, (performance.now() - t0) / 1000);
@@ -78,7 +95,11 @@ export function finiteOutputs(m: ModelVersion, outs: ImageOutputs[], names?: str
       if (!v) continue;
       for (let k = 0; k < v.length; k++) {
         if (!Number.isFinite(v[k])) {
-          throw new ApiError(500, 'non_finite_output', `model ${m.name} v${m.version} produced ${v[k]} in output ${JSON.stringify(n)} for images[${i}] (element ${k}): its weights or graph are broken`);
+          throw new ApiError(
+            500,
+            'non_finite_output',
+            `model ${m.name} v${m.version} produced ${v[k]} in output ${JSON.stringify(n)} for images[${i}] (element ${k}): its weights or graph are broken`,
+          );
         }
       }
     }

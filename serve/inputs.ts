@@ -40,7 +40,10 @@ export const JSON_LIMITS = { maxDepth: 8, maxContainers: 100_000, maxKeys: 1_000
  * JSON.parse.
  */
 export function scanJson(buf: Buffer, lim = JSON_LIMITS): void {
-  let depth = 0, containers = 0, keys = 0, values = 0;
+  let depth = 0,
+    containers = 0,
+    keys = 0,
+    values = 0;
   const n = buf.length;
   for (let i = 0; i < n; i++) {
     const c = buf[i];
@@ -50,7 +53,8 @@ export function scanJson(buf: Buffer, lim = JSON_LIMITS): void {
       for (;;) {
         j = buf.indexOf(0x22, j + 1);
         if (j < 0) return; // unterminated: JSON.parse reports it
-        let k = j - 1, bs = 0;
+        let k = j - 1,
+          bs = 0;
         while (buf[k] === 0x5c) {
           bs++;
           k--;
@@ -59,13 +63,17 @@ export function scanJson(buf: Buffer, lim = JSON_LIMITS): void {
       }
       i = j;
     } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > lim.maxDepth) throw badRequest(`malformed JSON body: nested deeper than ${lim.maxDepth} levels`, 'bad_json');
-      if (++containers > lim.maxContainers) throw tooLarge(`JSON body holds more than ${lim.maxContainers} arrays and objects`, 'json_too_complex');
+      if (++depth > lim.maxDepth)
+        throw badRequest(`malformed JSON body: nested deeper than ${lim.maxDepth} levels`, 'bad_json');
+      if (++containers > lim.maxContainers)
+        throw tooLarge(`JSON body holds more than ${lim.maxContainers} arrays and objects`, 'json_too_complex');
     } else if (c === 0x5d || c === 0x7d) depth--;
     else if (c === 0x3a) {
-      if (++keys > lim.maxKeys) throw tooLarge(`JSON body holds more than ${lim.maxKeys} object keys`, 'json_too_complex');
+      if (++keys > lim.maxKeys)
+        throw tooLarge(`JSON body holds more than ${lim.maxKeys} object keys`, 'json_too_complex');
     } else if (c === 0x2c) {
-      if (++values > lim.maxValues) throw tooLarge(`JSON body holds more than ${lim.maxValues} values`, 'json_too_complex');
+      if (++values > lim.maxValues)
+        throw tooLarge(`JSON body holds more than ${lim.maxValues} values`, 'json_too_complex');
     }
   }
 }
@@ -91,7 +99,9 @@ function bodyAccount(req: Request, budget: Budget | undefined): (n: number) => b
 }
 
 const busy = (budget: Budget) =>
-  new OverloadedError(`server busy: ${budget.capacity} bytes of request bodies are in memory (--max_inflight_body_mb); retry later`);
+  new OverloadedError(
+    `server busy: ${budget.capacity} bytes of request bodies are in memory (--max_inflight_body_mb); retry later`,
+  );
 
 export interface ImageRequest {
   images: Buffer[];
@@ -164,14 +174,19 @@ export function decodeBase64Image(s: string, index: number): Buffer {
   const m = DATA_URI_RE.exec(s);
   if (m) {
     const type = (m[1] ?? '').toLowerCase();
-    if (type && !RAW_IMAGE_TYPES.has(type)) throw unsupported(`images[${index}]: data URI type ${type} is not an accepted image type`);
+    if (type && !RAW_IMAGE_TYPES.has(type))
+      throw unsupported(`images[${index}]: data URI type ${type} is not an accepted image type`);
     body = s.slice(m[0].length);
   } else if (s.startsWith('data:')) {
-    throw unprocessable(`images[${index}]: data URI must be base64-encoded (data:image/...;base64,...)`, 'invalid_base64');
+    throw unprocessable(
+      `images[${index}]: data URI must be base64-encoded (data:image/...;base64,...)`,
+      'invalid_base64',
+    );
   }
   body = body.replace(/\s+/g, '');
   if (body.length === 0) throw unprocessable(`images[${index}]: empty image data`, 'invalid_base64');
-  if (!BASE64_RE.test(body) || body.length % 4 === 1) throw unprocessable(`images[${index}]: not valid base64`, 'invalid_base64');
+  if (!BASE64_RE.test(body) || body.length % 4 === 1)
+    throw unprocessable(`images[${index}]: not valid base64`, 'invalid_base64');
   const buf = Buffer.from(body, body.includes('-') || body.includes('_') ? 'base64url' : 'base64');
   if (buf.length === 0) throw unprocessable(`images[${index}]: empty image data`, 'invalid_base64');
   return buf;
@@ -179,14 +194,21 @@ export function decodeBase64Image(s: string, index: number): Buffer {
 
 /** Parse `{ images: [...] , model?, version?, top_k? }`. */
 export function imagesFromJson(body: unknown, limits: InputLimits): ImageRequest {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('JSON body must be an object with an "images" array', 'invalid_request');
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw badRequest('JSON body must be an object with an "images" array', 'invalid_request');
   const o = body as Record<string, unknown>;
   if (!('images' in o)) throw badRequest('JSON body has no "images" field', 'invalid_request');
-  if (!Array.isArray(o.images)) throw badRequest('"images" must be an array of base64 strings or data URIs', 'invalid_request');
+  if (!Array.isArray(o.images))
+    throw badRequest('"images" must be an array of base64 strings or data URIs', 'invalid_request');
   if (o.images.length === 0) throw badRequest('"images" is empty', 'no_images');
-  if (o.images.length > limits.maxImages) throw tooLarge(`${o.images.length} images in one request; the limit is ${limits.maxImages}`, 'too_many_images');
+  if (o.images.length > limits.maxImages)
+    throw tooLarge(`${o.images.length} images in one request; the limit is ${limits.maxImages}`, 'too_many_images');
   const images = o.images.map((s, i) => {
-    if (typeof s !== 'string') throw badRequest(`images[${i}] must be a string (base64 or data URI), got ${s === null ? 'null' : typeof s}`, 'invalid_request');
+    if (typeof s !== 'string')
+      throw badRequest(
+        `images[${i}] must be a string (base64 or data URI), got ${s === null ? 'null' : typeof s}`,
+        'invalid_request',
+      );
     return decodeBase64Image(s, i);
   });
   const { images: _, ...params } = o;
@@ -204,7 +226,14 @@ export function imagesFromMultipart(req: Request, limits: InputLimits): Promise<
   try {
     bb = busboy({
       headers: req.headers,
-      limits: { fileSize: limits.maxBodyBytes, files: limits.maxImages, fields: 16, fieldSize: 1024, parts: limits.maxImages + 16, headerPairs: 64 },
+      limits: {
+        fileSize: limits.maxBodyBytes,
+        files: limits.maxImages,
+        fields: 16,
+        fieldSize: 1024,
+        parts: limits.maxImages + 16,
+        headerPairs: 64,
+      },
     });
   } catch (e) {
     return Promise.reject(badRequest(`malformed multipart request: ${(e as Error).message}`, 'bad_multipart'));
@@ -230,7 +259,8 @@ export function imagesFromMultipart(req: Request, limits: InputLimits): Promise<
         if (done) return;
         n += c.length;
         total += c.length;
-        if (total > limits.maxBodyBytes) return fail(tooLarge(`request body exceeds the limit of ${limits.maxBodyBytes} bytes`));
+        if (total > limits.maxBodyBytes)
+          return fail(tooLarge(`request body exceeds the limit of ${limits.maxBodyBytes} bytes`));
         chunks.push(c);
       });
       stream.on('limit', () => fail(tooLarge(`an uploaded image exceeds the limit of ${limits.maxBodyBytes} bytes`)));
@@ -259,7 +289,8 @@ export function imagesFromMultipart(req: Request, limits: InputLimits): Promise<
     req.on('data', (c: Buffer) => {
       if (done) return;
       received += c.length;
-      if (received > limits.maxBodyBytes) fail(tooLarge(`request body exceeds the limit of ${limits.maxBodyBytes} bytes`));
+      if (received > limits.maxBodyBytes)
+        fail(tooLarge(`request body exceeds the limit of ${limits.maxBodyBytes} bytes`));
       else if (!take(c.length)) fail(busy(limits.bodyBudget!));
     });
     req.pipe(bb);
@@ -291,10 +322,18 @@ export function stringParam(req: Request, body: Record<string, unknown>, key: st
   return v;
 }
 
-export function intParam(req: Request, body: Record<string, unknown>, key: string, def: number, min: number, max: number): number {
+export function intParam(
+  req: Request,
+  body: Record<string, unknown>,
+  key: string,
+  def: number,
+  min: number,
+  max: number,
+): number {
   const v = body[key] !== undefined ? body[key] : (req.query as Record<string, unknown>)[key];
   if (v === undefined || v === null || v === '') return def;
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw badRequest(`parameter ${key} must be an integer in [${min}, ${max}]`, 'invalid_parameter');
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw badRequest(`parameter ${key} must be an integer in [${min}, ${max}]`, 'invalid_parameter');
   return n;
 }

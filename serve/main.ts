@@ -111,9 +111,27 @@ export const SERVE_DEFAULTS: ServeConfig = {
 
 const BOOLEAN: (keyof ServeConfig)[] = ['quiet', 'ort_spinning'];
 const NUMERIC: (keyof ServeConfig)[] = [
-  'port', 'grpc_port', 'max_batch', 'max_delay_ms', 'max_queue', 'timeout_ms', 'admission_wait_ms', 'max_body_mb', 'max_images', 'max_pixels', 'max_request_pixels', 'max_decode_pixels',
-  'max_json_mb', 'max_inflight_body_mb', 'max_connections', 'headers_timeout_ms', 'request_timeout_ms', 'keep_alive_timeout_ms', 'threads',
-  'preprocess_workers', 'shutdown_timeout_ms',
+  'port',
+  'grpc_port',
+  'max_batch',
+  'max_delay_ms',
+  'max_queue',
+  'timeout_ms',
+  'admission_wait_ms',
+  'max_body_mb',
+  'max_images',
+  'max_pixels',
+  'max_request_pixels',
+  'max_decode_pixels',
+  'max_json_mb',
+  'max_inflight_body_mb',
+  'max_connections',
+  'headers_timeout_ms',
+  'request_timeout_ms',
+  'keep_alive_timeout_ms',
+  'threads',
+  'preprocess_workers',
+  'shutdown_timeout_ms',
 ];
 
 /** Environment overrides: CMC_SERVE_PORT, CMC_SERVE_MAX_BATCH, CMC_SERVE_AUTH_TOKEN, ... */
@@ -146,18 +164,24 @@ export function validateConfig(c: ServeConfig): void {
   pos('max_pixels');
   pos('max_request_pixels');
   pos('max_decode_pixels');
-  if (c.max_decode_pixels < c.max_pixels) throw new Error(`--max_decode_pixels (${c.max_decode_pixels}) must be >= --max_pixels (${c.max_pixels}): the largest image must fit`);
+  if (c.max_decode_pixels < c.max_pixels)
+    throw new Error(
+      `--max_decode_pixels (${c.max_decode_pixels}) must be >= --max_pixels (${c.max_pixels}): the largest image must fit`,
+    );
   pos('max_json_mb', 0.001);
   pos('max_inflight_body_mb', 0.001);
-  if (c.max_inflight_body_mb < c.max_body_mb) throw new Error(`--max_inflight_body_mb (${c.max_inflight_body_mb}) must be >= --max_body_mb (${c.max_body_mb})`);
+  if (c.max_inflight_body_mb < c.max_body_mb)
+    throw new Error(`--max_inflight_body_mb (${c.max_inflight_body_mb}) must be >= --max_body_mb (${c.max_body_mb})`);
   pos('max_connections');
   pos('headers_timeout_ms', 1);
   pos('request_timeout_ms', 1);
-  if (c.headers_timeout_ms > c.request_timeout_ms) throw new Error('--headers_timeout_ms must be <= --request_timeout_ms');
+  if (c.headers_timeout_ms > c.request_timeout_ms)
+    throw new Error('--headers_timeout_ms must be <= --request_timeout_ms');
   pos('keep_alive_timeout_ms', 1);
   pos('threads', 0);
   pos('preprocess_workers', 0);
-  if (!(PROVIDERS as readonly string[]).includes(c.provider)) throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
+  if (!(PROVIDERS as readonly string[]).includes(c.provider))
+    throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
 }
 
 export interface RunningServer {
@@ -225,7 +249,14 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   });
   // Slow clients: the headers and the whole request must arrive in time (checked every second, not
   // Node's default 30 s); connections beyond the cap are closed on accept.
-  const server = http.createServer({ connectionsCheckingInterval: 1000, headersTimeout: cfg.headers_timeout_ms, requestTimeout: cfg.request_timeout_ms }, app);
+  const server = http.createServer(
+    {
+      connectionsCheckingInterval: 1000,
+      headersTimeout: cfg.headers_timeout_ms,
+      requestTimeout: cfg.request_timeout_ms,
+    },
+    app,
+  );
   server.keepAliveTimeout = cfg.keep_alive_timeout_ms;
   server.maxConnections = cfg.max_connections;
   let inFlight = 0;
@@ -245,16 +276,25 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const grpcServer = cfg.grpc_port >= 0
-    ? await startGrpcServer({
-        repo, metrics, host: cfg.host, port: cfg.grpc_port, maxImages: cfg.max_images, maxMessageBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
-        authToken: cfg.auth_token || undefined, isDraining: () => draining, flow, log,
-      }).catch(async (e) => {
-        server.close();
-        await repo.close();
-        throw e;
-      })
-    : undefined;
+  const grpcServer =
+    cfg.grpc_port >= 0
+      ? await startGrpcServer({
+          repo,
+          metrics,
+          host: cfg.host,
+          port: cfg.grpc_port,
+          maxImages: cfg.max_images,
+          maxMessageBytes: Math.floor(cfg.max_body_mb * 1024 * 1024),
+          authToken: cfg.auth_token || undefined,
+          isDraining: () => draining,
+          flow,
+          log,
+        }).catch(async (e) => {
+          server.close();
+          await repo.close();
+          throw e;
+        })
+      : undefined;
   const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   const url = `http://${host}:${port}`;
   let closing: Promise<void> | null = null;
@@ -265,7 +305,10 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       server.closeIdleConnections();
       const grpcStopped = grpcServer?.close(cfg.shutdown_timeout_ms);
       if (inFlight > 0) {
-        await Promise.race([new Promise<void>((r) => idle.push(r)), new Promise<void>((r) => setTimeout(r, cfg.shutdown_timeout_ms).unref())]);
+        await Promise.race([
+          new Promise<void>((r) => idle.push(r)),
+          new Promise<void>((r) => setTimeout(r, cfg.shutdown_timeout_ms).unref()),
+        ]);
       }
       await grpcStopped;
       await repo.close();
@@ -280,12 +323,22 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
 export async function serveForever(partial: Partial<ServeConfig>): Promise<void> {
   const s = await startServer(partial);
   const names = s.repo.all().map((m) => `${m.name}:${m.version}`);
-  if (s.grpcPort !== undefined) console.log(`OIP gRPC (inference.GRPCInferenceService) on ${s.url.replace(/^http:\/\//, '').replace(/:\d+$/, '')}:${s.grpcPort}`);
-  console.log(`cmc serve listening on ${s.url} (provider ${s.provider.provider}; models: ${names.join(', ') || 'none'})`);
+  if (s.grpcPort !== undefined)
+    console.log(
+      `OIP gRPC (inference.GRPCInferenceService) on ${s.url.replace(/^http:\/\//, '').replace(/:\d+$/, '')}:${s.grpcPort}`,
+    );
+  console.log(
+    `cmc serve listening on ${s.url} (provider ${s.provider.provider}; models: ${names.join(', ') || 'none'})`,
+  );
   const def = s.repo.defaultModel;
   const dist = partial.web_dist ?? SERVE_DEFAULTS.web_dist;
-  const demo = dist && fs.existsSync(path.join(dist, 'index.html')) ? `browser demo: ${s.url}/` : 'browser demo not built (npm run build:web)';
-  console.log(`${demo}; default model: ${def ? `${def}:${s.repo.versions(def).at(-1)!.version}` : 'none (export one with cmc export)'}`);
+  const demo =
+    dist && fs.existsSync(path.join(dist, 'index.html'))
+      ? `browser demo: ${s.url}/`
+      : 'browser demo not built (npm run build:web)';
+  console.log(
+    `${demo}; default model: ${def ? `${def}:${s.repo.versions(def).at(-1)!.version}` : 'none (export one with cmc export)'}`,
+  );
   await new Promise<void>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -294,15 +347,18 @@ export async function serveForever(partial: Partial<ServeConfig>): Promise<void>
         process.exit(130);
       }
       console.error(`[serve] ${sig}: draining in-flight requests…`);
-      s.close().then(() => {
-        console.error('[serve] stopped');
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        resolve();
-      }, (e) => {
-        console.error(`[serve] error while stopping: ${(e as Error).message}`);
-        resolve();
-      });
+      s.close().then(
+        () => {
+          console.error('[serve] stopped');
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          resolve();
+        },
+        (e) => {
+          console.error(`[serve] error while stopping: ${(e as Error).message}`);
+          resolve();
+        },
+      );
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -332,7 +388,8 @@ function followsParent(env: NodeJS.ProcessEnv = process.env): boolean {
 /** Flags → config (for `node serve/main.ts ...`); the CLI (bin/commands/serve.ts) uses commander instead. */
 export function configFromArgv(argv: string[]): Partial<ServeConfig> {
   const options: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const k of Object.keys(SERVE_DEFAULTS)) options[k] = { type: BOOLEAN.includes(k as keyof ServeConfig) ? 'boolean' : 'string' };
+  for (const k of Object.keys(SERVE_DEFAULTS))
+    options[k] = { type: BOOLEAN.includes(k as keyof ServeConfig) ? 'boolean' : 'string' };
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(values)) {

@@ -55,23 +55,74 @@ export class Gauge {
 
 export class Metrics {
   readonly registry = new client.Registry();
-  private readonly counter = (name: string, help: string, labelNames: string[]) => new client.Counter({ name, help, labelNames, registers: [this.registry] });
+  private readonly counter = (name: string, help: string, labelNames: string[]) =>
+    new client.Counter({ name, help, labelNames, registers: [this.registry] });
   private readonly histogram = (name: string, help: string, labelNames: string[], buckets: number[]) =>
     new client.Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
 
-  readonly requests = this.counter('cmc_http_requests_total', 'HTTP requests by route, method and status code', ['route', 'method', 'code']);
-  readonly errors = this.counter('cmc_http_errors_total', 'HTTP error responses by route, status code and error code', ['route', 'code', 'error']);
-  readonly latency = this.histogram('cmc_http_request_duration_seconds', 'HTTP request latency by route', ['route'], LATENCY_BUCKETS);
-  readonly inferRequests = this.counter('cmc_inference_requests_total', 'inference requests by model, route (or gRPC method) and outcome (success | failure)', ['model', 'route', 'outcome']);
-  readonly inferDuration = this.histogram('cmc_inference_request_duration_seconds', 'end-to-end inference request time by model and route', ['model', 'route'], LATENCY_BUCKETS);
-  readonly queueDuration = this.histogram('cmc_queue_duration_seconds', 'time each image waited in the batcher queue, by model and graph', ['model', 'graph'], LATENCY_BUCKETS);
-  readonly inference = this.histogram('cmc_inference_duration_seconds', 'onnxruntime run (compute) time per batch by model and graph', ['model', 'graph'], LATENCY_BUCKETS);
-  readonly batchSize = this.histogram('cmc_batch_size', 'images per inference batch by model and graph', ['model', 'graph'], BATCH_BUCKETS);
+  readonly requests = this.counter('cmc_http_requests_total', 'HTTP requests by route, method and status code', [
+    'route',
+    'method',
+    'code',
+  ]);
+  readonly errors = this.counter('cmc_http_errors_total', 'HTTP error responses by route, status code and error code', [
+    'route',
+    'code',
+    'error',
+  ]);
+  readonly latency = this.histogram(
+    'cmc_http_request_duration_seconds',
+    'HTTP request latency by route',
+    ['route'],
+    LATENCY_BUCKETS,
+  );
+  readonly inferRequests = this.counter(
+    'cmc_inference_requests_total',
+    'inference requests by model, route (or gRPC method) and outcome (success | failure)',
+    ['model', 'route', 'outcome'],
+  );
+  readonly inferDuration = this.histogram(
+    'cmc_inference_request_duration_seconds',
+    'end-to-end inference request time by model and route',
+    ['model', 'route'],
+    LATENCY_BUCKETS,
+  );
+  readonly queueDuration = this.histogram(
+    'cmc_queue_duration_seconds',
+    'time each image waited in the batcher queue, by model and graph',
+    ['model', 'graph'],
+    LATENCY_BUCKETS,
+  );
+  readonly inference = this.histogram(
+    'cmc_inference_duration_seconds',
+    'onnxruntime run (compute) time per batch by model and graph',
+    ['model', 'graph'],
+    LATENCY_BUCKETS,
+  );
+  readonly batchSize = this.histogram(
+    'cmc_batch_size',
+    'images per inference batch by model and graph',
+    ['model', 'graph'],
+    BATCH_BUCKETS,
+  );
   readonly images = this.counter('cmc_images_total', 'images processed by model and graph', ['model', 'graph']);
-  readonly preprocess = this.histogram('cmc_preprocess_duration_seconds', 'decode + resize + crop time per image', [], LATENCY_BUCKETS);
-  readonly queueDepth = new Gauge(this.registry, 'cmc_queue_depth', 'images waiting for a batch by model and graph', ['model', 'graph']);
+  readonly preprocess = this.histogram(
+    'cmc_preprocess_duration_seconds',
+    'decode + resize + crop time per image',
+    [],
+    LATENCY_BUCKETS,
+  );
+  readonly queueDepth = new Gauge(this.registry, 'cmc_queue_depth', 'images waiting for a batch by model and graph', [
+    'model',
+    'graph',
+  ]);
   readonly inFlight = new Gauge(this.registry, 'cmc_http_in_flight_requests', 'HTTP requests being processed', []);
-  readonly provider = new Gauge(this.registry, 'cmc_execution_provider', 'onnxruntime execution provider in use (value 1)', ['provider', 'requested']);
+  readonly provider = new Gauge(
+    this.registry,
+    'cmc_execution_provider',
+    'onnxruntime execution provider in use (value 1)',
+    ['provider', 'requested'],
+  );
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });

@@ -28,7 +28,9 @@ export function resolveInside(file: string, root: string): string {
     real = fs.realpathSync(file);
     realRoot = fs.realpathSync(root);
   } catch (e) {
-    throw new ModelFileError(`${path.basename(file)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message}`);
+    throw new ModelFileError(
+      `${path.basename(file)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message}`,
+    );
   }
   const rel = path.relative(realRoot, real);
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
@@ -42,7 +44,11 @@ export function resolveInside(file: string, root: string): string {
  * cannot be swapped after the check; O_NONBLOCK keeps a FIFO from blocking the open), at most `maxBytes`.
  * The caller closes `fd`.
  */
-export function openModelFile(file: string, root: string, maxBytes: number): { fd: number; size: number; real: string } {
+export function openModelFile(
+  file: string,
+  root: string,
+  maxBytes: number,
+): { fd: number; size: number; real: string } {
   const real = resolveInside(file, root);
   let fd: number;
   try {
@@ -53,7 +59,8 @@ export function openModelFile(file: string, root: string, maxBytes: number): { f
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new ModelFileError(`${path.basename(file)} is not a regular file (${fileKind(st)})`);
-    if (st.size > maxBytes) throw new ModelFileError(`${path.basename(file)} is ${st.size} bytes, more than the limit of ${maxBytes}`);
+    if (st.size > maxBytes)
+      throw new ModelFileError(`${path.basename(file)} is ${st.size} bytes, more than the limit of ${maxBytes}`);
     return { fd, size: st.size, real };
   } catch (e) {
     fs.closeSync(fd);

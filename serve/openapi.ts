@@ -3,11 +3,21 @@
 const error = {
   type: 'object',
   required: ['error'],
-  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
 };
 
 /** The Open Inference Protocol's error object (kserve/open-inference-protocol specification/protocol/inference_rest.md). */
-const oipError = { type: 'object', required: ['error'], properties: { error: { type: 'string', description: 'what went wrong' } } };
+const oipError = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'string', description: 'what went wrong' } },
+};
 
 /** OpenAI's error object (/v1/embeddings). */
 const openAiError = {
@@ -19,7 +29,10 @@ const openAiError = {
       required: ['message', 'type', 'param', 'code'],
       properties: {
         message: { type: 'string' },
-        type: { type: 'string', enum: ['invalid_request_error', 'authentication_error', 'rate_limit_error', 'server_error'] },
+        type: {
+          type: 'string',
+          enum: ['invalid_request_error', 'authentication_error', 'rate_limit_error', 'server_error'],
+        },
         param: { type: ['string', 'null'], description: 'the request field at fault' },
         code: { type: 'string', description: 'machine code, e.g. url_not_supported, model_not_found, too_many_images' },
       },
@@ -29,8 +42,10 @@ const openAiError = {
 
 const errRef = { $ref: '#/components/responses/Error' };
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), errRef]));
-const oipErrors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: '#/components/responses/OipError' }]));
-const openAiErrors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { $ref: '#/components/responses/OpenAIError' }]));
+const oipErrors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), { $ref: '#/components/responses/OipError' }]));
+const openAiErrors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), { $ref: '#/components/responses/OpenAIError' }]));
 
 const embeddingsBody = {
   required: true,
@@ -42,10 +57,16 @@ const embeddingsBody = {
         properties: {
           input: {
             oneOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { type: 'string' } }],
-            description: 'images as data URIs (data:image/jpeg;base64,...) or plain base64; URLs are refused (400 url_not_supported)',
+            description:
+              'images as data URIs (data:image/jpeg;base64,...) or plain base64; URLs are refused (400 url_not_supported)',
           },
           model: { type: 'string', description: 'model name, or name:version (default: the default model)' },
-          encoding_format: { type: 'string', enum: ['float', 'base64'], default: 'float', description: 'base64: little-endian float32 bytes' },
+          encoding_format: {
+            type: 'string',
+            enum: ['float', 'base64'],
+            default: 'float',
+            description: 'base64: little-endian float32 bytes',
+          },
           dimensions: { type: 'integer', description: "must equal the model's embedding size when given" },
           modality: { type: 'string', enum: ['image'], description: "Infinity's field; only images are embedded" },
           user: { type: 'string' },
@@ -69,14 +90,22 @@ const embeddingsResponse = {
         properties: {
           object: { const: 'embedding' },
           index: { type: 'integer' },
-          embedding: { oneOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', description: 'base64 float32 LE' }] },
+          embedding: {
+            oneOf: [
+              { type: 'array', items: { type: 'number' } },
+              { type: 'string', description: 'base64 float32 LE' },
+            ],
+          },
         },
       },
     },
     usage: {
       type: 'object',
       required: ['prompt_tokens', 'total_tokens'],
-      properties: { prompt_tokens: { type: 'integer', description: 'one per image' }, total_tokens: { type: 'integer' } },
+      properties: {
+        prompt_tokens: { type: 'integer', description: 'one per image' },
+        total_tokens: { type: 'integer' },
+      },
     },
   },
 };
@@ -104,7 +133,11 @@ const imageBody = {
         type: 'object',
         required: ['images'],
         properties: {
-          images: { type: 'array', minItems: 1, items: { type: 'string', description: 'base64 (standard or URL-safe) or a data:image/...;base64, URI' } },
+          images: {
+            type: 'array',
+            minItems: 1,
+            items: { type: 'string', description: 'base64 (standard or URL-safe) or a data:image/...;base64, URI' },
+          },
           model: { type: 'string' },
           version: { type: 'string' },
           top_k: { type: 'integer', minimum: 1 },
@@ -115,11 +148,28 @@ const imageBody = {
 };
 
 const modelParams = [
-  { name: 'model', in: 'query', required: false, schema: { type: 'string' }, description: 'model name (default: --default_model or the first)' },
-  { name: 'version', in: 'query', required: false, schema: { type: 'string' }, description: 'model version (default: latest)' },
+  {
+    name: 'model',
+    in: 'query',
+    required: false,
+    schema: { type: 'string' },
+    description: 'model name (default: --default_model or the first)',
+  },
+  {
+    name: 'version',
+    in: 'query',
+    required: false,
+    schema: { type: 'string' },
+    description: 'model version (default: latest)',
+  },
 ];
 
-const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' } };
+const nameParam = {
+  name: 'name',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' },
+};
 const versionParam = { name: 'version', in: 'path', required: true, schema: { type: 'string' } };
 
 const tensor = {
@@ -145,13 +195,28 @@ const inferOp = (summary: string, params: unknown[]) => ({
           required: ['inputs'],
           properties: {
             id: { type: 'string' },
-            inputs: { type: 'array', minItems: 1, maxItems: 1, items: tensor, description: 'one UINT8 tensor "images" of shape [N, size, size, 3] (already resized and cropped RGB)' },
+            inputs: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 1,
+              items: tensor,
+              description: 'one UINT8 tensor "images" of shape [N, size, size, 3] (already resized and cropped RGB)',
+            },
             outputs: {
               type: 'array',
-              items: { type: 'object', properties: { name: { type: 'string' }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } } },
+              items: {
+                type: 'object',
+                properties: {
+                  name: { type: 'string' },
+                  parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } },
+                },
+              },
               description: 'default: embedding (+ probabilities with a classifier); also features, logits',
             },
-            parameters: { type: 'object', properties: { binary_data_output: { type: 'boolean', description: 'every output as binary data' } } },
+            parameters: {
+              type: 'object',
+              properties: { binary_data_output: { type: 'boolean', description: 'every output as binary data' } },
+            },
           },
         },
       },
@@ -165,12 +230,26 @@ const inferOp = (summary: string, params: unknown[]) => ({
   },
   responses: {
     '200': {
-      description: 'inference result; with binary outputs, the JSON header (Inference-Header-Content-Length) then raw FP32 little-endian bytes',
-      headers: { 'Inference-Header-Content-Length': { schema: { type: 'integer' }, description: 'only when some output is binary' } },
+      description:
+        'inference result; with binary outputs, the JSON header (Inference-Header-Content-Length) then raw FP32 little-endian bytes',
+      headers: {
+        'Inference-Header-Content-Length': {
+          schema: { type: 'integer' },
+          description: 'only when some output is binary',
+        },
+      },
       content: {
         'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
         'application/json': {
-          schema: { type: 'object', properties: { model_name: { type: 'string' }, model_version: { type: 'string' }, id: { type: 'string' }, outputs: { type: 'array', items: tensor } } },
+          schema: {
+            type: 'object',
+            properties: {
+              model_name: { type: 'string' },
+              model_version: { type: 'string' },
+              id: { type: 'string' },
+              outputs: { type: 'array', items: tensor },
+            },
+          },
         },
       },
     },
@@ -203,7 +282,10 @@ const metadataOp = (summary: string, params: unknown[]) => ({
   },
 });
 
-const json = (description: string, schema: unknown = { type: 'object' }) => ({ description, content: { 'application/json': { schema } } });
+const json = (description: string, schema: unknown = { type: 'object' }) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
 
 export function openApiDocument(): Record<string, unknown> {
   return {
@@ -221,11 +303,22 @@ export function openApiDocument(): Record<string, unknown> {
     components: {
       schemas: { Error: error, OipError: oipError, OpenAIError: openAiError, EmbeddingsResponse: embeddingsResponse },
       responses: {
-        Error: { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-        OipError: { description: 'error (Open Inference Protocol shape)', content: { 'application/json': { schema: { $ref: '#/components/schemas/OipError' } } } },
-        OpenAIError: { description: "error (OpenAI's shape)", content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenAIError' } } } },
+        Error: {
+          description: 'error',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        },
+        OipError: {
+          description: 'error (Open Inference Protocol shape)',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/OipError' } } },
+        },
+        OpenAIError: {
+          description: "error (OpenAI's shape)",
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenAIError' } } },
+        },
       },
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'only when the server runs with --auth_token' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'only when the server runs with --auth_token' },
+      },
     },
     paths: {
       '/v1/embed': {
@@ -236,7 +329,12 @@ export function openApiDocument(): Record<string, unknown> {
           responses: {
             '200': json('one embedding per image', {
               type: 'object',
-              properties: { model: { type: 'string' }, version: { type: 'string' }, dim: { type: 'integer' }, embeddings: { type: 'array', items: { type: 'array', items: { type: 'number' } } } },
+              properties: {
+                model: { type: 'string' },
+                version: { type: 'string' },
+                dim: { type: 'integer' },
+                embeddings: { type: 'array', items: { type: 'array', items: { type: 'number' } } },
+              },
             }),
             ...errors(400, 401, 404, 413, 415, 422, 429, 503),
           },
@@ -245,7 +343,10 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/classify': {
         post: {
           summary: 'Top-k classes of one or more images (models exported with a probe head)',
-          parameters: [...modelParams, { name: 'top_k', in: 'query', required: false, schema: { type: 'integer', minimum: 1, default: 5 } }],
+          parameters: [
+            ...modelParams,
+            { name: 'top_k', in: 'query', required: false, schema: { type: 'integer', minimum: 1, default: 5 } },
+          ],
           requestBody: imageBody,
           responses: {
             '200': json('top-k per image', {
@@ -255,7 +356,17 @@ export function openApiDocument(): Record<string, unknown> {
                 version: { type: 'string' },
                 predictions: {
                   type: 'array',
-                  items: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, index: { type: 'integer' }, probability: { type: 'number' } } } },
+                  items: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        label: { type: 'string' },
+                        index: { type: 'integer' },
+                        probability: { type: 'number' },
+                      },
+                    },
+                  },
                 },
               },
             }),
@@ -273,20 +384,53 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
-      '/v1/models': { get: { summary: 'Loaded models and versions', responses: { '200': json('the model repository'), ...errors(401) } } },
-      '/v2': { get: { summary: 'KServe v2 server metadata (extensions: binary_tensor_data)', responses: { '200': json('server metadata'), ...oipErrors(401) } } },
+      '/v1/models': {
+        get: {
+          summary: 'Loaded models and versions',
+          responses: { '200': json('the model repository'), ...errors(401) },
+        },
+      },
+      '/v2': {
+        get: {
+          summary: 'KServe v2 server metadata (extensions: binary_tensor_data)',
+          responses: { '200': json('server metadata'), ...oipErrors(401) },
+        },
+      },
       '/v2/health/live': { get: { summary: 'Liveness', responses: { '200': json('the process is up') } } },
-      '/v2/health/ready': { get: { summary: 'Readiness (models loaded, not draining)', responses: { '200': json('ready'), '503': json('not ready') } } },
+      '/v2/health/ready': {
+        get: {
+          summary: 'Readiness (models loaded, not draining)',
+          responses: { '200': json('ready'), '503': json('not ready') },
+        },
+      },
       '/v2/models/{name}': { get: metadataOp('KServe v2 model metadata (latest version)', [nameParam]) },
-      '/v2/models/{name}/versions/{version}': { get: metadataOp('KServe v2 model metadata', [nameParam, versionParam]) },
-      '/v2/models/{name}/ready': { get: { summary: 'Model readiness', parameters: [nameParam], responses: { '200': json('ready'), ...oipErrors(400, 401, 404) } } },
+      '/v2/models/{name}/versions/{version}': {
+        get: metadataOp('KServe v2 model metadata', [nameParam, versionParam]),
+      },
+      '/v2/models/{name}/ready': {
+        get: {
+          summary: 'Model readiness',
+          parameters: [nameParam],
+          responses: { '200': json('ready'), ...oipErrors(400, 401, 404) },
+        },
+      },
       '/v2/models/{name}/versions/{version}/ready': {
-        get: { summary: 'Model version readiness', parameters: [nameParam, versionParam], responses: { '200': json('ready'), ...oipErrors(400, 401, 404) } },
+        get: {
+          summary: 'Model version readiness',
+          parameters: [nameParam, versionParam],
+          responses: { '200': json('ready'), ...oipErrors(400, 401, 404) },
+        },
       },
       '/v2/models/{name}/infer': { post: inferOp('KServe v2 inference (latest version)', [nameParam]) },
       '/v2/models/{name}/versions/{version}/infer': { post: inferOp('KServe v2 inference', [nameParam, versionParam]) },
       '/metrics': {
-        get: { summary: 'Prometheus metrics (text exposition 0.0.4; names in serve/metrics.ts)', responses: { '200': { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(401) } },
+        get: {
+          summary: 'Prometheus metrics (text exposition 0.0.4; names in serve/metrics.ts)',
+          responses: {
+            '200': { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+            ...errors(401),
+          },
+        },
       },
       '/models/{name}/{file}': {
         get: {
@@ -296,11 +440,19 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'file', in: 'path', required: true, schema: { type: 'string' } },
             { name: 'version', in: 'query', required: false, schema: { type: 'string' } },
           ],
-          responses: { '200': { description: 'the file', content: { 'application/octet-stream': {}, 'application/json': {} } }, ...errors(400, 401, 404) },
+          responses: {
+            '200': { description: 'the file', content: { 'application/octet-stream': {}, 'application/json': {} } },
+            ...errors(400, 401, 404),
+          },
         },
       },
       '/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI 3.1') } } },
-      '/': { get: { summary: 'The browser demo (web/dist), or a page saying it is not built', responses: { '200': { description: 'HTML', content: { 'text/html': {} } } } } },
+      '/': {
+        get: {
+          summary: 'The browser demo (web/dist), or a page saying it is not built',
+          responses: { '200': { description: 'HTML', content: { 'text/html': {} } } },
+        },
+      },
     },
   };
 }

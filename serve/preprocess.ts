@@ -42,18 +42,27 @@ export type ImageHeader = Pick<Metadata, 'format' | 'width' | 'height' | 'orient
  * null: decode at full size. Keeping at least twice the final side leaves the exact (Pillow-identical)
  * resize that follows the last 2x or more of the reduction.
  */
-export function shrinkOnLoadSize(meta: Pick<Metadata, 'format' | 'width' | 'height' | 'orientation'>, minShortSide: number): { width: number; height: number } | null {
+export function shrinkOnLoadSize(
+  meta: Pick<Metadata, 'format' | 'width' | 'height' | 'orientation'>,
+  minShortSide: number,
+): { width: number; height: number } | null {
   if (meta.format !== 'jpeg' || !(minShortSide > 0)) return null;
   // EXIF orientations 5-8 swap the axes; the resize sizes the rotated image.
   const swap = (meta.orientation ?? 1) >= 5;
-  const w = swap ? meta.height! : meta.width!, h = swap ? meta.width! : meta.height!;
+  const w = swap ? meta.height! : meta.width!,
+    h = swap ? meta.width! : meta.height!;
   const short = Math.min(w, h);
   if (short < 2 * minShortSide) return null;
   const k = minShortSide / short;
   return { width: Math.max(minShortSide, Math.round(w * k)), height: Math.max(minShortSide, Math.round(h * k)) };
 }
 
-export async function decodeImage(buf: Uint8Array, limits: DecodeLimits, minShortSide = 0, header?: ImageHeader | null): Promise<DecodedImage> {
+export async function decodeImage(
+  buf: Uint8Array,
+  limits: DecodeLimits,
+  minShortSide = 0,
+  header?: ImageHeader | null,
+): Promise<DecodedImage> {
   if (buf.length === 0) throw unprocessable('empty image', 'empty_image');
   let meta: ImageHeader;
   if (header) meta = header;
@@ -65,12 +74,19 @@ export async function decodeImage(buf: Uint8Array, limits: DecodeLimits, minShor
     }
   }
   if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
-    throw unsupported(`image format ${meta.format ?? 'unknown'} is not accepted (jpeg, png or webp)`, 'unsupported_image_format');
+    throw unsupported(
+      `image format ${meta.format ?? 'unknown'} is not accepted (jpeg, png or webp)`,
+      'unsupported_image_format',
+    );
   }
-  const w = meta.width ?? 0, h = meta.height ?? 0;
+  const w = meta.width ?? 0,
+    h = meta.height ?? 0;
   if (!(w > 0 && h > 0)) throw unprocessable('the image header has no dimensions');
   if (w * h > limits.maxPixels) {
-    throw tooLarge(`image is ${w}x${h} = ${w * h} pixels, more than the limit of ${limits.maxPixels}`, 'image_too_large');
+    throw tooLarge(
+      `image is ${w}x${h} = ${w * h} pixels, more than the limit of ${limits.maxPixels}`,
+      'image_too_large',
+    );
   }
   const shrunk = shrinkOnLoadSize(meta, minShortSide);
   try {
@@ -105,15 +121,24 @@ export function toModelInput(img: DecodedImage, size: number, limits: DecodeLimi
 /** 413 when the shorter-side resize of an extreme aspect ratio would exceed max_pixels. */
 export function checkResize(img: DecodedImage, size: number, limits: DecodeLimits): void {
   const s = evalResizeSide(size);
-  const short = Math.min(img.width, img.height), long = Math.max(img.width, img.height);
+  const short = Math.min(img.width, img.height),
+    long = Math.max(img.width, img.height);
   const resizedPixels = s * Math.trunc((s * long) / short);
   if (resizedPixels > limits.maxPixels) {
-    throw tooLarge(`image aspect ratio ${img.width}x${img.height} would resize to ${resizedPixels} pixels, more than ${limits.maxPixels}`, 'image_too_large');
+    throw tooLarge(
+      `image aspect ratio ${img.width}x${img.height} would resize to ${resizedPixels} pixels, more than ${limits.maxPixels}`,
+      'image_too_large',
+    );
   }
 }
 
 /** Decode + resize + crop (`header`: readHeader's result for `buf`, when the caller already has it). */
-export async function decodeToInput(buf: Uint8Array, size: number, limits: DecodeLimits, header?: ImageHeader | null): Promise<Uint8Array> {
+export async function decodeToInput(
+  buf: Uint8Array,
+  size: number,
+  limits: DecodeLimits,
+  header?: ImageHeader | null,
+): Promise<Uint8Array> {
   return toModelInput(await decodeImage(buf, limits, 2 * evalResizeSide(size), header), size, limits);
 }
 

@@ -10,7 +10,12 @@ import { ApiError, errorBody } from './errors.ts';
 
 /** An ApiError that names the request field at fault (OpenAI's `param`). */
 export class ParamError extends ApiError {
-  constructor(status: number, code: string, message: string, readonly param: string | null) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    readonly param: string | null,
+  ) {
     super(status, code, message);
     this.name = 'ParamError';
   }
@@ -24,8 +29,17 @@ export function openAiErrorType(status: number): string {
   return 'invalid_request_error';
 }
 
-export function openAiErrorBody(e: ApiError): { error: { message: string; type: string; param: string | null; code: string } } {
-  return { error: { message: e.message, type: openAiErrorType(e.status), param: e instanceof ParamError ? e.param : null, code: e.code } };
+export function openAiErrorBody(e: ApiError): {
+  error: { message: string; type: string; param: string | null; code: string };
+} {
+  return {
+    error: {
+      message: e.message,
+      type: openAiErrorType(e.status),
+      param: e instanceof ParamError ? e.param : null,
+      code: e.code,
+    },
+  };
 }
 
 export function oipErrorBody(e: ApiError): { error: string } {

@@ -46,7 +46,11 @@ export function ortBinaryDir(): string | null {
 
 export function cudaLibrariesInstalled(): boolean {
   const dir = ortBinaryDir();
-  return !!dir && fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so')) && fs.existsSync(path.join(dir, 'libonnxruntime_providers_shared.so'));
+  return (
+    !!dir &&
+    fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so')) &&
+    fs.existsSync(path.join(dir, 'libonnxruntime_providers_shared.so'))
+  );
 }
 
 /** A GPU device node: the system's Vulkan drivers can reach hardware (otherwise a software ICD at best). */
@@ -126,8 +130,14 @@ export async function chooseProvider(requested: ProviderRequest, log: Logger = (
       return false;
     }
   };
-  const cudaCheck = () => (process.platform !== 'linux' || process.arch !== 'x64' ? 'CUDA builds exist for Linux x64 only' : cudaLibrariesInstalled() ? null : CUDA_HINT);
-  const webgpuCheck = () => (hasGpuDevice() ? null : 'no GPU device node (/dev/dri/renderD*, /dev/nvidia0): only a software adapter could exist');
+  const cudaCheck = () =>
+    process.platform !== 'linux' || process.arch !== 'x64'
+      ? 'CUDA builds exist for Linux x64 only'
+      : cudaLibrariesInstalled()
+        ? null
+        : CUDA_HINT;
+  const webgpuCheck = () =>
+    hasGpuDevice() ? null : 'no GPU device node (/dev/dri/renderD*, /dev/nvidia0): only a software adapter could exist';
   let chosen: Provider = 'cpu';
   if (requested === 'auto') {
     if (await tryOne('cuda', cudaCheck)) chosen = 'cuda';
@@ -152,12 +162,20 @@ export async function createSession(
 ): Promise<{ session: ort.InferenceSession; provider: Provider }> {
   if (provider !== 'cpu') {
     try {
-      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, opts.threads, opts.spinning)), provider };
+      return {
+        session: await ort.InferenceSession.create(bytes, sessionOptions(provider, opts.threads, opts.spinning)),
+        provider,
+      };
     } catch (e) {
-      opts.log?.(`[serve] warning: ${opts.what ?? 'model'} failed on ${provider} (${firstLine((e as Error).message)}); using cpu`);
+      opts.log?.(
+        `[serve] warning: ${opts.what ?? 'model'} failed on ${provider} (${firstLine((e as Error).message)}); using cpu`,
+      );
     }
   }
-  return { session: await ort.InferenceSession.create(bytes, sessionOptions('cpu', opts.threads, opts.spinning)), provider: 'cpu' };
+  return {
+    session: await ort.InferenceSession.create(bytes, sessionOptions('cpu', opts.threads, opts.spinning)),
+    provider: 'cpu',
+  };
 }
 
 function firstLine(s: string): string {

@@ -134,13 +134,22 @@ export class Repository {
   resolve(name?: string, version?: string): ModelVersion {
     const n = name ?? this.defaultModel;
     if (n === undefined) throw new ApiError(503, 'no_models', 'no model is loaded');
-    if (!validName(n)) throw badRequest(`invalid model name ${JSON.stringify(n.slice(0, 64))} (letters, digits, '.', '_', '-')`, 'invalid_model_name');
+    if (!validName(n))
+      throw badRequest(
+        `invalid model name ${JSON.stringify(n.slice(0, 64))} (letters, digits, '.', '_', '-')`,
+        'invalid_model_name',
+      );
     const versions = this.models.get(n);
     if (!versions) throw notFound(`model ${JSON.stringify(n)} not found`, 'model_not_found');
     if (version === undefined || version === '' || version === 'latest') return this.versions(n).at(-1)!;
-    if (!validName(version)) throw badRequest(`invalid model version ${JSON.stringify(version.slice(0, 64))}`, 'invalid_version');
+    if (!validName(version))
+      throw badRequest(`invalid model version ${JSON.stringify(version.slice(0, 64))}`, 'invalid_version');
     const m = versions.get(version);
-    if (!m) throw notFound(`model ${JSON.stringify(n)} has no version ${JSON.stringify(version)} (has ${[...versions.keys()].join(', ')})`, 'version_not_found');
+    if (!m)
+      throw notFound(
+        `model ${JSON.stringify(n)} has no version ${JSON.stringify(version)} (has ${[...versions.keys()].join(', ')})`,
+        'version_not_found',
+      );
     return m;
   }
 
@@ -163,7 +172,8 @@ export class Repository {
       const dir = path.join(root, e.name);
       if (fs.existsSync(path.join(dir, 'manifest.json'))) dirs.push({ dir });
       for (const v of fs.readdirSync(dir, { withFileTypes: true })) {
-        if (v.isDirectory() && validName(v.name) && fs.existsSync(path.join(dir, v.name, 'manifest.json'))) dirs.push({ dir: path.join(dir, v.name), version: v.name });
+        if (v.isDirectory() && validName(v.name) && fs.existsSync(path.join(dir, v.name, 'manifest.json')))
+          dirs.push({ dir: path.join(dir, v.name), version: v.name });
       }
     }
     for (const d of dirs) {
@@ -173,7 +183,9 @@ export class Repository {
         if (versions.has(m.version)) throw new Error(`duplicate version ${m.version} of model ${m.name}`);
         versions.set(m.version, m);
         this.models.set(m.name, versions);
-        log?.(`[serve] loaded ${m.name} v${m.version} (${m.size}px, ${m.classifier ? `${m.classNames.length} classes` : 'no classifier'}) on ${m.encoder.provider}`);
+        log?.(
+          `[serve] loaded ${m.name} v${m.version} (${m.size}px, ${m.classifier ? `${m.classNames.length} classes` : 'no classifier'}) on ${m.encoder.provider}`,
+        );
       } catch (e) {
         const error = (e as Error).message;
         this.failures.push({ dir: d.dir, error });
@@ -185,7 +197,9 @@ export class Repository {
   private async loadVersion(dir: string, folderVersion?: string): Promise<ModelVersion> {
     let raw: unknown;
     try {
-      raw = JSON.parse(readModelFile(path.join(dir, 'manifest.json'), this.opts.root, MAX_MANIFEST_BYTES).toString('utf8'));
+      raw = JSON.parse(
+        readModelFile(path.join(dir, 'manifest.json'), this.opts.root, MAX_MANIFEST_BYTES).toString('utf8'),
+      );
     } catch (e) {
       throw new Error(`manifest.json unreadable: ${(e as Error).message}`, { cause: e });
     }
@@ -199,11 +213,14 @@ export class Repository {
     if (!fs.existsSync(encFile)) throw new Error('encoder.onnx missing');
     const encoder = await this.loadGraph(name, version, 'encoder', encFile, size);
     const clsFile = path.join(dir, 'classifier.onnx');
-    const classifier = fs.existsSync(clsFile) ? await this.loadGraph(name, version, 'classifier', clsFile, size) : undefined;
+    const classifier = fs.existsSync(clsFile)
+      ? await this.loadGraph(name, version, 'classifier', clsFile, size)
+      : undefined;
     if (classifier) {
       const p = classifier.outputs.find((o) => o.name === 'probabilities') ?? classifier.outputs[0];
       const c = p.shape[1];
-      if (c > 0 && manifest.classNames.length !== c) throw new Error(`classifier has ${c} classes but manifest.classNames lists ${manifest.classNames.length}`);
+      if (c > 0 && manifest.classNames.length !== c)
+        throw new Error(`classifier has ${c} classes but manifest.classNames lists ${manifest.classNames.length}`);
     }
     return { name, version, dir, manifest, size, classNames: manifest.classNames ?? [], encoder, classifier };
   }
@@ -214,16 +231,27 @@ export class Repository {
     const loaded = loadOnnxModel(file); // validates structure and the manifest's sha256
     const g = loaded.model.graph!;
     const dims = (v: IValueInfoProto): number[] =>
-      (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : -1));
+      (v.type?.tensorType?.shape?.dim ?? []).map((d) =>
+        d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : -1,
+      );
     const inits = new Set((g.initializer ?? []).map((t) => t.name));
     const inputs = (g.input ?? []).filter((i) => !inits.has(i.name ?? ''));
     if (inputs.length !== 1) throw new Error(`${path.basename(file)}: expected one input, found ${inputs.length}`);
     const input: TensorInfo = { name: inputs[0].name ?? 'images', datatype: 'UINT8', shape: [-1, size, size, 3] };
     const inShape = dims(inputs[0]);
-    if (inShape.length !== 4 || inShape[3] !== 3 || (inShape[1] > 0 && inShape[1] !== size) || (inShape[2] > 0 && inShape[2] !== size)) {
+    if (
+      inShape.length !== 4 ||
+      inShape[3] !== 3 ||
+      (inShape[1] > 0 && inShape[1] !== size) ||
+      (inShape[2] > 0 && inShape[2] !== size)
+    ) {
       throw new Error(`${path.basename(file)}: input shape [${inShape}] is not [N, ${size}, ${size}, 3]`);
     }
-    const outputs: TensorInfo[] = (g.output ?? []).map((o) => ({ name: o.name ?? '', datatype: 'FP32', shape: [-1, ...dims(o).slice(1)] }));
+    const outputs: TensorInfo[] = (g.output ?? []).map((o) => ({
+      name: o.name ?? '',
+      datatype: 'FP32',
+      shape: [-1, ...dims(o).slice(1)],
+    }));
     const what = `${name} v${version} ${role}`;
     const { session, provider: used } = await createSession(loaded.bytes, provider, { threads, spinning, log, what });
     const labels = { model: `${name}:${version}`, graph: role };
@@ -262,7 +290,10 @@ export async function runBatch(
     if (x.length !== per) throw new Error(`image ${i} has ${x.length} values, expected ${per}`);
     data.set(x, i * per);
   });
-  const out = await session.run({ [inputName]: new ort.Tensor('uint8', data, [items.length, size, size, 3]) }, outputNames);
+  const out = await session.run(
+    { [inputName]: new ort.Tensor('uint8', data, [items.length, size, size, 3]) },
+    outputNames,
+  );
   return items.map((_, i) => {
     const r: ImageOutputs = {};
     for (const n of outputNames) {

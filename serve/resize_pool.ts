@@ -9,7 +9,6 @@ import { spawnTsWorker } from '../core/util/ts_worker.ts';
 import { ApiError } from './errors.ts';
 import type { ImageHeader } from './preprocess.ts';
 
-
 interface Slot {
   w: Worker;
   busy: number;
@@ -28,15 +27,21 @@ export class ResizePool {
       let onReady!: () => void;
       const ready = new Promise<void>((r) => (onReady = r));
       const slot: Slot = { w, busy: 0, ready };
-      w.on('message', (m: { ready?: boolean; id?: number; out?: Uint8Array; error?: string; status?: number; code?: string }) => {
-        if (m.ready) return onReady();
-        const t = this.tasks.get(m.id!);
-        if (!t) return;
-        this.tasks.delete(m.id!);
-        slot.busy--;
-        if (m.error !== undefined) t.reject(m.status !== undefined ? new ApiError(m.status, m.code ?? 'invalid_image', m.error) : new Error(m.error));
-        else t.resolve(m.out!);
-      });
+      w.on(
+        'message',
+        (m: { ready?: boolean; id?: number; out?: Uint8Array; error?: string; status?: number; code?: string }) => {
+          if (m.ready) return onReady();
+          const t = this.tasks.get(m.id!);
+          if (!t) return;
+          this.tasks.delete(m.id!);
+          slot.busy--;
+          if (m.error !== undefined)
+            t.reject(
+              m.status !== undefined ? new ApiError(m.status, m.code ?? 'invalid_image', m.error) : new Error(m.error),
+            );
+          else t.resolve(m.out!);
+        },
+      );
       w.on('error', (e) => {
         for (const [id, t] of this.tasks) {
           this.tasks.delete(id);

@@ -29,7 +29,9 @@ function ortDistDir(): string {
   return path.dirname(require.resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
 }
 
-export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l: string) => void } = {}): Promise<WebBuildResult> {
+export async function buildWeb(
+  o: { outdir?: string; minify?: boolean; log?: (l: string) => void } = {},
+): Promise<WebBuildResult> {
   const t0 = performance.now();
   const outdir = path.resolve(o.outdir ?? path.join(WEB, 'dist'));
   fs.mkdirSync(path.join(outdir, 'ort'), { recursive: true });
@@ -62,11 +64,14 @@ export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l:
     if (!fs.existsSync(from)) continue;
     const to = path.join(outdir, 'ort', n);
     const st = fs.statSync(from);
-    if (!fs.existsSync(to) || fs.statSync(to).size !== st.size || fs.statSync(to).mtimeMs < st.mtimeMs) fs.copyFileSync(from, to);
+    if (!fs.existsSync(to) || fs.statSync(to).size !== st.size || fs.statSync(to).mtimeMs < st.mtimeMs)
+      fs.copyFileSync(from, to);
     runtimeFiles.push(n);
   }
   // tfjs-backend-wasm's binaries (setWasmPaths('tfjs/') in worker.ts): plain, SIMD, threaded SIMD.
-  const tfjsWasm = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm.wasm'));
+  const tfjsWasm = path.dirname(
+    createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm.wasm'),
+  );
   fs.mkdirSync(path.join(outdir, 'tfjs'), { recursive: true });
   for (const n of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
     fs.copyFileSync(path.join(tfjsWasm, n), path.join(outdir, 'tfjs', n));
@@ -75,12 +80,16 @@ export async function buildWeb(o: { outdir?: string; minify?: boolean; log?: (l:
   fs.copyFileSync(path.join(WEB, 'index.html'), path.join(outdir, 'index.html'));
   const bundleBytes = Buffer.byteLength(bundle) + fs.statSync(path.join(outdir, 'main.js')).size;
   const res = { outdir, bundleBytes, runtimeFiles, ms: performance.now() - t0 };
-  o.log?.(`[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')} (${res.ms.toFixed(0)} ms)`);
+  o.log?.(
+    `[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')} (${res.ms.toFixed(0)} ms)`,
+  );
   void r;
   return res;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { outdir: { type: 'string' }, 'no-minify': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: { outdir: { type: 'string' }, 'no-minify': { type: 'boolean', default: false } },
+  });
   await buildWeb({ outdir: values.outdir, minify: !values['no-minify'], log: (l) => console.log(l) });
 }

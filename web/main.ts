@@ -71,7 +71,9 @@ interface DemoState {
   similarity?: number;
   busy: number;
   logs: string[];
-  api?: { benchBatch(n: number): Promise<{ n: number; ms: number; maxGapMs: number; ticks: number; idleMaxGapMs: number }> };
+  api?: {
+    benchBatch(n: number): Promise<{ n: number; ms: number; maxGapMs: number; ticks: number; idleMaxGapMs: number }>;
+  };
 }
 
 const state: DemoState = { ready: false, images: [], errors: [], neighbours: [], busy: 0, options: [], logs: [] };
@@ -87,7 +89,10 @@ let manifest: Manifest | undefined;
 let outputs: string[] = [];
 let serverApi = false;
 let nextId = 1;
-const pending = new Map<number, { resolve: (r: { outputs: Record<string, Float32Array>; ms: number }) => void; reject: (e: Error) => void }>();
+const pending = new Map<
+  number,
+  { resolve: (r: { outputs: Record<string, Float32Array>; ms: number }) => void; reject: (e: Error) => void }
+>();
 let warmTotalMs = 0;
 let warmImages = 0;
 
@@ -172,7 +177,8 @@ async function init(): Promise<void> {
   }
   const wantBackend = (params.get('backend') ?? params.get('ep')) as Backend | null;
   const backend: Backend = wantBackend ?? backends[0];
-  if (wantBackend && !backends.includes(wantBackend)) throw new Error(`this browser offers no ${wantBackend} (available: ${backends.join(', ')})`);
+  if (wantBackend && !backends.includes(wantBackend))
+    throw new Error(`this browser offers no ${wantBackend} (available: ${backends.join(', ')})`);
   renderOptions(runtime, backend);
 
   outputs = role === 'classifier' ? ['probabilities', 'embedding'] : ['embedding'];
@@ -199,17 +205,33 @@ async function init(): Promise<void> {
   });
   setStatus(`loading ${name} v${manifest.version} with ${runtime} (${backend}) in a worker…`);
   const req: LoadRequest = {
-    type: 'load', runtime, backend, modelBase: base, files, inputName: manifest.input.name, size: manifest.input.size, outputs,
-    ortPath: asset('ort/'), tfjsPath: asset('tfjs/'),
+    type: 'load',
+    runtime,
+    backend,
+    modelBase: base,
+    files,
+    inputName: manifest.input.name,
+    size: manifest.input.size,
+    outputs,
+    ortPath: asset('ort/'),
+    tfjsPath: asset('tfjs/'),
   };
   worker.postMessage(req);
   const l = await loaded;
   Object.assign(state, { runtime, backend, loadMs: l.loadMs, filesMs: l.filesMs, sources: l.sources });
-  state.model = { name, version: manifest.version, files: files.map((f) => f.path), size: manifest.input.size, bytes: l.bytes };
+  state.model = {
+    name,
+    version: manifest.version,
+    files: files.map((f) => f.path),
+    size: manifest.input.size,
+    bytes: l.bytes,
+  };
   const fromCache = Object.values(l.sources).filter((s) => s === 'cache').length;
-  $('model').textContent = `${name} v${manifest.version} (${role}, ${manifest.input.size}×${manifest.input.size}, ${(l.bytes / 1e6).toFixed(1)} MB in ${files.length} file${files.length > 1 ? 's' : ''})`;
+  $('model').textContent =
+    `${name} v${manifest.version} (${role}, ${manifest.input.size}×${manifest.input.size}, ${(l.bytes / 1e6).toFixed(1)} MB in ${files.length} file${files.length > 1 ? 's' : ''})`;
   $('runtime-used').textContent = `${runtime} · ${backend}`;
-  $('cold-ms').textContent = `${l.loadMs.toFixed(0)} ms (files ${l.filesMs.toFixed(0)} ms, ${fromCache}/${files.length} from cache)`;
+  $('cold-ms').textContent =
+    `${l.loadMs.toFixed(0)} ms (files ${l.filesMs.toFixed(0)} ms, ${fromCache}/${files.length} from cache)`;
   ($('compare') as HTMLButtonElement).hidden = !serverApi;
   setStatus(state.notice ? `ready · ${state.notice}` : 'ready: drop images, pick files or use the camera');
   state.ready = true;
@@ -290,15 +312,30 @@ async function addImages(items: { file: Blob; name: string }[]): Promise<void> {
     warmTotalMs += r.ms;
     warmImages += ok.length;
     state.warmMsPerImage = warmTotalMs / warmImages;
-    $('warm-ms').textContent = `${state.warmMsPerImage.toFixed(1)} ms per image (last batch: ${ok.length} in ${r.ms.toFixed(0)} ms)`;
+    $('warm-ms').textContent =
+      `${state.warmMsPerImage.toFixed(1)} ms per image (last batch: ${ok.length} in ${r.ms.toFixed(0)} ms)`;
     const e = manifest.embeddingDim || r.outputs.embedding.length / ok.length;
     const c = manifest.classNames.length;
     ok.forEach((o, i) => {
       const embedding = Array.from(r.outputs.embedding.subarray(i * e, (i + 1) * e));
       const top = r.outputs.probabilities
-        ? topK(r.outputs.probabilities.subarray(i * c, (i + 1) * c), 5).map(({ index, value }) => ({ label: manifest!.classNames[index] ?? String(index), index, probability: value }))
+        ? topK(r.outputs.probabilities.subarray(i * c, (i + 1) * c), 5).map(({ index, value }) => ({
+            label: manifest!.classNames[index] ?? String(index),
+            index,
+            probability: value,
+          }))
         : [];
-      const res: ImageResult = { name: o.name, file: o.file, width: o.img.width, height: o.img.height, embedding, top, ms: r.ms / ok.length, input: base64(o.rgb), thumb: thumbnail(o.rgb, size) };
+      const res: ImageResult = {
+        name: o.name,
+        file: o.file,
+        width: o.img.width,
+        height: o.img.height,
+        embedding,
+        top,
+        ms: r.ms / ok.length,
+        input: base64(o.rgb),
+        thumb: thumbnail(o.rgb, size),
+      };
       results.push(res);
       const { file: _f, thumb: _t, ...plain } = res;
       state.images.push(plain);
@@ -360,7 +397,8 @@ const NEIGHBOURS = 3;
 function updateSimilarity(): void {
   const n = results.length;
   if (n >= 2) {
-    const a = results[n - 2], b = results[n - 1];
+    const a = results[n - 2],
+      b = results[n - 1];
     state.similarity = cosine(a.embedding, b.embedding);
     const el = $('similarity');
     el.dataset.value = String(state.similarity);
@@ -415,9 +453,15 @@ async function compareWithServer(): Promise<void> {
   state.busy++;
   try {
     for (const [i, r] of results.entries()) {
-      const url = asset(`v1/embed?model=${encodeURIComponent(state.model.name)}&version=${encodeURIComponent(state.model.version)}`);
+      const url = asset(
+        `v1/embed?model=${encodeURIComponent(state.model.name)}&version=${encodeURIComponent(state.model.version)}`,
+      );
       const t0 = performance.now();
-      const resp = await fetch(url, { method: 'POST', headers: { 'content-type': r.file.type || 'image/png' }, body: r.file });
+      const resp = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': r.file.type || 'image/png' },
+        body: r.file,
+      });
       const body = (await resp.json()) as { embeddings?: number[][]; error?: { message: string } };
       if (!resp.ok || !body.embeddings) throw new Error(`/v1/embed: HTTP ${resp.status} ${body.error?.message ?? ''}`);
       r.serverCosine = state.images[i].serverCosine = cosine(r.embedding, body.embeddings[0]);
@@ -464,14 +508,25 @@ async function toggleCamera(): Promise<void> {
  * n random images through the worker while the main thread records the largest gap between its own
  * MessageChannel ticks: a main thread busy with inference would show a gap as long as the batch.
  */
-async function benchBatch(n: number): Promise<{ n: number; ms: number; maxGapMs: number; ticks: number; idleMaxGapMs: number }> {
+async function benchBatch(
+  n: number,
+): Promise<{ n: number; ms: number; maxGapMs: number; ticks: number; idleMaxGapMs: number }> {
   const size = manifest!.input.size;
   const images = new Uint8Array(n * size * size * 3);
   for (let i = 0; i < images.length; i++) images[i] = (i * 2654435761) >>> 24;
   const r = await tickWhile(() => call(images, n).then((x) => x.ms));
   // Control: the same ticks while another worker only spins for as long: how late a busy CPU alone makes
   // them (on a loaded machine the page's threads wait for a core), with nothing of ours on the main thread.
-  const spin = new Worker(URL.createObjectURL(new Blob(['onmessage = (e) => { const end = performance.now() + e.data; while (performance.now() < end); postMessage(0); };'], { type: 'text/javascript' })));
+  const spin = new Worker(
+    URL.createObjectURL(
+      new Blob(
+        [
+          'onmessage = (e) => { const end = performance.now() + e.data; while (performance.now() < end); postMessage(0); };',
+        ],
+        { type: 'text/javascript' },
+      ),
+    ),
+  );
   const control = await tickWhile(
     () =>
       new Promise<number>((res) => {

@@ -45,7 +45,11 @@ async function download(url: string): Promise<Uint8Array> {
 }
 
 /** A model file with a known sha256: from the cache when present and intact, else downloaded and cached. */
-export async function fetchVerified(url: string, sha256: string, log: (line: string) => void = () => {}): Promise<FetchedFile> {
+export async function fetchVerified(
+  url: string,
+  sha256: string,
+  log: (line: string) => void = () => {},
+): Promise<FetchedFile> {
   const cache = await openCache();
   const key = cacheKey(url, sha256);
   let discarded = false;
@@ -61,10 +65,14 @@ export async function fetchVerified(url: string, sha256: string, log: (line: str
   }
   const bytes = await download(url);
   const got = await sha256Hex(bytes);
-  if (got !== sha256) throw new Error(`${url}: sha256 ${got} does not match the manifest's ${sha256} (file corrupt or replaced)`);
+  if (got !== sha256)
+    throw new Error(`${url}: sha256 ${got} does not match the manifest's ${sha256} (file corrupt or replaced)`);
   if (cache) {
     try {
-      await cache.put(key, new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }));
+      await cache.put(
+        key,
+        new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/octet-stream' } }),
+      );
     } catch (e) {
       log(`could not cache ${url}: ${(e as Error).message}`); // quota: the page still works
     }
@@ -80,7 +88,8 @@ export async function fetchManifest(url: string): Promise<{ manifest: unknown; s
     if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
     const text = await r.text();
     const manifest = JSON.parse(text) as unknown;
-    if (cache) await cache.put(url, new Response(text, { headers: { 'content-type': 'application/json' } })).catch(() => {});
+    if (cache)
+      await cache.put(url, new Response(text, { headers: { 'content-type': 'application/json' } })).catch(() => {});
     return { manifest, source: 'network' };
   } catch (e) {
     const hit = cache ? await cache.match(url) : undefined;

@@ -20,7 +20,8 @@ export interface RgbaImage {
 /** RGBA → RGB, alpha dropped (not blended), as sharp's removeAlpha() does on the server. */
 export function rgbaToRgb(img: RgbaImage): Uint8Array {
   const n = img.width * img.height;
-  if (img.data.length !== n * 4) throw new RangeError(`rgbaToRgb: ${img.data.length} bytes for ${img.width}x${img.height} RGBA`);
+  if (img.data.length !== n * 4)
+    throw new RangeError(`rgbaToRgb: ${img.data.length} bytes for ${img.width}x${img.height} RGBA`);
   const out = new Uint8Array(n * 3);
   const d = img.data;
   for (let i = 0, j = 0; i < n; i++, j += 4) {
@@ -39,7 +40,9 @@ export function preprocessImageData(img: RgbaImage, size: number): Uint8Array {
 /** Cosine similarity of two vectors (0 when either is all zeros). */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new RangeError(`cosine: lengths ${a.length} and ${b.length}`);
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i] * b[i];
     aa += a[i] * a[i];

@@ -30,7 +30,15 @@ export interface RunRequest {
 export type WorkerRequest = LoadRequest | RunRequest;
 
 export type WorkerReply =
-  | { type: 'loaded'; runtime: Runtime; backend: Backend; loadMs: number; filesMs: number; sources: Record<string, 'cache' | 'network' | 'refetched'>; bytes: number }
+  | {
+      type: 'loaded';
+      runtime: Runtime;
+      backend: Backend;
+      loadMs: number;
+      filesMs: number;
+      sources: Record<string, 'cache' | 'network' | 'refetched'>;
+      bytes: number;
+    }
   | { type: 'result'; id: number; outputs: Record<string, Float32Array>; ms: number }
   | { type: 'error'; id?: number; message: string }
   | { type: 'log'; line: string };

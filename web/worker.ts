@@ -24,7 +24,9 @@ let size = 0;
 const post = (m: WorkerReply, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
 const log = (line: string) => post({ type: 'log', line });
 
-async function files(req: LoadRequest): Promise<{ bytes: Map<string, Uint8Array>; sources: Record<string, FileSource> }> {
+async function files(
+  req: LoadRequest,
+): Promise<{ bytes: Map<string, Uint8Array>; sources: Record<string, FileSource> }> {
   const bytes = new Map<string, Uint8Array>();
   const sources: Record<string, FileSource> = {};
   await Promise.all(
@@ -41,7 +43,10 @@ async function loadOrt(req: LoadRequest, bytes: Map<string, Uint8Array>): Promis
   ort.env.wasm.wasmPaths = req.ortPath;
   ort.env.wasm.numThreads = 1; // no cross-origin isolation on a plain static host: no SharedArrayBuffer
   ort.env.logLevel = 'error';
-  const session = await ort.InferenceSession.create(bytes.get(req.files[0].path)!, { executionProviders: [req.backend], graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(bytes.get(req.files[0].path)!, {
+    executionProviders: [req.backend],
+    graphOptimizationLevel: 'all',
+  });
   return {
     async run(images, n) {
       const out = await session.run({ [req.inputName]: new ort.Tensor('uint8', images, [n, size, size, 3]) });
@@ -55,7 +60,8 @@ async function loadOrt(req: LoadRequest, bytes: Map<string, Uint8Array>): Promis
 
 async function loadTfjs(req: LoadRequest, bytes: Map<string, Uint8Array>): Promise<Runner> {
   setWasmPaths(req.tfjsPath);
-  if (!(await tf.setBackend(req.backend)) || tf.getBackend() !== req.backend) throw new Error(`the tfjs ${req.backend} backend cannot start here`);
+  if (!(await tf.setBackend(req.backend)) || tf.getBackend() !== req.backend)
+    throw new Error(`the tfjs ${req.backend} backend cannot start here`);
   await tf.ready();
   const jsonPath = req.files.find((f) => f.path.endsWith('model.json'))!.path;
   const dir = jsonPath.slice(0, jsonPath.lastIndexOf('/') + 1);
@@ -85,7 +91,8 @@ async function loadTfjs(req: LoadRequest, bytes: Map<string, Uint8Array>): Promi
         const outs = model.execute({ [req.inputName]: x }, req.outputs); // no control flow: the synchronous executor
         const list = Array.isArray(outs) ? outs : [outs];
         const res: Record<string, Float32Array> = {};
-        for (let k = 0; k < req.outputs.length; k++) res[req.outputs[k]] = new Float32Array((await list[k].data()) as Float32Array);
+        for (let k = 0; k < req.outputs.length; k++)
+          res[req.outputs[k]] = new Float32Array((await list[k].data()) as Float32Array);
         tf.dispose(list);
         return res;
       } finally {
@@ -104,7 +111,15 @@ async function load(req: LoadRequest): Promise<void> {
   // The first run compiles shaders / allocates: part of the cold load.
   await runner.run(new Uint8Array(size * size * 3), 1);
   const loadMs = performance.now() - t0;
-  post({ type: 'loaded', runtime: req.runtime, backend: req.backend, loadMs, filesMs: tFiles - t0, sources, bytes: [...bytes.values()].reduce((s, b) => s + b.length, 0) });
+  post({
+    type: 'loaded',
+    runtime: req.runtime,
+    backend: req.backend,
+    loadMs,
+    filesMs: tFiles - t0,
+    sources,
+    bytes: [...bytes.values()].reduce((s, b) => s + b.length, 0),
+  });
 }
 
 self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
@@ -116,7 +131,10 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
       const t0 = performance.now();
       const outputs = await runner.run(m.images, m.n);
       const ms = performance.now() - t0;
-      post({ type: 'result', id: m.id, outputs, ms }, Object.values(outputs).map((a) => a.buffer as ArrayBuffer));
+      post(
+        { type: 'result', id: m.id, outputs, ms },
+        Object.values(outputs).map((a) => a.buffer as ArrayBuffer),
+      );
     }
   } catch (err) {
     post({ type: 'error', id: m.type === 'run' ? m.id : undefined, message: String((err as Error)?.message ?? err) });

@@ -11,7 +11,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { BACKENDS, type BackendName } from '../../train/engine/backend.ts';
-import { describeTestSplit, knnEvaluate, probe, PROBE_DEFAULTS, type EncoderChoice, type PoolType } from '../../train/eval/probe.ts';
+import {
+  describeTestSplit,
+  knnEvaluate,
+  probe,
+  PROBE_DEFAULTS,
+  type EncoderChoice,
+  type PoolType,
+} from '../../train/eval/probe.ts';
 import { SUPERVISED_DEFAULTS, trainSupervised, type SupervisedConfig } from '../../train/eval/supervised.ts';
 import type { SourceKind } from '../../train/data/sources.ts';
 import { int, intList, num, viewList } from '../options.ts';
@@ -23,7 +30,8 @@ function poolSize(v: string): [number, number] | null {
   if (v === 'none') return null;
   const m = /^(\d+)(?:x(\d+))?$/.exec(v);
   if (!m) throw new InvalidArgumentError(`expected HxW, N or none, got '${v}'`);
-  const h = Number(m[1]), w = Number(m[2] ?? m[1]);
+  const h = Number(m[1]),
+    w = Number(m[2] ?? m[1]);
   if (h < 1 || w < 1) throw new InvalidArgumentError(`pool sizes must be >= 1, got '${v}'`);
   return [h, w];
 }
@@ -33,14 +41,30 @@ function encoderOptions(cmd: Command): Command {
   return cmd
     .option('--checkpoint <ckpt>', 'checkpoint of `cmc train` or `cmc supervised` (e.g. runs/<name>/current.ckpt)')
     .option('--random', 'use a randomly initialised encoder instead (baseline); needs --model and --image_size', false)
-    .option('--model <arch>', 'architecture for --random: alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small]', 'alexnet_small')
+    .option(
+      '--model <arch>',
+      'architecture for --random: alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small]',
+      'alexnet_small',
+    )
     .option('--image_size <px>', 'input size for --random', int, 32)
     .option('--feat_dim <d>', 'embedding size for --random', int, 128)
     .addOption(new Option('--view <space>', 'colour space for --random').choices(['Lab', 'YCbCr']).default('Lab'))
     .option('--views <list>', 'views of the --random encoder (as cmc train --views)', viewList)
-    .option('--probe_views <list>', "use only these views' encoders, features concatenated in this order (e.g. L: the L encoder alone); default all", nameList)
-    .requiredOption('--data_folder <path>', 'dataset with labelled train and test splits (raw, ImageFolder train/ + val/, CIFAR-10, STL-10); one without a test split is refused unless --test_split is given')
-    .option('--test_split <f>', 'for a dataset without a test split (e.g. an ImageFolder without val/): hold out this fraction of the training images, per class and seeded by --seed, as the test split (said in the output and JSON)', num, 0)
+    .option(
+      '--probe_views <list>',
+      "use only these views' encoders, features concatenated in this order (e.g. L: the L encoder alone); default all",
+      nameList,
+    )
+    .requiredOption(
+      '--data_folder <path>',
+      'dataset with labelled train and test splits (raw, ImageFolder train/ + val/, CIFAR-10, STL-10); one without a test split is refused unless --test_split is given',
+    )
+    .option(
+      '--test_split <f>',
+      'for a dataset without a test split (e.g. an ImageFolder without val/): hold out this fraction of the training images, per class and seeded by --seed, as the test split (said in the output and JSON)',
+      num,
+      0,
+    )
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(DATASETS).default('auto'))
     .option('--pool <size>', 'override the adaptive pooling of the layer: HxW, N or none', poolSize)
     .addOption(new Option('--pool_type <type>', 'override the pooling type').choices(['max', 'avg']))
@@ -52,18 +76,27 @@ function encoderOptions(cmd: Command): Command {
 
 function encoderChoice(o: Record<string, unknown>): EncoderChoice {
   if (o.random && o.checkpoint) throw new Error('give either --checkpoint or --random, not both');
-  if (!o.random && !o.checkpoint) throw new Error('--checkpoint is required (or --random for a randomly initialised encoder)');
+  if (!o.random && !o.checkpoint)
+    throw new Error('--checkpoint is required (or --random for a randomly initialised encoder)');
   const views = o.probe_views as string[] | undefined;
   if (o.checkpoint) return { checkpoint: o.checkpoint as string, views };
   return {
-    checkpoint: null, arch: o.model as string, imageSize: o.image_size as number, featDim: o.feat_dim as number, view: o.view as 'Lab' | 'YCbCr',
-    trainViews: o.views as string[] | undefined, views,
+    checkpoint: null,
+    arch: o.model as string,
+    imageSize: o.image_size as number,
+    featDim: o.feat_dim as number,
+    view: o.view as 'Lab' | 'YCbCr',
+    trainViews: o.views as string[] | undefined,
+    views,
   };
 }
 
 /** A comma list of names (checked against the model later). */
 function nameList(v: string): string[] {
-  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new InvalidArgumentError('expected a comma list of view names');
   return names;
 }
@@ -74,61 +107,138 @@ export function addEvalCommands(program: Command): void {
     program
       .command('probe')
       .description(
-        'linear probe (the seed\'s LinearProbing.py): frozen encoders in eval mode, features of --layer (L then ab, ' +
+        "linear probe (the seed's LinearProbing.py): frozen encoders in eval mode, features of --layer (L then ab, " +
           'seed pooling: AlexNet adaptive max to 10/6/5/5/none, ResNet adaptive avg to 8/6/4/3/none/vector), one Linear ' +
           'layer trained with SGD; top-1/top-5 on the test split every epoch; writes the best head as JSON',
       ),
   )
-    .option('--layer <n>', 'block to probe: AlexNet 1-5 (6 fc6, 7 fc7, 8 embedding: extensions); ResNet 1-6 (7 embedding)', int, 5)
+    .option(
+      '--layer <n>',
+      'block to probe: AlexNet 1-5 (6 fc6, 7 fc7, 8 embedding: extensions); ResNet 1-6 (7 embedding)',
+      int,
+      5,
+    )
     .option('--epochs <n>', 'epochs', int, D.epochs)
-    .option('--learning_rate <lr>', 'SGD learning rate (seed: 0.1 for AlexNet; 30 for resnet50v1/v2, 50 for v3)', num, D.lr)
+    .option(
+      '--learning_rate <lr>',
+      'SGD learning rate (seed: 0.1 for AlexNet; 30 for resnet50v1/v2, 50 for v3)',
+      num,
+      D.lr,
+    )
     .option('--momentum <m>', 'SGD momentum', num, D.momentum)
     .option('--weight_decay <wd>', 'weight decay', num, D.weightDecay)
     .option('--batch_size <n>', 'batch size', int, D.batchSize)
     .option('--lr_decay_epochs <list>', 'epochs after which lr is multiplied by lr_decay_rate', intList, D.decayEpochs)
     .option('--lr_decay_rate <r>', 'learning-rate decay factor', num, D.decayRate)
-    .addOption(new Option('--mode <mode>', "'augmented' = the seed (train augmentation through the frozen encoder every epoch); " +
-      "'cached' = features computed once with the val transform (much faster)").choices(['augmented', 'cached']).default(D.mode))
-    .option('--val_split <f>', 'hold out this fraction of TRAIN to choose the best epoch (0 = choose on the test split, as the seed)', num, D.valSplit)
-    .option('--crop_low <s>', 'RandomResizedCrop lower bound in augmented mode (default: the checkpoint\'s, else 0.2)', num)
-    .option('--select_wd <list>', 'choose the weight decay from these values on the --val_split held-out images (cached mode), ' +
-      'then refit on all training images and report the last epoch', (v: string) => v.split(',').map((x) => num(x.trim())))
-    .option('--out <file>', 'head JSON path (default: <checkpoint folder>/linear_layer<N>.json, or runs/probe/linear_random_<model>_layer<N>.json)')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        "'augmented' = the seed (train augmentation through the frozen encoder every epoch); " +
+          "'cached' = features computed once with the val transform (much faster)",
+      )
+        .choices(['augmented', 'cached'])
+        .default(D.mode),
+    )
+    .option(
+      '--val_split <f>',
+      'hold out this fraction of TRAIN to choose the best epoch (0 = choose on the test split, as the seed)',
+      num,
+      D.valSplit,
+    )
+    .option(
+      '--crop_low <s>',
+      "RandomResizedCrop lower bound in augmented mode (default: the checkpoint's, else 0.2)",
+      num,
+    )
+    .option(
+      '--select_wd <list>',
+      'choose the weight decay from these values on the --val_split held-out images (cached mode), ' +
+        'then refit on all training images and report the last epoch',
+      (v: string) => v.split(',').map((x) => num(x.trim())),
+    )
+    .option(
+      '--out <file>',
+      'head JSON path (default: <checkpoint folder>/linear_layer<N>.json, or runs/probe/linear_random_<model>_layer<N>.json)',
+    )
     .action(async (o: Record<string, unknown>) => {
       const enc = encoderChoice(o);
       const layer = o.layer as number;
-      const out = (o.out as string | undefined) ??
-        (enc.checkpoint ? path.join(path.dirname(enc.checkpoint), `linear_layer${layer}.json`) : path.join('runs', 'probe', `linear_random_${path.basename(enc.arch ?? 'model', '.json')}_layer${layer}.json`));
+      const out =
+        (o.out as string | undefined) ??
+        (enc.checkpoint
+          ? path.join(path.dirname(enc.checkpoint), `linear_layer${layer}.json`)
+          : path.join(
+              'runs',
+              'probe',
+              `linear_random_${path.basename(enc.arch ?? 'model', '.json')}_layer${layer}.json`,
+            ));
       const r = await probe({
-        ...enc, dataFolder: o.data_folder as string, dataset: o.dataset as SourceKind | 'auto', layer,
-        epochs: o.epochs as number, lr: o.learning_rate as number, momentum: o.momentum as number, weightDecay: o.weight_decay as number,
-        batchSize: o.batch_size as number, decayEpochs: o.lr_decay_epochs as number[], decayRate: o.lr_decay_rate as number,
-        mode: o.mode as 'cached' | 'augmented', valSplit: o.val_split as number, cropLow: o.crop_low as number | undefined,
-        pool: o.pool as [number, number] | null | undefined, poolType: o.pool_type as PoolType | undefined,
-        backend: o.backend as BackendName, seed: o.seed as number, workers: o.workers as number, out,
-        selectWeightDecay: o.select_wd as number[] | undefined, testSplit: o.test_split as number,
+        ...enc,
+        dataFolder: o.data_folder as string,
+        dataset: o.dataset as SourceKind | 'auto',
+        layer,
+        epochs: o.epochs as number,
+        lr: o.learning_rate as number,
+        momentum: o.momentum as number,
+        weightDecay: o.weight_decay as number,
+        batchSize: o.batch_size as number,
+        decayEpochs: o.lr_decay_epochs as number[],
+        decayRate: o.lr_decay_rate as number,
+        mode: o.mode as 'cached' | 'augmented',
+        valSplit: o.val_split as number,
+        cropLow: o.crop_low as number | undefined,
+        pool: o.pool as [number, number] | null | undefined,
+        poolType: o.pool_type as PoolType | undefined,
+        backend: o.backend as BackendName,
+        seed: o.seed as number,
+        workers: o.workers as number,
+        out,
+        selectWeightDecay: o.select_wd as number[] | undefined,
+        testSplit: o.test_split as number,
       });
       if (o.json) {
-        console.log(JSON.stringify({
-          encoder: r.encoder, layer: r.layer, selected_on: r.selectedOn, best: r.best, last: r.last, epochs: r.epochs,
-          wd_selection: r.wdSelection,
-          config: {
-            weight_decay: r.wdSelection?.chosen ?? o.weight_decay, lr: o.learning_rate, epochs: o.epochs, mode: o.mode, val_split: o.val_split,
-            seed: o.seed, batch_size: o.batch_size,
-          },
-          n_train: r.nTrain, n_val: r.nVal, n_test: r.nTest, test_split: r.testSplit, head: r.headPath, backend: r.backend, seconds: r.seconds,
-        }));
+        console.log(
+          JSON.stringify({
+            encoder: r.encoder,
+            layer: r.layer,
+            selected_on: r.selectedOn,
+            best: r.best,
+            last: r.last,
+            epochs: r.epochs,
+            wd_selection: r.wdSelection,
+            config: {
+              weight_decay: r.wdSelection?.chosen ?? o.weight_decay,
+              lr: o.learning_rate,
+              epochs: o.epochs,
+              mode: o.mode,
+              val_split: o.val_split,
+              seed: o.seed,
+              batch_size: o.batch_size,
+            },
+            n_train: r.nTrain,
+            n_val: r.nVal,
+            n_test: r.nTest,
+            test_split: r.testSplit,
+            head: r.headPath,
+            backend: r.backend,
+            seconds: r.seconds,
+          }),
+        );
       } else {
-        console.log(`layer ${layer}: best epoch ${r.best.epoch} test top-1 ${(100 * r.best.top1).toFixed(2)}% top-5 ${(100 * r.best.top5).toFixed(2)}%` +
-          ` (chosen on ${r.selectedOn}); last epoch top-1 ${(100 * r.last.top1).toFixed(2)}%; head: ${r.headPath}` +
-          (r.testSplit.source === 'held_out' ? `; test split: ${describeTestSplit(r.testSplit)}` : ''));
+        console.log(
+          `layer ${layer}: best epoch ${r.best.epoch} test top-1 ${(100 * r.best.top1).toFixed(2)}% top-5 ${(100 * r.best.top5).toFixed(2)}%` +
+            ` (chosen on ${r.selectedOn}); last epoch top-1 ${(100 * r.last.top1).toFixed(2)}%; head: ${r.headPath}` +
+            (r.testSplit.source === 'held_out' ? `; test split: ${describeTestSplit(r.testSplit)}` : ''),
+        );
       }
     });
 
   encoderOptions(
     program
       .command('knn')
-      .description('weighted kNN (Wu et al.) of the test split against the train split, both recomputed with the frozen encoders in eval mode and the val transform'),
+      .description(
+        'weighted kNN (Wu et al.) of the test split against the train split, both recomputed with the frozen encoders in eval mode and the val transform',
+      ),
   )
     .option('--layer <n>', 'block whose features are compared (default: the last = the L2-normalised embeddings)', int)
     .option('--k <n>', 'neighbours', int, 200)
@@ -136,16 +246,41 @@ export function addEvalCommands(program: Command): void {
     .option('--batch_size <n>', 'feature-extraction batch size', int, 256)
     .action(async (o: Record<string, unknown>) => {
       const r = await knnEvaluate({
-        ...encoderChoice(o), seed: o.seed as number, dataFolder: o.data_folder as string, dataset: o.dataset as SourceKind | 'auto',
-        layer: o.layer as number | undefined, k: o.k as number, T: o.nce_t as number, backend: o.backend as BackendName,
-        workers: o.workers as number, batchSize: o.batch_size as number,
-        pool: o.pool as [number, number] | null | undefined, poolType: o.pool_type as PoolType | undefined, testSplit: o.test_split as number,
+        ...encoderChoice(o),
+        seed: o.seed as number,
+        dataFolder: o.data_folder as string,
+        dataset: o.dataset as SourceKind | 'auto',
+        layer: o.layer as number | undefined,
+        k: o.k as number,
+        T: o.nce_t as number,
+        backend: o.backend as BackendName,
+        workers: o.workers as number,
+        batchSize: o.batch_size as number,
+        pool: o.pool as [number, number] | null | undefined,
+        poolType: o.pool_type as PoolType | undefined,
+        testSplit: o.test_split as number,
       });
       if (o.json) {
-        console.log(JSON.stringify({ encoder: r.encoder, layer: r.layer, k: r.k, T: r.T, top1: r.top1, top5: r.top5, n: r.n, n_train: r.nTrain, test_split: r.testSplit, backend: r.backend, seconds: r.seconds }));
+        console.log(
+          JSON.stringify({
+            encoder: r.encoder,
+            layer: r.layer,
+            k: r.k,
+            T: r.T,
+            top1: r.top1,
+            top5: r.top5,
+            n: r.n,
+            n_train: r.nTrain,
+            test_split: r.testSplit,
+            backend: r.backend,
+            seconds: r.seconds,
+          }),
+        );
       } else {
-        console.log(`kNN (k ${r.k}, T ${r.T}, layer ${r.layer.layer}): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  ` +
-          `(${r.testSplit.source === 'held_out' ? describeTestSplit(r.testSplit) : `${r.n} test images`})`);
+        console.log(
+          `kNN (k ${r.k}, T ${r.T}, layer ${r.layer.layer}): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  ` +
+            `(${r.testSplit.source === 'held_out' ? describeTestSplit(r.testSplit) : `${r.n} test images`})`,
+        );
       }
     });
 
@@ -160,7 +295,11 @@ export function addEvalCommands(program: Command): void {
     .requiredOption('--data_folder <path>', 'labelled dataset (a test split, when present, is evaluated every epoch)')
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(DATASETS).default(S.dataset))
     .option('--model_path <path>', 'folder for run folders', S.model_path)
-    .option('--model <arch>', 'alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small], or a CmcSpec .json file', S.model)
+    .option(
+      '--model <arch>',
+      'alexnet | alexnet_small | alexnet_mini | resnet{18,50,101}v{1,2,3}[_small], or a CmcSpec .json file',
+      S.model,
+    )
     .option('--image_size <px>', 'crop size fed to the encoders', int, S.image_size)
     .option('--feat_dim <d>', 'embedding size (fc8 width per view)', int, S.feat_dim)
     .addOption(new Option('--view <space>', 'colour space split into views').choices(['Lab', 'YCbCr']).default(S.view))
@@ -168,7 +307,12 @@ export function addEvalCommands(program: Command): void {
     .option('--batch_size <n>', 'batch size', int, S.batch_size)
     .option('--epochs <n>', 'number of epochs', int, S.epochs)
     .option('--learning_rate <lr>', 'SGD learning rate', num, S.learning_rate)
-    .option('--lr_decay_epochs <list>', 'epochs after which lr is multiplied by lr_decay_rate', intList, S.lr_decay_epochs)
+    .option(
+      '--lr_decay_epochs <list>',
+      'epochs after which lr is multiplied by lr_decay_rate',
+      intList,
+      S.lr_decay_epochs,
+    )
     .option('--lr_decay_rate <r>', 'learning-rate decay factor', num, S.lr_decay_rate)
     .option('--momentum <m>', 'SGD momentum', num, S.momentum)
     .option('--weight_decay <wd>', 'L2 weight decay (coupled, all parameters)', num, S.weight_decay)
@@ -179,14 +323,28 @@ export function addEvalCommands(program: Command): void {
     .option('--json', 'print the result as JSON on stdout', false)
     .action(async (o: Record<string, unknown>) => {
       const cfg = { ...S } as SupervisedConfig;
-      for (const k of Object.keys(S) as (keyof SupervisedConfig)[]) if (o[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = o[k];
+      for (const k of Object.keys(S) as (keyof SupervisedConfig)[])
+        if (o[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = o[k];
       const r = await trainSupervised(cfg);
       const last = r.metrics[r.metrics.length - 1];
       if (o.json) {
-        console.log(JSON.stringify({ run_dir: r.runDir, checkpoint: r.checkpoint, backend: r.backend, test_top1: last?.test_top1, test_top5: last?.test_top5, metrics: r.metrics }));
+        console.log(
+          JSON.stringify({
+            run_dir: r.runDir,
+            checkpoint: r.checkpoint,
+            backend: r.backend,
+            test_top1: last?.test_top1,
+            test_top5: last?.test_top5,
+            metrics: r.metrics,
+          }),
+        );
       } else {
         console.log(`checkpoint: ${r.checkpoint}`);
-        if (last) console.log(`epoch ${last.epoch}: loss ${last.loss.toFixed(4)}` + (last.test_top1 !== undefined ? `, test top-1 ${(100 * last.test_top1).toFixed(2)}%` : ''));
+        if (last)
+          console.log(
+            `epoch ${last.epoch}: loss ${last.loss.toFixed(4)}` +
+              (last.test_top1 !== undefined ? `, test top-1 ${(100 * last.test_top1).toFixed(2)}%` : ''),
+          );
       }
     });
 }

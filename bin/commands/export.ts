@@ -14,49 +14,95 @@ import { int } from '../options.ts';
 export function addExportCommand(program: Command): void {
   program
     .command('export')
-    .description('export a checkpoint (and optionally a linear-probe head) to ONNX with a manifest (and tfjs graph models), or as a Triton model folder')
+    .description(
+      'export a checkpoint (and optionally a linear-probe head) to ONNX with a manifest (and tfjs graph models), or as a Triton model folder',
+    )
     .option('--checkpoint <ckpt>', 'training checkpoint (runs/<name>/current.ckpt)')
-    .option('--from <model_dir>', 'with --format tfjs and no --checkpoint: add tfjs graph models to this existing ONNX export folder')
-    .option('--quantize_float16', 'tfjs: store the weights as float16 (half the size; see README for the accuracy)', false)
+    .option(
+      '--from <model_dir>',
+      'with --format tfjs and no --checkpoint: add tfjs graph models to this existing ONNX export folder',
+    )
+    .option(
+      '--quantize_float16',
+      'tfjs: store the weights as float16 (half the size; see README for the accuracy)',
+      false,
+    )
     .option('--head <head.json>', 'linear-probe head file (adds head.onnx and classifier.onnx)')
     .option('--name <name>', "model name (default: the checkpoint's run name)")
     .option('--version <v>', 'model version string', '1')
     .option('--out <dir>', 'parent folder: the model goes to <out>/<name> (Triton: the model repository)', 'models')
     .addOption(new Option('--format <fmt>', 'output layout').choices([...EXPORT_FORMATS]).default('onnx'))
-    .option('--layer <n>', "block whose flattened outputs (views in order) form the `features` output (default: the head's layer, else 6)", int)
-    .option('--export_views <list>', "export only these views' encoders, in this order (e.g. L); default: the head's views, else all", (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option(
+      '--layer <n>',
+      "block whose flattened outputs (views in order) form the `features` output (default: the head's layer, else 6)",
+      int,
+    )
+    .option(
+      '--export_views <list>',
+      "export only these views' encoders, in this order (e.g. L); default: the head's views, else all",
+      (v: string) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+    )
     .option('--max_batch_size <n>', 'Triton max_batch_size', int, 64)
     .option('--json', 'print the manifest as JSON on stdout', false)
-    .action(async (o: { checkpoint?: string; from?: string; quantize_float16: boolean; head?: string; name?: string; version: string; out: string; format: ExportFormat; layer?: number; export_views?: string[]; max_batch_size: number; json: boolean }) => {
-      if (o.quantize_float16 && o.format !== 'tfjs') throw new Error('--quantize_float16 applies to --format tfjs only');
-      if (o.from !== undefined) {
-        if (o.checkpoint !== undefined || o.head !== undefined) throw new Error('--from takes an existing export folder; give it without --checkpoint and --head');
-        if (o.format !== 'tfjs') throw new Error('--from works with --format tfjs only');
-        const r = await addTfjsExport({ modelDir: o.from, quantize: o.quantize_float16 ? 'float16' : undefined, log: (line) => console.error(line) });
+    .action(
+      async (o: {
+        checkpoint?: string;
+        from?: string;
+        quantize_float16: boolean;
+        head?: string;
+        name?: string;
+        version: string;
+        out: string;
+        format: ExportFormat;
+        layer?: number;
+        export_views?: string[];
+        max_batch_size: number;
+        json: boolean;
+      }) => {
+        if (o.quantize_float16 && o.format !== 'tfjs')
+          throw new Error('--quantize_float16 applies to --format tfjs only');
+        if (o.from !== undefined) {
+          if (o.checkpoint !== undefined || o.head !== undefined)
+            throw new Error('--from takes an existing export folder; give it without --checkpoint and --head');
+          if (o.format !== 'tfjs') throw new Error('--from works with --format tfjs only');
+          const r = await addTfjsExport({
+            modelDir: o.from,
+            quantize: o.quantize_float16 ? 'float16' : undefined,
+            log: (line) => console.error(line),
+          });
+          if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
+          else for (const f of [...r.files, r.manifestPath]) console.log(f);
+          return;
+        }
+        if (o.checkpoint === undefined)
+          throw new Error('--checkpoint is required (or, with --format tfjs, --from <model_dir>)');
+        const { readCheckpoint } = await import('../../core/formats/checkpoint.ts');
+        const ckpt = readCheckpoint(o.checkpoint);
+        const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
+        const name =
+          o.name ??
+          (cfg?.name || (cfg?.model ? `cmc_${cfg.model}` : path.basename(path.dirname(path.resolve(o.checkpoint)))));
+        if (!/^[A-Za-z0-9._-]+$/.test(name))
+          throw new Error(`--name must be a plain folder name (letters, digits, . _ -), got '${name}'`);
+        const r = await exportModel({
+          checkpoint: ckpt,
+          head: o.head,
+          outDir: path.join(o.out, name),
+          name,
+          version: o.version,
+          format: o.format,
+          layer: o.layer,
+          views: o.export_views,
+          maxBatchSize: o.max_batch_size,
+          quantize: o.quantize_float16 ? 'float16' : undefined,
+          log: (line) => console.error(line),
+        });
         if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
         else for (const f of [...r.files, r.manifestPath]) console.log(f);
-        return;
-      }
-      if (o.checkpoint === undefined) throw new Error('--checkpoint is required (or, with --format tfjs, --from <model_dir>)');
-      const { readCheckpoint } = await import('../../core/formats/checkpoint.ts');
-      const ckpt = readCheckpoint(o.checkpoint);
-      const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
-      const name = o.name ?? (cfg?.name || (cfg?.model ? `cmc_${cfg.model}` : path.basename(path.dirname(path.resolve(o.checkpoint)))));
-      if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`--name must be a plain folder name (letters, digits, . _ -), got '${name}'`);
-      const r = await exportModel({
-        checkpoint: ckpt,
-        head: o.head,
-        outDir: path.join(o.out, name),
-        name,
-        version: o.version,
-        format: o.format,
-        layer: o.layer,
-        views: o.export_views,
-        maxBatchSize: o.max_batch_size,
-        quantize: o.quantize_float16 ? 'float16' : undefined,
-        log: (line) => console.error(line),
-      });
-      if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
-      else for (const f of [...r.files, r.manifestPath]) console.log(f);
-    });
+      },
+    );
 }

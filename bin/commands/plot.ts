@@ -16,22 +16,52 @@ export function addPlotCommand(program: Command): void {
       const knn: Series[] = [];
       for (const r of runs) {
         const file = r.endsWith('.jsonl') ? r : path.join(r, 'metrics.jsonl');
-        const rows = fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+        const rows = fs
+          .readFileSync(file, 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l));
         const name = path.basename(path.dirname(path.resolve(file)));
         loss.push({ name, points: rows.map((m) => [m[o.x], m.loss]) });
         // One series per feature source: recomputed kNN and memory-bank kNN are different measurements.
         for (const src of ['recompute', 'memory']) {
-          const k = rows.filter((m) => typeof m.knn_top1 === 'number' && (m.knn_source ?? 'memory') === src).map((m) => [m[o.x], 100 * m.knn_top1] as [number, number]);
-          if (k.length) knn.push({ name: `${name} (${src === 'memory' ? 'memory bank' : 'recomputed'})`, points: k, dashed: src === 'memory' });
+          const k = rows
+            .filter((m) => typeof m.knn_top1 === 'number' && (m.knn_source ?? 'memory') === src)
+            .map((m) => [m[o.x], 100 * m.knn_top1] as [number, number]);
+          if (k.length)
+            knn.push({
+              name: `${name} (${src === 'memory' ? 'memory bank' : 'recomputed'})`,
+              points: k,
+              dashed: src === 'memory',
+            });
         }
       }
       fs.mkdirSync(o.out, { recursive: true });
       const xl = o.x === 'step' ? 'SGD steps' : 'epoch';
       const written = [path.join(o.out, 'loss.svg')];
-      fs.writeFileSync(written[0], lineChart({ title: 'training loss (mean per epoch)', xLabel: xl, yLabel: 'loss', series: loss, legend: 'below' }));
+      fs.writeFileSync(
+        written[0],
+        lineChart({
+          title: 'training loss (mean per epoch)',
+          xLabel: xl,
+          yLabel: 'loss',
+          series: loss,
+          legend: 'below',
+        }),
+      );
       if (knn.length) {
         written.push(path.join(o.out, 'knn.svg'));
-        fs.writeFileSync(written[1], lineChart({ title: 'weighted kNN top-1 on the test split', xLabel: xl, yLabel: 'top-1 (%)', series: knn, legend: 'below' }));
+        fs.writeFileSync(
+          written[1],
+          lineChart({
+            title: 'weighted kNN top-1 on the test split',
+            xLabel: xl,
+            yLabel: 'top-1 (%)',
+            series: knn,
+            legend: 'below',
+          }),
+        );
       }
       console.log(written.join('\n'));
     });

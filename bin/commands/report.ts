@@ -32,44 +32,87 @@ Output: the markdown report (stdout, or --out), and accuracy_per_layer.svg and a
 export function addReportCommand(program: Command): void {
   program
     .command('report')
-    .description('summarise a results folder (probe / knn / supervised JSONs, run folders) as a markdown table and SVG plots')
+    .description(
+      'summarise a results folder (probe / knn / supervised JSONs, run folders) as a markdown table and SVG plots',
+    )
     .argument('<results>', 'results folder')
     .option('--out <file>', 'write the markdown here (default: stdout)')
     .option('--plots <dir>', "folder for the SVG plots, or 'none' (default: <results>/plots)")
-    .option('--run <dir>', 'a training run folder (metrics.jsonl) to draw kNN against SGD steps; repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .addOption(new Option('--metric <which>', "probe number: 'auto' = best epoch if chosen on held-out train data, else last epoch; 'last'; 'best' (seed, may be chosen on test)").choices(['auto', 'last', 'best']).default('auto'))
-    .option('--method <name>', 'method drawn against SGD steps (default: the CMC method trained in a --run folder, else cmc, else the first CMC method)')
-    .option('--layer <n>', 'probe layer drawn against SGD steps (default: the one with the most intermediate checkpoints)', (v: string) => {
-      const n = int(v);
-      if (n < 1) throw new InvalidArgumentError('expected a layer >= 1');
-      return n;
-    })
+    .option(
+      '--run <dir>',
+      'a training run folder (metrics.jsonl) to draw kNN against SGD steps; repeatable',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .addOption(
+      new Option(
+        '--metric <which>',
+        "probe number: 'auto' = best epoch if chosen on held-out train data, else last epoch; 'last'; 'best' (seed, may be chosen on test)",
+      )
+        .choices(['auto', 'last', 'best'])
+        .default('auto'),
+    )
+    .option(
+      '--method <name>',
+      'method drawn against SGD steps (default: the CMC method trained in a --run folder, else cmc, else the first CMC method)',
+    )
+    .option(
+      '--layer <n>',
+      'probe layer drawn against SGD steps (default: the one with the most intermediate checkpoints)',
+      (v: string) => {
+        const n = int(v);
+        if (n < 1) throw new InvalidArgumentError('expected a layer >= 1');
+        return n;
+      },
+    )
     .option('--title <text>', 'report title (default: the results folder name)')
     .addHelpText('after', HELP)
-    .action((dir: string, o: { out?: string; plots?: string; run: string[]; metric: MetricChoice; method?: string; layer?: number; title?: string }) => {
-      const res = loadResults(dir, { runs: o.run });
-      const plotDir = o.plots === 'none' ? null : (o.plots ?? path.join(dir, 'plots'));
-      // Image links relative to the markdown file (only when it is written to a file next to the plots).
-      const plotLinks = plotDir && o.out
-        ? Object.fromEntries(PLOT_FILES.map((f) => [f, path.relative(path.dirname(path.resolve(o.out!)), path.resolve(plotDir, f)).split(path.sep).join('/')]))
-        : undefined;
-      const r = buildReport(res, { metric: o.metric, method: o.method, layer: o.layer, title: o.title, plotLinks });
-      const written: string[] = [];
-      if (plotDir) {
-        fs.mkdirSync(plotDir, { recursive: true });
-        for (const [f, svg] of Object.entries(r.plots)) {
-          fs.writeFileSync(path.join(plotDir, f), svg);
-          written.push(path.join(plotDir, f));
+    .action(
+      (
+        dir: string,
+        o: {
+          out?: string;
+          plots?: string;
+          run: string[];
+          metric: MetricChoice;
+          method?: string;
+          layer?: number;
+          title?: string;
+        },
+      ) => {
+        const res = loadResults(dir, { runs: o.run });
+        const plotDir = o.plots === 'none' ? null : (o.plots ?? path.join(dir, 'plots'));
+        // Image links relative to the markdown file (only when it is written to a file next to the plots).
+        const plotLinks =
+          plotDir && o.out
+            ? Object.fromEntries(
+                PLOT_FILES.map((f) => [
+                  f,
+                  path
+                    .relative(path.dirname(path.resolve(o.out!)), path.resolve(plotDir, f))
+                    .split(path.sep)
+                    .join('/'),
+                ]),
+              )
+            : undefined;
+        const r = buildReport(res, { metric: o.metric, method: o.method, layer: o.layer, title: o.title, plotLinks });
+        const written: string[] = [];
+        if (plotDir) {
+          fs.mkdirSync(plotDir, { recursive: true });
+          for (const [f, svg] of Object.entries(r.plots)) {
+            fs.writeFileSync(path.join(plotDir, f), svg);
+            written.push(path.join(plotDir, f));
+          }
         }
-      }
-      if (o.out) {
-        fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-        fs.writeFileSync(o.out, r.markdown);
-        written.unshift(o.out);
-      } else {
-        process.stdout.write(r.markdown);
-      }
-      for (const n of r.notes) console.error(`[report] note: ${n}`);
-      for (const w of written) console.error(`[report] wrote ${w}`);
-    });
+        if (o.out) {
+          fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+          fs.writeFileSync(o.out, r.markdown);
+          written.unshift(o.out);
+        } else {
+          process.stdout.write(r.markdown);
+        }
+        for (const n of r.notes) console.error(`[report] note: ${n}`);
+        for (const w of written) console.error(`[report] wrote ${w}`);
+      },
+    );
 }

@@ -12,17 +12,33 @@ import { int } from '../options.ts';
 export function addSpecCommand(program: Command): void {
   program
     .command('spec')
-    .description('write a model\'s network description (CmcSpec JSON), e.g. for the PyTorch DDP trainer (torch_ddp/)')
+    .description("write a model's network description (CmcSpec JSON), e.g. for the PyTorch DDP trainer (torch_ddp/)")
     .option('--model <name>', 'architecture name (as cmc train --model)', 'alexnet')
     .option('--image_size <n>', 'image side in pixels', int, 224)
     .option('--feat_dim <n>', 'embedding size', int, 128)
-    .addOption(new Option('--view <v>', 'colour space of the two default views').choices(['Lab', 'YCbCr']).default('Lab'))
+    .addOption(
+      new Option('--view <v>', 'colour space of the two default views').choices(['Lab', 'YCbCr']).default('Lab'),
+    )
     .option('--views <list>', 'views (as cmc train --views)', (v: string) => parseViews(v), ['L', 'ab'])
     .option('--out <file>', 'write here instead of stdout')
-    .action((o: { model: string; image_size: number; feat_dim: number; view: 'Lab' | 'YCbCr'; views: string[]; out?: string }) => {
-      const spec = loadCmcSpec(o.model, { imageSize: o.image_size, featDim: o.feat_dim, view: o.view, viewNames: o.views });
-      const json = JSON.stringify(spec, null, 1) + '\n';
-      if (o.out) fs.writeFileSync(o.out, json);
-      else process.stdout.write(json);
-    });
+    .action(
+      (o: {
+        model: string;
+        image_size: number;
+        feat_dim: number;
+        view: 'Lab' | 'YCbCr';
+        views: string[];
+        out?: string;
+      }) => {
+        const spec = loadCmcSpec(o.model, {
+          imageSize: o.image_size,
+          featDim: o.feat_dim,
+          view: o.view,
+          viewNames: o.views,
+        });
+        const json = JSON.stringify(spec, null, 1) + '\n';
+        if (o.out) fs.writeFileSync(o.out, json);
+        else process.stdout.write(json);
+      },
+    );
 }

@@ -47,7 +47,10 @@ function firstNonFinite(d: Float32Array): number {
 export function assertFinite(tensors: Record<string, TensorEntry>, what: string): void {
   for (const [name, t] of Object.entries(tensors)) {
     const i = firstNonFinite(t.data);
-    if (i >= 0) throw new Error(`${what}: tensor ${name} holds ${t.data[i]} at index ${i} (non-finite weights; the training diverged or the file was damaged)`);
+    if (i >= 0)
+      throw new Error(
+        `${what}: tensor ${name} holds ${t.data[i]} at index ${i} (non-finite weights; the training diverged or the file was damaged)`,
+      );
   }
 }
 
@@ -56,7 +59,8 @@ export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
   let offset = 0;
   for (const [name, t] of Object.entries(ckpt.tensors)) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new Error(`checkpoint tensor ${name}: shape [${t.shape}] but ${t.data.length} values`);
+    if (n !== t.data.length)
+      throw new Error(`checkpoint tensor ${name}: shape [${t.shape}] but ${t.data.length} values`);
     index.push({ name, shape: t.shape, offset, length: n });
     offset += n;
   }
@@ -99,15 +103,20 @@ export function readCheckpoint<H = Record<string, unknown>>(file: string, opts: 
   if (magic !== MAGIC && magic !== MAGIC_V1) throw new Error(`${file} is not a cmc checkpoint (bad magic)`);
   let end = buf.length;
   if (magic === MAGIC) {
-    if (buf.length < 12 + DIGEST_BYTES) throw new Error(`${file}: truncated or corrupt checkpoint (${buf.length} bytes)`);
+    if (buf.length < 12 + DIGEST_BYTES)
+      throw new Error(`${file}: truncated or corrupt checkpoint (${buf.length} bytes)`);
     end = buf.length - DIGEST_BYTES;
     const want = buf.subarray(end);
     const got = crypto.createHash('sha256').update(buf.subarray(0, end)).digest();
     if (!got.equals(want)) {
-      throw new Error(`${file}: checksum mismatch: the file is truncated or corrupt (damaged or edited); use an earlier ckpt_epoch_N.ckpt`);
+      throw new Error(
+        `${file}: checksum mismatch: the file is truncated or corrupt (damaged or edited); use an earlier ckpt_epoch_N.ckpt`,
+      );
     }
   } else {
-    (opts.onNote ?? ((m: string) => console.warn(m)))(`${file}: a version-1 checkpoint (written before checksums); loaded without verification`);
+    (opts.onNote ?? ((m: string) => console.warn(m)))(
+      `${file}: a version-1 checkpoint (written before checksums); loaded without verification`,
+    );
   }
   const hlen = buf.readUInt32LE(8);
   if (12 + hlen > end) throw new Error(`${file}: truncated checkpoint header`);
@@ -120,7 +129,10 @@ export function readCheckpoint<H = Record<string, unknown>>(file: string, opts: 
   const index = header.__tensors;
   const start = 12 + hlen + ((4 - ((12 + hlen) % 4)) % 4);
   const total = Array.isArray(index) ? index.reduce((a, e) => a + e.length, 0) : NaN;
-  if (start + total * 4 !== end) throw new Error(`${file}: truncated or corrupt checkpoint (${buf.length} bytes, expected ${start + total * 4 + (end === buf.length ? 0 : DIGEST_BYTES)})`);
+  if (start + total * 4 !== end)
+    throw new Error(
+      `${file}: truncated or corrupt checkpoint (${buf.length} bytes, expected ${start + total * 4 + (end === buf.length ? 0 : DIGEST_BYTES)})`,
+    );
   // Copy into an aligned buffer (the file buffer's offset need not be 4-aligned).
   const blob = new Float32Array(total);
   new Uint8Array(blob.buffer).set(buf.subarray(start, start + total * 4));
@@ -128,7 +140,9 @@ export function readCheckpoint<H = Record<string, unknown>>(file: string, opts: 
   for (const e of index) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     if (!(Number.isInteger(e.offset) && e.offset >= 0 && n === e.length && e.offset + e.length <= total)) {
-      throw new Error(`${file}: corrupt checkpoint index (tensor ${e.name}: shape [${e.shape}], offset ${e.offset}, length ${e.length})`);
+      throw new Error(
+        `${file}: corrupt checkpoint index (tensor ${e.name}: shape [${e.shape}], offset ${e.offset}, length ${e.length})`,
+      );
     }
     tensors[e.name] = { shape: e.shape, data: blob.subarray(e.offset, e.offset + e.length) };
   }

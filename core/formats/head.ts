@@ -80,13 +80,24 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) fail(where, 'expected a JSON object');
   const o = obj as Partial<LinearHeadJson>;
   if (o.format !== HEAD_FORMAT) fail(where, `format must be "${HEAD_FORMAT}", got ${JSON.stringify(o.format)}`);
-  if (o.version !== 1) fail(where, `unsupported head version ${JSON.stringify(o.version)} (this exporter reads version 1)`);
-  if (!Number.isInteger(o.layer) || (o.layer as number) < 1) fail(where, `layer must be a block index >= 1, got ${JSON.stringify(o.layer)}`);
+  if (o.version !== 1)
+    fail(where, `unsupported head version ${JSON.stringify(o.version)} (this exporter reads version 1)`);
+  if (!Number.isInteger(o.layer) || (o.layer as number) < 1)
+    fail(where, `layer must be a block index >= 1, got ${JSON.stringify(o.layer)}`);
   // The probe trainer (train/eval/probe.ts) writes `pool` (null when the map is used as is), `poolType`,
   // `featureDim` and `probeConfig`; its layout (views concatenated along channels, adaptively pooled, then
   // flattened channel-major) is "flatten" here with the pool applied first.
-  const p = obj as { pool?: unknown; poolType?: unknown; featureDim?: number; probeConfig?: Record<string, unknown>; views?: unknown };
-  if (p.views !== undefined && !(Array.isArray(p.views) && p.views.length > 0 && p.views.every((v) => typeof v === 'string'))) {
+  const p = obj as {
+    pool?: unknown;
+    poolType?: unknown;
+    featureDim?: number;
+    probeConfig?: Record<string, unknown>;
+    views?: unknown;
+  };
+  if (
+    p.views !== undefined &&
+    !(Array.isArray(p.views) && p.views.length > 0 && p.views.every((v) => typeof v === 'string'))
+  ) {
     fail(where, `views must be a non-empty array of view names, got ${JSON.stringify(p.views)}`);
   }
   let pool: [number, number] | null = null;
@@ -97,7 +108,8 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
       fail(where, `pool must be null or [h, w] with positive integers, got ${JSON.stringify(q)}`);
     }
     pool = [q[0] as number, q[1] as number];
-    if (p.poolType !== 'max' && p.poolType !== 'avg') fail(where, `poolType must be "max" or "avg" for a pooled head, got ${JSON.stringify(p.poolType)}`);
+    if (p.poolType !== 'max' && p.poolType !== 'avg')
+      fail(where, `poolType must be "max" or "avg" for a pooled head, got ${JSON.stringify(p.poolType)}`);
     poolType = p.poolType;
   } else if (p.poolType !== undefined && p.poolType !== 'max' && p.poolType !== 'avg') {
     fail(where, `poolType must be "max" or "avg", got ${JSON.stringify(p.poolType)}`);
@@ -108,13 +120,20 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
   if (o.probe === undefined && p.probeConfig) o.probe = p.probeConfig;
   const features = o.features ?? 'flatten';
   if (features !== 'flatten') {
-    fail(where, `features "${features}" is not supported by the exporter (only "flatten": each view's block output flattened NCHW, L then ab)`);
+    fail(
+      where,
+      `features "${features}" is not supported by the exporter (only "flatten": each view's block output flattened NCHW, L then ab)`,
+    );
   }
   if (!Array.isArray(o.classNames) || o.classNames.length < 1 || !o.classNames.every((c) => typeof c === 'string')) {
     fail(where, 'classNames must be a non-empty array of strings');
   }
   const c = o.classNames.length;
-  if (!Array.isArray(o.bias) || o.bias.length !== c) fail(where, `bias must hold ${c} numbers (one per class), got ${Array.isArray(o.bias) ? o.bias.length : typeof o.bias}`);
+  if (!Array.isArray(o.bias) || o.bias.length !== c)
+    fail(
+      where,
+      `bias must hold ${c} numbers (one per class), got ${Array.isArray(o.bias) ? o.bias.length : typeof o.bias}`,
+    );
   if (!Array.isArray(o.weight)) fail(where, 'weight must be an array ([F*C] row-major or [F][C])');
   let flat: number[];
   if (o.weight.length > 0 && Array.isArray(o.weight[0])) {
@@ -126,13 +145,16 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
   } else {
     flat = o.weight as number[];
   }
-  if (flat.length === 0 || flat.length % c !== 0) fail(where, `weight holds ${flat.length} numbers, not a multiple of ${c} classes`);
+  if (flat.length === 0 || flat.length % c !== 0)
+    fail(where, `weight holds ${flat.length} numbers, not a multiple of ${c} classes`);
   const f = flat.length / c;
-  if (o.inFeatures !== undefined && o.inFeatures !== f) fail(where, `inFeatures is ${o.inFeatures} but weight gives ${f} rows`);
+  if (o.inFeatures !== undefined && o.inFeatures !== f)
+    fail(where, `inFeatures is ${o.inFeatures} but weight gives ${f} rows`);
   const weight = Float32Array.from(flat);
   const bias = Float32Array.from(o.bias);
   for (const v of [weight, bias]) {
-    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) fail(where, 'weight and bias must be finite numbers');
+    for (let i = 0; i < v.length; i++)
+      if (!Number.isFinite(v[i])) fail(where, 'weight and bias must be finite numbers');
   }
   return {
     format: HEAD_FORMAT,
@@ -152,7 +174,9 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
 }
 
 /** The JSON object for a head (weight written flat, row-major [F, C]). */
-export function headToJson(h: Omit<LinearHead, 'format' | 'version' | 'features' | 'inFeatures'> & { inFeatures?: number }): LinearHeadJson {
+export function headToJson(
+  h: Omit<LinearHead, 'format' | 'version' | 'features' | 'inFeatures'> & { inFeatures?: number },
+): LinearHeadJson {
   return {
     format: HEAD_FORMAT,
     version: 1,

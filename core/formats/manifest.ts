@@ -111,10 +111,13 @@ export function manifestMetadata(m: Omit<Manifest, 'files'>, role: ManifestFile[
 /** Basic checks of a parsed manifest.json; returns it typed. */
 export function parseManifest(obj: unknown, where = 'manifest.json'): Manifest {
   const m = obj as Partial<Manifest>;
-  if (!m || typeof m !== 'object' || m.format !== MANIFEST_FORMAT) throw new Error(`${where}: not a cmc export manifest (format must be "${MANIFEST_FORMAT}")`);
+  if (!m || typeof m !== 'object' || m.format !== MANIFEST_FORMAT)
+    throw new Error(`${where}: not a cmc export manifest (format must be "${MANIFEST_FORMAT}")`);
   if (m.formatVersion !== 1) throw new Error(`${where}: unsupported manifest formatVersion ${String(m.formatVersion)}`);
-  for (const k of ['name', 'version', 'view', 'arch'] as const) if (typeof m[k] !== 'string') throw new Error(`${where}: missing ${k}`);
-  if (!m.input || m.input.layout !== 'NHWC' || m.input.dtype !== 'uint8' || !(m.input.size > 0)) throw new Error(`${where}: bad input description`);
+  for (const k of ['name', 'version', 'view', 'arch'] as const)
+    if (typeof m[k] !== 'string') throw new Error(`${where}: missing ${k}`);
+  if (!m.input || m.input.layout !== 'NHWC' || m.input.dtype !== 'uint8' || !(m.input.size > 0))
+    throw new Error(`${where}: bad input description`);
   if (!m.files || typeof m.files !== 'object') throw new Error(`${where}: missing files`);
   return m as Manifest;
 }

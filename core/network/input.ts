@@ -16,7 +16,11 @@ export function inputChannelCount(spec: CmcSpec): number {
 export function checkSpecInput(spec: CmcSpec, where = 'spec'): void {
   const c = inputChannelCount(spec);
   for (const v of spec.views) {
-    if (!Array.isArray(v.channels) || v.channels.length === 0 || v.channels.some((k) => !Number.isInteger(k) || k < 0 || k >= c)) {
+    if (
+      !Array.isArray(v.channels) ||
+      v.channels.length === 0 ||
+      v.channels.some((k) => !Number.isInteger(k) || k < 0 || k >= c)
+    ) {
       throw new Error(`${where}: view ${v.name} takes channels [${v.channels}] but the input has ${c}`);
     }
   }
@@ -30,7 +34,8 @@ export function checkSpecInput(spec: CmcSpec, where = 'spec'): void {
 export function subsetSpec(spec: CmcSpec, names: readonly string[]): CmcSpec {
   const all = spec.views.map((v) => v.name);
   if (names.length === 0) throw new Error('at least one view is needed');
-  for (const n of names) if (!all.includes(n)) throw new Error(`the model has no view '${n}'; its views are ${all.join(', ')}`);
+  for (const n of names)
+    if (!all.includes(n)) throw new Error(`the model has no view '${n}'; its views are ${all.join(', ')}`);
   if (new Set(names).size !== names.length) throw new Error(`a view is listed twice in ${names.join(',')}`);
   const views = names.map((n) => spec.views.find((v) => v.name === n)!);
   if (!spec.input) return { ...spec, views };

@@ -7,8 +7,12 @@ import type { CmcSpec } from './layers.ts';
 import { getCmcSpec } from './registry.ts';
 import { checkSpecInput } from './input.ts';
 
-export function loadCmcSpec(model: string, o: { imageSize: number; featDim: number; view?: 'Lab' | 'YCbCr'; views?: number; viewNames?: readonly string[] }): CmcSpec {
-  if (!model.endsWith('.json')) return getCmcSpec(model, { imageSize: o.imageSize, featDim: o.featDim, view: o.view, views: o.viewNames });
+export function loadCmcSpec(
+  model: string,
+  o: { imageSize: number; featDim: number; view?: 'Lab' | 'YCbCr'; views?: number; viewNames?: readonly string[] },
+): CmcSpec {
+  if (!model.endsWith('.json'))
+    return getCmcSpec(model, { imageSize: o.imageSize, featDim: o.featDim, view: o.view, views: o.viewNames });
   let spec: CmcSpec;
   try {
     spec = JSON.parse(fs.readFileSync(model, 'utf8')) as CmcSpec;
@@ -19,6 +23,7 @@ export function loadCmcSpec(model: string, o: { imageSize: number; featDim: numb
     throw new Error(`--model ${model}: a CmcSpec with ${o.views ?? 'one or more'} views is expected`);
   }
   checkSpecInput(spec, model);
-  if (spec.imageSize !== o.imageSize) throw new Error(`--model ${model} is for ${spec.imageSize} px images but --image_size is ${o.imageSize}`);
+  if (spec.imageSize !== o.imageSize)
+    throw new Error(`--model ${model} is for ${spec.imageSize} px images but --image_size is ${o.imageSize}`);
   return spec;
 }

@@ -242,9 +242,14 @@ export interface CmcSpecOptions {
 const RESNET_RE = /^resnet(18|50|101)(v1|v2|v3)(_small)?$/;
 
 /** Build one view's encoder for an architecture name (see registry.ts ARCHS). */
-export function encoderSpec(arch: string, inChannels: number, opts: { imageSize: number; featDim: number }): EncoderSpec {
+export function encoderSpec(
+  arch: string,
+  inChannels: number,
+  opts: { imageSize: number; featDim: number },
+): EncoderSpec {
   if (arch === 'alexnet') {
-    if (opts.imageSize !== 224) throw new Error(`alexnet is the seed's 224 px network; got imageSize ${opts.imageSize} (use alexnet_small)`);
+    if (opts.imageSize !== 224)
+      throw new Error(`alexnet is the seed's 224 px network; got imageSize ${opts.imageSize} (use alexnet_small)`);
     return alexnetHalf(inChannels, opts.featDim);
   }
   if (arch === 'alexnet_small') return alexnetSmall(inChannels, opts.imageSize, opts.featDim);
@@ -289,8 +294,15 @@ export function isDefaultViews(views: readonly string[]): boolean {
 
 /** N views of the vocabulary: one encoder each (inChannels = the view's channels), input = the list. */
 function multiViewSpec(arch: string, opts: CmcSpecOptions, views: string[]): CmcSpec {
-  if ((opts.view ?? 'Lab') !== 'Lab') throw new Error(`--view ${opts.view} only applies to the default views L,ab; name the views instead (e.g. --views Y,CbCr)`);
-  const specs = layoutViews(views).map(({ def, channels }) => ({ name: def.name, channels, encoder: encoderSpec(arch, channels.length, opts) }));
+  if ((opts.view ?? 'Lab') !== 'Lab')
+    throw new Error(
+      `--view ${opts.view} only applies to the default views L,ab; name the views instead (e.g. --views Y,CbCr)`,
+    );
+  const specs = layoutViews(views).map(({ def, channels }) => ({
+    name: def.name,
+    channels,
+    encoder: encoderSpec(arch, channels.length, opts),
+  }));
   const first = specs[0].encoder;
   const last = first.blocks[first.blocks.length - 1].layers.find((x) => x.kind === 'linear') as LinearSpec;
   return { arch, imageSize: opts.imageSize, featDim: last.units, input: views, views: specs };

@@ -82,7 +82,8 @@ export function layerOutputShape(
     case 'flatten':
       return [input.reduce((a, b) => a * b, 1)];
     case 'linear':
-      if (input.length !== 1) throw new Error(`linear ${layer.name} needs a flat input (add a flatten), got [${input.join(', ')}]`);
+      if (input.length !== 1)
+        throw new Error(`linear ${layer.name} needs a flat input (add a flatten), got [${input.join(', ')}]`);
       return [layer.units];
     case 'residual': {
       let body = input;
@@ -100,7 +101,10 @@ export function layerOutputShape(
 }
 
 /** Input and block output shapes ([H, W, C] or [C]) for an input of inputHW (default encoder.imageSize). */
-export function inferShapes(encoder: EncoderSpec, inputHW: number | [number, number] = encoder.imageSize): BlockShape[] {
+export function inferShapes(
+  encoder: EncoderSpec,
+  inputHW: number | [number, number] = encoder.imageSize,
+): BlockShape[] {
   const [h, w] = typeof inputHW === 'number' ? [inputHW, inputHW] : inputHW;
   let shape: Shape = [h, w, encoder.inChannels];
   const out: BlockShape[] = [{ index: 0, name: 'input', shape }];
@@ -131,14 +135,30 @@ export function paramShapes(encoder: EncoderSpec): ParamShape[] {
       case 'conv2d': {
         const cin = input[2];
         const fanIn = cin * layer.kernel * layer.kernel;
-        push({ name: `${layer.name}.weight`, shape: [layer.kernel, layer.kernel, cin, layer.filters], kind: 'param', role: 'weight', layer, fanIn });
-        if (layer.bias) push({ name: `${layer.name}.bias`, shape: [layer.filters], kind: 'param', role: 'bias', layer, fanIn });
+        push({
+          name: `${layer.name}.weight`,
+          shape: [layer.kernel, layer.kernel, cin, layer.filters],
+          kind: 'param',
+          role: 'weight',
+          layer,
+          fanIn,
+        });
+        if (layer.bias)
+          push({ name: `${layer.name}.bias`, shape: [layer.filters], kind: 'param', role: 'bias', layer, fanIn });
         break;
       }
       case 'linear': {
         const fanIn = input[0];
-        push({ name: `${layer.name}.weight`, shape: [fanIn, layer.units], kind: 'param', role: 'weight', layer, fanIn });
-        if (layer.bias) push({ name: `${layer.name}.bias`, shape: [layer.units], kind: 'param', role: 'bias', layer, fanIn });
+        push({
+          name: `${layer.name}.weight`,
+          shape: [fanIn, layer.units],
+          kind: 'param',
+          role: 'weight',
+          layer,
+          fanIn,
+        });
+        if (layer.bias)
+          push({ name: `${layer.name}.bias`, shape: [layer.units], kind: 'param', role: 'bias', layer, fanIn });
         break;
       }
       case 'batchnorm': {

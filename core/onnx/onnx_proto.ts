@@ -84,7 +84,8 @@ export function attributes(attrs: Record<string, AttrValue>): IAttributeProto[] 
   return Object.entries(attrs).map(([name, v]) => {
     if (typeof v === 'string') return { name, type: AttrType.STRING, s: new TextEncoder().encode(v) };
     if (Array.isArray(v)) return { name, type: AttrType.INTS, ints: v };
-    if (typeof v === 'number') return Number.isInteger(v) ? { name, type: AttrType.INT, i: v } : { name, type: AttrType.FLOAT, f: v };
+    if (typeof v === 'number')
+      return Number.isInteger(v) ? { name, type: AttrType.INT, i: v } : { name, type: AttrType.FLOAT, f: v };
     if ('float' in v) return { name, type: AttrType.FLOAT, f: v.float };
     return { name, type: AttrType.FLOATS, floats: v.floats };
   });
@@ -164,7 +165,8 @@ export class OnnxModelError extends Error {
 /** Number of elements of an initializer, checking that its stored data matches its dims. */
 function checkInitializer(t: ITensorProto, where: string): void {
   const dims = (t.dims ?? []).map(toNumber);
-  if (dims.some((d) => !Number.isInteger(d) || d < 0)) throw new OnnxModelError(`${where}: initializer ${t.name} has bad dims [${dims}]`);
+  if (dims.some((d) => !Number.isInteger(d) || d < 0))
+    throw new OnnxModelError(`${where}: initializer ${t.name} has bad dims [${dims}]`);
   const n = dims.reduce((a, b) => a * b, 1);
   const dt = t.dataType ?? 0;
   const raw = t.rawData;
@@ -172,17 +174,25 @@ function checkInitializer(t: ITensorProto, where: string): void {
     const eb = ELEM_BYTES[dt];
     if (eb === undefined) return;
     if (raw.length !== n * eb) {
-      throw new OnnxModelError(`${where}: initializer ${t.name} holds ${raw.length} bytes but dims [${dims.join(', ')}] need ${n * eb} (truncated or corrupt)`);
+      throw new OnnxModelError(
+        `${where}: initializer ${t.name} holds ${raw.length} bytes but dims [${dims.join(', ')}] need ${n * eb} (truncated or corrupt)`,
+      );
     }
     return;
   }
   const stored =
-    dt === DataType.FLOAT ? t.floatData?.length ?? 0
-    : dt === DataType.INT64 ? t.int64Data?.length ?? 0
-    : dt === DataType.DOUBLE ? t.doubleData?.length ?? 0
-    : t.int32Data?.length ?? 0;
+    dt === DataType.FLOAT
+      ? (t.floatData?.length ?? 0)
+      : dt === DataType.INT64
+        ? (t.int64Data?.length ?? 0)
+        : dt === DataType.DOUBLE
+          ? (t.doubleData?.length ?? 0)
+          : (t.int32Data?.length ?? 0);
   if ((t.externalData?.length ?? 0) > 0) return;
-  if (stored !== n) throw new OnnxModelError(`${where}: initializer ${t.name} holds ${stored} values but dims [${dims.join(', ')}] need ${n}`);
+  if (stored !== n)
+    throw new OnnxModelError(
+      `${where}: initializer ${t.name} holds ${stored} values but dims [${dims.join(', ')}] need ${n}`,
+    );
 }
 
 /**
@@ -209,12 +219,16 @@ export function validateModel(m: IModelProto, where = 'model'): void {
   g.node.forEach((n, k) => {
     if (!n.opType) throw new OnnxModelError(`${where}: node #${k} has no op_type`);
     for (const i of n.input ?? []) {
-      if (!defined.has(i)) throw new OnnxModelError(`${where}: node ${n.name || `#${k}`} (${n.opType}) reads '${i}', which is not defined before it`);
+      if (!defined.has(i))
+        throw new OnnxModelError(
+          `${where}: node ${n.name || `#${k}`} (${n.opType}) reads '${i}', which is not defined before it`,
+        );
     }
     for (const o of n.output ?? []) defined.add(o);
   });
   for (const o of g.output) {
-    if (!defined.has(o.name ?? '')) throw new OnnxModelError(`${where}: graph output '${o.name}' is not produced by any node`);
+    if (!defined.has(o.name ?? ''))
+      throw new OnnxModelError(`${where}: graph output '${o.name}' is not produced by any node`);
   }
 }
 
@@ -253,13 +267,17 @@ export function loadOnnxModel(file: string, opts: { sha256?: string; checkManife
     }
   }
   if (expected && expected !== digest) {
-    throw new OnnxModelError(`${file}: sha256 ${digest} does not match the expected ${expected} (file corrupt, truncated or replaced)`);
+    throw new OnnxModelError(
+      `${file}: sha256 ${digest} does not match the expected ${expected} (file corrupt, truncated or replaced)`,
+    );
   }
   let model: ModelProto;
   try {
     model = decodeModel(bytes);
   } catch (e) {
-    throw new OnnxModelError(`${file} is not a valid ONNX model: protobuf decoding failed (${(e as Error).message}); the file is truncated or corrupt`);
+    throw new OnnxModelError(
+      `${file} is not a valid ONNX model: protobuf decoding failed (${(e as Error).message}); the file is truncated or corrupt`,
+    );
   }
   validateModel(model, file);
   return { path: file, bytes, model, metadata: metadataOf(model), sha256: digest };

@@ -39,11 +39,19 @@ export const YCBCR_STD: readonly [number, number, number] = Object.freeze([109.5
 ];
 
 // sRGB (D65) → XYZ, skimage's xyz_from_rgb.
-const M00 = 0.412453, M01 = 0.35758, M02 = 0.180423;
-const M10 = 0.212671, M11 = 0.71516, M12 = 0.072169;
-const M20 = 0.019334, M21 = 0.119193, M22 = 0.950227;
+const M00 = 0.412453,
+  M01 = 0.35758,
+  M02 = 0.180423;
+const M10 = 0.212671,
+  M11 = 0.71516,
+  M12 = 0.072169;
+const M20 = 0.019334,
+  M21 = 0.119193,
+  M22 = 0.950227;
 // D65, 2° observer reference white.
-const XN = 0.95047, YN = 1.0, ZN = 1.08883;
+const XN = 0.95047,
+  YN = 1.0,
+  ZN = 1.08883;
 
 // skimage's img_as_float multiplies uint8 by 1/255 (not a division).
 const INV255 = 1 / 255;
@@ -64,17 +72,23 @@ function labF(t: number): number {
 
 /** One pixel to Lab in float64, exactly skimage 0.19's rgb2lab (L in [0, 100]). */
 export function rgbPixelToLab(r: number, g: number, b: number): [number, number, number] {
-  const rl = LINEAR[r & 255], gl = LINEAR[g & 255], bl = LINEAR[b & 255];
+  const rl = LINEAR[r & 255],
+    gl = LINEAR[g & 255],
+    bl = LINEAR[b & 255];
   const x = (M00 * rl + M01 * gl + M02 * bl) / XN;
   const y = (M10 * rl + M11 * gl + M12 * bl) / YN;
   const z = (M20 * rl + M21 * gl + M22 * bl) / ZN;
-  const fx = labF(x), fy = labF(y), fz = labF(z);
+  const fx = labF(x),
+    fy = labF(y),
+    fz = labF(z);
   return [116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)];
 }
 
 /** One pixel to YCbCr in float64, exactly skimage's rgb2ycbcr (Y in [16, 235], Cb/Cr in [16, 240]). */
 export function rgbPixelToYCbCr(r: number, g: number, b: number): [number, number, number] {
-  const rf = (r & 255) * INV255, gf = (g & 255) * INV255, bf = (b & 255) * INV255;
+  const rf = (r & 255) * INV255,
+    gf = (g & 255) * INV255,
+    bf = (b & 255) * INV255;
   return [
     65.481 * rf + 128.553 * gf + 24.966 * bf + 16,
     -37.797 * rf - 74.203 * gf + 112.0 * bf + 128,
@@ -168,7 +182,9 @@ export function toViewInput(rgb: RgbPixels, view: ColorView, out?: Float32Array)
 export function labPixelToRgb(L: number, a: number, b: number): [number, number, number] {
   const fy = (L + 16) / 116;
   const inv = (f: number) => (f > 0.206893 ? f * f * f : (f - 16 / 116) / 7.787);
-  const x = XN * inv(fy + a / 500), y = YN * inv(fy), z = ZN * inv(fy - b / 200);
+  const x = XN * inv(fy + a / 500),
+    y = YN * inv(fy),
+    z = ZN * inv(fy - b / 200);
   const lin = [
     3.240479 * x - 1.53715 * y - 0.498535 * z,
     -0.969256 * x + 1.875992 * y + 0.041556 * z,

@@ -107,7 +107,8 @@ export function resizeBilinear(
 ): Uint8Array {
   const { rgb, width: sw } = img;
   const { top, left, width: cw, height: ch } = crop;
-  if (!(cw > 0 && ch > 0 && outW > 0 && outH > 0)) throw new RangeError(`resizeBilinear: empty size (crop ${cw}x${ch} → ${outW}x${outH})`);
+  if (!(cw > 0 && ch > 0 && outW > 0 && outH > 0))
+    throw new RangeError(`resizeBilinear: empty size (crop ${cw}x${ch} → ${outW}x${outH})`);
   if (top < 0 || left < 0 || top + ch > img.height || left + cw > img.width) {
     throw new RangeError(`resizeBilinear: crop ${JSON.stringify(crop)} outside ${img.width}x${img.height}`);
   }
@@ -117,7 +118,8 @@ export function resizeBilinear(
 
   // Source rows/cols are those of the crop: index (top + y, left + x).
   if (!needH && !needV) {
-    for (let y = 0; y < ch; y++) dst.set(rgb.subarray(((top + y) * sw + left) * 3, ((top + y) * sw + left + cw) * 3), y * cw * 3);
+    for (let y = 0; y < ch; y++)
+      dst.set(rgb.subarray(((top + y) * sw + left) * 3, ((top + y) * sw + left + cw) * 3), y * cw * 3);
     return dst;
   }
 
@@ -138,9 +140,12 @@ export function resizeBilinear(
       const srcRow = ((top + yFirst + yy) * sw + left) * 3;
       const dstRow = yy * outW * 3;
       for (let xx = 0; xx < outW; xx++) {
-        const xmin = bounds[2 * xx], xn = bounds[2 * xx + 1];
+        const xmin = bounds[2 * xx],
+          xn = bounds[2 * xx + 1];
         const kb = xx * ksize;
-        let s0 = HALF, s1 = HALF, s2 = HALF;
+        let s0 = HALF,
+          s1 = HALF,
+          s2 = HALF;
         let p = srcRow + xmin * 3;
         for (let x = 0; x < xn; x++, p += 3) {
           const k = kk[kb + x];
@@ -170,11 +175,14 @@ export function resizeBilinear(
   // Vertical pass.
   const { ksize, bounds, kk } = vert;
   for (let yy = 0; yy < outH; yy++) {
-    const ymin = bounds[2 * yy] - tmpRow0, yn = bounds[2 * yy + 1];
+    const ymin = bounds[2 * yy] - tmpRow0,
+      yn = bounds[2 * yy + 1];
     const kb = yy * ksize;
     const dstRow = yy * outW * 3;
     for (let xx = 0; xx < outW; xx++) {
-      let s0 = HALF, s1 = HALF, s2 = HALF;
+      let s0 = HALF,
+        s1 = HALF,
+        s2 = HALF;
       for (let y = 0; y < yn; y++) {
         const p = (tmpBase + (ymin + y) * tmpStride + xx) * 3;
         const k = kk[kb + y];
@@ -221,4 +229,3 @@ export function resizeCenterCrop(img: Image, size: number): Uint8Array {
   }
   return out;
 }
-

@@ -18,7 +18,16 @@
  *
  *   const x = toLayoutInput(rgbHWC, 64, 64, ['L', 'ab', 'grad']);   // Float32Array 64*64*5, HWC
  */
-import { LAB_MEAN, LAB_STD, YCBCR_MEAN, YCBCR_STD, rgbPixelToLab, rgbPixelToYCbCr, type ColorView, type RgbPixels } from './color.ts';
+import {
+  LAB_MEAN,
+  LAB_STD,
+  YCBCR_MEAN,
+  YCBCR_STD,
+  rgbPixelToLab,
+  rgbPixelToYCbCr,
+  type ColorView,
+  type RgbPixels,
+} from './color.ts';
 
 /** Colour spaces (and the derived gradient) views are taken from. */
 export type ViewSpace = 'Lab' | 'YCbCr' | 'YDbDr' | 'gradL';
@@ -41,11 +50,46 @@ export const GRAD_SCALE = 400;
 
 export const VIEW_DEFS: Readonly<Record<string, ViewDef>> = Object.freeze({
   L: { name: 'L', space: 'Lab', comps: [0], mean: [LAB_MEAN[0]], std: [LAB_STD[0]], doc: 'Lab lightness' },
-  ab: { name: 'ab', space: 'Lab', comps: [1, 2], mean: LAB_MEAN.slice(1), std: LAB_STD.slice(1), doc: 'Lab chroma a, b' },
-  Y: { name: 'Y', space: 'YCbCr', comps: [0], mean: [YCBCR_MEAN[0]], std: [YCBCR_STD[0]], doc: 'luma (BT.601, YCbCr scaling)' },
-  CbCr: { name: 'CbCr', space: 'YCbCr', comps: [1, 2], mean: YCBCR_MEAN.slice(1), std: YCBCR_STD.slice(1), doc: 'YCbCr chroma' },
-  DbDr: { name: 'DbDr', space: 'YDbDr', comps: [1, 2], mean: [0, 0], std: [DBDR_SCALE, DBDR_SCALE], doc: 'YDbDr chroma' },
-  grad: { name: 'grad', space: 'gradL', comps: [0, 1], mean: [0, 0], std: [GRAD_SCALE, GRAD_SCALE], doc: 'Sobel x, y of Lab L' },
+  ab: {
+    name: 'ab',
+    space: 'Lab',
+    comps: [1, 2],
+    mean: LAB_MEAN.slice(1),
+    std: LAB_STD.slice(1),
+    doc: 'Lab chroma a, b',
+  },
+  Y: {
+    name: 'Y',
+    space: 'YCbCr',
+    comps: [0],
+    mean: [YCBCR_MEAN[0]],
+    std: [YCBCR_STD[0]],
+    doc: 'luma (BT.601, YCbCr scaling)',
+  },
+  CbCr: {
+    name: 'CbCr',
+    space: 'YCbCr',
+    comps: [1, 2],
+    mean: YCBCR_MEAN.slice(1),
+    std: YCBCR_STD.slice(1),
+    doc: 'YCbCr chroma',
+  },
+  DbDr: {
+    name: 'DbDr',
+    space: 'YDbDr',
+    comps: [1, 2],
+    mean: [0, 0],
+    std: [DBDR_SCALE, DBDR_SCALE],
+    doc: 'YDbDr chroma',
+  },
+  grad: {
+    name: 'grad',
+    space: 'gradL',
+    comps: [0, 1],
+    mean: [0, 0],
+    std: [GRAD_SCALE, GRAD_SCALE],
+    doc: 'Sobel x, y of Lab L',
+  },
 });
 
 export const VIEW_NAMES: readonly string[] = Object.freeze(Object.keys(VIEW_DEFS));
@@ -112,7 +156,9 @@ const INV255 = 1 / 255;
 
 /** One pixel to YDbDr (float64; R, G, B scaled to [0, 1]): Y in [0, 1], Db, Dr in [-1.333, 1.333]. */
 export function rgbPixelToYDbDr(r: number, g: number, b: number): [number, number, number] {
-  const rf = (r & 255) * INV255, gf = (g & 255) * INV255, bf = (b & 255) * INV255;
+  const rf = (r & 255) * INV255,
+    gf = (g & 255) * INV255,
+    bf = (b & 255) * INV255;
   return [
     0.299 * rf + 0.587 * gf + 0.114 * bf,
     -0.45 * rf - 0.883 * gf + 1.333 * bf,
@@ -124,11 +170,20 @@ export function rgbPixelToYDbDr(r: number, g: number, b: number): [number, numbe
 export function sobel(plane: Float64Array, width: number, height: number): { gx: Float64Array; gy: Float64Array } {
   const gx = new Float64Array(width * height);
   const gy = new Float64Array(width * height);
-  const at = (y: number, x: number) => plane[Math.min(height - 1, Math.max(0, y)) * width + Math.min(width - 1, Math.max(0, x))];
+  const at = (y: number, x: number) =>
+    plane[Math.min(height - 1, Math.max(0, y)) * width + Math.min(width - 1, Math.max(0, x))];
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      gx[y * width + x] = at(y - 1, x + 1) + 2 * at(y, x + 1) + at(y + 1, x + 1) - (at(y - 1, x - 1) + 2 * at(y, x - 1) + at(y + 1, x - 1));
-      gy[y * width + x] = at(y + 1, x - 1) + 2 * at(y + 1, x) + at(y + 1, x + 1) - (at(y - 1, x - 1) + 2 * at(y - 1, x) + at(y - 1, x + 1));
+      gx[y * width + x] =
+        at(y - 1, x + 1) +
+        2 * at(y, x + 1) +
+        at(y + 1, x + 1) -
+        (at(y - 1, x - 1) + 2 * at(y, x - 1) + at(y + 1, x - 1));
+      gy[y * width + x] =
+        at(y + 1, x - 1) +
+        2 * at(y + 1, x) +
+        at(y + 1, x + 1) -
+        (at(y - 1, x - 1) + 2 * at(y - 1, x) + at(y - 1, x + 1));
     }
   }
   return { gx, gy };
@@ -138,9 +193,16 @@ export function sobel(plane: Float64Array, width: number, height: number): { gx:
  * RGB uint8 HWC (width × height) → the layout's normalised input, HWC with layoutChannels(layout) channels
  * (Float32Array). Conversions in float64, one float32 rounding at the end (as toViewInput).
  */
-export function toLayoutInput(rgb: RgbPixels, width: number, height: number, layout: readonly string[], out?: Float32Array): Float32Array {
+export function toLayoutInput(
+  rgb: RgbPixels,
+  width: number,
+  height: number,
+  layout: readonly string[],
+  out?: Float32Array,
+): Float32Array {
   const n = width * height;
-  if (rgb.length !== n * 3) throw new RangeError(`expected ${width}x${height} interleaved RGB (${n * 3} values), got ${rgb.length}`);
+  if (rgb.length !== n * 3)
+    throw new RangeError(`expected ${width}x${height} interleaved RGB (${n * 3} values), got ${rgb.length}`);
   const views = layoutViews(layout);
   const C = layoutChannels(layout);
   const o = out ?? new Float32Array(n * C);
@@ -149,7 +211,9 @@ export function toLayoutInput(rgb: RgbPixels, width: number, height: number, lay
   const needLab = spaces.has('Lab') || spaces.has('gradL');
   const lPlane = spaces.has('gradL') ? new Float64Array(n) : null;
   for (let p = 0; p < n; p++) {
-    const r = rgb[3 * p], g = rgb[3 * p + 1], b = rgb[3 * p + 2];
+    const r = rgb[3 * p],
+      g = rgb[3 * p + 1],
+      b = rgb[3 * p + 2];
     const lab = needLab ? rgbPixelToLab(r, g, b) : null;
     const ycc = spaces.has('YCbCr') ? rgbPixelToYCbCr(r, g, b) : null;
     const ydd = spaces.has('YDbDr') ? rgbPixelToYDbDr(r, g, b) : null;

@@ -33,7 +33,8 @@ function pause(ms: number): void {
 
 /** Write `data` (a string, bytes, or chunks in order) to `file` atomically and durably. */
 export function writeFileAtomic(file: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
-  const chunks: Iterable<Uint8Array> = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
+  const chunks: Iterable<Uint8Array> =
+    typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   atomically(file, (fd) => {
     for (const c of chunks) {
       let off = 0;
@@ -101,7 +102,12 @@ function atomically(file: string, write: (fd: number) => void): void {
  */
 export function writeError(file: string, e: NodeJS.ErrnoException, previousKept = false): Error {
   const kept = previousKept ? `; the previous ${path.basename(file)} is kept` : '';
-  const why = e.code === 'ENOSPC' ? 'no space left on device (ENOSPC)' : e.code === 'EDQUOT' ? 'disk quota exceeded (EDQUOT)' : e.message;
+  const why =
+    e.code === 'ENOSPC'
+      ? 'no space left on device (ENOSPC)'
+      : e.code === 'EDQUOT'
+        ? 'disk quota exceeded (EDQUOT)'
+        : e.message;
   const err = new Error(`cannot write ${file}: ${why}${kept}`);
   (err as NodeJS.ErrnoException).code = e.code;
   return err;

@@ -20,7 +20,10 @@ function workerExecArgv(): string[] {
   const a = process.execArgv;
   for (let k = 0; k < a.length; k++) {
     const f = a[k];
-    if ((f === '--import' || f === '--require' || f === '-r' || f === '--loader' || f === '--experimental-loader') && /tsx/.test(a[k + 1] ?? '')) {
+    if (
+      (f === '--import' || f === '--require' || f === '-r' || f === '--loader' || f === '--experimental-loader') &&
+      /tsx/.test(a[k + 1] ?? '')
+    ) {
       k++;
       continue;
     }

@@ -26,11 +26,19 @@ import { modelMetadata, serverMetadata } from '../routes/v2.ts';
 export const PROTO_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'inference.proto');
 
 /** proto-loader options shared by the server and clients (tests, README example). */
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
 
 export function loadInferenceService(): grpc.ServiceClientConstructor {
   const def = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    inference: { GRPCInferenceService: grpc.ServiceClientConstructor };
+  };
   return pkg.inference.GRPCInferenceService;
 }
 
@@ -84,33 +92,53 @@ interface ModelInferRequest {
 /** A ModelInferRequest → the REST request shape parseInferRequest validates (raw bytes as binary data). */
 export function restShape(r: ModelInferRequest): { json: Record<string, unknown>; binary: Uint8Array } {
   const raw = r.raw_input_contents ?? [];
-  if (raw.length > 0 && raw.length !== r.inputs.length) throw badRequest(`raw_input_contents has ${raw.length} entries for ${r.inputs.length} inputs`, 'invalid_input');
-  if (raw.length > 0 && r.inputs.some((t) => (t.contents?.uint_contents?.length ?? 0) > 0)) throw badRequest('inputs carry both contents and raw_input_contents; send one', 'invalid_input');
+  if (raw.length > 0 && raw.length !== r.inputs.length)
+    throw badRequest(`raw_input_contents has ${raw.length} entries for ${r.inputs.length} inputs`, 'invalid_input');
+  if (raw.length > 0 && r.inputs.some((t) => (t.contents?.uint_contents?.length ?? 0) > 0))
+    throw badRequest('inputs carry both contents and raw_input_contents; send one', 'invalid_input');
   const inputs = r.inputs.map((t, i) => {
     const base = { name: t.name, datatype: t.datatype, shape: t.shape };
     if (raw.length === 0) return { ...base, data: t.contents?.uint_contents ?? [] };
-    const want = t.shape.length > 0 && t.shape.every((d) => Number.isInteger(d) && d >= 0) ? t.shape.reduce((a, b) => a * b, 1) : undefined;
+    const want =
+      t.shape.length > 0 && t.shape.every((d) => Number.isInteger(d) && d >= 0)
+        ? t.shape.reduce((a, b) => a * b, 1)
+        : undefined;
     if (want !== undefined && t.datatype === 'UINT8' && raw[i].length !== want) {
-      throw badRequest(`raw_input_contents[${i}] holds ${raw[i].length} bytes; shape [${t.shape.join(', ')}] of UINT8 needs ${want}`, 'invalid_input');
+      throw badRequest(
+        `raw_input_contents[${i}] holds ${raw[i].length} bytes; shape [${t.shape.join(', ')}] of UINT8 needs ${want}`,
+        'invalid_input',
+      );
     }
     return { ...base, parameters: { binary_data_size: raw[i].length } };
   });
-  const json: Record<string, unknown> = { inputs, ...(r.id ? { id: r.id } : {}), ...(r.outputs.length ? { outputs: r.outputs.map((o) => ({ name: o.name })) } : {}) };
+  const json: Record<string, unknown> = {
+    inputs,
+    ...(r.id ? { id: r.id } : {}),
+    ...(r.outputs.length ? { outputs: r.outputs.map((o) => ({ name: o.name })) } : {}),
+  };
   return { json, binary: raw.length > 0 ? raw[0] : new Uint8Array(0) };
 }
 
 export async function startGrpcServer(o: GrpcOptions): Promise<RunningGrpc> {
   const { repo, metrics } = o;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': o.maxMessageBytes, 'grpc.max_send_message_length': -1 });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': o.maxMessageBytes,
+    'grpc.max_send_message_length': -1,
+  });
   const want = o.authToken ? crypto.createHash('sha256').update(o.authToken).digest() : undefined;
   const authorise = (md: grpc.Metadata) => {
     if (!want) return;
     const m = /^Bearer\s+(.+)$/i.exec(String(md.get('authorization')[0] ?? ''));
-    const got = crypto.createHash('sha256').update(m ? m[1].trim() : '').digest();
-    if (!m || !crypto.timingSafeEqual(want, got)) throw new ApiError(401, 'unauthorized', 'missing or invalid bearer token');
+    const got = crypto
+      .createHash('sha256')
+      .update(m ? m[1].trim() : '')
+      .digest();
+    if (!m || !crypto.timingSafeEqual(want, got))
+      throw new ApiError(401, 'unauthorized', 'missing or invalid bearer token');
   };
   /** A unary handler: errors become statuses; `open` methods need no token. */
-  const unary = <Req, Res>(method: string, h: (req: Req) => Promise<Res> | Res, open = false) =>
+  const unary =
+    <Req, Res>(method: string, h: (req: Req) => Promise<Res> | Res, open = false) =>
     (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
       (async () => {
         if (o.isDraining?.()) throw new ApiError(503, 'shutting_down', 'the server is shutting down');
@@ -120,7 +148,8 @@ export async function startGrpcServer(o: GrpcOptions): Promise<RunningGrpc> {
         (res) => cb(null, res),
         (err) => {
           const e = toApiError(err);
-          if (e.status >= 500 && e.code === 'internal') o.log?.(`[serve] gRPC ${method} error: ${(err as Error)?.stack ?? String(err)}`);
+          if (e.status >= 500 && e.code === 'internal')
+            o.log?.(`[serve] gRPC ${method} error: ${(err as Error)?.stack ?? String(err)}`);
           cb({ code: statusFor(e), details: e.message });
         },
       );
@@ -129,17 +158,25 @@ export async function startGrpcServer(o: GrpcOptions): Promise<RunningGrpc> {
   server.addService(loadInferenceService().service, {
     ServerLive: unary('ServerLive', () => ({ live: true }), true),
     ServerReady: unary('ServerReady', () => ({ ready: repo.ready && !o.isDraining?.() }), true),
-    ModelReady: unary('ModelReady', (r: { name: string; version: string }) => (resolve(r.name, r.version), { ready: true })),
+    ModelReady: unary(
+      'ModelReady',
+      (r: { name: string; version: string }) => (resolve(r.name, r.version), { ready: true }),
+    ),
     ServerMetadata: unary('ServerMetadata', () => {
       const { name, version, extensions } = serverMetadata('');
       return { name, version, extensions };
     }),
     ModelMetadata: unary('ModelMetadata', (r: { name: string; version: string }) => {
       const m = resolve(r.name, r.version);
-      const { name, versions, platform, inputs, outputs } = modelMetadata(m, repo.versions(m.name).map((v) => v.version));
+      const { name, versions, platform, inputs, outputs } = modelMetadata(
+        m,
+        repo.versions(m.name).map((v) => v.version),
+      );
       return { name, versions, platform, inputs, outputs };
     }),
-    ModelInfer: unary('ModelInfer', async (r: ModelInferRequest) => (o.flow ? o.flow.track(() => modelInfer(r)) : modelInfer(r))),
+    ModelInfer: unary('ModelInfer', async (r: ModelInferRequest) =>
+      o.flow ? o.flow.track(() => modelInfer(r)) : modelInfer(r),
+    ),
   });
   /** ModelInfer: the REST validation and runner over the gRPC request. */
   async function modelInfer(r: ModelInferRequest) {
@@ -165,7 +202,11 @@ export async function startGrpcServer(o: GrpcOptions): Promise<RunningGrpc> {
     }
   }
   const port = await new Promise<number>((res, rej) =>
-    server.bindAsync(`${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+    server.bindAsync(
+      `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (e, p) => (e ? rej(e) : res(p)),
+    ),
   );
   const close = (timeoutMs = 10000) =>
     new Promise<void>((res) => {

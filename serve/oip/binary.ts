@@ -19,10 +19,22 @@ export const BINARY_EXTENSION = 'binary_tensor_data';
 /** Split a request body by the Inference-Header-Content-Length header's value (undefined: all JSON). */
 export function splitBinaryBody(body: Buffer, headerLength: string | undefined): { json: Buffer; binary: Buffer } {
   if (headerLength === undefined) return { json: body, binary: body.subarray(body.length) };
-  if (!/^\d{1,15}$/.test(headerLength.trim())) throw badRequest(`Inference-Header-Content-Length must be a byte count, got ${JSON.stringify(headerLength.slice(0, 40))}`, 'invalid_header_length');
+  if (!/^\d{1,15}$/.test(headerLength.trim()))
+    throw badRequest(
+      `Inference-Header-Content-Length must be a byte count, got ${JSON.stringify(headerLength.slice(0, 40))}`,
+      'invalid_header_length',
+    );
   const n = Number(headerLength.trim());
-  if (n === 0) throw badRequest('Inference-Header-Content-Length is 0: the JSON inference request is missing', 'invalid_header_length');
-  if (n > body.length) throw badRequest(`Inference-Header-Content-Length is ${n}, more than the body's ${body.length} bytes`, 'invalid_header_length');
+  if (n === 0)
+    throw badRequest(
+      'Inference-Header-Content-Length is 0: the JSON inference request is missing',
+      'invalid_header_length',
+    );
+  if (n > body.length)
+    throw badRequest(
+      `Inference-Header-Content-Length is ${n}, more than the body's ${body.length} bytes`,
+      'invalid_header_length',
+    );
   return { json: body.subarray(0, n), binary: body.subarray(n) };
 }
 
@@ -36,7 +48,11 @@ export interface InferResponseHeader {
  * The response body: plain JSON when no output is binary, else JSON header + raw bytes and the header's
  * length (for the Inference-Header-Content-Length response header).
  */
-export function encodeInferResponse(head: InferResponseHeader, outputs: OutputTensor[], binary: Map<string, boolean>): { body: Buffer; headerLength?: number } {
+export function encodeInferResponse(
+  head: InferResponseHeader,
+  outputs: OutputTensor[],
+  binary: Map<string, boolean>,
+): { body: Buffer; headerLength?: number } {
   const blobs: Buffer[] = [];
   const json = {
     ...head,

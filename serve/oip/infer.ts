@@ -71,37 +71,70 @@ function boolParam(params: unknown, key: string, where: string): boolean | undef
  * N*size*size*3 binary bytes. `binary` is what followed the JSON header (empty without the extension);
  * every byte of it must belong to an input.
  */
-export function parseInferRequest(body: unknown, m: ModelVersion, maxImages: number, binary: Uint8Array = new Uint8Array(0)): InferRequest {
+export function parseInferRequest(
+  body: unknown,
+  m: ModelVersion,
+  maxImages: number,
+  binary: Uint8Array = new Uint8Array(0),
+): InferRequest {
   if (!isObject(body)) throw badRequest('inference request must be a JSON object', 'invalid_request');
   const o = body;
   if (o.id !== undefined && typeof o.id !== 'string') throw badRequest('"id" must be a string', 'invalid_request');
   const binaryAll = boolParam(o.parameters, 'binary_data_output', 'request') ?? false;
-  if (!Array.isArray(o.inputs) || o.inputs.length !== 1) throw badRequest('"inputs" must be an array holding exactly one tensor', 'invalid_request');
+  if (!Array.isArray(o.inputs) || o.inputs.length !== 1)
+    throw badRequest('"inputs" must be an array holding exactly one tensor', 'invalid_request');
   const t = o.inputs[0];
   if (!isObject(t)) throw badRequest('inputs[0] must be a tensor object', 'invalid_request');
   const want = m.encoder.input;
   if (t.name !== want.name) throw badRequest(`inputs[0].name must be ${JSON.stringify(want.name)}`, 'invalid_input');
-  if (t.datatype !== 'UINT8') throw badRequest(`inputs[0].datatype must be "UINT8", got ${JSON.stringify(t.datatype)?.slice(0, 40)}`, 'invalid_input');
+  if (t.datatype !== 'UINT8')
+    throw badRequest(
+      `inputs[0].datatype must be "UINT8", got ${JSON.stringify(t.datatype)?.slice(0, 40)}`,
+      'invalid_input',
+    );
   const shape = t.shape;
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw badRequest(`inputs[0].shape must be [N, ${m.size}, ${m.size}, 3]`, 'invalid_input');
   }
   const [n, h, w, c] = shape as number[];
-  if (h !== m.size || w !== m.size || c !== 3 || n < 1) throw badRequest(`inputs[0].shape must be [N, ${m.size}, ${m.size}, 3] with N >= 1, got [${shape.join(', ')}]`, 'invalid_input');
+  if (h !== m.size || w !== m.size || c !== 3 || n < 1)
+    throw badRequest(
+      `inputs[0].shape must be [N, ${m.size}, ${m.size}, 3] with N >= 1, got [${shape.join(', ')}]`,
+      'invalid_input',
+    );
   if (n > maxImages) throw tooLarge(`${n} images in one request; the limit is ${maxImages}`, 'too_many_images');
   const per = h * w * c;
   let flat: Uint8Array;
-  if (t.parameters !== undefined && !isObject(t.parameters)) throw badRequest('inputs[0].parameters must be an object', 'invalid_request');
+  if (t.parameters !== undefined && !isObject(t.parameters))
+    throw badRequest('inputs[0].parameters must be an object', 'invalid_request');
   const size = (t.parameters as Record<string, unknown> | undefined)?.binary_data_size;
   if (size !== undefined) {
-    if (!Number.isInteger(size) || (size as number) < 0) throw badRequest('inputs[0].parameters.binary_data_size must be a non-negative integer', 'invalid_input');
-    if (t.data !== undefined) throw badRequest('inputs[0] has both "data" and binary_data_size; send one', 'invalid_input');
-    if (size !== n * per) throw badRequest(`inputs[0].parameters.binary_data_size is ${size}; shape [${shape.join(', ')}] of UINT8 needs ${n * per} bytes`, 'invalid_input');
-    if (binary.length < n * per) throw badRequest(`binary data truncated: inputs declare ${n * per} bytes, ${binary.length} follow the JSON header`, 'invalid_input');
-    if (binary.length > n * per) throw badRequest(`${binary.length} bytes of binary data follow the JSON header, but inputs declare ${n * per}`, 'invalid_input');
+    if (!Number.isInteger(size) || (size as number) < 0)
+      throw badRequest('inputs[0].parameters.binary_data_size must be a non-negative integer', 'invalid_input');
+    if (t.data !== undefined)
+      throw badRequest('inputs[0] has both "data" and binary_data_size; send one', 'invalid_input');
+    if (size !== n * per)
+      throw badRequest(
+        `inputs[0].parameters.binary_data_size is ${size}; shape [${shape.join(', ')}] of UINT8 needs ${n * per} bytes`,
+        'invalid_input',
+      );
+    if (binary.length < n * per)
+      throw badRequest(
+        `binary data truncated: inputs declare ${n * per} bytes, ${binary.length} follow the JSON header`,
+        'invalid_input',
+      );
+    if (binary.length > n * per)
+      throw badRequest(
+        `${binary.length} bytes of binary data follow the JSON header, but inputs declare ${n * per}`,
+        'invalid_input',
+      );
     flat = binary;
   } else {
-    if (binary.length > 0) throw badRequest(`${binary.length} bytes of binary data follow the JSON header, but no input declares binary_data_size`, 'invalid_input');
+    if (binary.length > 0)
+      throw badRequest(
+        `${binary.length} bytes of binary data follow the JSON header, but no input declares binary_data_size`,
+        'invalid_input',
+      );
     flat = new Uint8Array(n * per);
     let k = 0;
     const walk = (v: unknown, depth: number): void => {
@@ -110,24 +143,39 @@ export function parseInferRequest(body: unknown, m: ModelVersion, maxImages: num
         for (const x of v) walk(x, depth + 1);
         return;
       }
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255) throw badRequest(`inputs[0].data[${k}] is not an integer in [0, 255]`, 'invalid_input');
-      if (k >= flat.length) throw badRequest(`inputs[0].data holds more than the ${flat.length} values of its shape`, 'invalid_input');
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255)
+        throw badRequest(`inputs[0].data[${k}] is not an integer in [0, 255]`, 'invalid_input');
+      if (k >= flat.length)
+        throw badRequest(`inputs[0].data holds more than the ${flat.length} values of its shape`, 'invalid_input');
       flat[k++] = v;
     };
-    if (!Array.isArray(t.data)) throw badRequest('inputs[0].data must be an array of numbers (or use binary_data_size)', 'invalid_input');
+    if (!Array.isArray(t.data))
+      throw badRequest('inputs[0].data must be an array of numbers (or use binary_data_size)', 'invalid_input');
     walk(t.data, 0);
-    if (k !== flat.length) throw badRequest(`inputs[0].data holds ${k} values; shape [${shape.join(', ')}] needs ${flat.length}`, 'invalid_input');
+    if (k !== flat.length)
+      throw badRequest(
+        `inputs[0].data holds ${k} values; shape [${shape.join(', ')}] needs ${flat.length}`,
+        'invalid_input',
+      );
   }
   const available = new Set(graphsOf(m).flatMap((g) => g.outputs.map((x) => x.name)));
   let outputs = defaultOutputs(m).filter((x) => available.has(x));
   const binaryOut = new Map<string, boolean>();
   if (o.outputs !== undefined) {
-    if (!Array.isArray(o.outputs) || o.outputs.length === 0) throw badRequest('"outputs" must be a non-empty array of { name }', 'invalid_request');
+    if (!Array.isArray(o.outputs) || o.outputs.length === 0)
+      throw badRequest('"outputs" must be a non-empty array of { name }', 'invalid_request');
     outputs = o.outputs.map((x, i) => {
       const name = (x as { name?: unknown })?.name;
       if (typeof name !== 'string') throw badRequest(`outputs[${i}].name must be a string`, 'invalid_request');
-      if (!available.has(name)) throw badRequest(`unknown output ${JSON.stringify(name.slice(0, 64))} (available: ${[...available].join(', ')})`, 'invalid_output');
-      binaryOut.set(name, boolParam((x as { parameters?: unknown }).parameters, 'binary_data', `outputs[${i}]`) ?? binaryAll);
+      if (!available.has(name))
+        throw badRequest(
+          `unknown output ${JSON.stringify(name.slice(0, 64))} (available: ${[...available].join(', ')})`,
+          'invalid_output',
+        );
+      binaryOut.set(
+        name,
+        boolParam((x as { parameters?: unknown }).parameters, 'binary_data', `outputs[${i}]`) ?? binaryAll,
+      );
       return name;
     });
     outputs = [...new Set(outputs)];
@@ -142,7 +190,11 @@ export async function runInfer(m: ModelVersion, images: Uint8Array[], outputs: s
   const results = new Map<string, Float32Array[]>();
   for (const [graph, names] of planGraphs(m, outputs)) {
     const outs = finiteOutputs(m, await graph.batcher.submit(images), names);
-    for (const name of names) results.set(name, outs.map((o) => o[name]));
+    for (const name of names)
+      results.set(
+        name,
+        outs.map((o) => o[name]),
+      );
   }
   return outputs.map((name) => {
     const rows = results.get(name)!;

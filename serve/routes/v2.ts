@@ -39,7 +39,8 @@ export function serverMetadata(provider: string) {
 
 export function modelMetadata(m: ModelVersion, versions: string[]) {
   const outputs = new Map<string, TensorInfo>();
-  for (const g of m.classifier ? [m.encoder, m.classifier] : [m.encoder]) for (const o of g.outputs) if (!outputs.has(o.name)) outputs.set(o.name, o);
+  for (const g of m.classifier ? [m.encoder, m.classifier] : [m.encoder])
+    for (const o of g.outputs) if (!outputs.has(o.name)) outputs.set(o.name, o);
   return {
     name: m.name,
     versions,
@@ -54,13 +55,20 @@ export function modelMetadata(m: ModelVersion, versions: string[]) {
 async function readInferBody(req: Request, limits: InputLimits): Promise<{ json: unknown; binary: Buffer }> {
   const headerLength = req.headers[HEADER_LENGTH] as string | undefined;
   if (headerLength === undefined && mediaType(req) !== 'application/json') {
-    throw unsupported(`inference takes application/json, or a JSON header + binary tensor data with ${'Inference-Header-Content-Length'}`);
+    throw unsupported(
+      `inference takes application/json, or a JSON header + binary tensor data with ${'Inference-Header-Content-Length'}`,
+    );
   }
   // A plain JSON body is held to the JSON size limit; with binary tensors only the JSON header is.
-  const body = await readBody(req, headerLength === undefined ? Math.min(limits.maxBodyBytes, limits.maxJsonBytes ?? Infinity) : limits.maxBodyBytes, limits.bodyBudget);
+  const body = await readBody(
+    req,
+    headerLength === undefined ? Math.min(limits.maxBodyBytes, limits.maxJsonBytes ?? Infinity) : limits.maxBodyBytes,
+    limits.bodyBudget,
+  );
   const { json, binary } = splitBinaryBody(body, headerLength);
   if (json.length === 0) throw badRequest('empty JSON body', 'bad_json');
-  if (json.length > (limits.maxJsonBytes ?? Infinity)) throw tooLarge(`JSON header of ${json.length} bytes exceeds the limit of ${limits.maxJsonBytes} (--max_json_mb)`);
+  if (json.length > (limits.maxJsonBytes ?? Infinity))
+    throw tooLarge(`JSON header of ${json.length} bytes exceeds the limit of ${limits.maxJsonBytes} (--max_json_mb)`);
   scanJson(json);
   try {
     return { json: JSON.parse(json.toString('utf8')), binary };
@@ -70,8 +78,15 @@ async function readInferBody(req: Request, limits: InputLimits): Promise<{ json:
 }
 
 /** The health routes: open even with --auth_token (app.ts mounts them before the auth gate). */
-export function mountV2Health(app: Express, route: RouteWrap, d: { repo: Repository; isDraining?: () => boolean }): void {
-  app.get('/v2/health/live', route('/v2/health/live', (_req, res) => void res.json({ live: true })));
+export function mountV2Health(
+  app: Express,
+  route: RouteWrap,
+  d: { repo: Repository; isDraining?: () => boolean },
+): void {
+  app.get(
+    '/v2/health/live',
+    route('/v2/health/live', (_req, res) => void res.json({ live: true })),
+  );
   app.get(
     '/v2/health/ready',
     route('/v2/health/ready', (_req, res) => {
@@ -84,33 +99,48 @@ export function mountV2Health(app: Express, route: RouteWrap, d: { repo: Reposit
 /** Server and model metadata, model ready and infer (behind the auth gate). */
 export function mountV2(app: Express, route: RouteWrap, d: V2Deps): void {
   const { repo } = d;
-  app.get('/v2', route('/v2', (_req, res) => void res.json(serverMetadata(d.provider))));
+  app.get(
+    '/v2',
+    route('/v2', (_req, res) => void res.json(serverMetadata(d.provider))),
+  );
   const resolve = (req: Request) => repo.resolve(String(req.params.name), req.params.version as string | undefined);
-  const meta = (pattern: string) => route(pattern, (req, res) => {
-    const m = resolve(req);
-    res.json(modelMetadata(m, repo.versions(m.name).map((v) => v.version)));
-  });
+  const meta = (pattern: string) =>
+    route(pattern, (req, res) => {
+      const m = resolve(req);
+      res.json(
+        modelMetadata(
+          m,
+          repo.versions(m.name).map((v) => v.version),
+        ),
+      );
+    });
   app.get('/v2/models/:name', meta('/v2/models/{name}'));
   app.get('/v2/models/:name/versions/:version', meta('/v2/models/{name}/versions/{version}'));
-  const ready = (pattern: string) => route(pattern, (req, res) => {
-    const m = resolve(req);
-    res.json({ name: m.name, version: m.version, ready: true });
-  });
+  const ready = (pattern: string) =>
+    route(pattern, (req, res) => {
+      const m = resolve(req);
+      res.json({ name: m.name, version: m.version, ready: true });
+    });
   app.get('/v2/models/:name/ready', ready('/v2/models/{name}/ready'));
   app.get('/v2/models/:name/versions/:version/ready', ready('/v2/models/{name}/versions/{version}/ready'));
-  const infer = (pattern: string) => route(pattern, async (req, res) => {
-    const m = resolve(req);
-    res.locals.model = `${m.name}:${m.version}`;
-    const { json, binary } = await readInferBody(req, d.limits);
-    const r = parseInferRequest(json, m, d.maxImages, binary);
-    const outputs = await runInfer(m, r.images, r.outputs);
-    const { body, headerLength } = encodeInferResponse({ model_name: m.name, model_version: m.version, ...(r.id !== undefined ? { id: r.id } : {}) }, outputs, r.binary);
-    if (headerLength !== undefined) {
-      res.setHeader('Inference-Header-Content-Length', String(headerLength));
-      res.type('application/octet-stream');
-    } else res.type('application/json');
-    res.send(body);
-  });
+  const infer = (pattern: string) =>
+    route(pattern, async (req, res) => {
+      const m = resolve(req);
+      res.locals.model = `${m.name}:${m.version}`;
+      const { json, binary } = await readInferBody(req, d.limits);
+      const r = parseInferRequest(json, m, d.maxImages, binary);
+      const outputs = await runInfer(m, r.images, r.outputs);
+      const { body, headerLength } = encodeInferResponse(
+        { model_name: m.name, model_version: m.version, ...(r.id !== undefined ? { id: r.id } : {}) },
+        outputs,
+        r.binary,
+      );
+      if (headerLength !== undefined) {
+        res.setHeader('Inference-Header-Content-Length', String(headerLength));
+        res.type('application/octet-stream');
+      } else res.type('application/json');
+      res.send(body);
+    });
   app.post('/v2/models/:name/infer', infer('/v2/models/{name}/infer'));
   app.post('/v2/models/:name/versions/:version/infer', infer('/v2/models/{name}/versions/{version}/infer'));
 }

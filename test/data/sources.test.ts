@@ -36,12 +36,24 @@ const val = (n: number, y: number, x: number, c: number) => (n * 31 + y * 7 + x 
 describe('RawU8Source', () => {
   it('reads the shared/data layout (meta.json, {split}_x.u8, {split}_y.u8)', async () => {
     const d = mkdir('raw');
-    const N = 5, H = 4, W = 6;
+    const N = 5,
+      H = 4,
+      W = 6;
     const x = new Uint8Array(N * H * W * 3);
-    for (let n = 0; n < N; n++) for (let y = 0; y < H; y++) for (let xx = 0; xx < W; xx++) for (let c = 0; c < 3; c++) x[((n * H + y) * W + xx) * 3 + c] = val(n, y, xx, c);
+    for (let n = 0; n < N; n++)
+      for (let y = 0; y < H; y++)
+        for (let xx = 0; xx < W; xx++) for (let c = 0; c < 3; c++) x[((n * H + y) * W + xx) * 3 + c] = val(n, y, xx, c);
     fs.writeFileSync(path.join(d, 'train_x.u8'), x);
     fs.writeFileSync(path.join(d, 'train_y.u8'), Uint8Array.from([3, 1, 4, 1, 5]));
-    fs.writeFileSync(path.join(d, 'meta.json'), JSON.stringify({ height: H, width: W, class_names: ['a', 'b', 'c', 'd', 'e', 'f'], splits: { train: { n: N, shape: [N, H, W, 3] } } }));
+    fs.writeFileSync(
+      path.join(d, 'meta.json'),
+      JSON.stringify({
+        height: H,
+        width: W,
+        class_names: ['a', 'b', 'c', 'd', 'e', 'f'],
+        splits: { train: { n: N, shape: [N, H, W, 3] } },
+      }),
+    );
     assert.equal(detectKind(d), 'raw');
     const s = await openSource('auto', d, 'train');
     assert.ok(s instanceof RawU8Source);
@@ -52,7 +64,7 @@ describe('RawU8Source', () => {
     const g = await s.get(3);
     assert.equal(g.label, 1);
     assert.equal(g.rgb.length, H * W * 3);
-    assert.equal(g.rgb[((2 * W) + 5) * 3 + 1], val(3, 2, 5, 1));
+    assert.equal(g.rgb[(2 * W + 5) * 3 + 1], val(3, 2, 5, 1));
     await assert.rejects(s.get(5), /out of range/);
     const again = sourceFromSpec(s.spec());
     assert.deepEqual((await again.get(4)).rgb, (await s.get(4)).rgb);
@@ -70,7 +82,9 @@ describe('Cifar10BinSource', () => {
     for (let k = 0; k < count; k++) {
       const n = n0 + k;
       b[k * 3073] = n % 10;
-      for (let c = 0; c < 3; c++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) b[k * 3073 + 1 + c * 1024 + y * 32 + x] = val(n, y, x, c);
+      for (let c = 0; c < 3; c++)
+        for (let y = 0; y < 32; y++)
+          for (let x = 0; x < 32; x++) b[k * 3073 + 1 + c * 1024 + y * 32 + x] = val(n, y, x, c);
     }
     return b;
   }
@@ -90,7 +104,12 @@ describe('Cifar10BinSource', () => {
       const g = await s.get(i);
       assert.equal(g.label, i % 10);
       assert.equal(g.width, 32);
-      for (const [y, x, c] of [[0, 0, 0], [5, 17, 1], [31, 31, 2]]) assert.equal(g.rgb[(y * 32 + x) * 3 + c], val(i, y, x, c), `img ${i} (${y},${x},${c})`);
+      for (const [y, x, c] of [
+        [0, 0, 0],
+        [5, 17, 1],
+        [31, 31, 2],
+      ])
+        assert.equal(g.rgb[(y * 32 + x) * 3 + c], val(i, y, x, c), `img ${i} (${y},${x},${c})`);
     }
     const t = await openSource('cifar10', root, 'test');
     assert.equal(t.length, 2);
@@ -114,7 +133,10 @@ describe('Stl10BinSource', () => {
   /** STL-10 layout: per image 3 planes, each column-major: byte (c, x, y) at c*9216 + x*96 + y. */
   function images(n0: number, count: number): Uint8Array {
     const b = new Uint8Array(count * 27648);
-    for (let k = 0; k < count; k++) for (let c = 0; c < 3; c++) for (let x = 0; x < 96; x++) for (let y = 0; y < 96; y++) b[k * 27648 + c * 9216 + x * 96 + y] = val(n0 + k, y, x, c);
+    for (let k = 0; k < count; k++)
+      for (let c = 0; c < 3; c++)
+        for (let x = 0; x < 96; x++)
+          for (let y = 0; y < 96; y++) b[k * 27648 + c * 9216 + x * 96 + y] = val(n0 + k, y, x, c);
     return b;
   }
 
@@ -134,7 +156,13 @@ describe('Stl10BinSource', () => {
     const g = await tr.get(1);
     assert.equal(g.label, 9);
     // A non-symmetric probe: (y=2, x=70) must not be confused with (y=70, x=2).
-    for (const [y, x, c] of [[2, 70, 0], [70, 2, 0], [95, 0, 2], [13, 44, 1]]) assert.equal(g.rgb[(y * 96 + x) * 3 + c], val(1, y, x, c), `(${y},${x},${c})`);
+    for (const [y, x, c] of [
+      [2, 70, 0],
+      [70, 2, 0],
+      [95, 0, 2],
+      [13, 44, 1],
+    ])
+      assert.equal(g.rgb[(y * 96 + x) * 3 + c], val(1, y, x, c), `(${y},${x},${c})`);
     const un = await openSource('stl10', root, 'unlabeled');
     assert.equal(un.length, 3);
     assert.equal((await un.get(2)).label, -1);
@@ -163,7 +191,8 @@ describe('ImageFolderSource', () => {
     for (let i = 0; i < b.length; i++) b[i] = (i * 13 + seed * 29) & 255;
     return b;
   };
-  const raw = (w: number, h: number, seed: number) => sharp(px(w, h, seed), { raw: { width: w, height: h, channels: 3 } });
+  const raw = (w: number, h: number, seed: number) =>
+    sharp(px(w, h, seed), { raw: { width: w, height: h, channels: 3 } });
 
   it('torchvision order; corrupt JPEG dropped at scan; truncated PNG reported and replaced at read', async () => {
     const root = mkdir('folder', 'train');
@@ -174,14 +203,18 @@ describe('ImageFolderSource', () => {
     await raw(10, 8, 1).png().toFile(path.join(b, 'b2.png'));
     await raw(12, 9, 2).jpeg({ quality: 95 }).toFile(path.join(b, 'b1.JPG'));
     await raw(7, 7, 3).webp({ lossless: true }).toFile(path.join(a, 'a2.webp'));
-    await raw(5, 6, 4).png().toFile(path.join(a, 'sub', 'a0.png'));
+    await raw(5, 6, 4)
+      .png()
+      .toFile(path.join(a, 'sub', 'a0.png'));
     const png = await raw(16, 16, 5).png().toBuffer();
     fs.writeFileSync(path.join(a, 'a1.png'), png.subarray(0, Math.floor(png.length / 2))); // truncated: header ok
     fs.writeFileSync(path.join(a, 'a3.jpg'), Buffer.from('definitely not a jpeg')); // corrupt: header fails
     fs.writeFileSync(path.join(a, 'notes.txt'), 'ignored');
     fs.writeFileSync(path.join(b, 'b0.bmp'), 'BM'); // torchvision would list it; we skip it and say so
     // RGBA PNG → alpha dropped; EXIF orientation 6 → rotated (width/height swap).
-    await sharp(Buffer.alloc(4 * 3 * 4, 200), { raw: { width: 4, height: 3, channels: 4 } }).png().toFile(path.join(b, 'b3.png'));
+    await sharp(Buffer.alloc(4 * 3 * 4, 200), { raw: { width: 4, height: 3, channels: 4 } })
+      .png()
+      .toFile(path.join(b, 'b3.png'));
     await raw(6, 4, 6).jpeg().withMetadata({ orientation: 6 }).toFile(path.join(b, 'b4.jpg'));
 
     const warns: string[] = [];
@@ -189,17 +222,30 @@ describe('ImageFolderSource', () => {
     assert.ok(s instanceof ImageFolderSource);
     assert.deepEqual(s.classNames, ['ant', 'bird', 'zebra_empty']);
     // ant: a1.png a2.webp (files of ant/ first, sorted), then sub/a0.png; a3.jpg dropped; bird: b1.JPG b2.png b3 b4.
-    assert.deepEqual(s.files.map((f) => path.relative(root, f)), [
-      'ant/a1.png', 'ant/a2.webp', 'ant/sub/a0.png', 'bird/b1.JPG', 'bird/b2.png', 'bird/b3.png', 'bird/b4.jpg',
-    ]);
+    assert.deepEqual(
+      s.files.map((f) => path.relative(root, f)),
+      ['ant/a1.png', 'ant/a2.webp', 'ant/sub/a0.png', 'bird/b1.JPG', 'bird/b2.png', 'bird/b3.png', 'bird/b4.jpg'],
+    );
     assert.deepEqual(Array.from(s.labels()), [0, 0, 0, 1, 1, 1, 1]);
-    assert.ok(warns.some((w) => w.includes('a3.jpg') && w.includes('skipping')), warns.join('\n'));
-    assert.ok(warns.some((w) => w.includes('zebra_empty') && w.includes('no images')), warns.join('\n'));
+    assert.ok(
+      warns.some((w) => w.includes('a3.jpg') && w.includes('skipping')),
+      warns.join('\n'),
+    );
+    assert.ok(
+      warns.some((w) => w.includes('zebra_empty') && w.includes('no images')),
+      warns.join('\n'),
+    );
     assert.ok(!warns.some((w) => w.includes('a1.png')), 'the truncated PNG passes the header check');
-    assert.ok(warns.some((w) => w.includes('b0.bmp') && w.includes('torchvision reads')), warns.join('\n'));
+    assert.ok(
+      warns.some((w) => w.includes('b0.bmp') && w.includes('torchvision reads')),
+      warns.join('\n'),
+    );
 
     const g0 = await s.get(0); // a1.png fails to decode → a2.webp (index 1) instead
-    assert.ok(warns.some((w) => w.includes('a1.png') && w.includes('cannot decode')), warns.join('\n'));
+    assert.ok(
+      warns.some((w) => w.includes('a1.png') && w.includes('cannot decode')),
+      warns.join('\n'),
+    );
     const g1 = await s.get(1);
     assert.deepEqual(g0, g1);
     assert.equal(g1.width, 7);
@@ -223,7 +269,10 @@ describe('ImageFolderSource', () => {
 
   it('throws a clear error for a missing or empty folder', async () => {
     const empty = mkdir('empty-folder', 'cls');
-    await assert.rejects(openSource('imagefolder', path.dirname(empty), 'train', { onWarn: () => {} }), /no images found under .*expected class sub-folders of \.jpg\/\.png\/\.webp/);
+    await assert.rejects(
+      openSource('imagefolder', path.dirname(empty), 'train', { onWarn: () => {} }),
+      /no images found under .*expected class sub-folders of \.jpg\/\.png\/\.webp/,
+    );
     await assert.rejects(openSource('imagefolder', path.join(tmp, 'does-not-exist'), 'train'), /no images found under/);
     await assert.rejects(openSource('auto', path.join(tmp, 'does-not-exist'), 'train'), /does not exist/);
   });

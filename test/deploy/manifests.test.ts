@@ -26,11 +26,15 @@ type Doc = { apiVersion: string; kind: string; metadata: Record<string, unknown>
 
 function manifests(): { file: string; doc: Doc }[] {
   const dir = path.join(deploy, 'kserve');
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
-    parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8')).map((d) => {
-      assert.equal(d.errors.length, 0, `${f}: ${d.errors.map((e) => e.message).join('; ')}`);
-      return { file: f, doc: d.toJS() as Doc };
-    }));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) =>
+      parseAllDocuments(fs.readFileSync(path.join(dir, f), 'utf8')).map((d) => {
+        assert.equal(d.errors.length, 0, `${f}: ${d.errors.map((e) => e.message).join('; ')}`);
+        return { file: f, doc: d.toJS() as Doc };
+      }),
+    );
 }
 
 type Schema = { definitions: Record<string, unknown>; [k: string]: unknown };
@@ -43,8 +47,11 @@ const validateService = ajv.compile(INFERENCE_SERVICE);
 const K8S_REF = '#/definitions/kubernetes';
 
 /** The model's members that are its inlined Kubernetes Container (the schema marks them with K8S_REF). */
-const MODEL_CONTAINER_FIELDS = Object.entries((INFERENCE_SERVICE.definitions.model as { properties: Record<string, { $ref?: string }> }).properties)
-  .filter(([, s]) => s.$ref === K8S_REF).map(([k]) => k);
+const MODEL_CONTAINER_FIELDS = Object.entries(
+  (INFERENCE_SERVICE.definitions.model as { properties: Record<string, { $ref?: string }> }).properties,
+)
+  .filter(([, s]) => s.$ref === K8S_REF)
+  .map(([k]) => k);
 
 function checkServingRuntime(file: string, doc: Doc): void {
   assert.ok(validateRuntime(doc), `${file}: ${JSON.stringify(validateRuntime.errors)}`);
@@ -64,13 +71,18 @@ function checkInferenceService(file: string, doc: Doc, runtimes: Map<string, Doc
   } else {
     const rt = runtimes.get(model.runtime);
     assert.ok(rt, `${file}: runtime ${model.runtime} is not defined in deploy/kserve/`);
-    assert.ok(rt.spec.supportedModelFormats.some((f: { name: string }) => f.name === model.modelFormat.name), `${file}: ${model.runtime} does not serve ${model.modelFormat.name}`);
+    assert.ok(
+      rt.spec.supportedModelFormats.some((f: { name: string }) => f.name === model.modelFormat.name),
+      `${file}: ${model.runtime} does not serve ${model.modelFormat.name}`,
+    );
   }
 }
 
 test('deploy/kserve manifests validate against the Kubernetes and KServe schemas they use', () => {
   const docs = manifests();
-  const runtimes = new Map(docs.filter((d) => d.doc.kind === 'ServingRuntime').map((d) => [d.doc.metadata.name as string, d.doc]));
+  const runtimes = new Map(
+    docs.filter((d) => d.doc.kind === 'ServingRuntime').map((d) => [d.doc.metadata.name as string, d.doc]),
+  );
   assert.deepEqual(docs.map((d) => d.doc.kind).sort(), ['InferenceService', 'InferenceService', 'ServingRuntime']);
   for (const { file, doc } of docs) {
     new ObjectMeta(doc.metadata).validate();
@@ -96,11 +108,16 @@ test('wrong fields in the manifests are caught (the checks can fail)', () => {
   port.spec.containers[0].ports[0].containerPort = '8080';
   assert.throws(() => checkServingRuntime(doc.file, port), /containerPort must be integer/);
   const docs = manifests();
-  const runtimes = new Map(docs.filter((d) => d.doc.kind === 'ServingRuntime').map((d) => [d.doc.metadata.name as string, d.doc]));
+  const runtimes = new Map(
+    docs.filter((d) => d.doc.kind === 'ServingRuntime').map((d) => [d.doc.metadata.name as string, d.doc]),
+  );
   const isvc = docs.find((d) => d.doc.kind === 'InferenceService')!;
   const noFormat = structuredClone(isvc.doc);
   delete noFormat.spec.predictor.model.modelFormat;
-  assert.throws(() => checkInferenceService(isvc.file, noFormat, runtimes), /must have required property 'modelFormat'/);
+  assert.throws(
+    () => checkInferenceService(isvc.file, noFormat, runtimes),
+    /must have required property 'modelFormat'/,
+  );
   const replicas = structuredClone(isvc.doc);
   replicas.spec.predictor.minReplicas = '1';
   assert.throws(() => checkInferenceService(isvc.file, replicas, runtimes), /minReplicas.*must be integer/);
@@ -112,17 +129,26 @@ test('wrong fields in the manifests are caught (the checks can fail)', () => {
   assert.throws(() => checkInferenceService(isvc.file, typo, runtimes), /must NOT have additional properties/);
   const protocol = structuredClone(isvc.doc);
   protocol.spec.predictor.model.protocolVersion = 'V2';
-  assert.throws(() => checkInferenceService(isvc.file, protocol, runtimes), /protocolVersion.*must be equal to one of the allowed values/);
+  assert.throws(
+    () => checkInferenceService(isvc.file, protocol, runtimes),
+    /protocolVersion.*must be equal to one of the allowed values/,
+  );
   const predictorTypo = structuredClone(isvc.doc);
   predictorTypo.spec.predictor.minReplica = 1;
-  assert.throws(() => checkInferenceService(isvc.file, predictorTypo, runtimes), /"additionalProperty":"minReplica".*must NOT have additional properties/);
+  assert.throws(
+    () => checkInferenceService(isvc.file, predictorTypo, runtimes),
+    /"additionalProperty":"minReplica".*must NOT have additional properties/,
+  );
   const version = structuredClone(isvc.doc);
   version.apiVersion = 'serving.kserve.io/v1alpha1';
   assert.throws(() => checkInferenceService(isvc.file, version, runtimes), /apiVersion.*must be equal to constant/);
   const noContainers = structuredClone(doc.doc);
   delete noContainers.spec.containers;
   assert.throws(() => checkServingRuntime(doc.file, noContainers), /must have required property 'containers'/);
-  assert.ok(MODEL_CONTAINER_FIELDS.includes('resources') && MODEL_CONTAINER_FIELDS.includes('env'), `container fields of the model: ${MODEL_CONTAINER_FIELDS}`);
+  assert.ok(
+    MODEL_CONTAINER_FIELDS.includes('resources') && MODEL_CONTAINER_FIELDS.includes('env'),
+    `container fields of the model: ${MODEL_CONTAINER_FIELDS}`,
+  );
 });
 
 test('cmc export --format triton writes the repository layout the Triton InferenceService serves', async () => {

@@ -17,8 +17,17 @@ import { Loader } from '../../train/data/loader.ts';
 import { getCmcSpec } from '../../core/network/registry.ts';
 import { weightedKnn } from '../../train/eval/knn.ts';
 import {
-  adaptiveBins, adaptivePool2d, extractFeatures, headLogits, knnEvaluate, loadEncoder, probe, probeLayerInfo, readHead,
-  splitTrainVal, SubsetLoader,
+  adaptiveBins,
+  adaptivePool2d,
+  extractFeatures,
+  headLogits,
+  knnEvaluate,
+  loadEncoder,
+  probe,
+  probeLayerInfo,
+  readHead,
+  splitTrainVal,
+  SubsetLoader,
 } from '../../train/eval/probe.ts';
 import { addEvalCommands } from '../../bin/commands/eval.ts';
 
@@ -32,10 +41,36 @@ before(async () => {
 });
 
 test('adaptive bins follow PyTorch (start = floor(i*in/out), end = ceil((i+1)*in/out))', () => {
-  assert.deepEqual(adaptiveBins(3, 2), [[0, 2], [1, 3]]);
-  assert.deepEqual(adaptiveBins(27, 10), [[0, 3], [2, 6], [5, 9], [8, 11], [10, 14], [13, 17], [16, 19], [18, 22], [21, 25], [24, 27]]);
-  assert.deepEqual(adaptiveBins(13, 6), [[0, 3], [2, 5], [4, 7], [6, 9], [8, 11], [10, 13]]);
-  assert.deepEqual(adaptiveBins(4, 4), [[0, 1], [1, 2], [2, 3], [3, 4]]);
+  assert.deepEqual(adaptiveBins(3, 2), [
+    [0, 2],
+    [1, 3],
+  ]);
+  assert.deepEqual(adaptiveBins(27, 10), [
+    [0, 3],
+    [2, 6],
+    [5, 9],
+    [8, 11],
+    [10, 14],
+    [13, 17],
+    [16, 19],
+    [18, 22],
+    [21, 25],
+    [24, 27],
+  ]);
+  assert.deepEqual(adaptiveBins(13, 6), [
+    [0, 3],
+    [2, 5],
+    [4, 7],
+    [6, 9],
+    [8, 11],
+    [10, 13],
+  ]);
+  assert.deepEqual(adaptiveBins(4, 4), [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+    [3, 4],
+  ]);
 });
 
 test('adaptive max / avg pooling equal a hand computation (non-divisible sizes)', () => {
@@ -52,19 +87,27 @@ test('adaptive max / avg pooling equal a hand computation (non-divisible sizes)'
     assert.deepEqual(got.shape, [1, OH, OW, C]);
     const g = got.dataSync();
     for (let i = 0; i < OH; i++) {
-      const hs = Math.floor((i * H) / OH), he = Math.ceil(((i + 1) * H) / OH);
+      const hs = Math.floor((i * H) / OH),
+        he = Math.ceil(((i + 1) * H) / OH);
       for (let j = 0; j < OW; j++) {
-        const ws = Math.floor((j * W) / OW), we = Math.ceil(((j + 1) * W) / OW);
+        const ws = Math.floor((j * W) / OW),
+          we = Math.ceil(((j + 1) * W) / OW);
         for (let c = 0; c < C; c++) {
-          let m = -Infinity, s = 0, n = 0;
-          for (let a = hs; a < he; a++) for (let b = ws; b < we; b++) {
-            const e = v[(a * W + b) * C + c];
-            m = Math.max(m, e);
-            s += e;
-            n++;
-          }
+          let m = -Infinity,
+            s = 0,
+            n = 0;
+          for (let a = hs; a < he; a++)
+            for (let b = ws; b < we; b++) {
+              const e = v[(a * W + b) * C + c];
+              m = Math.max(m, e);
+              s += e;
+              n++;
+            }
           const want = type === 'max' ? m : s / n;
-          assert.ok(Math.abs(g[(i * OW + j) * C + c] - want) < 1e-5, `${type} (${i},${j},${c}): ${g[(i * OW + j) * C + c]} vs ${want}`);
+          assert.ok(
+            Math.abs(g[(i * OW + j) * C + c] - want) < 1e-5,
+            `${type} (${i},${j},${c}): ${g[(i * OW + j) * C + c]} vs ${want}`,
+          );
         }
       }
     }
@@ -76,16 +119,31 @@ test('adaptive max / avg pooling equal a hand computation (non-divisible sizes)'
 test("feature sizes: the seed's table for alexnet at 224, min(map, seed size) for alexnet_small, ResNet avg pooling", () => {
   const seed = getCmcSpec('alexnet', { imageSize: 224, featDim: 128 });
   const dims = [1, 2, 3, 4, 5].map((l) => probeLayerInfo(seed, l));
-  assert.deepEqual(dims.map((d) => d.featureDim), [9600, 9216, 9600, 9600, 9216]);
-  assert.deepEqual(dims.map((d) => d.pool), [[10, 10], [6, 6], [5, 5], [5, 5], null]);
+  assert.deepEqual(
+    dims.map((d) => d.featureDim),
+    [9600, 9216, 9600, 9600, 9216],
+  );
+  assert.deepEqual(
+    dims.map((d) => d.pool),
+    [[10, 10], [6, 6], [5, 5], [5, 5], null],
+  );
   assert.ok(dims.every((d) => d.poolType === 'max'));
   const small = getCmcSpec('alexnet_small', { imageSize: 32, featDim: 128 });
   const sd = [1, 2, 3, 4, 5, 6, 7, 8].map((l) => probeLayerInfo(small, l));
-  assert.deepEqual(sd.map((d) => d.mapShape.slice(0, 2).join('x')), ['15x15', '7x7', '7x7', '7x7', '3x3', '4096', '4096', '256']);
-  assert.deepEqual(sd.map((d) => d.featureDim), [9600, 9216, 9600, 9600, 2304, 4096, 4096, 256]);
+  assert.deepEqual(
+    sd.map((d) => d.mapShape.slice(0, 2).join('x')),
+    ['15x15', '7x7', '7x7', '7x7', '3x3', '4096', '4096', '256'],
+  );
+  assert.deepEqual(
+    sd.map((d) => d.featureDim),
+    [9600, 9216, 9600, 9600, 2304, 4096, 4096, 256],
+  );
   const r = getCmcSpec('resnet50v1', { imageSize: 224, featDim: 128 });
   const rd = [1, 2, 3, 4, 5, 6].map((l) => probeLayerInfo(r, l));
-  assert.deepEqual(rd.map((d) => d.pool), [[8, 8], [6, 6], [4, 4], [3, 3], null, null]);
+  assert.deepEqual(
+    rd.map((d) => d.pool),
+    [[8, 8], [6, 6], [4, 4], [3, 3], null, null],
+  );
   assert.ok(rd.every((d) => d.poolType === 'avg'));
   assert.equal(rd[5].featureDim, 2048);
   assert.equal(rd[4].featureDim, 100352);
@@ -106,19 +164,41 @@ test('held-out split: stratified, disjoint, taken from the train labels only', (
 test('SubsetLoader yields exactly the subset (indices into the full source)', async () => {
   const src = await openSource('auto', data, 'train');
   const subset = Int32Array.from([3, 10, 11, 50, 159]);
-  const loader = new SubsetLoader(src, { batchSize: 2, shuffle: true, seed: 1, transform: { mode: 'val', size: 32, view: 'Lab' } }, subset);
+  const loader = new SubsetLoader(
+    src,
+    { batchSize: 2, shuffle: true, seed: 1, transform: { mode: 'val', size: 32, view: 'Lab' } },
+    subset,
+  );
   assert.equal(loader.length, 3);
   const seen: number[] = [];
   for await (const b of loader.epoch(1)) seen.push(...b.index);
-  assert.deepEqual(seen.sort((a, b) => a - b), [...subset]);
+  assert.deepEqual(
+    seen.sort((a, b) => a - b),
+    [...subset],
+  );
   src.close();
 });
 
 test('cached probe learns the synthetic task; held-out split from train; head JSON round-trips to the same logits', async () => {
   const out = path.join(tmp, 'head.json');
   const r = await probe({
-    checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 1, dataFolder: data, layer: 3, epochs: 6, lr: 0.1,
-    batchSize: 32, decayEpochs: [4], decayRate: 0.2, mode: 'cached', valSplit: 0.25, backend: 'wasm', workers: 0, out, log: quiet,
+    checkpoint: null,
+    arch: 'alexnet_small',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    layer: 3,
+    epochs: 6,
+    lr: 0.1,
+    batchSize: 32,
+    decayEpochs: [4],
+    decayRate: 0.2,
+    mode: 'cached',
+    valSplit: 0.25,
+    backend: 'wasm',
+    workers: 0,
+    out,
+    log: quiet,
   });
   assert.equal(r.nVal, 40);
   assert.equal(r.nTrain, 120);
@@ -147,11 +227,16 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
   const enc = loadEncoder({ checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 1 });
   const src = await openSource('auto', data, 'test');
   const info = probeLayerInfo(enc.spec, 3);
-  const feats = await extractFeatures(enc.model, new Loader(src, { batchSize: 64, shuffle: false, transform: { mode: 'val', size: 32, view: 'Lab' } }), info);
+  const feats = await extractFeatures(
+    enc.model,
+    new Loader(src, { batchSize: 64, shuffle: false, transform: { mode: 'val', size: 32, view: 'Lab' } }),
+    info,
+  );
   const logits = headLogits(head, tf.tensor2d(feats.features, [feats.n, feats.dim]));
   const L = logits.dataSync();
   const C = 4;
-  let maxErr = 0, hits = 0;
+  let maxErr = 0,
+    hits = 0;
   for (let i = 0; i < feats.n; i++) {
     let arg = 0;
     for (let c = 0; c < C; c++) {
@@ -163,7 +248,7 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
     if (arg === feats.labels[i]) hits++;
   }
   assert.ok(maxErr < 1e-4, `head logits tfjs vs by hand: ${maxErr}`);
-  assert.equal(hits / feats.n, r.best.top1, 'the saved head reproduces the best epoch\'s test top-1');
+  assert.equal(hits / feats.n, r.best.top1, "the saved head reproduces the best epoch's test top-1");
   logits.dispose();
   enc.model.dispose();
   src.close();
@@ -171,11 +256,27 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
 
 test('weight decay chosen on held-out train images, then one head refitted on all of train (last epoch)', async () => {
   const r = await probe({
-    checkpoint: null, arch: 'alexnet_mini', imageSize: 32, seed: 1, dataFolder: data, layer: 5, epochs: 3, lr: 0.1,
-    batchSize: 32, mode: 'cached', valSplit: 0.25, selectWeightDecay: [0, 0.5], backend: 'wasm', workers: 0, log: quiet,
+    checkpoint: null,
+    arch: 'alexnet_mini',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    layer: 5,
+    epochs: 3,
+    lr: 0.1,
+    batchSize: 32,
+    mode: 'cached',
+    valSplit: 0.25,
+    selectWeightDecay: [0, 0.5],
+    backend: 'wasm',
+    workers: 0,
+    log: quiet,
   });
   const sel = r.wdSelection!;
-  assert.deepEqual(sel.candidates.map((c) => c.weight_decay), [0, 0.5]);
+  assert.deepEqual(
+    sel.candidates.map((c) => c.weight_decay),
+    [0, 0.5],
+  );
   const top = Math.max(...sel.candidates.map((c) => c.val_top1));
   assert.equal(sel.chosen, sel.candidates.find((c) => c.val_top1 === top)!.weight_decay);
   assert.equal(r.head.probeConfig.weightDecay, sel.chosen);
@@ -187,15 +288,36 @@ test('weight decay chosen on held-out train images, then one head refitted on al
   assert.deepEqual(r.best, r.last);
   assert.ok(r.epochs.every((m) => m.val_top1 === undefined));
   await assert.rejects(
-    probe({ checkpoint: null, arch: 'alexnet_mini', imageSize: 32, dataFolder: data, layer: 5, mode: 'cached', selectWeightDecay: [0], backend: 'wasm', log: quiet }),
+    probe({
+      checkpoint: null,
+      arch: 'alexnet_mini',
+      imageSize: 32,
+      dataFolder: data,
+      layer: 5,
+      mode: 'cached',
+      selectWeightDecay: [0],
+      backend: 'wasm',
+      log: quiet,
+    }),
     /--val_split > 0/,
   );
 });
 
 test('augmented probe (the seed protocol) runs through the frozen encoder each epoch', async () => {
   const r = await probe({
-    checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 2, dataFolder: data, layer: 5, epochs: 1, lr: 0.1,
-    batchSize: 64, mode: 'augmented', backend: 'wasm', workers: 0, log: quiet,
+    checkpoint: null,
+    arch: 'alexnet_small',
+    imageSize: 32,
+    seed: 2,
+    dataFolder: data,
+    layer: 5,
+    epochs: 1,
+    lr: 0.1,
+    batchSize: 64,
+    mode: 'augmented',
+    backend: 'wasm',
+    workers: 0,
+    log: quiet,
   });
   assert.equal(r.epochs.length, 1);
   assert.equal(r.selectedOn, 'test');
@@ -223,11 +345,32 @@ test('weighted kNN on a hand-computed example: the exp(sim/T) weights decide', a
 });
 
 test('knnEvaluate on frozen features: embedding by default, a pooled conv layer on request', async () => {
-  const e = await knnEvaluate({ checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 1, dataFolder: data, k: 20, backend: 'wasm', workers: 0, log: quiet });
+  const e = await knnEvaluate({
+    checkpoint: null,
+    arch: 'alexnet_small',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    k: 20,
+    backend: 'wasm',
+    workers: 0,
+    log: quiet,
+  });
   assert.equal(e.layer.layer, 8);
   assert.equal(e.n, 48);
   assert.ok(e.top1 >= 0 && e.top1 <= e.top5);
-  const c = await knnEvaluate({ checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 1, dataFolder: data, layer: 3, k: 20, backend: 'wasm', workers: 0, log: quiet });
+  const c = await knnEvaluate({
+    checkpoint: null,
+    arch: 'alexnet_small',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    layer: 3,
+    k: 20,
+    backend: 'wasm',
+    workers: 0,
+    log: quiet,
+  });
   assert.equal(c.layer.featureDim, 9600);
   assert.ok(c.top1 > 0.4, `conv3 kNN top-1 ${c.top1} (chance 0.25)`);
 });
@@ -235,7 +378,10 @@ test('knnEvaluate on frozen features: embedding by default, a pooled conv layer 
 test('cmc probe / knn / supervised: registered with --help, and probe --json runs', async () => {
   const program = new Command('cmc').exitOverride();
   addEvalCommands(program);
-  assert.deepEqual(program.commands.map((c) => c.name()), ['probe', 'knn', 'supervised']);
+  assert.deepEqual(
+    program.commands.map((c) => c.name()),
+    ['probe', 'knn', 'supervised'],
+  );
   for (const c of program.commands) {
     const help = c.helpInformation();
     assert.match(help, /--json/);
@@ -243,12 +389,39 @@ test('cmc probe / knn / supervised: registered with --help, and probe --json run
   }
   assert.match(program.commands[0].helpInformation(), /--layer <n>[\s\S]*default: 5/);
   const lines: string[] = [];
-  const log = console.log, err = console.error;
+  const log = console.log,
+    err = console.error;
   console.log = (s: string) => lines.push(s);
   console.error = () => {};
   try {
-    await program.parseAsync(['probe', '--random', '--model', 'alexnet_small', '--image_size', '32', '--data_folder', data, '--layer', '2',
-      '--mode', 'cached', '--epochs', '2', '--batch_size', '64', '--backend', 'wasm', '--workers', '0', '--out', path.join(tmp, 'cli.json'), '--json'], { from: 'user' });
+    await program.parseAsync(
+      [
+        'probe',
+        '--random',
+        '--model',
+        'alexnet_small',
+        '--image_size',
+        '32',
+        '--data_folder',
+        data,
+        '--layer',
+        '2',
+        '--mode',
+        'cached',
+        '--epochs',
+        '2',
+        '--batch_size',
+        '64',
+        '--backend',
+        'wasm',
+        '--workers',
+        '0',
+        '--out',
+        path.join(tmp, 'cli.json'),
+        '--json',
+      ],
+      { from: 'user' },
+    );
   } finally {
     console.log = log;
     console.error = err;

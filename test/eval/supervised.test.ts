@@ -33,14 +33,26 @@ test('supervised training lowers its cross-entropy and scores the test split eve
   const losses: number[] = [];
   const r = await trainSupervised(
     {
-      data_folder: data, model: tinySpecFile, image_size: 16, batch_size: 16, epochs: 6, learning_rate: 0.05,
-      lr_decay_epochs: [], crop_low: 0.8, backend: 'wasm', workers: 0, model_path: tmp, name: 'tiny', seed: 3,
+      data_folder: data,
+      model: tinySpecFile,
+      image_size: 16,
+      batch_size: 16,
+      epochs: 6,
+      learning_rate: 0.05,
+      lr_decay_epochs: [],
+      crop_low: 0.8,
+      backend: 'wasm',
+      workers: 0,
+      model_path: tmp,
+      name: 'tiny',
+      seed: 3,
     },
     { log: quiet, onStep: (_e, _s, l) => losses.push(l) },
   );
   assert.equal(r.metrics.length, 6);
   assert.equal(losses.length, 24);
-  const first = r.metrics[0].loss, last = r.metrics[5].loss;
+  const first = r.metrics[0].loss,
+    last = r.metrics[5].loss;
   assert.ok(last < first * 0.8, `epoch loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);
   assert.ok(r.metrics.every((m) => m.test_top1 !== undefined && m.test_top1 >= 0 && m.test_top5! >= m.test_top1));
   assert.deepEqual(r.classNames, ['disc', 'square', 'stripes', 'ring']);
@@ -51,22 +63,51 @@ test('supervised training lowers its cross-entropy and scores the test split eve
 
 test('an alexnet_small supervised checkpoint is a cmc-train-checkpoint the probe loads', async () => {
   const r = await trainSupervised(
-    { data_folder: data, model: 'alexnet_small', image_size: 32, batch_size: 32, epochs: 1, backend: 'wasm', workers: 0, model_path: tmp, name: 'alex', seed: 3 },
+    {
+      data_folder: data,
+      model: 'alexnet_small',
+      image_size: 32,
+      batch_size: 32,
+      epochs: 1,
+      backend: 'wasm',
+      workers: 0,
+      model_path: tmp,
+      name: 'alex',
+      seed: 3,
+    },
     { log: quiet },
   );
-  const ck = readCheckpoint<{ format: string; objective: string; config: { view: string; image_size: number }; epoch: number }>(r.checkpoint);
+  const ck = readCheckpoint<{
+    format: string;
+    objective: string;
+    config: { view: string; image_size: number };
+    epoch: number;
+  }>(r.checkpoint);
   assert.equal(ck.header.format, 'cmc-train-checkpoint');
   assert.equal(ck.header.config.image_size, 32);
   assert.deepEqual(ck.tensors['classifier/weight'].shape, [256, 4]);
   const enc = loadEncoder({ checkpoint: r.checkpoint });
   assert.equal(enc.imageSize, 32);
   assert.equal(preNormDim(enc.spec), 256);
-  assert.deepEqual(Array.from(enc.model.params.get('ab.fc8.0.weight')!.dataSync()), Array.from(ck.tensors['model/ab.fc8.0.weight'].data));
+  assert.deepEqual(
+    Array.from(enc.model.params.get('ab.fc8.0.weight')!.dataSync()),
+    Array.from(ck.tensors['model/ab.fc8.0.weight'].data),
+  );
   const f = preNormFeatures(enc.model, tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, false);
   assert.deepEqual(f.shape, [2, 256]);
   f.dispose();
   enc.model.dispose();
-  const p = await probe({ checkpoint: r.checkpoint, dataFolder: data, layer: 5, epochs: 1, mode: 'cached', batchSize: 64, backend: 'wasm', workers: 0, log: quiet });
+  const p = await probe({
+    checkpoint: r.checkpoint,
+    dataFolder: data,
+    layer: 5,
+    epochs: 1,
+    mode: 'cached',
+    batchSize: 64,
+    backend: 'wasm',
+    workers: 0,
+    log: quiet,
+  });
   assert.equal(p.encoder, r.checkpoint);
   assert.equal(p.head.featureDim, 2304);
 });

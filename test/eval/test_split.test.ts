@@ -33,7 +33,9 @@ async function writeImageFolder(dir: string, raw: string, split: 'train' | 'test
     const s = await src.get(i);
     const cls = path.join(dir, src.classNames[s.label]);
     fs.mkdirSync(cls, { recursive: true });
-    await sharp(Buffer.from(s.rgb), { raw: { width: s.width, height: s.height, channels: 3 } }).png().toFile(path.join(cls, `${i}.png`));
+    await sharp(Buffer.from(s.rgb), { raw: { width: s.width, height: s.height, channels: 3 } })
+      .png()
+      .toFile(path.join(cls, `${i}.png`));
   }
   src.close();
 }
@@ -53,7 +55,8 @@ before(async () => {
 });
 
 test('kNN and the probe refuse a dataset without a labelled test split, saying how to split it', async () => {
-  const how = /has no labelled test split.*evaluating on the training folder would score the training images themselves\. Give it a test split \(for an ImageFolder, a val\/<class>\/ folder of other images\), or pass --test_split 0\.2/;
+  const how =
+    /has no labelled test split.*evaluating on the training folder would score the training images themselves\. Give it a test split \(for an ImageFolder, a val\/<class>\/ folder of other images\), or pass --test_split 0\.2/;
   for (const dataFolder of [onlyTrain, plain, rawNoTest]) {
     await assert.rejects(knnEvaluate({ ...enc, dataFolder, k: 5 }), how, dataFolder);
   }
@@ -66,8 +69,20 @@ test('--test_split holds out a stratified fraction of the training images as the
   assert.deepEqual(r.testSplit, { source: 'held_out', fraction: 0.25, seed: 1, n: 8 });
   assert.equal(r.n, 8, 'two of the eight images of each class are scored');
   assert.equal(r.nTrain, 24, 'and are not among the neighbours');
-  assert.ok(lines.some((l) => l.includes('test split: 8 training images held out as the test split (--test_split 0.25, seed 1)')));
-  const p = await probe({ ...enc, dataFolder: plain, layer: 1, epochs: 1, mode: 'cached', testSplit: 0.25, valSplit: 0.2 });
+  assert.ok(
+    lines.some((l) =>
+      l.includes('test split: 8 training images held out as the test split (--test_split 0.25, seed 1)'),
+    ),
+  );
+  const p = await probe({
+    ...enc,
+    dataFolder: plain,
+    layer: 1,
+    epochs: 1,
+    mode: 'cached',
+    testSplit: 0.25,
+    valSplit: 0.2,
+  });
   assert.equal(p.testSplit.source, 'held_out');
   assert.equal(p.nTest, 8);
   assert.equal(p.nTrain + p.nVal, 24, 'the probe neither trains nor chooses its epoch on the held-out test images');
@@ -75,19 +90,43 @@ test('--test_split holds out a stratified fraction of the training images as the
   const own = await knnEvaluate({ ...enc, dataFolder: withVal, k: 5 });
   assert.deepEqual(own.testSplit, { source: 'dataset' });
   assert.equal(own.n, 8);
-  await assert.rejects(knnEvaluate({ ...enc, dataFolder: withVal, k: 5, testSplit: 0.2 }), /--test_split is for datasets without a test split/);
+  await assert.rejects(
+    knnEvaluate({ ...enc, dataFolder: withVal, k: 5, testSplit: 0.2 }),
+    /--test_split is for datasets without a test split/,
+  );
 });
 
 test('cmc knn --test_split --json reports where the test images came from', async () => {
   const program = new Command().exitOverride();
   addEvalCommands(program);
   const out: string[] = [];
-  const log = console.log, err = console.error;
+  const log = console.log,
+    err = console.error;
   console.log = (s: string) => out.push(s);
   console.error = () => {};
   try {
-    await program.parseAsync(['knn', '--random', '--model', spec, '--image_size', '16', '--data_folder', onlyTrain, '--test_split', '0.25',
-      '--k', '5', '--backend', 'cpu', '--workers', '0', '--json'], { from: 'user' });
+    await program.parseAsync(
+      [
+        'knn',
+        '--random',
+        '--model',
+        spec,
+        '--image_size',
+        '16',
+        '--data_folder',
+        onlyTrain,
+        '--test_split',
+        '0.25',
+        '--k',
+        '5',
+        '--backend',
+        'cpu',
+        '--workers',
+        '0',
+        '--json',
+      ],
+      { from: 'user' },
+    );
   } finally {
     console.log = log;
     console.error = err;

@@ -67,7 +67,8 @@ async function tfjsReference(
   const size = model.spec.imageSize;
   const x = new Float32Array(images.length);
   const px = size * size * 3;
-  for (let b = 0; b < n; b++) toViewInput(images.subarray(b * px, (b + 1) * px), view, x.subarray(b * px, (b + 1) * px));
+  for (let b = 0; b < n; b++)
+    toViewInput(images.subarray(b * px, (b + 1) * px), view, x.subarray(b * px, (b + 1) * px));
   const input = tf.tensor4d(x, [n, size, size, 3]);
   try {
     const emb = model.forward(input, { training: false });
@@ -121,7 +122,6 @@ function referenceLogits(features: Float32Array, n: number, head: LinearHead): F
   }
   return out;
 }
-
 
 function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -270,7 +270,7 @@ function softmaxRows(logits: Float64Array, n: number): Float64Array {
     let m = -Infinity;
     for (let k = 0; k < c; k++) m = Math.max(m, logits[b * c + k]);
     let s = 0;
-    for (let k = 0; k < c; k++) s += (out[b * c + k] = Math.exp(logits[b * c + k] - m));
+    for (let k = 0; k < c; k++) s += out[b * c + k] = Math.exp(logits[b * c + k] - m);
     for (let k = 0; k < c; k++) out[b * c + k] /= s;
   }
   return out;
@@ -291,7 +291,9 @@ async function checkRuntime(rt: Runtime, c: Case, e: Exported, diag: Diag, class
     parts.push(`embedding ${de.toExponential(2)}`, `features ${df.toExponential(2)} (max |f| ${scale.toFixed(1)})`);
     assert.ok(de <= TOL, `${rt.name} ${c.arch}: embedding max |diff| ${de}`);
     assert.ok(df <= TOL * scale, `${rt.name} ${c.arch}: features max |diff| ${df} (scale ${scale})`);
-    const head = await rt.run(load('head.onnx'), { features: { type: 'float32', data: enc.features, dims: [c.n, enc.features.length / c.n] } });
+    const head = await rt.run(load('head.onnx'), {
+      features: { type: 'float32', data: enc.features, dims: [c.n, enc.features.length / c.n] },
+    });
     const dh = maxAbsDiff(head.logits, e.logits);
     parts.push(`head logits ${dh.toExponential(2)}`);
     assert.ok(dh <= TOL, `${rt.name} ${c.arch}: head.onnx logits max |diff| ${dh}`);
@@ -300,13 +302,23 @@ async function checkRuntime(rt: Runtime, c: Case, e: Exported, diag: Diag, class
   const dl = maxAbsDiff(cls.logits, e.logits);
   const dp = maxAbsDiff(cls.probabilities, e.probabilities);
   const dce = maxAbsDiff(cls.embedding, e.ref.embedding);
-  parts.push(`classifier logits ${dl.toExponential(2)}`, `probabilities ${dp.toExponential(2)}`, `embedding ${dce.toExponential(2)}`);
+  parts.push(
+    `classifier logits ${dl.toExponential(2)}`,
+    `probabilities ${dp.toExponential(2)}`,
+    `embedding ${dce.toExponential(2)}`,
+  );
   assert.ok(dl <= TOL, `${rt.name} ${c.arch}: classifier logits max |diff| ${dl}`);
   assert.ok(dp <= TOL, `${rt.name} ${c.arch}: probabilities max |diff| ${dp}`);
   assert.ok(dce <= TOL, `${rt.name} ${c.arch}: classifier embedding max |diff| ${dce}`);
   assert.deepEqual(argmaxRows(cls.logits, c.n), argmaxRows(e.logits, c.n), `${rt.name} ${c.arch}: top-1 differs`);
-  assert.deepEqual(argmaxRows(cls.probabilities, c.n), argmaxRows(e.logits, c.n), `${rt.name} ${c.arch}: top-1 (probabilities) differs`);
-  diag(`${c.arch} ${c.size}px on ${rt.name}: max |diff| ${parts.join(', ')}; top-1 ${argmaxRows(cls.logits, c.n).join(',')}`);
+  assert.deepEqual(
+    argmaxRows(cls.probabilities, c.n),
+    argmaxRows(e.logits, c.n),
+    `${rt.name} ${c.arch}: top-1 (probabilities) differs`,
+  );
+  diag(
+    `${c.arch} ${c.size}px on ${rt.name}: max |diff| ${parts.join(', ')}; top-1 ${argmaxRows(cls.logits, c.n).join(',')}`,
+  );
 }
 
 for (const c of CASES) {
@@ -341,7 +353,11 @@ for (const c of CASES) {
   const enabled = WEBGPU === 'all' || (WEBGPU !== '0' && c.webgpuByDefault);
   test(`${c.arch} ${c.size}px: onnxruntime-node webgpu == tfjs (classifier.onnx)`, async (t) => {
     if (!enabled) {
-      t.skip(WEBGPU === '0' ? 'CMC_EXPORT_WEBGPU=0' : 'WebGPU runs in software here (slow); CMC_EXPORT_WEBGPU=all checks this architecture');
+      t.skip(
+        WEBGPU === '0'
+          ? 'CMC_EXPORT_WEBGPU=0'
+          : 'WebGPU runs in software here (slow); CMC_EXPORT_WEBGPU=all checks this architecture',
+      );
       return;
     }
     const rt = rts.find((x) => x.name === 'onnxruntime-node webgpu')!;

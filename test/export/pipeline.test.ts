@@ -20,12 +20,42 @@ test('train -> probe --layer 5 -> export with the head -> classifier.onnx agrees
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-pipeline-'));
   const data = writeSyntheticDataset(path.join(tmp, 'data'), { size: 32, train: 64, test: 32, seed: 5 });
   const quiet = () => {};
-  const tr = await train({ ...TRAIN_DEFAULTS, data_folder: data, model: 'alexnet_small', image_size: 32, batch_size: 32, epochs: 1,
-    nce_k: 16, workers: 0, backend: 'wasm', model_path: path.join(tmp, 'runs'), tb_path: path.join(tmp, 'tb'), name: 'p' }, { log: quiet });
+  const tr = await train(
+    {
+      ...TRAIN_DEFAULTS,
+      data_folder: data,
+      model: 'alexnet_small',
+      image_size: 32,
+      batch_size: 32,
+      epochs: 1,
+      nce_k: 16,
+      workers: 0,
+      backend: 'wasm',
+      model_path: path.join(tmp, 'runs'),
+      tb_path: path.join(tmp, 'tb'),
+      name: 'p',
+    },
+    { log: quiet },
+  );
   const headFile = path.join(tmp, 'head.json');
-  const pr = await probe({ checkpoint: tr.checkpoint, dataFolder: data, layer: 5, mode: 'cached', epochs: 3, batchSize: 32, backend: 'wasm', workers: 0, out: headFile, log: quiet });
+  const pr = await probe({
+    checkpoint: tr.checkpoint,
+    dataFolder: data,
+    layer: 5,
+    mode: 'cached',
+    epochs: 3,
+    batchSize: 32,
+    backend: 'wasm',
+    workers: 0,
+    out: headFile,
+    log: quiet,
+  });
   assert.ok(fs.existsSync(headFile));
-  const out = await exportModel({ checkpoint: tr.checkpoint, head: headFile, outDir: path.join(tmp, 'models', 'tiny') });
+  const out = await exportModel({
+    checkpoint: tr.checkpoint,
+    head: headFile,
+    outDir: path.join(tmp, 'models', 'tiny'),
+  });
   const session = await ort.InferenceSession.create(path.join(out.outDir, 'classifier.onnx'));
   const test = new RawU8Source(data, 'test');
   const n = test.length;

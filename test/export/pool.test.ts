@@ -25,7 +25,15 @@ import { adaptivePoolBins, buildAdaptivePoolGraph, checkOps } from '../../train/
 import { parseHead } from '../../core/formats/head.ts';
 import { loadOnnxModel, makeModel, encodeModel } from '../../core/onnx/onnx_proto.ts';
 import {
-  adaptiveBins, adaptivePool2d, FEATURE_LAYOUT, headLogits, layerFeatures, probeLayerInfo, writeHead, type LinearHead as ProbeHead, type PoolType,
+  adaptiveBins,
+  adaptivePool2d,
+  FEATURE_LAYOUT,
+  headLogits,
+  layerFeatures,
+  probeLayerInfo,
+  writeHead,
+  type LinearHead as ProbeHead,
+  type PoolType,
 } from '../../train/eval/probe.ts';
 
 let tmp = '';
@@ -37,10 +45,17 @@ after(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-
-
-test('adaptive pool bins in the exporter are the probe\'s', () => {
-  for (const [i, o] of [[15, 10], [7, 6], [7, 5], [13, 6], [27, 10], [6, 6], [3, 5], [13, 5]]) {
+test("adaptive pool bins in the exporter are the probe's", () => {
+  for (const [i, o] of [
+    [15, 10],
+    [7, 6],
+    [7, 5],
+    [13, 6],
+    [27, 10],
+    [6, 6],
+    [3, 5],
+    [13, 5],
+  ]) {
     assert.deepEqual(adaptivePoolBins(i, o), adaptiveBins(i, o));
   }
 });
@@ -73,10 +88,18 @@ for (const type of ['max', 'avg'] as PoolType[]) {
       tf.dispose([nhwc, refT, nchwT]);
       const graph = buildAdaptivePoolGraph(c, hw, out, type);
       const identity = h === out[0] && w === out[1];
-      if (identity) assert.deepEqual(graph.node!.map((x) => x.opType), ['Identity'], 'a no-op pool emits nothing');
+      if (identity)
+        assert.deepEqual(
+          graph.node!.map((x) => x.opType),
+          ['Identity'],
+          'a no-op pool emits nothing',
+        );
       else assert.doesNotThrow(() => checkOps(graph, 'adaptive pool'));
       const ops = new Set(graph.node!.map((x) => x.opType));
-      if (!identity) assert.ok(ops.has(type === 'max' ? 'MaxPool' : 'AveragePool') || adaptiveBins(h, out[0]).every(([s, e]) => e - s === 1));
+      if (!identity)
+        assert.ok(
+          ops.has(type === 'max' ? 'MaxPool' : 'AveragePool') || adaptiveBins(h, out[0]).every(([s, e]) => e - s === 1),
+        );
       const bytes = encodeModel(makeModel({ graph }));
       const r = await ortRun(bytes, { x: new ort.Tensor('float32', nchw, [n, c, h, w]) });
       const y = Object.values(r)[0];
@@ -139,7 +162,8 @@ for (const c of E2E) {
     try {
       const x = new Float32Array(images.length);
       const px = 32 * 32 * 3;
-      for (let b = 0; b < n; b++) toViewInput(images.subarray(b * px, (b + 1) * px), 'Lab', x.subarray(b * px, (b + 1) * px));
+      for (let b = 0; b < n; b++)
+        toViewInput(images.subarray(b * px, (b + 1) * px), 'Lab', x.subarray(b * px, (b + 1) * px));
       const input = tf.tensor4d(x, [n, 32, 32, 3]);
       const f = layerFeatures(model, input, info);
       const l = headLogits(head, f);
@@ -163,13 +187,17 @@ for (const c of E2E) {
     const encOut = await ortRun(enc.bytes, feeds);
     const df = maxAbsDiff(encOut.features, refF);
     const scale = Math.max(1, ...Array.from(refF, Math.abs));
-    const headOut = await ortRun(load('head.onnx').bytes, { features: new ort.Tensor('float32', encOut.features, [n, info.featureDim]) });
+    const headOut = await ortRun(load('head.onnx').bytes, {
+      features: new ort.Tensor('float32', encOut.features, [n, info.featureDim]),
+    });
     const dh = maxAbsDiff(headOut.logits, refL);
     const cls = load('classifier.onnx');
     for (const node of cls.model.graph!.node!) assert.notEqual(node.opType, 'Identity');
     const clsOut = await ortRun(cls.bytes, feeds);
     const dl = maxAbsDiff(clsOut.logits, refL);
-    t.diagnostic(`layer ${c.layer} ${info.poolType} ${c.expectPool.join('x')} (F ${info.featureDim}): max |diff| features ${df.toExponential(2)} (max |f| ${scale.toFixed(2)}), head.onnx logits ${dh.toExponential(2)}, classifier.onnx logits ${dl.toExponential(2)}`);
+    t.diagnostic(
+      `layer ${c.layer} ${info.poolType} ${c.expectPool.join('x')} (F ${info.featureDim}): max |diff| features ${df.toExponential(2)} (max |f| ${scale.toFixed(2)}), head.onnx logits ${dh.toExponential(2)}, classifier.onnx logits ${dl.toExponential(2)}`,
+    );
     assert.ok(df <= 1e-4 * scale, `features max |diff| ${df}`);
     assert.ok(dh <= 1e-4, `head.onnx logits max |diff| ${dh}`);
     assert.ok(dl <= 1e-4, `classifier.onnx logits max |diff| ${dl}`);
@@ -184,7 +212,11 @@ test('a pooled head at a vector layer, or a malformed pool, is refused clearly',
   const { model, checkpoint } = randomAlexnet(50);
   model.dispose();
   await assert.rejects(
-    exportModel({ checkpoint, outDir: path.join(tmp, 'bad'), head: { ...base, layer: 6, pool: [2, 2], poolType: 'max' } as never }),
+    exportModel({
+      checkpoint,
+      outDir: path.join(tmp, 'bad'),
+      head: { ...base, layer: 6, pool: [2, 2], poolType: 'max' } as never,
+    }),
     /layer 6 of alexnet_small gives vectors; it cannot be adaptively pooled/,
   );
 });

@@ -69,7 +69,10 @@ export async function fdCheck(opts: FdCheckOptions): Promise<FdResult> {
   const atol = opts.atol ?? 1e-3;
 
   // Analytic gradients (copied out, then freed).
-  const { value, grads } = tf.variableGrads(loss, vars.map((v) => v.variable));
+  const { value, grads } = tf.variableGrads(
+    loss,
+    vars.map((v) => v.variable),
+  );
   const analytic: Float32Array[] = [];
   for (const v of vars) {
     const g = grads[v.variable.name];
@@ -105,13 +108,23 @@ export async function fdCheck(opts: FdCheckOptions): Promise<FdResult> {
       const a = g[index];
       const err = Math.abs(a - numeric);
       const scale = Math.max(Math.abs(a), Math.abs(numeric));
-      entries.push({ name, index, analytic: a, numeric, relErr: scale > 0 ? err / scale : 0, ok: err <= rtol * scale + atol });
+      entries.push({
+        name,
+        index,
+        analytic: a,
+        numeric,
+        relErr: scale > 0 ? err / scale : 0,
+        ok: err <= rtol * scale + atol,
+      });
     }
     tf.tidy(() => variable.assign(tf.tensor(original, variable.shape, 'float32')));
   }
 
   const report = entries
-    .map((e) => `${e.ok ? 'ok  ' : 'FAIL'} ${e.name}[${e.index}] analytic ${e.analytic.toExponential(4)} numeric ${e.numeric.toExponential(4)} rel ${e.relErr.toExponential(2)}`)
+    .map(
+      (e) =>
+        `${e.ok ? 'ok  ' : 'FAIL'} ${e.name}[${e.index}] analytic ${e.analytic.toExponential(4)} numeric ${e.numeric.toExponential(4)} rel ${e.relErr.toExponential(2)}`,
+    )
     .join('\n');
   return { ok: entries.every((e) => e.ok), entries, maxRelErr: Math.max(0, ...entries.map((e) => e.relErr)), report };
 }

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 
 /** Run a model (bytes) once with all graph optimisations; outputs as Float32Arrays. */
-export async function ortRun(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
+export async function ortRun(
+  bytes: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, Float32Array>> {
   const s = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
   try {
     const r = await s.run(feeds);

@@ -13,8 +13,13 @@ import { Rng } from '../../core/util/rng.ts';
  * [-spread, spread], running variance in [varLow, 2]), element by element in parameter order, load them,
  * and return all named arrays.
  */
-export function randomizeBatchNorm(model: CmcModel, rng: Rng, o: { spread?: number; varLow?: number } = {}): Record<string, TensorEntry> {
-  const spread = o.spread ?? 0.2, varLow = o.varLow ?? 0.5;
+export function randomizeBatchNorm(
+  model: CmcModel,
+  rng: Rng,
+  o: { spread?: number; varLow?: number } = {},
+): Record<string, TensorEntry> {
+  const spread = o.spread ?? 0.2,
+    varLow = o.varLow ?? 0.5;
   const arrays = model.toNamedArrays();
   for (const v of model.spec.views) {
     for (const p of paramShapes(v.encoder)) {

@@ -23,7 +23,13 @@ export async function loadTfjsDir(dir: string): Promise<GraphModel> {
 }
 
 /** Run `outputs` of a graph model on uint8 NHWC images (fed as int32, tfjs's type for DT_UINT8). */
-export async function runTfjs(model: GraphModel, images: Uint8Array, n: number, size: number, outputs: string[]): Promise<Record<string, Float32Array>> {
+export async function runTfjs(
+  model: GraphModel,
+  images: Uint8Array,
+  n: number,
+  size: number,
+  outputs: string[],
+): Promise<Record<string, Float32Array>> {
   const x = tf.tensor(Int32Array.from(images), [n, size, size, 3], 'int32');
   try {
     const res = model.execute({ images: x }, outputs) as tf.Tensor[];

@@ -15,7 +15,10 @@ const TOL = 2e-5; // float32 summation-order differences, relative to the output
 
 /** Training-mode batch norm: the fused kernel where the backend has it, else tf.moments + tf.batchNorm. */
 function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor[] {
-  if (useFused(BatchNormTrain)) return tf.engine().runKernel(BatchNormTrain, { x, scale: gamma, offset: beta }, { varianceEpsilon: 1e-5 }) as tf.Tensor[];
+  if (useFused(BatchNormTrain))
+    return tf
+      .engine()
+      .runKernel(BatchNormTrain, { x, scale: gamma, offset: beta }, { varianceEpsilon: 1e-5 }) as tf.Tensor[];
   const { mean, variance } = tf.moments(x, x.shape.map((_, i) => i).slice(0, -1));
   return [tf.batchNorm(x, mean, variance, beta, gamma, 1e-5), mean, variance];
 }
@@ -30,7 +33,10 @@ describeBackends('fused kernels', (name) => {
     }
   });
 
-  for (const shape of [[4, 5, 5, 6], [9, 7]]) {
+  for (const shape of [
+    [4, 5, 5, 6],
+    [9, 7],
+  ]) {
     it(`batch norm, training mode [${shape}]: y, mean, variance and the gradients of a loss using all three`, async (t) => {
       if (skip) return t.skip(skip);
       const c = shape[shape.length - 1];
@@ -43,7 +49,11 @@ describeBackends('fused kernels', (name) => {
         const wv = seededTensor([c], 36);
         const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
           const [y, mean, variance] = batchNormTrain(a, g, b);
-          return tf.addN([tf.sum(tf.mul(tf.relu(y), w)), tf.sum(tf.mul(mean, wm)), tf.sum(tf.mul(variance, wv))]) as tf.Scalar;
+          return tf.addN([
+            tf.sum(tf.mul(tf.relu(y), w)),
+            tf.sum(tf.mul(mean, wm)),
+            tf.sum(tf.mul(variance, wv)),
+          ]) as tf.Scalar;
         };
         return [...batchNormTrain(x, gamma, beta), ...tf.grads(loss)([x, gamma, beta])];
       });
@@ -65,7 +75,11 @@ describeBackends('fused kernels', (name) => {
     try {
       const r = await fdCheck({
         loss: () => tf.tidy(() => tf.sum(tf.mul(batchNormTrain(x, gamma, beta)[0], w))),
-        vars: [{ name: 'x', variable: x }, { name: 'gamma', variable: gamma }, { name: 'beta', variable: beta }],
+        vars: [
+          { name: 'x', variable: x },
+          { name: 'gamma', variable: gamma },
+          { name: 'beta', variable: beta },
+        ],
         rng: new Rng(5),
         samplesPerVar: 4,
       });

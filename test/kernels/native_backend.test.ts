@@ -41,8 +41,15 @@ describe('native backend on oneDNN', () => {
       const w = seededTensor([3, 3, 5, 7], 2) as tf.Tensor4D;
       const y = tf.conv2d(x, w, 2, 'same');
       const dy = seededTensor(y.shape, 3);
-      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), dy)))([x, w]);
-      const m = tf.matMul(seededTensor([9, 17], 4) as tf.Tensor2D, seededTensor([19, 17], 5) as tf.Tensor2D, false, true);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), dy)),
+      )([x, w]);
+      const m = tf.matMul(
+        seededTensor([9, 17], 4) as tf.Tensor2D,
+        seededTensor([19, 17], 5) as tf.Tensor2D,
+        false,
+        true,
+      );
       return [y, dx, dw, m].map((o) => tf.keep(o));
     });
     await Promise.all(outs.map((o) => o.data()));
@@ -61,7 +68,16 @@ describe('native backend on oneDNN', () => {
       v.encoder.blocks.splice(1, 0, {
         name: 'c2',
         layers: [
-          { kind: 'conv2d', name: 'c2.0', filters: 12, kernel: 3, stride: 2, pad: 1, bias: false, init: 'kaiming_uniform' },
+          {
+            kind: 'conv2d',
+            name: 'c2.0',
+            filters: 12,
+            kernel: 3,
+            stride: 2,
+            pad: 1,
+            bias: false,
+            init: 'kaiming_uniform',
+          },
           { kind: 'batchnorm', name: 'c2.1', eps: 1e-5, momentum: 0.1 },
           { kind: 'relu' },
         ],
@@ -70,7 +86,14 @@ describe('native backend on oneDNN', () => {
     const run = async (backend: 'wasm' | 'native') => {
       await initBackend(backend, { quiet: true });
       const model = new CmcModel(spec, 3);
-      const bank = new MemoryBank({ nData: 64, featDim: spec.featDim, K: 16, softmax: false, rng: new Rng(4), log: () => {} });
+      const bank = new MemoryBank({
+        nData: 64,
+        featDim: spec.featDim,
+        K: 16,
+        softmax: false,
+        rng: new Rng(4),
+        log: () => {},
+      });
       const sgd = new SGD(model.trainableVariables(), { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 });
       const step = new CmcStep(model, bank, sgd);
       const losses: number[] = [];
@@ -88,7 +111,12 @@ describe('native backend on oneDNN', () => {
     };
     const ref = await run('wasm');
     const got = await run('native');
-    got.losses.forEach((l, i) => assert.ok(Math.abs(l - ref.losses[i]) <= 1e-5 * Math.abs(ref.losses[i]), `step ${i}: loss ${l} vs wasm ${ref.losses[i]}`));
+    got.losses.forEach((l, i) =>
+      assert.ok(
+        Math.abs(l - ref.losses[i]) <= 1e-5 * Math.abs(ref.losses[i]),
+        `step ${i}: loss ${l} vs wasm ${ref.losses[i]}`,
+      ),
+    );
     const names = Object.keys(ref.weights);
     assert.deepEqual(Object.keys(got.weights), names);
     assert.ok(names.includes('L.c2.0.weight'));
@@ -126,8 +154,18 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     return { out: r.stdout, autoLine };
   };
   const cases: { what: string; file: string; content: string; reason: RegExp }[] = [
-    { what: 'not a shared library', file: 'bogus.node', content: 'not an ELF file', reason: /failed to load: .*(invalid ELF header|too short)/ },
-    { what: 'missing a function', file: 'partial.cjs', content: 'module.exports = { info() {}, setThreads() {} };', reason: /lacks the function conv2d\(\)/ },
+    {
+      what: 'not a shared library',
+      file: 'bogus.node',
+      content: 'not an ELF file',
+      reason: /failed to load: .*(invalid ELF header|too short)/,
+    },
+    {
+      what: 'missing a function',
+      file: 'partial.cjs',
+      content: 'module.exports = { info() {}, setThreads() {} };',
+      reason: /lacks the function conv2d\(\)/,
+    },
     {
       what: 'of another oneDNN major version',
       file: 'v3.cjs',

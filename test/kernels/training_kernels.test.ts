@@ -9,7 +9,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeBackends, onBoth, scaledError, seededTensor, unavailableReason } from '../helpers/backends.ts';
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
-const pad4 = (p: number): Pad4 => [[0, 0], [p, p], [p, p], [0, 0]];
+const pad4 = (p: number): Pad4 => [
+  [0, 0],
+  [p, p],
+  [p, p],
+  [0, 0],
+];
 
 // (kernel, stride, pad) of every conv in alexnet, alexnet_small (32/64/96 px) and the ResNets.
 const CONVS = [
@@ -43,10 +48,16 @@ describeBackends('training kernels', (name) => {
         const y = tf.conv2d(x, w, c.s, pad4(c.p));
         const dy = seededTensor(y.shape, 3);
         const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-          strides: c.s, pad: pad4(c.p), dataFormat: 'NHWC', filterShape: w.shape,
+          strides: c.s,
+          pad: pad4(c.p),
+          dataFormat: 'NHWC',
+          filterShape: w.shape,
         } as unknown as tf.NamedAttrMap) as tf.Tensor;
         const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
-          strides: c.s, pad: pad4(c.p), dataFormat: 'NHWC', inputShape: x.shape,
+          strides: c.s,
+          pad: pad4(c.p),
+          dataFormat: 'NHWC',
+          inputShape: x.shape,
         } as unknown as tf.NamedAttrMap) as tf.Tensor;
         return [y, dw, dx];
       });
@@ -106,7 +117,8 @@ describeBackends('training kernels', (name) => {
       const gr = tf.grads(f)([x, gamma, beta]);
       return [y, ...gr];
     });
-    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
+    for (let i = 0; i < 4; i++)
+      assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
   it('batch norm over a batch of vectors (fc layers), forward and gradients', async (t) => {
@@ -122,14 +134,22 @@ describeBackends('training kernels', (name) => {
       };
       return [f(x, gamma, beta), ...tf.grads(f)([x, gamma, beta])];
     });
-    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
+    for (let i = 0; i < 4; i++)
+      assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
   it('mean gradient (our Mean grad rule) over leading, inner and all axes, with and without keepDims', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {
       const x = seededTensor([3, 5, 4, 6], 81, 2);
-      const cases: [number[] | null, boolean][] = [[[0, 1, 2], false], [[0, 1, 2], true], [[1], false], [[3], true], [null, false], [[0, 2], false]];
+      const cases: [number[] | null, boolean][] = [
+        [[0, 1, 2], false],
+        [[0, 1, 2], true],
+        [[1], false],
+        [[3], true],
+        [null, false],
+        [[0, 2], false],
+      ];
       return cases.map(([axes, keep], i) =>
         tf.grad((a: tf.Tensor) => {
           const m = tf.mean(a, axes ?? undefined, keep);
@@ -137,7 +157,8 @@ describeBackends('training kernels', (name) => {
         })(x),
       );
     });
-    for (let i = 0; i < ref.length; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `case ${i}: ${scaledError(ref[i], got[i])}`);
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(scaledError(ref[i], got[i]) < TOL, `case ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
   it('identity (clone, same-dtype cast) shares data safely: values survive disposing the source', async (t) => {
@@ -158,7 +179,8 @@ describeBackends('training kernels', (name) => {
       v.dispose();
       return out;
     });
-    for (let i = 0; i < ref.length; i++) assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
   it('dense layer (matMul + bias) forward and gradients', async (t) => {
@@ -176,9 +198,18 @@ describeBackends('training kernels', (name) => {
 
   // Shapes chosen so that both identities of the wasm kernel (transpose operands / transpose result) run.
   for (const [shapeA, shapeB] of [
-    [[6, 40], [40, 300]],
-    [[300, 40], [40, 6]],
-    [[3, 5, 7], [3, 7, 4]],
+    [
+      [6, 40],
+      [40, 300],
+    ],
+    [
+      [300, 40],
+      [40, 6],
+    ],
+    [
+      [3, 5, 7],
+      [3, 7, 4],
+    ],
   ] as const) {
     it(`matMul with every transpose combination: [${shapeA}]·[${shapeB}]`, async (t) => {
       if (skip) return t.skip(skip);
@@ -190,9 +221,15 @@ describeBackends('training kernels', (name) => {
         [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
         const aT = tf.transpose(a, perm);
         const bT = tf.transpose(b, perm);
-        return [tf.matMul(a, b), tf.matMul(aT, b, true, false), tf.matMul(a, bT, false, true), tf.matMul(aT, bT, true, true)];
+        return [
+          tf.matMul(a, b),
+          tf.matMul(aT, b, true, false),
+          tf.matMul(a, bT, false, true),
+          tf.matMul(aT, bT, true, true),
+        ];
       });
-      for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `variant ${i}: ${scaledError(ref[i], got[i])}`);
+      for (let i = 0; i < 4; i++)
+        assert.ok(scaledError(ref[i], got[i]) < TOL, `variant ${i}: ${scaledError(ref[i], got[i])}`);
     });
   }
 
@@ -201,11 +238,17 @@ describeBackends('training kernels', (name) => {
     const { ref, got } = await onBoth(name, () => {
       const x = seededTensor([4, 9, 9, 6], 71, 2);
       return [
-        tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2]), tf.sum(x, [0, 1, 2], true), tf.mean(x, [0, 1], true),
-        tf.sum(x, [1, 2]), tf.mean(x, 3), tf.sum(x),
+        tf.sum(x, [0, 1, 2]),
+        tf.mean(x, [0, 1, 2]),
+        tf.sum(x, [0, 1, 2], true),
+        tf.mean(x, [0, 1], true),
+        tf.sum(x, [1, 2]),
+        tf.mean(x, 3),
+        tf.sum(x),
       ];
     });
-    for (let i = 0; i < ref.length; i++) assert.ok(scaledError(ref[i], got[i]) < TOL, `reduction ${i}: ${scaledError(ref[i], got[i])}`);
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(scaledError(ref[i], got[i]) < TOL, `reduction ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
   it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {
@@ -213,7 +256,16 @@ describeBackends('training kernels', (name) => {
     const { ref, got } = await onBoth(name, () => {
       const bank = seededTensor([50, 16], 51);
       const emb = seededTensor([4, 16], 52);
-      const idx = tf.tensor2d([[1, 7, 7, 49, 0], [3, 3, 2, 8, 9], [10, 20, 30, 40, 45], [5, 4, 3, 2, 1]], [4, 5], 'int32');
+      const idx = tf.tensor2d(
+        [
+          [1, 7, 7, 49, 0],
+          [3, 3, 2, 8, 9],
+          [10, 20, 30, 40, 45],
+          [5, 4, 3, 2, 1],
+        ],
+        [4, 5],
+        'int32',
+      );
       const f = (e: tf.Tensor) => {
         const unit = tf.div(e, tf.norm(e, 2, 1, true));
         const rows = tf.reshape(tf.gather(bank, tf.reshape(idx, [-1])), [4, 5, 16]);
@@ -227,9 +279,14 @@ describeBackends('training kernels', (name) => {
         return tf.add(a, tf.mul(b, 0.3)); // unequal weights: the two sums nearly cancel otherwise
       };
       // A fresh tensor: tfjs's cpu TensorScatterUpdate writes into its input's buffer (shares values).
-      const scattered = tf.tensorScatterUpdate(seededTensor([50, 16], 51), tf.tensor2d([[3], [9]], [2, 1], 'int32'), tf.ones([2, 16]));
+      const scattered = tf.tensorScatterUpdate(
+        seededTensor([50, 16], 51),
+        tf.tensor2d([[3], [9]], [2, 1], 'int32'),
+        tf.ones([2, 16]),
+      );
       return [...f(emb), tf.grad(loss)(emb), scattered];
     });
-    for (let i = 0; i < 4; i++) assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
+    for (let i = 0; i < 4; i++)
+      assert.ok(scaledError(ref[i], got[i]) < 1e-4, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 });

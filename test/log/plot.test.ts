@@ -4,8 +4,29 @@ import { lineChart } from '../../train/log/plot.ts';
 
 test('lineChart draws one path per series, a legend, and maps points into the frame', () => {
   const svg = lineChart({
-    title: 'loss', xLabel: 'step', yLabel: 'loss', width: 400, height: 300,
-    series: [{ name: 'nce', points: [[0, 10], [10, 5], [20, 2]] }, { name: 'softmax', points: [[0, 8], [20, 1]], dashed: true }],
+    title: 'loss',
+    xLabel: 'step',
+    yLabel: 'loss',
+    width: 400,
+    height: 300,
+    series: [
+      {
+        name: 'nce',
+        points: [
+          [0, 10],
+          [10, 5],
+          [20, 2],
+        ],
+      },
+      {
+        name: 'softmax',
+        points: [
+          [0, 8],
+          [20, 1],
+        ],
+        dashed: true,
+      },
+    ],
   });
   assert.match(svg, /^<svg /);
   assert.equal((svg.match(/<path /g) ?? []).length, 2);
@@ -17,16 +38,62 @@ test('lineChart draws one path per series, a legend, and maps points into the fr
 });
 
 test('lineChart skips non-finite points and refuses a chart with none', () => {
-  const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, NaN], [1, 2], [2, 3]] }] });
+  const svg = lineChart({
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    series: [
+      {
+        name: 'a',
+        points: [
+          [0, NaN],
+          [1, 2],
+          [2, 3],
+        ],
+      },
+    ],
+  });
   assert.equal((svg.match(/<circle /g) ?? []).length, 2);
-  assert.throws(() => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, NaN]] }] }), /no finite points/);
+  assert.throws(
+    () => lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, NaN]] }] }),
+    /no finite points/,
+  );
 });
 
 test('lineChart: named x ticks with padding, fixed colours, and a legend below the axes', () => {
   const o = {
-    title: 'per layer', xLabel: 'layer', yLabel: 'top-1', width: 400, height: 300, xPad: 0.5,
-    xTicks: [[1, 'conv1'], [2, 'conv2'], [3, 'fc6'], [9, 'off the axis']] as [number, string][],
-    series: [{ name: 'cmc', points: [[1, 30], [2, 40], [3, 35]] as [number, number][], color: '#123456' }, { name: 'level', points: [[1, 20], [3, 20]] as [number, number][], dashed: true, markers: false }],
+    title: 'per layer',
+    xLabel: 'layer',
+    yLabel: 'top-1',
+    width: 400,
+    height: 300,
+    xPad: 0.5,
+    xTicks: [
+      [1, 'conv1'],
+      [2, 'conv2'],
+      [3, 'fc6'],
+      [9, 'off the axis'],
+    ] as [number, string][],
+    series: [
+      {
+        name: 'cmc',
+        points: [
+          [1, 30],
+          [2, 40],
+          [3, 35],
+        ] as [number, number][],
+        color: '#123456',
+      },
+      {
+        name: 'level',
+        points: [
+          [1, 20],
+          [3, 20],
+        ] as [number, number][],
+        dashed: true,
+        markers: false,
+      },
+    ],
   };
   const top = lineChart(o);
   for (const l of ['>conv1<', '>conv2<', '>fc6<']) assert.ok(top.includes(l));
@@ -41,5 +108,8 @@ test('lineChart: named x ticks with padding, fixed colours, and a legend below t
   assert.match(below, /height="336" viewBox="0 0 400 336"/);
   const legendY = [...below.matchAll(/<text x="[\d.]+" y="([\d.]+)">(cmc|level)</g)].map((m) => Number(m[1]));
   assert.equal(legendY.length, 2);
-  assert.ok(legendY.every((y) => y > 300 - 48), 'legend entries under the plot area');
+  assert.ok(
+    legendY.every((y) => y > 300 - 48),
+    'legend entries under the plot area',
+  );
 });

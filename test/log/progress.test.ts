@@ -7,7 +7,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function capture(): { stream: NodeJS.WriteStream; lines: string[] } {
   const lines: string[] = [];
-  const stream = new Writable({ write: (c, _e, cb) => (lines.push(...String(c).split('\n').filter(Boolean)), cb()) }) as unknown as NodeJS.WriteStream;
+  const stream = new Writable({
+    write: (c, _e, cb) => (lines.push(...String(c).split('\n').filter(Boolean)), cb()),
+  }) as unknown as NodeJS.WriteStream;
   return { stream, lines };
 }
 
@@ -34,7 +36,10 @@ test('the run estimate: one line after the first steps, per step / epoch / run, 
     e.step();
   }
   assert.equal(logs.length, 1, logs.join('\n'));
-  assert.match(logs[0], /^\[cmc\] estimate from the first 4 steps: \d+ ms per step, ~\S+ per epoch, ~\S+ for 300 epochs; that is [\d.]+ days on wasm: for a first run try --model alexnet_mini/);
+  assert.match(
+    logs[0],
+    /^\[cmc\] estimate from the first 4 steps: \d+ ms per step, ~\S+ per epoch, ~\S+ for 300 epochs; that is [\d.]+ days on wasm: for a first run try --model alexnet_mini/,
+  );
   const short: string[] = [];
   const s = new RunEstimate(2, 1, 'cpu', (l) => short.push(l));
   s.step();

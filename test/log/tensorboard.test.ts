@@ -54,7 +54,10 @@ describe('tensorboard', () => {
     const dv = new DataView(rec.buffer);
     assert.equal(dv.getUint32(8, true), maskedCrc32c(rec.subarray(0, 8)));
     assert.equal(dv.getUint32(17, true), maskedCrc32c(data));
-    assert.deepEqual(readRecords(rec).map((r) => Array.from(r)), [Array.from(data)]);
+    assert.deepEqual(
+      readRecords(rec).map((r) => Array.from(r)),
+      [Array.from(data)],
+    );
     const bad = rec.slice();
     bad[13] ^= 1;
     assert.throws(() => readRecords(bad), /bad data CRC/);
@@ -63,17 +66,30 @@ describe('tensorboard', () => {
   it('Event protobuf bytes for a scalar', () => {
     const b = encodeScalarEvent('a', 1, 3, 0);
     // 09 <double 0> | 10 03 | 2a 0a (Summary, 10 bytes): 0a 08 (Value, 8 bytes): 0a 01 'a' 15 <float 1.0 = 00 00 80 3f>
-    assert.deepEqual(Array.from(b), [
-      0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x03, 0x2a, 0x0a, 0x0a, 0x08, 0x0a, 0x01, 0x61, 0x15, 0x00, 0x00, 0x80, 0x3f,
-    ]);
+    assert.deepEqual(
+      Array.from(b),
+      [
+        0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x03, 0x2a, 0x0a, 0x0a, 0x08, 0x0a, 0x01, 0x61, 0x15, 0x00, 0x00, 0x80,
+        0x3f,
+      ],
+    );
     const e = decodeEvent(encodeScalarEvent('loss/x', -2.5, 2 ** 40 + 3, 1700000000.25));
-    assert.deepEqual(e, { wallTime: 1700000000.25, step: 2 ** 40 + 3, values: [{ tag: 'loss/x', simpleValue: -2.5 }], tag: 'loss/x', value: -2.5 });
+    assert.deepEqual(e, {
+      wallTime: 1700000000.25,
+      step: 2 ** 40 + 3,
+      values: [{ tag: 'loss/x', simpleValue: -2.5 }],
+      tag: 'loss/x',
+      value: -2.5,
+    });
   });
 
   it('TbWriter round trip: file name, file_version first, scalars as float32', () => {
     const dir = path.join(tmp, 'run1');
     const w = new TbWriter(dir);
-    assert.match(path.basename(w.file), new RegExp(`^events\\.out\\.tfevents\\.\\d{10}\\.${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    assert.match(
+      path.basename(w.file),
+      new RegExp(`^events\\.out\\.tfevents\\.\\d{10}\\.${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+    );
     w.scalar('loss/l', 0.1, 1);
     w.scalar('loss/ab', 3.75, 1);
     w.flush();
@@ -85,11 +101,14 @@ describe('tensorboard', () => {
     assert.equal(ev.length, 4);
     assert.equal(ev[0].fileVersion, 'brain.Event:2');
     assert.ok(Math.abs(ev[0].wallTime - Date.now() / 1000) < 60);
-    assert.deepEqual(ev.slice(1).map((e) => [e.step, e.values[0].tag, e.values[0].simpleValue]), [
-      [1, 'loss/l', Math.fround(0.1)],
-      [1, 'loss/ab', 3.75],
-      [2, 'lr', Math.fround(0.03)],
-    ]);
+    assert.deepEqual(
+      ev.slice(1).map((e) => [e.step, e.values[0].tag, e.values[0].simpleValue]),
+      [
+        [1, 'loss/l', Math.fround(0.1)],
+        [1, 'loss/ab', 3.75],
+        [2, 'lr', Math.fround(0.03)],
+      ],
+    );
     // A second writer in the same second gets its own file.
     const w2 = new TbWriter(dir);
     const w3 = new TbWriter(dir);

@@ -21,7 +21,8 @@ function unitRows(rng: Rng, B: number, D: number): number[][] {
 
 /** Loss, dL/dA and dL/dO in float64: L = mean_i(lse_j(a_i·o_j/T) − a_i·o_i/T). */
 function reference(A: number[][], O: number[][], T: number) {
-  const B = A.length, D = A[0].length;
+  const B = A.length,
+    D = A[0].length;
   const P = A.map((a) => O.map((o) => a.reduce((s, v, k) => s + v * o[k], 0) / T));
   let loss = 0;
   const G = P.map((row, i) => {
@@ -33,7 +34,9 @@ function reference(A: number[][], O: number[][], T: number) {
   });
   loss /= B;
   const dA = A.map((_, i) => Array.from({ length: D }, (_, k) => G[i].reduce((s, g, j) => s + (g * O[j][k]) / T, 0)));
-  const dO = O.map((_, j) => Array.from({ length: D }, (_, k) => G.reduce((s, row, i) => s + (row[j] * A[i][k]) / T, 0)));
+  const dO = O.map((_, j) =>
+    Array.from({ length: D }, (_, k) => G.reduce((s, row, i) => s + (row[j] * A[i][k]) / T, 0)),
+  );
   return { loss, dA: dA.flat(), dO: dO.flat() };
 }
 
@@ -61,10 +64,14 @@ for (const backend of TEST_BACKENDS) {
       if (!(await useBackend(backend, t))) return;
       await ensureGradients();
       const rng = new Rng(11);
-      const A = unitRows(rng, 7, 5), O = unitRows(rng, 7, 5);
+      const A = unitRows(rng, 7, 5),
+        O = unitRows(rng, 7, 5);
       const ref = reference(A, O, 0.1);
-      const a = tf.tensor2d(A), o = tf.tensor2d(O);
-      const { value, grads } = tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => batchSoftmaxLoss(x as tf.Tensor2D, y as tf.Tensor2D, 0.1).loss)([a, o]);
+      const a = tf.tensor2d(A),
+        o = tf.tensor2d(O);
+      const { value, grads } = tf.valueAndGrads(
+        (x: tf.Tensor, y: tf.Tensor) => batchSoftmaxLoss(x as tf.Tensor2D, y as tf.Tensor2D, 0.1).loss,
+      )([a, o]);
       close(await value.data(), [ref.loss], 1e-5, 'loss');
       close(await grads[0].data(), ref.dA, 1e-4, 'dA');
       close(await grads[1].data(), ref.dO, 1e-4, 'dO');

@@ -18,7 +18,9 @@ export function loadGolden(): Golden {
  * Backends the loss tests loop over; CMC_TEST_BACKENDS=cpu,wasm,webgpu adds webgpu where an adapter exists.
  * The default adds `native` where its addon is built (test/kernels/native_backend.test.ts reports why not).
  */
-export const TEST_BACKENDS: BackendName[] = (process.env.CMC_TEST_BACKENDS ?? `cpu,wasm${'addon' in loadNativeAddon() ? ',native' : ''}`)
+export const TEST_BACKENDS: BackendName[] = (
+  process.env.CMC_TEST_BACKENDS ?? `cpu,wasm${'addon' in loadNativeAddon() ? ',native' : ''}`
+)
   .split(',')
   .map((s) => s.trim() as BackendName);
 
@@ -51,5 +53,8 @@ export function assertClose(
       at = i;
     }
   }
-  assert.ok(worst <= tol, `${what}: worst ${kind} error ${worst.toExponential(3)} at ${at} (got ${a[at]}, want ${e[at]})`);
+  assert.ok(
+    worst <= tol,
+    `${what}: worst ${kind} error ${worst.toExponential(3)} at ${at} (got ${a[at]}, want ${e[at]})`,
+  );
 }

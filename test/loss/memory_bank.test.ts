@@ -167,7 +167,10 @@ for (const backend of TEST_BACKENDS) {
     });
 
     it('bank (B×N matmul) and gather (batched dot) paths agree on outputs and gradients', () => {
-      const N = 50, D = 16, K = 9, B = 6;
+      const N = 50,
+        D = 16,
+        K = 9,
+        B = 6;
       for (const softmax of [false, true]) {
         const a = new MemoryBank({ nData: N, featDim: D, K, softmax, rng: new Rng(7), scoring: 'bank' });
         const b = new MemoryBank({ nData: N, featDim: D, K, softmax, rng: new Rng(99), scoring: 'gather' });
@@ -191,7 +194,9 @@ for (const backend of TEST_BACKENDS) {
         const run = (bank: MemoryBank) => {
           const { value, grads } = tf.valueAndGrads((l: tf.Tensor, ab: tf.Tensor) => {
             const { outL, outAb } = bank.forward(l as tf.Tensor2D, ab as tf.Tensor2D, y, idx);
-            return softmax ? sumLosses(softmaxLoss(outL), softmaxLoss(outAb)) : sumLosses(nceLoss(outL, N), nceLoss(outAb, N));
+            return softmax
+              ? sumLosses(softmaxLoss(outL), softmaxLoss(outAb))
+              : sumLosses(nceLoss(outL, N), nceLoss(outAb, N));
           })(feats);
           const outs = tf.tidy(() => bank.forward(feats[0], feats[1], y, idx));
           const r = {
@@ -234,7 +239,8 @@ for (const backend of TEST_BACKENDS) {
     });
 
     it('samples B×(K+1) uniform indices with column 0 = y, reproducibly', () => {
-      const N = 10, K = 4;
+      const N = 10,
+        K = 4;
       const bank = new MemoryBank({ nData: N, featDim: 4, K, rng: new Rng(5) });
       const y = Int32Array.from([9, 0, 4]);
       const idx = bank.sampleIdx(y);
@@ -254,12 +260,15 @@ for (const backend of TEST_BACKENDS) {
     });
 
     it('initialises memories uniformly in ±1/sqrt(D/3), unnormalised, with expected squared row norm 1', () => {
-      const N = 400, D = 12;
+      const N = 400,
+        D = 12;
       const bank = new MemoryBank({ nData: N, featDim: D, K: 3, rng: new Rng(11) });
       const s = 1 / Math.sqrt(D / 3);
       for (const v of [0, 1]) {
         const m = bank.memory(v).dataSync();
-        let sq = 0, min = Infinity, max = -Infinity;
+        let sq = 0,
+          min = Infinity,
+          max = -Infinity;
         for (const x of m) {
           sq += x * x;
           min = Math.min(min, x);
@@ -269,7 +278,10 @@ for (const backend of TEST_BACKENDS) {
         assert.ok(min < -0.95 * s && max > 0.95 * s, 'covers the range');
         assert.ok(Math.abs(sq / N - 1) < 0.05, `mean squared row norm ${sq / N}`);
       }
-      assert.notDeepEqual(Array.from(bank.memory(0).dataSync().slice(0, 8)), Array.from(bank.memory(1).dataSync().slice(0, 8)));
+      assert.notDeepEqual(
+        Array.from(bank.memory(0).dataSync().slice(0, 8)),
+        Array.from(bank.memory(1).dataSync().slice(0, 8)),
+      );
       bank.dispose();
     });
 
@@ -281,7 +293,15 @@ for (const backend of TEST_BACKENDS) {
       assert.equal(st.T, Math.fround(0.07));
       assert.equal(st.momentum, 0.5);
       assert.deepEqual(st.z, [bank.zL, bank.zAb]);
-      const other = new MemoryBank({ nData: 20, featDim: 8, K: 5, T: 0.07, momentum: 0.5, rng: new Rng(42), scoring: 'gather' });
+      const other = new MemoryBank({
+        nData: 20,
+        featDim: 8,
+        K: 5,
+        T: 0.07,
+        momentum: 0.5,
+        rng: new Rng(42),
+        scoring: 'gather',
+      });
       other.loadState(JSON.parse(JSON.stringify({ ...st, memories: st.memories.map((m) => Array.from(m)) })));
       assert.deepEqual(other.zValues, bank.zValues);
       const got = step(other, G.inputs.step2);
@@ -316,7 +336,9 @@ for (const backend of TEST_BACKENDS) {
             tf.dispose([outL, outAb]);
             const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => {
               const { outL: oL, outAb: oAb } = bank.forward(a as tf.Tensor2D, b as tf.Tensor2D, y);
-              return softmax ? sumLosses(softmaxLoss(oL), softmaxLoss(oAb)) : sumLosses(nceLoss(oL, 30), nceLoss(oAb, 30));
+              return softmax
+                ? sumLosses(softmaxLoss(oL), softmaxLoss(oAb))
+                : sumLosses(nceLoss(oL, 30), nceLoss(oAb, 30));
             })([l, ab]);
             tf.dispose([value, ...grads]);
             bank.update(l, ab, y);
@@ -336,8 +358,20 @@ for (const backend of TEST_BACKENDS) {
       bank.update(l, ab, Int32Array.from([6, 1]));
       const after = bank.state().memories;
       for (const [v, feat] of [
-        [0, [[1, 0, 0, 0], [0, 1, 0, 0]]],
-        [1, [[0, 0, 1, 0], [0, 0, 0, 1]]],
+        [
+          0,
+          [
+            [1, 0, 0, 0],
+            [0, 1, 0, 0],
+          ],
+        ],
+        [
+          1,
+          [
+            [0, 0, 1, 0],
+            [0, 0, 0, 1],
+          ],
+        ],
       ] as const) {
         for (let n = 0; n < 8; n++) {
           const row = Array.from(after[v].slice(n * 4, n * 4 + 4));
@@ -349,7 +383,13 @@ for (const backend of TEST_BACKENDS) {
             const fk: readonly number[] = feat[k as 0 | 1];
             const r = old.map((x, i) => 0.5 * x + 0.5 * fk[i]);
             const nrm = Math.hypot(...r);
-            assertClose(row, r.map((x) => x / nrm), 'unit', `row ${n} of view ${v}`, 1e-6);
+            assertClose(
+              row,
+              r.map((x) => x / nrm),
+              'unit',
+              `row ${n} of view ${v}`,
+              1e-6,
+            );
           }
         }
       }

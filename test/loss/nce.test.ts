@@ -62,7 +62,11 @@ for (const backend of TEST_BACKENDS) {
 
     it('matches a naive float64 reference on random inputs', () => {
       const rng = new Rng(123);
-      for (const [B, C, n] of [[3, 5, 40], [7, 17, 1000], [1, 2, 3]] as const) {
+      for (const [B, C, n] of [
+        [3, 5, 40],
+        [7, 17, 1000],
+        [1, 2, 3],
+      ] as const) {
         const P = Float32Array.from({ length: B * C }, () => Math.exp(rng.range(-20, 0)));
         const z = Float32Array.from({ length: B * C }, () => rng.range(-15, 15));
         const tp = tf.tensor2d(P, [B, C]);
@@ -74,7 +78,11 @@ for (const backend of TEST_BACKENDS) {
     });
 
     it('softmax loss of uniform scores is log(K+1) (closed form)', () => {
-      for (const [B, K, v] of [[4, 5, 0], [3, 4095, 2.5], [2, 16384, -7]] as const) {
+      for (const [B, K, v] of [
+        [4, 5, 0],
+        [3, 4095, 2.5],
+        [2, 16384, -7],
+      ] as const) {
         const z = tf.fill([B, K + 1], v) as tf.Tensor2D;
         assertClose(softmaxLoss(z).dataSync()[0], Math.log(K + 1), 'rel', `K=${K}`);
         z.dispose();
@@ -82,29 +90,42 @@ for (const backend of TEST_BACKENDS) {
     });
 
     it('softmax loss is stable for large logits', () => {
-      const z = tf.tensor2d([[1000, 0, -1000], [-1000, 1000, 0]]);
+      const z = tf.tensor2d([
+        [1000, 0, -1000],
+        [-1000, 1000, 0],
+      ]);
       const v = softmaxLoss(z).dataSync()[0];
       assertClose(v, 1000, 'rel', 'large logits'); // row 0 → 0, row 1 → 2000, mean 1000
-      const g = tf.grad((t: tf.Tensor) => softmaxLoss(t as tf.Tensor2D))(z).dataSync();
+      const g = tf
+        .grad((t: tf.Tensor) => softmaxLoss(t as tf.Tensor2D))(z)
+        .dataSync();
       assert.ok(Array.from(g).every(Number.isFinite));
       tf.dispose([z]);
     });
 
     it('hand-written gradients match central finite differences of the float64 reference', () => {
       const rng = new Rng(9);
-      const B = 3, C = 6, n = 50;
+      const B = 3,
+        C = 6,
+        n = 50;
       const P = Array.from({ length: B * C }, () => Math.exp(rng.range(-6, -1)));
       const z = Array.from({ length: B * C }, () => rng.range(-3, 3));
-      const gN = tf.grad((t: tf.Tensor) => nceLoss(t as tf.Tensor2D, n))(tf.tensor2d(P, [B, C])).dataSync();
-      const gS = tf.grad((t: tf.Tensor) => softmaxLoss(t as tf.Tensor2D))(tf.tensor2d(z, [B, C])).dataSync();
+      const gN = tf
+        .grad((t: tf.Tensor) => nceLoss(t as tf.Tensor2D, n))(tf.tensor2d(P, [B, C]))
+        .dataSync();
+      const gS = tf
+        .grad((t: tf.Tensor) => softmaxLoss(t as tf.Tensor2D))(tf.tensor2d(z, [B, C]))
+        .dataSync();
       for (let k = 0; k < B * C; k++) {
         const h = 1e-6 * P[k];
-        const pp = P.slice(), pm = P.slice();
+        const pp = P.slice(),
+          pm = P.slice();
         pp[k] += h;
         pm[k] -= h;
         const fd = (nceRef(rows(pp, C), n) - nceRef(rows(pm, C), n)) / (2 * h);
         assert.ok(Math.abs(gN[k] - fd) <= 1e-4 * Math.max(Math.abs(fd), 1), `nce grad ${k}: ${gN[k]} vs ${fd}`);
-        const zp = z.slice(), zm = z.slice();
+        const zp = z.slice(),
+          zm = z.slice();
         zp[k] += 1e-5;
         zm[k] -= 1e-5;
         const fdS = (softmaxRef(rows(zp, C)) - softmaxRef(rows(zm, C))) / 2e-5;
@@ -115,7 +136,9 @@ for (const backend of TEST_BACKENDS) {
     it('sumLosses is a differentiable sum and scales an upstream gradient', () => {
       const a = tf.tensor2d([[0.3, 0.1, 0.2]]);
       const b = tf.tensor2d([[1, 2, 3]]);
-      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => sumLosses(nceLoss(x as tf.Tensor2D, 10), softmaxLoss(y as tf.Tensor2D)))([a, b]);
+      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+        sumLosses(nceLoss(x as tf.Tensor2D, 10), softmaxLoss(y as tf.Tensor2D)),
+      )([a, b]);
       const ga1 = tf.grad((x: tf.Tensor) => nceLoss(x as tf.Tensor2D, 10))(a);
       const gb1 = tf.grad((y: tf.Tensor) => softmaxLoss(y as tf.Tensor2D))(b);
       assert.deepEqual(Array.from(ga.dataSync()), Array.from(ga1.dataSync()));

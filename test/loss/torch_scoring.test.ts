@@ -18,23 +18,50 @@ const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../be
 const hasTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
 function torchPath(o: { n: number; b: number; k: number; scoring: string }): string {
-  const r = spawnSync(python, [script, '--memory_bank_only', '--n_data', String(o.n), '--batch_size', String(o.b), '--nce_k', String(o.k),
-    '--feat_dim', '8', '--warmup', '0', '--steps', '1', '--scoring', o.scoring], { encoding: 'utf8' });
+  const r = spawnSync(
+    python,
+    [
+      script,
+      '--memory_bank_only',
+      '--n_data',
+      String(o.n),
+      '--batch_size',
+      String(o.b),
+      '--nce_k',
+      String(o.k),
+      '--feat_dim',
+      '8',
+      '--warmup',
+      '0',
+      '--steps',
+      '1',
+      '--scoring',
+      o.scoring,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
   return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { scoring: string }).scoring;
 }
 
-test('the PyTorch reference scores the memory bank by the same path as ours', { skip: hasTorch ? false : `no torch in ${python}` }, async () => {
-  await initBackend('cpu', { quiet: true });
-  // N = B·(K+1) is the last N of the bank path (one python start per case: keep them few)
-  for (const [n, b, k] of [[40, 4, 9], [41, 4, 9]]) {
-    const ours = new MemoryBank({ nData: n, featDim: 8, K: k, rng: new Rng(1), log: () => {} });
-    try {
-      assert.equal(torchPath({ n, b, k, scoring: 'auto' }), ours.scoringPath(b), `N=${n} B=${b} K=${k}`);
-    } finally {
-      ours.dispose();
+test(
+  'the PyTorch reference scores the memory bank by the same path as ours',
+  { skip: hasTorch ? false : `no torch in ${python}` },
+  async () => {
+    await initBackend('cpu', { quiet: true });
+    // N = B·(K+1) is the last N of the bank path (one python start per case: keep them few)
+    for (const [n, b, k] of [
+      [40, 4, 9],
+      [41, 4, 9],
+    ]) {
+      const ours = new MemoryBank({ nData: n, featDim: 8, K: k, rng: new Rng(1), log: () => {} });
+      try {
+        assert.equal(torchPath({ n, b, k, scoring: 'auto' }), ours.scoringPath(b), `N=${n} B=${b} K=${k}`);
+      } finally {
+        ours.dispose();
+      }
     }
-  }
-  assert.equal(torchPath({ n: 40, b: 4, k: 9, scoring: 'gather' }), 'gather');
-  assert.equal(torchPath({ n: 41, b: 4, k: 9, scoring: 'bank' }), 'bank');
-});
+    assert.equal(torchPath({ n: 40, b: 4, k: 9, scoring: 'gather' }), 'gather');
+    assert.equal(torchPath({ n: 41, b: 4, k: 9, scoring: 'bank' }), 'bank');
+  },
+);

@@ -3,7 +3,13 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
-import { encoderFeatures, encoderForward, initEncoderParams, layerForward, type ParamMap } from '../../train/model/build_tfjs.ts';
+import {
+  encoderFeatures,
+  encoderForward,
+  initEncoderParams,
+  layerForward,
+  type ParamMap,
+} from '../../train/model/build_tfjs.ts';
 import type { EncoderSpec, LayerSpec } from '../../core/network/layers.ts';
 import { alexnetSmall, resnet } from '../../core/network/networks.ts';
 import { inferShapes, paramShapes } from '../../core/network/shapes.ts';
@@ -15,7 +21,10 @@ before(async () => {
 
 function randn(rng: Rng, shape: number[]): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.normal()),
+    shape,
+  );
 }
 
 function tiny(inChannels: number, imageSize: number, layers: LayerSpec[]): EncoderSpec {
@@ -81,7 +90,10 @@ test('layer <= 0 returns a copy of the input; a layer past the last block throws
   assert.notEqual(y, x);
   assert.deepEqual(Array.from(y.dataSync()), Array.from(x.dataSync()));
   assert.throws(() => encoderForward(spec, params, x, { training: false, layer: 9 }), /8 blocks/);
-  assert.throws(() => encoderForward(spec, params, tf.zeros([1, 32, 32, 2]) as tf.Tensor4D, { training: false }), /expected/);
+  assert.throws(
+    () => encoderForward(spec, params, tf.zeros([1, 32, 32, 2]) as tf.Tensor4D, { training: false }),
+    /expected/,
+  );
   tf.dispose([x, y]);
   disposeAll(params);
 });
@@ -101,7 +113,7 @@ test('initialisation: PyTorch defaults drawn from the seeded Rng, reproducible',
     ss += v * v;
   }
   assert.ok(max <= bound && max > 0.99 * bound);
-  assert.ok(Math.abs(ss / w.length / (bound * bound / 3) - 1) < 0.02);
+  assert.ok(Math.abs(ss / w.length / ((bound * bound) / 3) - 1) < 0.02);
   const fb = a.get('fc6.0.bias')!.dataSync();
   assert.ok(Math.max(...Array.from(fb, Math.abs)) <= 1 / Math.sqrt(1152));
   assert.ok(a.get('fc6.0.weight')!.trainable && !a.get('fc6.1.running_mean')!.trainable);
@@ -185,7 +197,9 @@ test('BatchNorm1d after flatten: statistics over the batch axis, n = B', () => {
 
 test('flatten is NCHW order, so a Linear after it uses PyTorch weight rows', () => {
   // x[0, h, w, c] = 100c + 10h + w, H=2, W=3, C=2
-  const H = 2, W = 3, C = 2;
+  const H = 2,
+    W = 3,
+    C = 2;
   const xs: number[] = [];
   for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) for (let c = 0; c < C; c++) xs.push(100 * c + 10 * h + w);
   const x = tf.tensor4d(xs, [1, H, W, C]);
@@ -194,7 +208,15 @@ test('flatten is NCHW order, so a Linear after it uses PyTorch weight rows', () 
   // Linear 12 -> 1 with weight row k = k: y = sum_k k * flat[k]
   const spec = tiny(C, 2, [{ kind: 'flatten' }, { kind: 'linear', name: 'fc', units: 1, bias: true, init: 'pytorch' }]);
   const params: ParamMap = new Map<string, tf.Variable>([
-    ['fc.weight', tf.variable(tf.tensor2d(Array.from({ length: 12 }, (_, k) => k), [12, 1]))],
+    [
+      'fc.weight',
+      tf.variable(
+        tf.tensor2d(
+          Array.from({ length: 12 }, (_, k) => k),
+          [12, 1],
+        ),
+      ),
+    ],
     ['fc.bias', tf.variable(tf.tensor1d([0.5]))],
   ]);
   const y = encoderFeatures(spec, params, x).dataSync()[0];
@@ -205,7 +227,16 @@ test('flatten is NCHW order, so a Linear after it uses PyTorch weight rows', () 
 });
 
 test('conv2d: symmetric explicit padding, stride and [kh, kw, in, out] weights = PyTorch cross-correlation', () => {
-  const conv: LayerSpec = { kind: 'conv2d', name: 'c', filters: 1, kernel: 3, stride: 2, pad: 1, bias: true, init: 'kaiming_uniform' };
+  const conv: LayerSpec = {
+    kind: 'conv2d',
+    name: 'c',
+    filters: 1,
+    kernel: 3,
+    stride: 2,
+    pad: 1,
+    bias: true,
+    init: 'kaiming_uniform',
+  };
   const spec = tiny(1, 4, [conv]);
   const xs = Array.from({ length: 16 }, (_, i) => i + 1); // 4x4
   const ws = [1, 2, 3, 4, 5, 6, 7, 8, 9]; // [kh, kw]
@@ -213,7 +244,13 @@ test('conv2d: symmetric explicit padding, stride and [kh, kw, in, out] weights =
     ['c.weight', tf.variable(tf.tensor4d(ws, [3, 3, 1, 1]))],
     ['c.bias', tf.variable(tf.tensor1d([-1]))],
   ]);
-  assert.deepEqual(paramShapes(spec).map((p) => [p.name, p.shape]), [['c.weight', [3, 3, 1, 1]], ['c.bias', [1]]]);
+  assert.deepEqual(
+    paramShapes(spec).map((p) => [p.name, p.shape]),
+    [
+      ['c.weight', [3, 3, 1, 1]],
+      ['c.bias', [1]],
+    ],
+  );
   const x = tf.tensor4d(xs, [1, 4, 4, 1]);
   const y = encoderFeatures(spec, params, x);
   assert.deepEqual(y.shape, [1, 2, 2, 1]); // floor((4 + 2 - 3) / 2) + 1 = 2
@@ -232,7 +269,9 @@ test('conv2d: symmetric explicit padding, stride and [kh, kw, in, out] weights =
 
 test('maxpool with padding ignores the padded cells (-inf padding, as PyTorch), floor output size', () => {
   // all-negative input: zero padding would give 0 on the border windows
-  const xs = [-1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14, -15, -16, -17, -18, -19, -20, -21, -22, -23, -24, -25];
+  const xs = [
+    -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14, -15, -16, -17, -18, -19, -20, -21, -22, -23, -24, -25,
+  ];
   const x = tf.tensor4d(xs, [1, 5, 5, 1]);
   const y = encoderFeatures(tiny(1, 5, [{ kind: 'maxpool', size: 3, stride: 2, pad: 1 }]), new Map(), x);
   assert.deepEqual(y.shape, [1, 3, 3, 1]); // floor((5 + 2 - 3) / 2) + 1
@@ -246,19 +285,48 @@ test('maxpool with padding ignores the padded cells (-inf padding, as PyTorch), 
     }
   assert.deepEqual(Array.from(y.dataSync()), expect);
   // same as explicit -inf padding + valid pooling
-  const ref = tf.tidy(() => tf.maxPool(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], -Infinity) as tf.Tensor4D, 3, 2, 'valid'));
+  const ref = tf.tidy(() =>
+    tf.maxPool(
+      tf.pad(
+        x,
+        [
+          [0, 0],
+          [1, 1],
+          [1, 1],
+          [0, 0],
+        ],
+        -Infinity,
+      ) as tf.Tensor4D,
+      3,
+      2,
+      'valid',
+    ),
+  );
   assert.deepEqual(Array.from(ref.dataSync()), expect);
   // unpadded 3/2 pooling on 55 gives 27 (seed conv_block_1)
-  const big = encoderFeatures(tiny(1, 55, [{ kind: 'maxpool', size: 3, stride: 2, pad: 0 }]), new Map(), tf.zeros([1, 55, 55, 1]) as tf.Tensor4D);
+  const big = encoderFeatures(
+    tiny(1, 55, [{ kind: 'maxpool', size: 3, stride: 2, pad: 0 }]),
+    new Map(),
+    tf.zeros([1, 55, 55, 1]) as tf.Tensor4D,
+  );
   assert.deepEqual(big.shape, [1, 27, 27, 1]);
   tf.dispose([x, y, ref, big]);
 });
 
 test('residual: relu(body + shortcut), identity shortcut when empty', () => {
   const spec = tiny(2, 2, [
-    { kind: 'residual', name: 'r', body: [{ kind: 'conv2d', name: 'r.conv1', filters: 2, kernel: 1, stride: 1, pad: 0, bias: false, init: 'he_normal' }], shortcut: [] },
+    {
+      kind: 'residual',
+      name: 'r',
+      body: [
+        { kind: 'conv2d', name: 'r.conv1', filters: 2, kernel: 1, stride: 1, pad: 0, bias: false, init: 'he_normal' },
+      ],
+      shortcut: [],
+    },
   ]);
-  const params: ParamMap = new Map<string, tf.Variable>([['r.conv1.weight', tf.variable(tf.tensor4d([2, 0, 0, -3], [1, 1, 2, 2]))]]);
+  const params: ParamMap = new Map<string, tf.Variable>([
+    ['r.conv1.weight', tf.variable(tf.tensor4d([2, 0, 0, -3], [1, 1, 2, 2]))],
+  ]);
   const x = tf.tensor4d([1, 1, -2, 0.5, 3, -1, 0, 2], [1, 2, 2, 2]);
   const y = encoderFeatures(spec, params, x).dataSync();
   // body: [2a, -3b]; out = relu([3a, -2b])
@@ -270,7 +338,10 @@ test('residual: relu(body + shortcut), identity shortcut when empty', () => {
 });
 
 test('no tensor leaks: forward (train and eval) inside tf.tidy; outputs and gradients are the only survivors', () => {
-  for (const [spec, B] of [[alexnetSmall(2, 32), 2], [resnet(18, 'v1', 2, { imageSize: 32, smallStem: true }), 1]] as const) {
+  for (const [spec, B] of [
+    [alexnetSmall(2, 32), 2],
+    [resnet(18, 'v1', 2, { imageSize: 32, smallStem: true }), 1],
+  ] as const) {
     const params = initEncoderParams(spec, new Rng(10));
     const x = randn(new Rng(11), [B, 32, 32, 2]) as tf.Tensor4D;
     const before = tf.memory().numTensors;
@@ -285,7 +356,10 @@ test('no tensor leaks: forward (train and eval) inside tf.tidy; outputs and grad
     if (spec.arch === 'alexnet_small') {
       // gradients (of the head only, to keep the cpu backward cheap): the value and the grads survive
       const vars = ['fc8.0.weight', 'fc8.0.bias', 'fc7.1.weight'].map((n) => params.get(n)!);
-      const { value, grads } = tf.variableGrads(() => tf.sum(encoderForward(spec, params, x, { training: true })) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(encoderForward(spec, params, x, { training: true })) as tf.Scalar,
+        vars,
+      );
       assert.equal(tf.memory().numTensors, before + 1 + vars.length);
       tf.dispose([value, ...Object.values(grads)]);
     }

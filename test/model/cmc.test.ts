@@ -14,7 +14,10 @@ before(async () => {
 
 function randn(rng: Rng, shape: [number, number, number, number]): tf.Tensor4D {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor4d(Float32Array.from({ length: n }, () => rng.normal()), shape);
+  return tf.tensor4d(
+    Float32Array.from({ length: n }, () => rng.normal()),
+    shape,
+  );
 }
 
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
@@ -23,11 +26,17 @@ test('alexnet_small pair: L and ab views give unit-norm [B, 128] embeddings; nam
   const spec = getCmcSpec('alexnet_small', { imageSize: 32, featDim: 128 });
   const model = new CmcModel(spec, 42);
   assert.equal(model.numParams(), 7_758_480 + 7_759_680);
-  assert.equal(model.numParams(), spec.views.reduce((a, v) => a + countParams(v.encoder), 0));
+  assert.equal(
+    model.numParams(),
+    spec.views.reduce((a, v) => a + countParams(v.encoder), 0),
+  );
   assert.deepEqual(model.params.get('L.conv_block_1.0.weight')!.shape, [5, 5, 1, 48]);
   assert.deepEqual(model.params.get('ab.conv_block_1.0.weight')!.shape, [5, 5, 2, 48]);
   assert.ok(model.params.has('ab.fc8.0.bias') && model.params.has('L.fc6.1.running_var'));
-  assert.deepEqual([...model.params.keys()], CmcModel.paramNames(spec).map((p) => p.name));
+  assert.deepEqual(
+    [...model.params.keys()],
+    CmcModel.paramNames(spec).map((p) => p.name),
+  );
   assert.ok(model.trainableVariables().every((v) => v.trainable));
   assert.equal(model.trainableVariables().length, CmcModel.paramNames(spec).filter((p) => p.kind === 'param').length);
 
@@ -110,7 +119,10 @@ test('toNamedArrays / loadNamedArrays round trip (parameters and BN buffers), wi
   const { ['ab.fc8.0.bias']: _dropped, ...missing } = saved;
   assert.throws(() => b.loadNamedArrays(missing), /lacks parameter ab.fc8.0.bias/);
   b.loadNamedArrays(missing, { strict: false });
-  assert.throws(() => b.loadNamedArrays({ ...saved, 'L.extra': { shape: [1], data: new Float32Array(1) } }), /unknown parameter L.extra/);
+  assert.throws(
+    () => b.loadNamedArrays({ ...saved, 'L.extra': { shape: [1], data: new Float32Array(1) } }),
+    /unknown parameter L.extra/,
+  );
   assert.throws(
     () => b.loadNamedArrays({ ...saved, 'L.fc8.0.bias': { shape: [17], data: new Float32Array(17) } }),
     /checkpoint shape \[17\] but model \[16\]/,

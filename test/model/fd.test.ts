@@ -19,8 +19,22 @@ import { BACKENDS_UNDER_TEST, unavailableReason } from '../helpers/backends.ts';
 import type { BackendName } from '../../train/engine/backend.ts';
 
 const bn = (name: string): LayerSpec => ({ kind: 'batchnorm', name, eps: 1e-5, momentum: 0.1 });
-const conv = (name: string, filters: number, kernel: number, stride: number, pad: number, bias = false): Conv2dSpec => ({
-  kind: 'conv2d', name, filters, kernel, stride, pad, bias, init: 'kaiming_uniform',
+const conv = (
+  name: string,
+  filters: number,
+  kernel: number,
+  stride: number,
+  pad: number,
+  bias = false,
+): Conv2dSpec => ({
+  kind: 'conv2d',
+  name,
+  filters,
+  kernel,
+  stride,
+  pad,
+  bias,
+  init: 'kaiming_uniform',
 });
 const relu: LayerSpec = { kind: 'relu' };
 
@@ -30,9 +44,23 @@ const TINY_ALEX: EncoderSpec = {
   inChannels: 2,
   imageSize: 6,
   blocks: [
-    { name: 'c1', layers: [conv('c1.0', 4, 3, 1, 1, true), bn('c1.1'), relu, { kind: 'maxpool', size: 3, stride: 2, pad: 1 }] },
-    { name: 'fc', layers: [{ kind: 'flatten' }, { kind: 'linear', name: 'fc.0', units: 8, bias: true, init: 'pytorch' }, bn('fc.1'), relu] },
-    { name: 'out', layers: [{ kind: 'linear', name: 'out.0', units: 5, bias: true, init: 'pytorch' }, { kind: 'l2norm' }] },
+    {
+      name: 'c1',
+      layers: [conv('c1.0', 4, 3, 1, 1, true), bn('c1.1'), relu, { kind: 'maxpool', size: 3, stride: 2, pad: 1 }],
+    },
+    {
+      name: 'fc',
+      layers: [
+        { kind: 'flatten' },
+        { kind: 'linear', name: 'fc.0', units: 8, bias: true, init: 'pytorch' },
+        bn('fc.1'),
+        relu,
+      ],
+    },
+    {
+      name: 'out',
+      layers: [{ kind: 'linear', name: 'out.0', units: 5, bias: true, init: 'pytorch' }, { kind: 'l2norm' }],
+    },
   ],
 };
 
@@ -49,7 +77,13 @@ const TINY_RES: EncoderSpec = {
         {
           kind: 'residual',
           name: 'layer1.0',
-          body: [conv('layer1.0.conv1', 6, 3, 2, 1), bn('layer1.0.bn1'), relu, conv('layer1.0.conv2', 6, 3, 1, 1), bn('layer1.0.bn2')],
+          body: [
+            conv('layer1.0.conv1', 6, 3, 2, 1),
+            bn('layer1.0.bn1'),
+            relu,
+            conv('layer1.0.conv2', 6, 3, 1, 1),
+            bn('layer1.0.bn2'),
+          ],
           shortcut: [conv('layer1.0.downsample.0', 6, 1, 2, 0), bn('layer1.0.downsample.1')],
         },
       ],
@@ -61,17 +95,35 @@ const TINY_RES: EncoderSpec = {
 
 function randn(rng: Rng, shape: number[]): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.normal()),
+    shape,
+  );
 }
 
-async function checkSpec(spec: EncoderSpec, seed: number, opts: { B: number; names?: string[]; eps: number; rtol: number; samples: number }) {
+async function checkSpec(
+  spec: EncoderSpec,
+  seed: number,
+  opts: { B: number; names?: string[]; eps: number; rtol: number; samples: number },
+) {
   const params = initEncoderParams(spec, new Rng(seed));
   const rng = new Rng(seed + 1);
   // Non-trivial BN affine parameters, so gamma/beta gradients are not at a special point.
   for (const [name, v] of params) {
-    if (name.endsWith('.weight') && v.rank === 1) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => 0.5 + rng.uniform()), v.shape));
+    if (name.endsWith('.weight') && v.rank === 1)
+      v.assign(
+        tf.tensor(
+          Float32Array.from({ length: v.size }, () => 0.5 + rng.uniform()),
+          v.shape,
+        ),
+      );
     if (name.endsWith('.bias') && v.rank === 1 && params.has(name.replace(/bias$/, 'running_mean'))) {
-      v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => rng.normal() * 0.3), v.shape));
+      v.assign(
+        tf.tensor(
+          Float32Array.from({ length: v.size }, () => rng.normal() * 0.3),
+          v.shape,
+        ),
+      );
     }
   }
   const x = randn(rng, [opts.B, spec.imageSize, spec.imageSize, spec.inChannels]) as tf.Tensor4D;
@@ -118,9 +170,12 @@ for (const backend of ['cpu', ...BACKENDS_UNDER_TEST] as BackendName[]) {
 
     test('alexnet_small 32 px whole network, every conv weight (L half, training mode, B=4)', async (t) => {
       if (skip) return t.skip(skip);
-      if (backend === 'cpu') return t.skip('cpu Conv2DBackpropFilter takes ~50 s here; the fast backends run this check');
+      if (backend === 'cpu')
+        return t.skip('cpu Conv2DBackpropFilter takes ~50 s here; the fast backends run this check');
       if (backend === 'webgpu' && !process.env.CMC_TEST_SLOW) {
-        return t.skip('~2 min on the SwiftShader software adapter; set CMC_TEST_SLOW=1 (the tiny whole networks above run on webgpu always)');
+        return t.skip(
+          '~2 min on the SwiftShader software adapter; set CMC_TEST_SLOW=1 (the tiny whole networks above run on webgpu always)',
+        );
       }
       // B=4, not 2: with two samples BatchNorm1d maps every feature to +-gamma, so everything before fc6
       // gets an almost-zero gradient and the check would compare rounding noise.
@@ -132,10 +187,15 @@ for (const backend of ['cpu', ...BACKENDS_UNDER_TEST] as BackendName[]) {
         eps: 1e-3,
         rtol: 5e-2,
         samples: 1,
-        names: [1, 2, 3, 4, 5].map((i) => `conv_block_${i}.0.weight`).concat(['conv_block_2.1.weight', 'fc6.0.weight', 'fc7.1.weight', 'fc8.0.weight']),
+        names: [1, 2, 3, 4, 5]
+          .map((i) => `conv_block_${i}.0.weight`)
+          .concat(['conv_block_2.1.weight', 'fc6.0.weight', 'fc7.1.weight', 'fc8.0.weight']),
       });
       assert.ok(res.ok, res.report);
-      assert.ok(res.entries.every((e) => Math.abs(e.analytic) > 1e-3), `non-trivial gradients:\n${res.report}`);
+      assert.ok(
+        res.entries.every((e) => Math.abs(e.analytic) > 1e-3),
+        `non-trivial gradients:\n${res.report}`,
+      );
     });
   });
 }

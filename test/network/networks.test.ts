@@ -12,7 +12,10 @@ interface SeedArch {
   params_L_half: number;
   params_ab_half: number;
 }
-const ARCH = JSON.parse(fs.readFileSync(new URL('../fixtures/arch.json', import.meta.url), 'utf8')) as Record<string, SeedArch>;
+const ARCH = JSON.parse(fs.readFileSync(new URL('../fixtures/arch.json', import.meta.url), 'utf8')) as Record<
+  string,
+  SeedArch
+>;
 
 /** Seed NCHW shape (batch dropped) -> our per-example shape ([H, W, C] or [C]). */
 function seedToOurs(nchw: number[]): number[] {
@@ -23,7 +26,10 @@ function seedToOurs(nchw: number[]): number[] {
 function checkAgainstSeed(key: string, l: EncoderSpec, ab: EncoderSpec) {
   const seed = ARCH[key];
   assert.ok(seed, `fixture has ${key}`);
-  for (const [view, enc] of [['L', l], ['ab', ab]] as const) {
+  for (const [view, enc] of [
+    ['L', l],
+    ['ab', ab],
+  ] as const) {
     const ours = inferShapes(enc, 224);
     for (const b of ours) {
       const rec = seed[String(b.index)] as Record<string, number[]> | undefined;
@@ -65,7 +71,10 @@ test('resnet totals are about 12 M / 47.5 M / 188.7 M for the pair', () => {
     const s = getCmcSpec(`resnet50${w}`, { imageSize: 224, featDim: 128 });
     return s.views.reduce((a, v) => a + countParams(v.encoder), 0) / 1e6;
   });
-  assert.deepEqual(totals.map((t) => Math.round(t * 10) / 10), [12.1, 47.5, 188.8]);
+  assert.deepEqual(
+    totals.map((t) => Math.round(t * 10) / 10),
+    [12.1, 47.5, 188.8],
+  );
 });
 
 test('alexnet_small block shapes at 32, 64 and 96 px', () => {
@@ -93,19 +102,49 @@ test('alexnet_small block shapes at 32, 64 and 96 px', () => {
 
 test('alexnet_mini is alexnet_small at half conv width with 512-wide fc (hand-counted parameters)', () => {
   const shapes = inferShapes(alexnetMini(2, 64)).map((b) => b.shape);
-  assert.deepEqual(shapes, [[64, 64, 2], [15, 15, 24], [7, 7, 64], [7, 7, 96], [7, 7, 96], [3, 3, 64], [512], [512], [128]]);
+  assert.deepEqual(shapes, [
+    [64, 64, 2],
+    [15, 15, 24],
+    [7, 7, 64],
+    [7, 7, 96],
+    [7, 7, 96],
+    [3, 3, 64],
+    [512],
+    [512],
+    [128],
+  ]);
   // conv 600 + 38400 + 55296 + 82944 + 55296, BN 2 x (24+64+96+96+64+512+512), fc 576*512+512, 512*512+512, 512*128+128
   assert.equal(countParams(alexnetMini(1, 64)), 859_016);
   assert.equal(countParams(alexnetMini(2, 64)), 859_616);
-  assert.deepEqual(alexnetMini(1, 32).blocks.map((b) => b.name), alexnetSmall(1, 32).blocks.map((b) => b.name));
+  assert.deepEqual(
+    alexnetMini(1, 32).blocks.map((b) => b.name),
+    alexnetSmall(1, 32).blocks.map((b) => b.name),
+  );
   assert.throws(() => alexnetMini(1, 48), /imageSize/);
 });
 
 test('small-stem resnets keep stage shapes proportional at 32 px', () => {
   const shapes = inferShapes(resnet(18, 'v1', 1, { imageSize: 32, smallStem: true })).map((b) => b.shape);
-  assert.deepEqual(shapes, [[32, 32, 1], [32, 32, 64], [32, 32, 32], [16, 16, 64], [8, 8, 128], [4, 4, 256], [256], [128]]);
+  assert.deepEqual(shapes, [
+    [32, 32, 1],
+    [32, 32, 64],
+    [32, 32, 32],
+    [16, 16, 64],
+    [8, 8, 128],
+    [4, 4, 256],
+    [256],
+    [128],
+  ]);
   const s50 = inferShapes(resnet(50, 'v2', 2, { imageSize: 64, smallStem: true })).map((b) => b.shape);
-  assert.deepEqual(s50.slice(1), [[64, 64, 64], [64, 64, 256], [32, 32, 512], [16, 16, 1024], [8, 8, 2048], [2048], [128]]);
+  assert.deepEqual(s50.slice(1), [
+    [64, 64, 64],
+    [64, 64, 256],
+    [32, 32, 512],
+    [16, 16, 1024],
+    [8, 8, 2048],
+    [2048],
+    [128],
+  ]);
 });
 
 test('parameter names and layouts follow the seed state_dict and tfjs layout', () => {
@@ -148,17 +187,26 @@ test('registry: every ARCHS name builds two views; unknown names list the choice
   for (const name of ARCHS) {
     const imageSize = name === 'alexnet' || (name.startsWith('resnet') && !name.endsWith('_small')) ? 224 : 32;
     const spec = getCmcSpec(name, { imageSize, featDim: 64 });
-    assert.deepEqual(spec.views.map((v) => [v.name, v.channels, v.encoder.inChannels]), [
-      ['L', [0], 1],
-      ['ab', [1, 2], 2],
-    ]);
+    assert.deepEqual(
+      spec.views.map((v) => [v.name, v.channels, v.encoder.inChannels]),
+      [
+        ['L', [0], 1],
+        ['ab', [1, 2], 2],
+      ],
+    );
     const out = inferShapes(spec.views[0].encoder).at(-1)?.shape;
     assert.deepEqual(out, [spec.featDim]);
     // ResNets ignore featDim (MyResNetsCMC), AlexNets honour it.
     assert.equal(spec.featDim, name.startsWith('resnet') ? 128 : 64);
   }
-  assert.throws(() => getCmcSpec('vgg16', { imageSize: 224, featDim: 128 }), /Unknown model 'vgg16'; expected one of: alexnet, alexnet_small, alexnet_mini, resnet18v1/);
+  assert.throws(
+    () => getCmcSpec('vgg16', { imageSize: 224, featDim: 128 }),
+    /Unknown model 'vgg16'; expected one of: alexnet, alexnet_small, alexnet_mini, resnet18v1/,
+  );
   assert.throws(() => cmcSpec('alexnet', { imageSize: 32, featDim: 128 }), /alexnet_small/);
   const y = cmcSpec('resnet50v1', { imageSize: 224, featDim: 128, view: 'YCbCr' });
-  assert.deepEqual(y.views.map((v) => v.channels), [[0], [1, 2]]);
+  assert.deepEqual(
+    y.views.map((v) => v.channels),
+    [[0], [1, 2]],
+  );
 });

@@ -9,7 +9,9 @@ describe('stepLr', () => {
   for (const name of ['pretrain', 'linear_probe'] as const) {
     it(`reproduces the golden ${name} samples exactly`, () => {
       const s = G.lr_schedule[name];
-      s.epochs.forEach((e: number, i: number) => assert.equal(stepLr(s.base, e, s.decay_epochs, s.rate), s.lr[i], `epoch ${e}`));
+      s.epochs.forEach((e: number, i: number) =>
+        assert.equal(stepLr(s.base, e, s.decay_epochs, s.rate), s.lr[i], `epoch ${e}`),
+      );
     });
   }
   it('counts only decay epochs strictly below the epoch, in any order', () => {

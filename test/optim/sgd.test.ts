@@ -31,7 +31,8 @@ function reference(lrs: number[], mu: number, wd: number): number[][] {
 }
 
 function close(a: ArrayLike<number>, b: number[], what: string): void {
-  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * Math.max(1, Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < b.length; i++)
+    assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * Math.max(1, Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
 }
 
 for (const backend of ['cpu', 'wasm'] as const) {
@@ -77,7 +78,15 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
 
     it('works with tf.variableGrads and resumes from state() exactly', () => {
-      const mk = (tag: string) => tf.variable(tf.tensor2d([[1, 2], [3, 4]]), true, `sgd_w_${tag}_${backend}`);
+      const mk = (tag: string) =>
+        tf.variable(
+          tf.tensor2d([
+            [1, 2],
+            [3, 4],
+          ]),
+          true,
+          `sgd_w_${tag}_${backend}`,
+        );
       // loss = Σ w²·c, grad = 2cw; a customGrad so the test needs no registered standard gradients.
       const sq = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
         const x = args[0] as tf.Tensor;
@@ -99,7 +108,14 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const key = Object.keys(st.buffers)[0];
       assert.equal(key, b.name);
       const optC = new SGD([b], { lr: 0.5, momentum: 0.9, weightDecay: 1e-4 });
-      optC.loadState(JSON.parse(JSON.stringify({ ...st, buffers: { [key]: { shape: st.buffers[key].shape, data: Array.from(st.buffers[key].data) } } })));
+      optC.loadState(
+        JSON.parse(
+          JSON.stringify({
+            ...st,
+            buffers: { [key]: { shape: st.buffers[key].shape, data: Array.from(st.buffers[key].data) } },
+          }),
+        ),
+      );
       assert.equal(optC.lr, 0.01);
       run(optC, b);
       assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()));
@@ -131,7 +147,10 @@ describe('SGD fused over all parameters [wasm] (train/kernels/wasm/SgdStep.ts)',
         tf.dispose(grads.filter((g): g is tf.Tensor => g !== null));
       }
       const st = await opt.snapshot();
-      const values = [...params.map((p) => p.dataSync() as Float32Array), ...Object.values(st.buffers).map((b) => b.data)];
+      const values = [
+        ...params.map((p) => p.dataSync() as Float32Array),
+        ...Object.values(st.buffers).map((b) => b.data),
+      ];
       opt.dispose();
       tf.dispose(params);
       return { values, kernels };
@@ -140,7 +159,11 @@ describe('SGD fused over all parameters [wasm] (train/kernels/wasm/SgdStep.ts)',
     }
   }
 
-  for (const [mu, wd] of [[0.9, 1e-4], [0, 1e-2], [0.9, 0]]) {
+  for (const [mu, wd] of [
+    [0.9, 1e-4],
+    [0, 1e-2],
+    [0.9, 0],
+  ]) {
     it(`one kernel per step, bit for bit the composed update (momentum ${mu}, weight decay ${wd})`, async () => {
       const fused = await run(true, mu, wd);
       const composed = await run(false, mu, wd);

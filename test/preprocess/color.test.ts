@@ -38,12 +38,17 @@ describe('color', () => {
     assert.ok(lab instanceof Float32Array);
     assert.equal(lab.length, rgb.length);
     G.rgb2lab.lab.flat().forEach((v: number, k: number) => {
-      assert.equal(lab[k], Math.fround(rgbPixelToLab(rgb[k - (k % 3)], rgb[k - (k % 3) + 1], rgb[k - (k % 3) + 2])[k % 3]));
+      assert.equal(
+        lab[k],
+        Math.fround(rgbPixelToLab(rgb[k - (k % 3)], rgb[k - (k % 3) + 1], rgb[k - (k % 3) + 2])[k % 3]),
+      );
       within(lab[k], v, 1e-6, `lab[${k}]`);
     });
     // The sRGB a/b extremes that define the normalisation constants.
-    const green = rgbPixelToLab(0, 255, 0), magenta = rgbPixelToLab(255, 0, 255);
-    const blue = rgbPixelToLab(0, 0, 255), yellow = rgbPixelToLab(255, 255, 0);
+    const green = rgbPixelToLab(0, 255, 0),
+      magenta = rgbPixelToLab(255, 0, 255);
+    const blue = rgbPixelToLab(0, 0, 255),
+      yellow = rgbPixelToLab(255, 255, 0);
     within(green[1], -86.183, 1e-5, 'green a');
     within(magenta[1], 98.233, 1e-5, 'magenta a');
     within(blue[2], -107.857, 1e-5, 'blue b');

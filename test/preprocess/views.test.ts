@@ -62,16 +62,27 @@ describe('views', () => {
     const x = toLayoutInput(rgb, W, H, ['grad']);
     const L = Array.from({ length: W * H }, (_, p) => rgbPixelToLab(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2])[0]);
     // Reference: pad by replication into a (H+2)x(W+2) array, then correlate with the Sobel kernels.
-    const P = (y: number, x: number) => L[Math.min(H - 1, Math.max(0, y - 1)) * W + Math.min(W - 1, Math.max(0, x - 1))];
-    const kx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]];
-    const ky = [[-1, -2, -1], [0, 0, 0], [1, 2, 1]];
+    const P = (y: number, x: number) =>
+      L[Math.min(H - 1, Math.max(0, y - 1)) * W + Math.min(W - 1, Math.max(0, x - 1))];
+    const kx = [
+      [-1, 0, 1],
+      [-2, 0, 2],
+      [-1, 0, 1],
+    ];
+    const ky = [
+      [-1, -2, -1],
+      [0, 0, 0],
+      [1, 2, 1],
+    ];
     for (let y = 0; y < H; y++) {
       for (let xx = 0; xx < W; xx++) {
-        let gx = 0, gy = 0;
-        for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) {
-          gx += kx[a][b] * P(y + a, xx + b);
-          gy += ky[a][b] * P(y + a, xx + b);
-        }
+        let gx = 0,
+          gy = 0;
+        for (let a = 0; a < 3; a++)
+          for (let b = 0; b < 3; b++) {
+            gx += kx[a][b] * P(y + a, xx + b);
+            gy += ky[a][b] * P(y + a, xx + b);
+          }
         const p = y * W + xx;
         assert.ok(Math.abs(x[2 * p] - gx / 400) < 1e-6, `gx at ${y},${xx}`);
         assert.ok(Math.abs(x[2 * p + 1] - gy / 400) < 1e-6, `gy at ${y},${xx}`);
@@ -82,7 +93,10 @@ describe('views', () => {
     for (let y = 0; y < 3; y++) for (let xx = 2; xx < 4; xx++) edge.fill(255, (y * 4 + xx) * 3, (y * 4 + xx) * 3 + 3);
     const e = toLayoutInput(edge, 4, 3, ['grad']);
     for (let y = 0; y < 3; y++) {
-      assert.deepEqual([0, 1, 2, 3].map((xx) => Math.round(e[2 * (y * 4 + xx)] * 1e5) / 1e5), [0, 1, 1, 0]);
+      assert.deepEqual(
+        [0, 1, 2, 3].map((xx) => Math.round(e[2 * (y * 4 + xx)] * 1e5) / 1e5),
+        [0, 1, 1, 0],
+      );
       for (let xx = 0; xx < 4; xx++) assert.ok(Math.abs(e[2 * (y * 4 + xx) + 1]) < 1e-9);
     }
   });
@@ -90,15 +104,28 @@ describe('views', () => {
   it('a layout concatenates views in the declared order; offsets and channel counts follow it', () => {
     const layout = ['L', 'ab', 'DbDr', 'grad', 'Y', 'CbCr'];
     assert.equal(layoutChannels(layout), 10);
-    assert.deepEqual(layoutViews(layout).map((v) => v.channels), [[0], [1, 2], [3, 4], [5, 6], [7], [8, 9]]);
+    assert.deepEqual(
+      layoutViews(layout).map((v) => v.channels),
+      [[0], [1, 2], [3, 4], [5, 6], [7], [8, 9]],
+    );
     const rgb = randomRgb(5, 4, 4);
     const all = toLayoutInput(rgb, 5, 4, layout);
     const lab = toViewInput(rgb, 'Lab');
     const ycc = toViewInput(rgb, 'YCbCr');
     const dd = toLayoutInput(rgb, 5, 4, ['DbDr']);
     const gr = toLayoutInput(rgb, 5, 4, ['grad']);
-    const want = [plane(lab, 3, 0), plane(lab, 3, 1), plane(lab, 3, 2), plane(dd, 2, 0), plane(dd, 2, 1), plane(gr, 2, 0), plane(gr, 2, 1),
-      plane(ycc, 3, 0), plane(ycc, 3, 1), plane(ycc, 3, 2)];
+    const want = [
+      plane(lab, 3, 0),
+      plane(lab, 3, 1),
+      plane(lab, 3, 2),
+      plane(dd, 2, 0),
+      plane(dd, 2, 1),
+      plane(gr, 2, 0),
+      plane(gr, 2, 1),
+      plane(ycc, 3, 0),
+      plane(ycc, 3, 1),
+      plane(ycc, 3, 2),
+    ];
     want.forEach((w, c) => assert.deepEqual(plane(all, 10, c), w, `channel ${c}`));
     assert.deepEqual(VIEW_NAMES, ['L', 'ab', 'Y', 'CbCr', 'DbDr', 'grad']);
   });

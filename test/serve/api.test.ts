@@ -20,8 +20,21 @@ let jpeg: Buffer, png: Buffer, webp: Buffer;
 
 before(async () => {
   models = writeTinyRepository();
-  s = await startServer({ models, port: 0, host: '127.0.0.1', provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 2, threads: 1 });
-  [jpeg, png, webp] = await Promise.all([testImage('jpeg', 60, 45, 1), testImage('png', 41, 70, 2), testImage('webp', 33, 33, 3)]);
+  s = await startServer({
+    models,
+    port: 0,
+    host: '127.0.0.1',
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    max_delay_ms: 2,
+    threads: 1,
+  });
+  [jpeg, png, webp] = await Promise.all([
+    testImage('jpeg', 60, 45, 1),
+    testImage('png', 41, 70, 2),
+    testImage('webp', 33, 33, 3),
+  ]);
 });
 
 after(async () => {
@@ -32,7 +45,8 @@ after(async () => {
 const post = (p: string, body: Buffer | string, type: string, headers: Record<string, string> = {}) =>
   request(`${s.url}${p}`, { method: 'POST', body, headers: { 'content-type': type, ...headers } });
 
-const close = (a: number[], b: number[], tol = 1e-5) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) <= tol);
+const close = (a: number[], b: number[], tol = 1e-5) =>
+  a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) <= tol);
 
 test('health, readiness, server and model metadata', async () => {
   assert.deepEqual((await request(`${s.url}/v2/health/live`)).json, { live: true });
@@ -42,19 +56,30 @@ test('health, readiness, server and model metadata', async () => {
   const meta = await request(`${s.url}/v2/models/tiny`);
   assert.equal(meta.status, 200);
   assert.deepEqual(meta.json.inputs, [{ name: 'images', datatype: 'UINT8', shape: [-1, TINY_SIZE, TINY_SIZE, 3] }]);
+  assert.deepEqual(meta.json.outputs.map((o: { name: string }) => o.name).sort(), [
+    'embedding',
+    'features',
+    'logits',
+    'probabilities',
+  ]);
   assert.deepEqual(
-    meta.json.outputs.map((o: { name: string }) => o.name).sort(),
-    ['embedding', 'features', 'logits', 'probabilities'],
+    meta.json.outputs.find((o: { name: string }) => o.name === 'embedding'),
+    { name: 'embedding', datatype: 'FP32', shape: [-1, TINY_EMBED] },
   );
-  assert.deepEqual(meta.json.outputs.find((o: { name: string }) => o.name === 'embedding'), { name: 'embedding', datatype: 'FP32', shape: [-1, TINY_EMBED] });
   const multi = await request(`${s.url}/v2/models/multi/versions/1`);
   assert.deepEqual(multi.json.versions, ['1', '2']);
   assert.equal((await request(`${s.url}/v2/models/multi/versions/2/ready`)).json.ready, true);
   const list = await request(`${s.url}/v1/models`);
   assert.equal(list.json.default, 'tiny');
-  assert.deepEqual(list.json.models.map((m: { name: string; version: string }) => `${m.name}:${m.version}`), ['multi:1', 'multi:2', 'tiny:1']);
+  assert.deepEqual(
+    list.json.models.map((m: { name: string; version: string }) => `${m.name}:${m.version}`),
+    ['multi:1', 'multi:2', 'tiny:1'],
+  );
   assert.equal(list.json.provider, 'cpu');
-  assert.ok(s.repo.failures.some((f) => f.dir.endsWith('broken')), 'the corrupt model is skipped, not fatal');
+  assert.ok(
+    s.repo.failures.some((f) => f.dir.endsWith('broken')),
+    'the corrupt model is skipped, not fatal',
+  );
 });
 
 test('embed: raw JPEG, PNG and WebP bodies, base64 JSON, data URIs and multipart give the same embeddings', async () => {
@@ -66,16 +91,27 @@ test('embed: raw JPEG, PNG and WebP bodies, base64 JSON, data URIs and multipart
   assert.equal(raw.json.embeddings.length, 1);
   const e = raw.json.embeddings[0] as number[];
   assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-4, 'the tiny encoder L2-normalises');
-  for (const [buf, type] of [[png, 'image/png'], [webp, 'image/webp']] as const) {
+  for (const [buf, type] of [
+    [png, 'image/png'],
+    [webp, 'image/webp'],
+  ] as const) {
     const r = await post('/v1/embed', buf, type);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.embeddings[0].length, TINY_EMBED);
   }
   const b64 = await post('/v1/embed', JSON.stringify({ images: [jpeg.toString('base64')] }), 'application/json');
   assert.ok(close(b64.json.embeddings[0], e, 0));
-  const uri = await post('/v1/embed', JSON.stringify({ images: [`data:image/jpeg;base64,${jpeg.toString('base64')}`] }), 'application/json');
+  const uri = await post(
+    '/v1/embed',
+    JSON.stringify({ images: [`data:image/jpeg;base64,${jpeg.toString('base64')}`] }),
+    'application/json',
+  );
   assert.ok(close(uri.json.embeddings[0], e, 0));
-  const url = await post('/v1/embed', JSON.stringify({ images: [jpeg.toString('base64url').replace(/=+$/, '')] }), 'application/json');
+  const url = await post(
+    '/v1/embed',
+    JSON.stringify({ images: [jpeg.toString('base64url').replace(/=+$/, '')] }),
+    'application/json',
+  );
   assert.ok(close(url.json.embeddings[0], e, 0), 'URL-safe unpadded base64');
   const mp = multipart([{ data: jpeg, type: 'image/jpeg' }]);
   const m = await post('/v1/embed', mp.body, mp.type);
@@ -84,7 +120,12 @@ test('embed: raw JPEG, PNG and WebP bodies, base64 JSON, data URIs and multipart
 });
 
 test('embed: the server applies the validation transform (sharp decode + resizeCenterCrop) before the encoder', async () => {
-  const { data, info } = await sharp(png).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(png)
+    .rotate()
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const x = resizeCenterCrop({ rgb: new Uint8Array(data), width: info.width, height: info.height }, TINY_SIZE);
   const sess = await ort.InferenceSession.create(path.join(models, 'tiny', 'encoder.onnx'));
   const out = await sess.run({ images: new ort.Tensor('uint8', x, [1, TINY_SIZE, TINY_SIZE, 3]) });
@@ -95,7 +136,9 @@ test('embed: the server applies the validation transform (sharp decode + resizeC
 });
 
 test('embed and classify: a batch of images equals the images one by one (multipart, JSON, concurrent)', async () => {
-  const imgs = await Promise.all([0, 1, 2, 3, 4].map((i) => testImage((['jpeg', 'png', 'webp'] as const)[i % 3], 30 + 7 * i, 50 - 3 * i, 10 + i)));
+  const imgs = await Promise.all(
+    [0, 1, 2, 3, 4].map((i) => testImage((['jpeg', 'png', 'webp'] as const)[i % 3], 30 + 7 * i, 50 - 3 * i, 10 + i)),
+  );
   const single = await Promise.all(imgs.map((b) => post('/v1/embed', b, 'image/png')));
   const one = single.map((r) => r.json.embeddings[0] as number[]);
   const mp = multipart(imgs.map((data, i) => ({ data, name: `file${i}` })));
@@ -103,15 +146,31 @@ test('embed and classify: a batch of images equals the images one by one (multip
   assert.equal(batch.status, 200, batch.text);
   assert.equal(batch.json.embeddings.length, 5);
   batch.json.embeddings.forEach((e: number[], i: number) => assert.ok(close(e, one[i]), `image ${i}`));
-  const js = await post('/v1/embed', JSON.stringify({ images: imgs.map((b) => b.toString('base64')) }), 'application/json');
+  const js = await post(
+    '/v1/embed',
+    JSON.stringify({ images: imgs.map((b) => b.toString('base64')) }),
+    'application/json',
+  );
   js.json.embeddings.forEach((e: number[], i: number) => assert.ok(close(e, one[i]), `json image ${i}`));
   const cls1 = await Promise.all(imgs.map((b) => post('/v1/classify?top_k=4', b, 'image/jpeg')));
-  const clsB = await post('/v1/classify', JSON.stringify({ images: imgs.map((b) => b.toString('base64')), top_k: 4 }), 'application/json');
+  const clsB = await post(
+    '/v1/classify',
+    JSON.stringify({ images: imgs.map((b) => b.toString('base64')), top_k: 4 }),
+    'application/json',
+  );
   assert.equal(clsB.status, 200, clsB.text);
   clsB.json.predictions.forEach((p: { index: number; probability: number }[], i: number) => {
     const q = cls1[i].json.predictions[0] as { index: number; probability: number }[];
-    assert.deepEqual(p.map((x) => x.index), q.map((x) => x.index));
-    assert.ok(close(p.map((x) => x.probability), q.map((x) => x.probability)));
+    assert.deepEqual(
+      p.map((x) => x.index),
+      q.map((x) => x.index),
+    );
+    assert.ok(
+      close(
+        p.map((x) => x.probability),
+        q.map((x) => x.probability),
+      ),
+    );
   });
 });
 
@@ -141,26 +200,46 @@ test('classify: top-k labels sorted by probability, default k=5 clamps to the cl
 });
 
 test('KServe v2 infer: UINT8 tensor in, FP32 tensors out, equal to /v1/embed on the same pixels', async () => {
-  const { data, info } = await sharp(jpeg).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(jpeg)
+    .rotate()
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const x = resizeCenterCrop({ rgb: new Uint8Array(data), width: info.width, height: info.height }, TINY_SIZE);
   const two = [...x, ...x.map((v) => 255 - v)];
-  const body = { id: 'req-1', inputs: [{ name: 'images', shape: [2, TINY_SIZE, TINY_SIZE, 3], datatype: 'UINT8', data: two }] };
+  const body = {
+    id: 'req-1',
+    inputs: [{ name: 'images', shape: [2, TINY_SIZE, TINY_SIZE, 3], datatype: 'UINT8', data: two }],
+  };
   const r = await post('/v2/models/tiny/infer', JSON.stringify(body), 'application/json');
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.model_name, 'tiny');
   assert.equal(r.json.model_version, '1');
   assert.equal(r.json.id, 'req-1');
-  assert.deepEqual(r.json.outputs.map((o: { name: string }) => o.name), ['embedding', 'probabilities']);
+  assert.deepEqual(
+    r.json.outputs.map((o: { name: string }) => o.name),
+    ['embedding', 'probabilities'],
+  );
   const emb = r.json.outputs[0];
   assert.deepEqual(emb.shape, [2, TINY_EMBED]);
   assert.equal(emb.datatype, 'FP32');
   const viaV1 = await post('/v1/embed', jpeg, 'image/jpeg');
   assert.ok(close(emb.data.slice(0, TINY_EMBED), viaV1.json.embeddings[0]));
   // Explicit outputs (features only exists in the encoder graph: both graphs run), nested data, versioned route.
-  const nested = { inputs: [{ name: 'images', shape: [1, TINY_SIZE, TINY_SIZE, 3], datatype: 'UINT8', data: [[...x]] }], outputs: [{ name: 'features' }, { name: 'logits' }] };
+  const nested = {
+    inputs: [{ name: 'images', shape: [1, TINY_SIZE, TINY_SIZE, 3], datatype: 'UINT8', data: [[...x]] }],
+    outputs: [{ name: 'features' }, { name: 'logits' }],
+  };
   const f = await post('/v2/models/tiny/versions/1/infer', JSON.stringify(nested), 'application/json');
   assert.equal(f.status, 200, f.text);
-  assert.deepEqual(f.json.outputs.map((o: { name: string; shape: number[] }) => [o.name, o.shape]), [['features', [1, 48]], ['logits', [1, TINY_CLASSES.length]]]);
+  assert.deepEqual(
+    f.json.outputs.map((o: { name: string; shape: number[] }) => [o.name, o.shape]),
+    [
+      ['features', [1, 48]],
+      ['logits', [1, TINY_CLASSES.length]],
+    ],
+  );
 });
 
 test('metrics: Prometheus text that parses, with requests, errors, latency and batch-size histograms, queue depth, provider, per-model inference outcomes, queue/compute time, process metrics', async () => {
@@ -178,10 +257,17 @@ test('metrics: Prometheus text that parses, with requests, errors, latency and b
       if (line.startsWith('# TYPE')) typed.add(line.split(' ')[2]);
       continue;
     }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$/.exec(line);
+    const m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$/.exec(
+        line,
+      );
     assert.ok(m, `unparsable sample line: ${line}`);
     // Labels in name order, whatever order the exposition wrote them in.
-    const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((x) => `${x[1]}="${x[2]}"`).sort((a, b) => (a.startsWith('le=') ? 1 : b.startsWith('le=') ? -1 : a < b ? -1 : 1)) : [];
+    const labels = m[2]
+      ? [...m[2].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)]
+          .map((x) => `${x[1]}="${x[2]}"`)
+          .sort((a, b) => (a.startsWith('le=') ? 1 : b.startsWith('le=') ? -1 : a < b ? -1 : 1))
+      : [];
     samples.set(m[1] + (labels.length ? `{${labels.join(',')}}` : ''), Number(m[3]));
     const base = m[1].replace(/_(bucket|sum|count)$/, '');
     assert.ok(typed.has(m[1]) || typed.has(base), `sample ${m[1]} without # TYPE`);
@@ -208,52 +294,116 @@ test('openapi.json describes every route; / answers with the demo or a not-built
   const r = await request(`${s.url}/openapi.json`);
   assert.equal(r.json.openapi, '3.1.0');
   const paths = Object.keys(r.json.paths);
-  for (const p of ['/v1/embed', '/v1/classify', '/v1/embeddings', '/v1/models', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}/ready', '/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer', '/metrics', '/openapi.json', '/']) {
+  for (const p of [
+    '/v1/embed',
+    '/v1/classify',
+    '/v1/embeddings',
+    '/v1/models',
+    '/v2',
+    '/v2/health/live',
+    '/v2/health/ready',
+    '/v2/models/{name}',
+    '/v2/models/{name}/versions/{version}',
+    '/v2/models/{name}/ready',
+    '/v2/models/{name}/versions/{version}/ready',
+    '/v2/models/{name}/infer',
+    '/v2/models/{name}/versions/{version}/infer',
+    '/metrics',
+    '/openapi.json',
+    '/',
+  ]) {
     assert.ok(paths.includes(p), `openapi lacks ${p}`);
   }
   // Each protocol's error shape is documented on its routes.
-  assert.deepEqual(r.json.paths['/v2/models/{name}/infer'].post.responses['400'], { $ref: '#/components/responses/OipError' });
-  assert.deepEqual(r.json.paths['/v1/embeddings'].post.responses['400'], { $ref: '#/components/responses/OpenAIError' });
-  assert.ok(r.json.paths['/v2/models/{name}/infer'].post.requestBody.content['application/octet-stream'], 'binary tensor data documented');
+  assert.deepEqual(r.json.paths['/v2/models/{name}/infer'].post.responses['400'], {
+    $ref: '#/components/responses/OipError',
+  });
+  assert.deepEqual(r.json.paths['/v1/embeddings'].post.responses['400'], {
+    $ref: '#/components/responses/OpenAIError',
+  });
+  assert.ok(
+    r.json.paths['/v2/models/{name}/infer'].post.requestBody.content['application/octet-stream'],
+    'binary tensor data documented',
+  );
   const home = await request(`${s.url}/`);
   assert.equal(home.status, 200);
   assert.match(home.headers.get('content-type') ?? '', /html/);
 });
 
 test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) and graceful shutdown', async () => {
-  const t = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, auth_token: 's3cret', cors_origin: 'https://demo.example', max_queue: 1, web_dist: '' });
+  const t = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    auth_token: 's3cret',
+    cors_origin: 'https://demo.example',
+    max_queue: 1,
+    web_dist: '',
+  });
   try {
-    const noAuth = await request(`${t.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    const noAuth = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: jpeg,
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(noAuth.status, 401);
     assert.equal(noAuth.json.error.code, 'unauthorized');
     assert.equal(noAuth.headers.get('www-authenticate'), 'Bearer');
     const bad = await request(`${t.url}/metrics`, { headers: { authorization: 'Bearer nope' } });
     assert.equal(bad.status, 401);
     assert.equal((await request(`${t.url}/v2/health/live`)).status, 200, 'health stays open');
-    const ok = await request(`${t.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg', authorization: 'Bearer s3cret' } });
+    const ok = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: jpeg,
+      headers: { 'content-type': 'image/jpeg', authorization: 'Bearer s3cret' },
+    });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.headers.get('access-control-allow-origin'), 'https://demo.example');
-    const pre = await request(`${t.url}/v1/embed`, { method: 'OPTIONS', headers: { origin: 'https://demo.example', 'access-control-request-method': 'POST' } });
+    const pre = await request(`${t.url}/v1/embed`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://demo.example', 'access-control-request-method': 'POST' },
+    });
     assert.equal(pre.status, 204);
     assert.match(pre.headers.get('access-control-allow-headers') ?? '', /Authorization/);
     // Two images into a queue of one: 429 with Retry-After.
     const mp = multipart([{ data: jpeg }, { data: png }]);
-    const over = await request(`${t.url}/v1/embed`, { method: 'POST', body: mp.body, headers: { 'content-type': mp.type, authorization: 'Bearer s3cret' } });
+    const over = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: mp.body,
+      headers: { 'content-type': mp.type, authorization: 'Bearer s3cret' },
+    });
     assert.equal(over.status, 429, over.text);
     assert.equal(over.json.error.code, 'overloaded');
     assert.equal(over.headers.get('retry-after'), '1');
   } finally {
     await t.close();
   }
-  const slow = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 300, timeout_ms: 20 });
+  const slow = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    max_delay_ms: 300,
+    timeout_ms: 20,
+  });
   // A second request still sending its body is on its way, so the batcher waits for it (max_delay_ms)
   // and the first request's 20 ms in the queue run out.
-  const onItsWay = http.request(`${slow.url}/v1/embed`, { method: 'POST', headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length) } });
+  const onItsWay = http.request(`${slow.url}/v1/embed`, {
+    method: 'POST',
+    headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length) },
+  });
   onItsWay.on('error', () => {});
   try {
     onItsWay.write(jpeg.subarray(0, 10));
     await new Promise((res) => setTimeout(res, 50));
-    const r = await request(`${slow.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    const r = await request(`${slow.url}/v1/embed`, {
+      method: 'POST',
+      body: jpeg,
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.error.code, 'timeout');
   } finally {
@@ -261,12 +411,26 @@ test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) 
     await slow.close();
   }
   // Graceful shutdown: a request in flight when close() starts still completes; new ones are refused.
-  const g = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 150 });
+  const g = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    max_delay_ms: 150,
+  });
   try {
-    const inflight = request(`${g.url}/v1/classify`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    const inflight = request(`${g.url}/v1/classify`, {
+      method: 'POST',
+      body: jpeg,
+      headers: { 'content-type': 'image/jpeg' },
+    });
     await new Promise((res) => setTimeout(res, 40));
     const stop = g.close();
-    const late = await fetch(`${g.url}/v2/health/live`).then((x) => x.status, () => 'refused');
+    const late = await fetch(`${g.url}/v2/health/live`).then(
+      (x) => x.status,
+      () => 'refused',
+    );
     assert.ok(late === 'refused' || late === 503, `late request got ${late}`);
     const done = await inflight;
     assert.equal(done.status, 200, done.text);
@@ -277,14 +441,29 @@ test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) 
 });
 
 test('--preprocess_workers: the resize in worker threads gives the same embeddings as in the event loop', async () => {
-  const w = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, preprocess_workers: 2 });
+  const w = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    preprocess_workers: 2,
+  });
   try {
     const imgs = [jpeg, png, webp, await testImage('jpeg', 300, 200, 21)];
     const mp = multipart(imgs.map((data) => ({ data })));
-    const [a, b] = await Promise.all([w.url, s.url].map((u) => request(`${u}/v1/embed`, { method: 'POST', body: mp.body, headers: { 'content-type': mp.type } })));
+    const [a, b] = await Promise.all(
+      [w.url, s.url].map((u) =>
+        request(`${u}/v1/embed`, { method: 'POST', body: mp.body, headers: { 'content-type': mp.type } }),
+      ),
+    );
     assert.equal(a.status, 200, a.text);
     assert.deepEqual(a.json.embeddings, b.json.embeddings);
-    const bad = await request(`${w.url}/v1/embed`, { method: 'POST', body: Buffer.from('xx'), headers: { 'content-type': 'image/png' } });
+    const bad = await request(`${w.url}/v1/embed`, {
+      method: 'POST',
+      body: Buffer.from('xx'),
+      headers: { 'content-type': 'image/png' },
+    });
     assert.equal(bad.status, 422);
   } finally {
     await w.close();
@@ -292,9 +471,20 @@ test('--preprocess_workers: the resize in worker threads gives the same embeddin
 });
 
 test('a lone request does not wait for --max_delay_ms (nothing else is on its way); its queue time shows in /metrics', async () => {
-  const lone = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, max_delay_ms: 5000 });
+  const lone = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    max_delay_ms: 5000,
+  });
   try {
-    const r = await request(`${lone.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    const r = await request(`${lone.url}/v1/embed`, {
+      method: 'POST',
+      body: jpeg,
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(r.status, 200, r.text);
     const m = await (await fetch(`${lone.url}/metrics`)).text();
     const sum = Number(/cmc_queue_duration_seconds_sum\{model="tiny:1",graph="encoder"\} (\S+)/.exec(m)?.[1]);

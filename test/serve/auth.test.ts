@@ -28,7 +28,16 @@ before(async () => {
   dist = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-auth-dist-'));
   fs.writeFileSync(path.join(dist, 'index.html'), '<!doctype html><title>demo</title>');
   fs.writeFileSync(path.join(dist, 'main.js'), 'console.log("demo")');
-  s = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, auth_token: TOKEN, web_dist: dist });
+  s = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    auth_token: TOKEN,
+    web_dist: dist,
+  });
   jpeg = await testImage('jpeg', 40, 40, 1);
 });
 
@@ -47,12 +56,15 @@ interface Raw {
 function raw(method: string, p: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Raw> {
   const u = new URL(s.url);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, method, path: p, headers: { ...headers, connection: 'close' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: u.hostname, port: u.port, method, path: p, headers: { ...headers, connection: 'close' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -60,8 +72,11 @@ function raw(method: string, p: string, headers: Record<string, string> = {}, bo
 
 /** Every route registered on the app's router, as { path pattern, methods }. */
 function registeredRoutes(app: express.Express): { path: string; methods: string[] }[] {
-  const stack = (app.router as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] }).stack;
-  return stack.filter((l) => l.route).map((l) => ({ path: l.route!.path, methods: Object.keys(l.route!.methods).map((m) => m.toUpperCase()) }));
+  const stack = (app.router as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] })
+    .stack;
+  return stack
+    .filter((l) => l.route)
+    .map((l) => ({ path: l.route!.path, methods: Object.keys(l.route!.methods).map((m) => m.toUpperCase()) }));
 }
 
 const concrete = (pattern: string) =>
@@ -88,7 +103,10 @@ function spellings(p: string): string[] {
     p.toUpperCase(),
     `/${segs[0].toUpperCase()}/${segs.slice(1).join('/')}`.replace(/\/$/, ''),
     p.replace(/[a-z]/, (c) => c.toUpperCase()),
-    segs.map((x, i) => (i === segs.length - 1 ? x.toUpperCase() : x)).join('/').replace(/^/, '/'),
+    segs
+      .map((x, i) => (i === segs.length - 1 ? x.toUpperCase() : x))
+      .join('/')
+      .replace(/^/, '/'),
     `${p}/`,
     `${p.toUpperCase()}/`,
     `/${p}`,
@@ -115,11 +133,16 @@ function requestBody(pattern: string, method: string): { headers: Record<string,
     const data = new Array(TINY_SIZE * TINY_SIZE * 3).fill(7);
     return {
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ inputs: [{ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], data }] }),
+      body: JSON.stringify({
+        inputs: [{ name: 'images', datatype: 'UINT8', shape: [1, TINY_SIZE, TINY_SIZE, 3], data }],
+      }),
     };
   }
   if (pattern === '/v1/embeddings') {
-    return { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: jpeg.toString('base64') }) };
+    return {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: jpeg.toString('base64') }),
+    };
   }
   return { headers: { 'content-type': 'image/jpeg' }, body: jpeg };
 }
@@ -130,7 +153,8 @@ test('--auth_token: every registered route in every spelling answers 401 without
   // The walk covers every documented route: each OpenAPI path is registered (except '/' when the demo is
   // served as static files).
   const registered = new Set(routes.map((r) => r.path.replace(/:(\w+)/g, '{$1}')));
-  for (const p of Object.keys(openApiDocument().paths as object)) if (p !== '/') assert.ok(registered.has(p), `openapi path ${p} is not a registered route`);
+  for (const p of Object.keys(openApiDocument().paths as object))
+    if (p !== '/') assert.ok(registered.has(p), `openapi path ${p} is not a registered route`);
   // The demo's files (web/dist) are public too: the browser loads them before it could send a token.
   const demo = ['/', '/index.html', '/main.js'].map((p) => ({ path: p, methods: ['GET'], demo: true }));
   const all: { path: string; methods: string[]; demo?: boolean }[] = [...routes, ...demo];
@@ -147,7 +171,8 @@ test('--auth_token: every registered route in every spelling answers 401 without
       for (const sp of spellings(canonical)) {
         probes++;
         const without = await raw(method, sp, headers, body);
-        if (!open && without.status !== 401) leaks.push(`${method} ${sp}: ${without.status} ${without.body.slice(0, 80)}`);
+        if (!open && without.status !== 401)
+          leaks.push(`${method} ${sp}: ${without.status} ${without.body.slice(0, 80)}`);
         if (!open && method !== 'HEAD' && without.status === 401) {
           // Each protocol's error shape: OIP's { error: "<message>" } under /v2, else { error: { code, ... } }.
           const err = JSON.parse(without.body).error;
@@ -156,8 +181,13 @@ test('--auth_token: every registered route in every spelling answers 401 without
         }
         const withToken = await raw(method, sp, { ...headers, authorization: `Bearer ${TOKEN}` }, body);
         if (withToken.status === 401) tokenRejected.push(`${method} ${sp}`);
-        if (sp === canonical && NO_FILE_IN_FIXTURE.has(r.path)) assert.equal(withToken.status, 404, `${method} ${sp} with the token`);
-        else if (sp === canonical) assert.ok(withToken.status < 400, `${method} ${sp} with the token: ${withToken.status} ${withToken.body.slice(0, 200)}`);
+        if (sp === canonical && NO_FILE_IN_FIXTURE.has(r.path))
+          assert.equal(withToken.status, 404, `${method} ${sp} with the token`);
+        else if (sp === canonical)
+          assert.ok(
+            withToken.status < 400,
+            `${method} ${sp} with the token: ${withToken.status} ${withToken.body.slice(0, 200)}`,
+          );
         if (open && sp === canonical) assert.ok(without.status < 400, `open route ${method} ${sp}: ${without.status}`);
       }
     }

@@ -38,7 +38,10 @@ test('batcher: a full queue is an OverloadedError (all or nothing), then recover
   const b = new Batcher({ maxBatch: 2, maxDelayMs: 0, maxQueue: 3, timeoutMs: 0, run: r.run });
   const first = b.submit([1, 2]); // runs at once
   const second = b.submit([3, 4, 5]); // queued (3 of 3)
-  await assert.rejects(b.submit([6]), (e) => e instanceof OverloadedError && e.status === 429 && e.headers['Retry-After'] === '1');
+  await assert.rejects(
+    b.submit([6]),
+    (e) => e instanceof OverloadedError && e.status === 429 && e.headers['Retry-After'] === '1',
+  );
   assert.deepEqual(await first, [10, 20]);
   assert.deepEqual(await second, [30, 40, 50]);
   assert.deepEqual(await b.submit([7]), [70]);
@@ -59,7 +62,10 @@ test('batcher: an item still queued after timeout_ms fails with QueueTimeoutErro
 test('batcher: a failing run rejects every request of the batch; the next batch works', async () => {
   let fail = true;
   const b = new Batcher<number, number>({
-    maxBatch: 8, maxDelayMs: 5, maxQueue: 10, timeoutMs: 0,
+    maxBatch: 8,
+    maxDelayMs: 5,
+    maxQueue: 10,
+    timeoutMs: 0,
     run: async (xs) => {
       if (fail) throw new Error('boom');
       return xs;
@@ -100,7 +106,14 @@ test('batcher.reserve: reserved places count as queued until submitted or releas
 test('batcher with expectMore: a lone submission runs at once; while more are on their way it waits for the delay', async () => {
   const r = recorder();
   let more = false;
-  const b = new Batcher({ maxBatch: 32, maxDelayMs: 10000, maxQueue: 100, timeoutMs: 0, run: r.run, expectMore: () => more });
+  const b = new Batcher({
+    maxBatch: 32,
+    maxDelayMs: 10000,
+    maxQueue: 100,
+    timeoutMs: 0,
+    run: r.run,
+    expectMore: () => more,
+  });
   const t0 = performance.now();
   assert.deepEqual(await b.submit([1]), [10]);
   assert.ok(performance.now() - t0 < 1000, 'no 10 s wait for company that is not coming');

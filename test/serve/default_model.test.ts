@@ -45,13 +45,21 @@ test('a fresh server serves imagenette64 by default: 10 classes, probabilities s
   const models = await request(`${s.url}/v1/models`);
   assert.equal(models.status, 200, models.text);
   const img = await testImage('jpeg', 120, 90, 4);
-  const cls = await request(`${s.url}/v1/classify?top_k=10`, { method: 'POST', body: img, headers: { 'content-type': 'image/jpeg' } });
+  const cls = await request(`${s.url}/v1/classify?top_k=10`, {
+    method: 'POST',
+    body: img,
+    headers: { 'content-type': 'image/jpeg' },
+  });
   assert.equal(cls.status, 200, cls.text);
   assert.equal(cls.json.model, 'imagenette64');
   const preds = cls.json.predictions[0] as { label: string; probability: number }[];
   assert.deepEqual(preds.map((p) => p.label).sort(), [...manifest.classNames].sort());
   assert.ok(Math.abs(preds.reduce((a, p) => a + p.probability, 0) - 1) < 1e-4);
-  const emb = await request(`${s.url}/v1/embed`, { method: 'POST', body: img, headers: { 'content-type': 'image/jpeg' } });
+  const emb = await request(`${s.url}/v1/embed`, {
+    method: 'POST',
+    body: img,
+    headers: { 'content-type': 'image/jpeg' },
+  });
   const e = emb.json.embeddings[0] as number[];
   assert.equal(e.length, 256);
   for (const half of [e.slice(0, 128), e.slice(128)]) assert.ok(Math.abs(Math.hypot(...half) - 1) < 1e-4);
@@ -82,7 +90,8 @@ test('real data: the shipped classifier reproduces the recorded probe accuracy o
       x.set(resizeCenterCrop(smp, size), k * size * size * 3);
       labels.push(smp.label);
     }
-    const p = (await sess.run({ images: new ort.Tensor('uint8', x, [n, size, size, 3]) })).probabilities.data as Float32Array;
+    const p = (await sess.run({ images: new ort.Tensor('uint8', x, [n, size, size, 3]) })).probabilities
+      .data as Float32Array;
     const C = p.length / n;
     for (let k = 0; k < n; k++) {
       let best = 0;

@@ -15,8 +15,16 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import {
-  DataType, encodeModel, floatTensor, makeModel, makeNode, sha256, valueInfo,
-  type IGraphProto, type INodeProto, type ITensorProto,
+  DataType,
+  encodeModel,
+  floatTensor,
+  makeModel,
+  makeNode,
+  sha256,
+  valueInfo,
+  type IGraphProto,
+  type INodeProto,
+  type ITensorProto,
 } from '../../core/onnx/onnx_proto.ts';
 import { MANIFEST_FORMAT } from '../../core/formats/manifest.ts';
 import { Rng } from '../../core/util/rng.ts';
@@ -51,10 +59,17 @@ function encoderGraph(size: number, w: Float32Array): IGraphProto {
   const t = trunk(size);
   return {
     name: 'tiny_encoder',
-    node: [...t.nodes, makeNode('MatMul', ['features', 'w_emb'], ['emb_raw'], 'proj'), makeNode('LpNormalization', ['emb_raw'], ['embedding'], 'l2', { axis: 1, p: 2 })],
+    node: [
+      ...t.nodes,
+      makeNode('MatMul', ['features', 'w_emb'], ['emb_raw'], 'proj'),
+      makeNode('LpNormalization', ['emb_raw'], ['embedding'], 'l2', { axis: 1, p: 2 }),
+    ],
     initializer: [...t.inits, floatTensor('w_emb', [t.feats, TINY_EMBED], w)],
     input: [valueInfo('images', DataType.UINT8, ['N', size, size, 3])],
-    output: [valueInfo('embedding', DataType.FLOAT, ['N', TINY_EMBED]), valueInfo('features', DataType.FLOAT, ['N', t.feats])],
+    output: [
+      valueInfo('embedding', DataType.FLOAT, ['N', TINY_EMBED]),
+      valueInfo('features', DataType.FLOAT, ['N', t.feats]),
+    ],
   };
 }
 
@@ -71,7 +86,12 @@ function classifierGraph(size: number, w: Float32Array, wc: Float32Array, bc: Fl
       makeNode('Add', ['mm', 'b_cls'], ['logits'], 'bias'),
       makeNode('Softmax', ['logits'], ['probabilities'], 'softmax', { axis: 1 }),
     ],
-    initializer: [...t.inits, floatTensor('w_emb', [t.feats, TINY_EMBED], w), floatTensor('w_cls', [t.feats, c], wc), floatTensor('b_cls', [c], bc)],
+    initializer: [
+      ...t.inits,
+      floatTensor('w_emb', [t.feats, TINY_EMBED], w),
+      floatTensor('w_cls', [t.feats, c], wc),
+      floatTensor('b_cls', [c], bc),
+    ],
     input: [valueInfo('images', DataType.UINT8, ['N', size, size, 3])],
     output: [
       valueInfo('probabilities', DataType.FLOAT, ['N', c]),
@@ -82,7 +102,10 @@ function classifierGraph(size: number, w: Float32Array, wc: Float32Array, bc: Fl
 }
 
 /** Write one model version folder (encoder.onnx, optional classifier.onnx, manifest.json); `nanWeight` poisons a weight. */
-export function writeTinyModel(dir: string, o: { name: string; version: string; classifier: boolean; seed: number; size?: number; nanWeight?: boolean }): void {
+export function writeTinyModel(
+  dir: string,
+  o: { name: string; version: string; classifier: boolean; seed: number; size?: number; nanWeight?: boolean },
+): void {
   const size = o.size ?? TINY_SIZE;
   const rng = new Rng(o.seed);
   const feats = 3 * (size / 8) ** 2;
@@ -100,13 +123,20 @@ export function writeTinyModel(dir: string, o: { name: string; version: string; 
       outputs: outputs.map(([name, d]) => ({ name, dtype: 'float32', shape: [-1, d] })),
     };
   };
-  put('encoder.onnx', encodeModel(makeModel({ graph: encoderGraph(size, w) })), 'encoder', [['embedding', TINY_EMBED], ['features', feats]]);
+  put('encoder.onnx', encodeModel(makeModel({ graph: encoderGraph(size, w) })), 'encoder', [
+    ['embedding', TINY_EMBED],
+    ['features', feats],
+  ]);
   if (o.classifier) {
     const c = TINY_CLASSES.length;
     const wc = randn(rng, feats * c, 3);
     if (o.nanWeight) wc[0] = NaN;
     const g = classifierGraph(size, w, wc, randn(rng, c, 0.1));
-    put('classifier.onnx', encodeModel(makeModel({ graph: g })), 'classifier', [['probabilities', c], ['logits', c], ['embedding', TINY_EMBED]]);
+    put('classifier.onnx', encodeModel(makeModel({ graph: g })), 'classifier', [
+      ['probabilities', c],
+      ['logits', c],
+      ['embedding', TINY_EMBED],
+    ]);
   }
   const manifest = {
     format: MANIFEST_FORMAT,
@@ -154,13 +184,17 @@ export function writeTinyRepository(root = fs.mkdtempSync(path.join(os.tmpdir(),
 export function testPixels(w: number, h: number, seed: number): Buffer {
   const rng = new Rng(seed);
   const px = Buffer.alloc(w * h * 3);
-  const cx = rng.range(0.2, 0.8) * w, cy = rng.range(0.2, 0.8) * h, r = rng.range(0.1, 0.4) * Math.min(w, h);
-  const c0 = [rng.int(256), rng.int(256), rng.int(256)], c1 = [rng.int(256), rng.int(256), rng.int(256)];
+  const cx = rng.range(0.2, 0.8) * w,
+    cy = rng.range(0.2, 0.8) * h,
+    r = rng.range(0.1, 0.4) * Math.min(w, h);
+  const c0 = [rng.int(256), rng.int(256), rng.int(256)],
+    c1 = [rng.int(256), rng.int(256), rng.int(256)];
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const inside = (x - cx) ** 2 + (y - cy) ** 2 < r * r;
       const i = (y * w + x) * 3;
-      for (let c = 0; c < 3; c++) px[i + c] = inside ? c1[c] : Math.round((c0[c] * x) / w + ((255 - c0[c]) * y) / h) & 255;
+      for (let c = 0; c < 3; c++)
+        px[i + c] = inside ? c1[c] : Math.round((c0[c] * x) / w + ((255 - c0[c]) * y) / h) & 255;
     }
   }
   return px;
@@ -168,7 +202,11 @@ export function testPixels(w: number, h: number, seed: number): Buffer {
 
 export async function testImage(format: 'jpeg' | 'png' | 'webp', w = 48, h = 40, seed = 1): Promise<Buffer> {
   const s = sharp(testPixels(w, h, seed), { raw: { width: w, height: h, channels: 3 } });
-  return format === 'jpeg' ? s.jpeg({ quality: 90 }).toBuffer() : format === 'png' ? s.png().toBuffer() : s.webp({ quality: 90 }).toBuffer();
+  return format === 'jpeg'
+    ? s.jpeg({ quality: 90 }).toBuffer()
+    : format === 'png'
+      ? s.png().toBuffer()
+      : s.webp({ quality: 90 }).toBuffer();
 }
 
 /** A PNG signature + IHDR chunk declaring `w` x `h` (valid CRC), then a tiny truncated IDAT. */
@@ -196,7 +234,11 @@ export function pngHeaderBomb(w: number, h: number): Buffer {
   ihdr.writeUInt32BE(h, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.from([0x78, 0x9c, 0x01]))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', Buffer.from([0x78, 0x9c, 0x01])),
+  ]);
 }
 
 // -----------------------------------------------------------------------------------------------------
@@ -224,10 +266,14 @@ export async function request(url: string, init: RequestOptions = {}): Promise<R
 }
 
 /** multipart/form-data body with the given files (and text fields). */
-export function multipart(files: { name?: string; filename?: string; type?: string; data: Buffer }[], fields: Record<string, string> = {}): { body: Buffer; type: string } {
+export function multipart(
+  files: { name?: string; filename?: string; type?: string; data: Buffer }[],
+  fields: Record<string, string> = {},
+): { body: Buffer; type: string } {
   const boundary = `----cmc${Math.random().toString(16).slice(2)}`;
   const parts: Buffer[] = [];
-  for (const [k, v] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
+  for (const [k, v] of Object.entries(fields))
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
   files.forEach((f, i) => {
     parts.push(
       Buffer.from(
@@ -250,22 +296,39 @@ export function multipart(files: { name?: string; filename?: string; type?: stri
  *
  *   const dir = await exportRandomModel(path.join(tmp, 'models', 'small'), { arch: 'alexnet_small', size: 32, classes: ['a', 'b'] });
  */
-export async function exportRandomModel(outDir: string, o: { arch?: string; size?: number; featDim?: number; classes?: string[]; seed?: number; name?: string; version?: string } = {}): Promise<string> {
-  const [{ getCmcSpec }, { paramShapes }, { initialValues }, { exportModel, defaultLayer }, { featuresDim }] = await Promise.all([
-    import('../../core/network/registry.ts'),
-    import('../../core/network/shapes.ts'),
-    import('../../train/model/build_tfjs.ts'),
-    import('../../train/export/export.ts'),
-    import('../../train/export/emit.ts'),
-  ]);
+export async function exportRandomModel(
+  outDir: string,
+  o: {
+    arch?: string;
+    size?: number;
+    featDim?: number;
+    classes?: string[];
+    seed?: number;
+    name?: string;
+    version?: string;
+  } = {},
+): Promise<string> {
+  const [{ getCmcSpec }, { paramShapes }, { initialValues }, { exportModel, defaultLayer }, { featuresDim }] =
+    await Promise.all([
+      import('../../core/network/registry.ts'),
+      import('../../core/network/shapes.ts'),
+      import('../../train/model/build_tfjs.ts'),
+      import('../../train/export/export.ts'),
+      import('../../train/export/emit.ts'),
+    ]);
   const arch = o.arch ?? 'alexnet_small';
   const size = o.size ?? 32;
   const featDim = o.featDim ?? 128;
   const spec = getCmcSpec(arch, { imageSize: size, featDim, view: 'Lab' });
   const rng = new Rng(o.seed ?? 1);
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const v of spec.views) for (const p of paramShapes(v.encoder)) tensors[`model/${v.name}.${p.name}`] = { shape: p.shape, data: initialValues(p, rng) };
-  const header = { config: { model: arch, image_size: size, feat_dim: featDim, view: 'Lab' }, classNames: o.classes ?? [] };
+  for (const v of spec.views)
+    for (const p of paramShapes(v.encoder))
+      tensors[`model/${v.name}.${p.name}`] = { shape: p.shape, data: initialValues(p, rng) };
+  const header = {
+    config: { model: arch, image_size: size, feat_dim: featDim, view: 'Lab' },
+    classNames: o.classes ?? [],
+  };
   let head;
   if (o.classes) {
     const layer = defaultLayer(spec);
@@ -273,7 +336,16 @@ export async function exportRandomModel(outDir: string, o: { arch?: string; size
     const c = o.classes.length;
     const weight = new Float32Array(f * c);
     for (let i = 0; i < weight.length; i++) weight[i] = rng.range(-1, 1) * 0.05;
-    head = { format: 'cmc-linear-head' as const, version: 1 as const, layer, features: 'flatten' as const, classNames: o.classes, inFeatures: f, weight, bias: new Float32Array(c) };
+    head = {
+      format: 'cmc-linear-head' as const,
+      version: 1 as const,
+      layer,
+      features: 'flatten' as const,
+      classNames: o.classes,
+      inFeatures: f,
+      weight,
+      bias: new Float32Array(c),
+    };
   }
   await exportModel({ checkpoint: { header, tensors }, head, outDir, name: o.name, version: o.version });
   return outDir;

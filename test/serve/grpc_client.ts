@@ -23,7 +23,9 @@ export function grpcClient(address: string, options: grpc.ClientOptions = {}): G
       new Promise((resolve, reject) => {
         const meta = new grpc.Metadata();
         for (const [k, v] of Object.entries(md)) meta.set(k, v);
-        (c[method] as (r: object, m: grpc.Metadata, cb: (e: grpc.ServiceError | null, res: unknown) => void) => void).call(c, req, meta, (e, res) => (e ? reject(e) : resolve(res)));
+        (
+          c[method] as (r: object, m: grpc.Metadata, cb: (e: grpc.ServiceError | null, res: unknown) => void) => void
+        ).call(c, req, meta, (e, res) => (e ? reject(e) : resolve(res)));
       }),
     close: () => c.close(),
   };

@@ -18,7 +18,15 @@ let s: RunningServer;
 
 before(async () => {
   models = writeTinyRepository();
-  s = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, web_dist: '' });
+  s = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    web_dist: '',
+  });
 });
 
 after(async () => {
@@ -51,16 +59,33 @@ test('Budget: FIFO waits, capacity never exceeded, timeouts give up their place'
 });
 
 test('admission happens before decoding: a request refused for a full queue (429) decodes nothing', async () => {
-  const t = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, web_dist: '', max_queue: 2 });
+  const t = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    web_dist: '',
+    max_queue: 2,
+  });
   try {
     const jpeg = await testImage('jpeg', 300, 200, 4);
     const before = await preprocessed(t.url);
     const mp = multipart([{ data: jpeg }, { data: jpeg }, { data: jpeg }]);
-    const r = await request(`${t.url}/v1/embed`, { method: 'POST', body: mp.body, headers: { 'content-type': mp.type } });
+    const r = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: mp.body,
+      headers: { 'content-type': mp.type },
+    });
     assert.equal(r.status, 429, r.text);
     assert.equal(r.json.error.code, 'overloaded');
     assert.equal(await preprocessed(t.url), before, 'images were decoded for a refused request');
-    const ok = await request(`${t.url}/v1/embed`, { method: 'POST', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+    const ok = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: jpeg,
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(ok.status, 200, 'the reserved places were given back');
   } finally {
     await t.close();
@@ -69,7 +94,9 @@ test('admission happens before decoding: a request refused for a full queue (429
 
 test('--max_request_pixels: a request whose images sum past the budget is refused from the headers (413), before decoding', async () => {
   // The red-team request, scaled down: 6000x6000 PNGs (36 MP each, each within --max_pixels), 4 of them.
-  const huge = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 10, g: 200, b: 30 } } }).png({ compressionLevel: 9 }).toBuffer();
+  const huge = await sharp({ create: { width: 6000, height: 6000, channels: 3, background: { r: 10, g: 200, b: 30 } } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
   const before = await preprocessed(s.url);
   const mp = multipart([huge, huge, huge, huge].map((data) => ({ data })));
   const t0 = performance.now();
@@ -79,13 +106,30 @@ test('--max_request_pixels: a request whose images sum past the budget is refuse
   assert.match(r.json.error.message, /144000000 pixels, more than the per-request limit of 100000000/);
   assert.equal(await preprocessed(s.url), before);
   // A small budget counts every image: three 80x80 images (19200 px) over 10000.
-  const t = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, web_dist: '', max_request_pixels: 10_000 });
+  const t = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    web_dist: '',
+    max_request_pixels: 10_000,
+  });
   try {
     const img = await testImage('png', 80, 80, 5);
-    const one = await request(`${t.url}/v1/embed`, { method: 'POST', body: img, headers: { 'content-type': 'image/png' } });
+    const one = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: img,
+      headers: { 'content-type': 'image/png' },
+    });
     assert.equal(one.status, 200, one.text);
     const three = multipart([{ data: img }, { data: img }, { data: img }]);
-    const r3 = await request(`${t.url}/v1/classify`, { method: 'POST', body: three.body, headers: { 'content-type': three.type } });
+    const r3 = await request(`${t.url}/v1/classify`, {
+      method: 'POST',
+      body: three.body,
+      headers: { 'content-type': three.type },
+    });
     assert.equal(r3.status, 413, r3.text);
     assert.equal(r3.json.error.code, 'request_too_large');
   } finally {
@@ -95,9 +139,19 @@ test('--max_request_pixels: a request whose images sum past the budget is refuse
 });
 
 test('JSON bodies: --max_json_mb and shape limits (keys, values, arrays) refuse costly bodies before JSON.parse', async () => {
-  const t = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, web_dist: '', max_json_mb: 0.5 });
+  const t = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    web_dist: '',
+    max_json_mb: 0.5,
+  });
   try {
-    const post = (p: string, body: string) => request(`${t.url}${p}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const post = (p: string, body: string) =>
+      request(`${t.url}${p}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
     const big = await post('/v1/embed', JSON.stringify({ images: ['A'.repeat(600_000)] }));
     assert.equal(big.status, 413, big.text);
     const keys = `{${Array.from({ length: 2000 }, (_, i) => `"k${i}":1`).join(',')},"images":[]}`;
@@ -109,7 +163,11 @@ test('JSON bodies: --max_json_mb and shape limits (keys, values, arrays) refuse 
     assert.equal(ra.status, 413, ra.text);
     assert.match(ra.json.error, /more than 100000 arrays and objects/); // the OIP error shape: { error: "<message>" }
     const values = `{"inputs":[{"data":[${new Array(500_100).fill(0).join(',')}]}]}`;
-    const rv = await request(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: values, headers: { 'content-type': 'application/json' } });
+    const rv = await request(`${s.url}/v2/models/tiny/infer`, {
+      method: 'POST',
+      body: values,
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(rv.status, 413, rv.text);
     assert.match(rv.json.error, /values/); // the OIP error shape
     // Strings may hold brackets, colons, commas and escaped quotes without counting.
@@ -138,18 +196,40 @@ function rawConnection(url: string, head: string, body?: Buffer): { done: Promis
 }
 
 test('--max_inflight_body_mb: bodies held by all requests together are bounded (429 beyond), and given back', async () => {
-  const t = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, web_dist: '', max_body_mb: 1, max_inflight_body_mb: 1 });
+  const t = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    web_dist: '',
+    max_body_mb: 1,
+    max_inflight_body_mb: 1,
+  });
   try {
     // A slow client holds 700 KB of a 1 MB body.
-    const slow = rawConnection(t.url, 'POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n', Buffer.alloc(700_000, 1));
+    const slow = rawConnection(
+      t.url,
+      'POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n',
+      Buffer.alloc(700_000, 1),
+    );
     await new Promise((r) => setTimeout(r, 300));
-    const second = await request(`${t.url}/v1/embed`, { method: 'POST', body: Buffer.alloc(500_000, 2), headers: { 'content-type': 'image/jpeg' } });
+    const second = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: Buffer.alloc(500_000, 2),
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(second.status, 429, second.text);
     assert.equal(second.json.error.code, 'overloaded');
     slow.socket.destroy();
     await slow.done;
     await new Promise((r) => setTimeout(r, 100));
-    const third = await request(`${t.url}/v1/embed`, { method: 'POST', body: await testImage('jpeg'), headers: { 'content-type': 'image/jpeg' } });
+    const third = await request(`${t.url}/v1/embed`, {
+      method: 'POST',
+      body: await testImage('jpeg'),
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(third.status, 200, third.text);
   } finally {
     await t.close();
@@ -158,14 +238,27 @@ test('--max_inflight_body_mb: bodies held by all requests together are bounded (
 
 test('slow clients and connection floods: --headers_timeout_ms, --request_timeout_ms and --max_connections', async () => {
   const t = await startServer({
-    models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, web_dist: '',
-    headers_timeout_ms: 1000, request_timeout_ms: 1500, max_connections: 3, shutdown_timeout_ms: 100,
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    web_dist: '',
+    headers_timeout_ms: 1000,
+    request_timeout_ms: 1500,
+    max_connections: 3,
+    shutdown_timeout_ms: 100,
   });
   try {
     const t0 = performance.now();
     // Headers that never end, and a body that never completes: both answered 408 and closed in time.
     const headers = rawConnection(t.url, 'POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n');
-    const body = rawConnection(t.url, 'POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n', Buffer.alloc(100));
+    const body = rawConnection(
+      t.url,
+      'POST /v1/embed HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n',
+      Buffer.alloc(100),
+    );
     const [h, b] = await Promise.all([headers.done, body.done]);
     const waited = performance.now() - t0;
     assert.match(h, /^HTTP\/1\.1 408/);
@@ -174,11 +267,17 @@ test('slow clients and connection floods: --headers_timeout_ms, --request_timeou
     // Three connections held open; a fourth is closed at once, and served again once they go.
     const held = [0, 1, 2].map(() => rawConnection(t.url, 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n'));
     await new Promise((r) => setTimeout(r, 200));
-    const fourth = await fetch(`${t.url}/v2/health/live`).then((r) => r.status, () => 'refused');
+    const fourth = await fetch(`${t.url}/v2/health/live`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     assert.equal(fourth, 'refused');
     for (const c of held) c.socket.destroy();
     await Promise.all(held.map((c) => c.done));
-    const again = await fetch(`${t.url}/v2/health/live`).then((r) => r.status, () => 'refused');
+    const again = await fetch(`${t.url}/v2/health/live`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     assert.equal(again, 200);
   } finally {
     await t.close();

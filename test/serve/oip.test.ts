@@ -18,7 +18,16 @@ const pixels = (n: number) => Uint8Array.from({ length: n * PER }, (_, i) => (i 
 
 before(async () => {
   models = writeTinyRepository();
-  s = await startServer({ models, port: 0, provider: 'cpu', default_model: 'tiny', quiet: true, threads: 1, max_images: 4, max_body_mb: 1 });
+  s = await startServer({
+    models,
+    port: 0,
+    provider: 'cpu',
+    default_model: 'tiny',
+    quiet: true,
+    threads: 1,
+    max_images: 4,
+    max_body_mb: 1,
+  });
 });
 
 after(async () => {
@@ -27,7 +36,12 @@ after(async () => {
 });
 
 const get = (p: string) => request(`${s.url}${p}`);
-const postJson = (p: string, body: unknown) => request(`${s.url}${p}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const postJson = (p: string, body: unknown) =>
+  request(`${s.url}${p}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
 
 /** POST a JSON header + binary tail; returns the raw response split by its Inference-Header-Content-Length. */
 async function postBinary(p: string, head: unknown, tail: Uint8Array, headerLength?: string) {
@@ -35,22 +49,58 @@ async function postBinary(p: string, head: unknown, tail: Uint8Array, headerLeng
   const r = await fetch(`${s.url}${p}`, {
     method: 'POST',
     body: Buffer.concat([json, tail]),
-    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': headerLength ?? String(json.length) },
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': headerLength ?? String(json.length),
+    },
   });
   const body = Buffer.from(await r.arrayBuffer());
   const hl = r.headers.get('inference-header-content-length');
   const split = hl === null ? body.length : Number(hl);
-  return { status: r.status, headers: r.headers, header: JSON.parse(body.subarray(0, split).toString('utf8')), binary: body.subarray(split) };
+  return {
+    status: r.status,
+    headers: r.headers,
+    header: JSON.parse(body.subarray(0, split).toString('utf8')),
+    binary: body.subarray(split),
+  };
 }
 
 const floatsOf = (b: Buffer) => Array.from({ length: b.length / 4 }, (_, i) => b.readFloatLE(i * 4));
 
-test('the schemas accept the protocol\'s example bodies and reject wrong shapes', () => {
+test("the schemas accept the protocol's example bodies and reject wrong shapes", () => {
   const tensor = { name: 'output0', shape: [3, 2], datatype: 'FP32', data: [1, 1.1, 2, 2.1, 3, 3.1] };
   const good: [OipSchema, unknown][] = [
-    ['inference_request', { id: '42', inputs: [{ name: 'input0', shape: [2, 2], datatype: 'UINT32', data: [[1, 2], [3, 4]] }], outputs: [{ name: 'output0' }] }],
-    ['inference_response', { model_name: 'm', id: '42', outputs: [{ ...tensor, parameters: { binary_data_size: 24 } }] }],
-    ['metadata_model_response', { name: 'm', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'UINT8', shape: [-1, 3] }], outputs: [] }],
+    [
+      'inference_request',
+      {
+        id: '42',
+        inputs: [
+          {
+            name: 'input0',
+            shape: [2, 2],
+            datatype: 'UINT32',
+            data: [
+              [1, 2],
+              [3, 4],
+            ],
+          },
+        ],
+        outputs: [{ name: 'output0' }],
+      },
+    ],
+    [
+      'inference_response',
+      { model_name: 'm', id: '42', outputs: [{ ...tensor, parameters: { binary_data_size: 24 } }] },
+    ],
+    [
+      'metadata_model_response',
+      {
+        name: 'm',
+        platform: 'onnxruntime_onnx',
+        inputs: [{ name: 'x', datatype: 'UINT8', shape: [-1, 3] }],
+        outputs: [],
+      },
+    ],
   ];
   for (const [name, body] of good) assertOip(name, body);
   const bad: [OipSchema, unknown][] = [
@@ -65,13 +115,17 @@ test('the schemas accept the protocol\'s example bodies and reject wrong shapes'
     ['inference_response', { model_name: 'm', id: 42, outputs: [tensor] }],
     ['inference_request', { inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] }],
     ['metadata_server_response', { name: 'cmc', version: '1' }],
-    ['metadata_model_response', { name: 'm', platform: 'p', inputs: [{ name: 'x', datatype: 'UINT8', shape: [1.5] }], outputs: [] }],
+    [
+      'metadata_model_response',
+      { name: 'm', platform: 'p', inputs: [{ name: 'x', datatype: 'UINT8', shape: [1.5] }], outputs: [] },
+    ],
     ['metadata_model_response', { name: 'm', platform: 'p', inputs: [] }],
     ['live_server_response', { live: 'yes' }],
     ['ready_model_response', { ready: true }],
     ['inference_error_response', { error: { code: 'x', message: 'y' } }],
   ];
-  for (const [name, body] of bad) assert.notEqual(oipErrors(name, body), null, `${name} accepted ${JSON.stringify(body)}`);
+  for (const [name, body] of bad)
+    assert.notEqual(oipErrors(name, body), null, `${name} accepted ${JSON.stringify(body)}`);
 });
 
 test('health, server metadata, model metadata and model ready fit the spec; the server lists binary_tensor_data', async () => {
@@ -85,12 +139,16 @@ test('health, server metadata, model metadata and model ready fit the spec; the 
     assert.equal(r.status, 200, r.text);
     assertOip('metadata_model_response', r.json);
   }
-  for (const p of ['/v2/models/tiny/ready', '/v2/models/multi/versions/2/ready']) assertOip('ready_model_response', (await get(p)).json);
+  for (const p of ['/v2/models/tiny/ready', '/v2/models/multi/versions/2/ready'])
+    assertOip('ready_model_response', (await get(p)).json);
 });
 
 test('JSON inference fits inference_response; every /v2 error is the spec error object', async () => {
   const data = Array.from(pixels(2));
-  const ok = await postJson('/v2/models/tiny/infer', { id: 'r1', inputs: [{ name: 'images', datatype: 'UINT8', shape: [2, TINY_SIZE, TINY_SIZE, 3], data }] });
+  const ok = await postJson('/v2/models/tiny/infer', {
+    id: 'r1',
+    inputs: [{ name: 'images', datatype: 'UINT8', shape: [2, TINY_SIZE, TINY_SIZE, 3], data }],
+  });
   assert.equal(ok.status, 200, ok.text);
   assertOip('inference_response', ok.json);
   assert.equal(ok.json.id, 'r1');
@@ -101,9 +159,27 @@ test('JSON inference fits inference_response; every /v2 error is the spec error 
     ['bad name', get('/v2/models/..%2Fx'), 400],
     ['unknown route', get('/v2/nothing/here'), 404],
     ['unknown model infer', postJson('/v2/models/nosuch/infer', { inputs: [] }), 404],
-    ['bad tensor', postJson('/v2/models/tiny/infer', { inputs: [{ name: 'images', datatype: 'FP32', shape: [1], data: [1] }] }), 400],
-    ['too many', postJson('/v2/models/tiny/infer', { inputs: [{ name: 'images', datatype: 'UINT8', shape: [5, TINY_SIZE, TINY_SIZE, 3], data: [] }] }), 413],
-    ['text/plain', request(`${s.url}/v2/models/tiny/infer`, { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } }), 415],
+    [
+      'bad tensor',
+      postJson('/v2/models/tiny/infer', { inputs: [{ name: 'images', datatype: 'FP32', shape: [1], data: [1] }] }),
+      400,
+    ],
+    [
+      'too many',
+      postJson('/v2/models/tiny/infer', {
+        inputs: [{ name: 'images', datatype: 'UINT8', shape: [5, TINY_SIZE, TINY_SIZE, 3], data: [] }],
+      }),
+      413,
+    ],
+    [
+      'text/plain',
+      request(`${s.url}/v2/models/tiny/infer`, {
+        method: 'POST',
+        body: 'x',
+        headers: { 'content-type': 'text/plain' },
+      }),
+      415,
+    ],
   ];
   for (const [name, p, status] of errors) {
     const r = await p;
@@ -115,26 +191,63 @@ test('JSON inference fits inference_response; every /v2 error is the spec error 
 test('binary tensor data: binary input and binary outputs equal the JSON path', async () => {
   const px = pixels(2);
   const shape = [2, TINY_SIZE, TINY_SIZE, 3];
-  const json = await postJson('/v2/models/tiny/infer', { inputs: [{ name: 'images', datatype: 'UINT8', shape, data: Array.from(px) }], outputs: [{ name: 'embedding' }, { name: 'logits' }] });
+  const json = await postJson('/v2/models/tiny/infer', {
+    inputs: [{ name: 'images', datatype: 'UINT8', shape, data: Array.from(px) }],
+    outputs: [{ name: 'embedding' }, { name: 'logits' }],
+  });
   assert.equal(json.status, 200, json.text);
   // Binary in, JSON out: the header alone is a plain inference_response.
-  const a = await postBinary('/v2/models/tiny/infer', { inputs: [{ name: 'images', datatype: 'UINT8', shape, parameters: { binary_data_size: px.length } }], outputs: [{ name: 'embedding' }, { name: 'logits' }] }, px);
+  const a = await postBinary(
+    '/v2/models/tiny/infer',
+    {
+      inputs: [{ name: 'images', datatype: 'UINT8', shape, parameters: { binary_data_size: px.length } }],
+      outputs: [{ name: 'embedding' }, { name: 'logits' }],
+    },
+    px,
+  );
   assert.equal(a.status, 200, JSON.stringify(a.header));
   assert.equal(a.headers.get('inference-header-content-length'), null);
   assertOip('inference_response', a.header);
   assert.deepEqual(a.header.outputs, json.json.outputs);
   // Binary out for one output (per-output parameter), JSON for the other.
-  const b = await postBinary('/v2/models/tiny/infer', { inputs: [{ name: 'images', datatype: 'UINT8', shape, parameters: { binary_data_size: px.length } }], outputs: [{ name: 'embedding', parameters: { binary_data: true } }, { name: 'logits' }] }, px);
+  const b = await postBinary(
+    '/v2/models/tiny/infer',
+    {
+      inputs: [{ name: 'images', datatype: 'UINT8', shape, parameters: { binary_data_size: px.length } }],
+      outputs: [{ name: 'embedding', parameters: { binary_data: true } }, { name: 'logits' }],
+    },
+    px,
+  );
   assert.equal(b.status, 200);
   assert.equal(b.headers.get('content-type'), 'application/octet-stream');
   const [emb, logits] = b.header.outputs;
-  assert.deepEqual([emb.name, emb.datatype, emb.shape, emb.parameters, emb.data], ['embedding', 'FP32', [2, TINY_EMBED], { binary_data_size: 2 * TINY_EMBED * 4 }, undefined]);
+  assert.deepEqual(
+    [emb.name, emb.datatype, emb.shape, emb.parameters, emb.data],
+    ['embedding', 'FP32', [2, TINY_EMBED], { binary_data_size: 2 * TINY_EMBED * 4 }, undefined],
+  );
   assert.deepEqual(logits, json.json.outputs[1]);
   assert.equal(b.binary.length, 2 * TINY_EMBED * 4);
-  assert.deepEqual(floatsOf(b.binary), json.json.outputs[0].data.map((x: number) => Math.fround(x)));
+  assert.deepEqual(
+    floatsOf(b.binary),
+    json.json.outputs[0].data.map((x: number) => Math.fround(x)),
+  );
   // binary_data_output for all outputs, JSON input.
-  const c = await postBinary('/v2/models/tiny/infer', { parameters: { binary_data_output: true }, inputs: [{ name: 'images', datatype: 'UINT8', shape, data: Array.from(px) }], outputs: [{ name: 'embedding' }, { name: 'logits' }] }, new Uint8Array(0));
+  const c = await postBinary(
+    '/v2/models/tiny/infer',
+    {
+      parameters: { binary_data_output: true },
+      inputs: [{ name: 'images', datatype: 'UINT8', shape, data: Array.from(px) }],
+      outputs: [{ name: 'embedding' }, { name: 'logits' }],
+    },
+    new Uint8Array(0),
+  );
   assert.equal(c.status, 200);
-  assert.deepEqual(c.header.outputs.map((o: { parameters: unknown }) => o.parameters), [{ binary_data_size: 2 * TINY_EMBED * 4 }, { binary_data_size: 2 * TINY_CLASSES.length * 4 }]);
-  assert.deepEqual(floatsOf(c.binary), [...json.json.outputs[0].data, ...json.json.outputs[1].data].map((x: number) => Math.fround(x)));
+  assert.deepEqual(
+    c.header.outputs.map((o: { parameters: unknown }) => o.parameters),
+    [{ binary_data_size: 2 * TINY_EMBED * 4 }, { binary_data_size: 2 * TINY_CLASSES.length * 4 }],
+  );
+  assert.deepEqual(
+    floatsOf(c.binary),
+    [...json.json.outputs[0].data, ...json.json.outputs[1].data].map((x: number) => Math.fround(x)),
+  );
 });

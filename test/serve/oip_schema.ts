@@ -15,7 +15,21 @@ import assert from 'node:assert/strict';
 import { Ajv, type AnySchema } from 'ajv';
 
 /** The protocol's tensor element types. */
-const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'];
+const DATATYPES = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BYTES',
+];
 
 const ref = (name: string) => ({ $ref: name });
 const str = { type: 'string' };
@@ -34,13 +48,23 @@ const PARTS: Record<string, AnySchema> = {
   metadata_tensor: {
     type: 'object',
     required: ['name', 'datatype', 'shape'],
-    properties: { name: str, datatype: ref('datatype'), shape: { type: 'array', items: { type: 'integer', minimum: -1 } } },
+    properties: {
+      name: str,
+      datatype: ref('datatype'),
+      shape: { type: 'array', items: { type: 'integer', minimum: -1 } },
+    },
   },
   // A concrete tensor (request input, response output): every dimension known, data present.
   tensor: {
     type: 'object',
     required: ['name', 'shape', 'datatype', 'data'],
-    properties: { name: str, shape: { type: 'array', items: { type: 'integer', minimum: 0 } }, datatype: ref('datatype'), parameters: ref('parameters'), data: ref('tensor_data') },
+    properties: {
+      name: str,
+      shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
+      datatype: ref('datatype'),
+      parameters: ref('parameters'),
+      data: ref('tensor_data'),
+    },
   },
   request_output: { type: 'object', required: ['name'], properties: { name: str, parameters: ref('parameters') } },
 };
@@ -48,13 +72,27 @@ const PARTS: Record<string, AnySchema> = {
 const BODIES = {
   live_server_response: { type: 'object', required: ['live'], properties: { live: { type: 'boolean' } } },
   ready_server_response: { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' } } },
-  ready_model_response: { type: 'object', required: ['name', 'ready'], properties: { name: str, ready: { type: 'boolean' } } },
-  metadata_server_response: { type: 'object', required: ['name', 'version', 'extensions'], properties: { name: str, version: str, extensions: strings } },
+  ready_model_response: {
+    type: 'object',
+    required: ['name', 'ready'],
+    properties: { name: str, ready: { type: 'boolean' } },
+  },
+  metadata_server_response: {
+    type: 'object',
+    required: ['name', 'version', 'extensions'],
+    properties: { name: str, version: str, extensions: strings },
+  },
   metadata_server_error_response: errorBody,
   metadata_model_response: {
     type: 'object',
     required: ['name', 'platform', 'inputs', 'outputs'],
-    properties: { name: str, versions: strings, platform: str, inputs: listOf('metadata_tensor'), outputs: listOf('metadata_tensor') },
+    properties: {
+      name: str,
+      versions: strings,
+      platform: str,
+      inputs: listOf('metadata_tensor'),
+      outputs: listOf('metadata_tensor'),
+    },
   },
   metadata_model_error_response: errorBody,
   inference_request: {
@@ -65,7 +103,13 @@ const BODIES = {
   inference_response: {
     type: 'object',
     required: ['model_name', 'outputs'],
-    properties: { model_name: str, model_version: str, id: str, parameters: ref('parameters'), outputs: listOf('tensor') },
+    properties: {
+      model_name: str,
+      model_version: str,
+      id: str,
+      parameters: ref('parameters'),
+      outputs: listOf('tensor'),
+    },
   },
   inference_error_response: errorBody,
 } satisfies Record<string, AnySchema>;

@@ -18,7 +18,9 @@ const castModel = () =>
   );
 
 test('spinning off sets both thread pools; default leaves onnxruntime alone', () => {
-  assert.deepEqual(sessionOptions('cpu', 0, false).extra, { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } });
+  assert.deepEqual(sessionOptions('cpu', 0, false).extra, {
+    session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } },
+  });
   assert.equal(sessionOptions('cpu', 2).extra, undefined);
   assert.equal(sessionOptions('cpu', 2).intraOpNumThreads, 2);
 });

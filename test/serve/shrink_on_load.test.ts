@@ -15,8 +15,15 @@ const limits = { maxPixels: 40_000_000 };
 test('shrinkOnLoadSize: large JPEGs only, to a shorter side of exactly the minimum, axes swapped for EXIF 5-8', () => {
   assert.deepEqual(shrinkOnLoadSize({ format: 'jpeg', width: 3000, height: 2000 }, 146), { width: 219, height: 146 });
   assert.deepEqual(shrinkOnLoadSize({ format: 'jpeg', width: 768, height: 1024 }, 146), { width: 146, height: 195 });
-  assert.deepEqual(shrinkOnLoadSize({ format: 'jpeg', width: 3000, height: 2000, orientation: 6 }, 146), { width: 146, height: 219 });
-  assert.equal(shrinkOnLoadSize({ format: 'jpeg', width: 291, height: 400 }, 146), null, 'under twice the minimum: full decode');
+  assert.deepEqual(shrinkOnLoadSize({ format: 'jpeg', width: 3000, height: 2000, orientation: 6 }, 146), {
+    width: 146,
+    height: 219,
+  });
+  assert.equal(
+    shrinkOnLoadSize({ format: 'jpeg', width: 291, height: 400 }, 146),
+    null,
+    'under twice the minimum: full decode',
+  );
   assert.equal(shrinkOnLoadSize({ format: 'png', width: 3000, height: 2000 }, 146), null);
   assert.equal(shrinkOnLoadSize({ format: 'webp', width: 3000, height: 2000 }, 146), null);
 });
@@ -24,8 +31,14 @@ test('shrinkOnLoadSize: large JPEGs only, to a shorter side of exactly the minim
 test('a large JPEG is decoded at twice the resize side and gives nearly the full-decode model input', async () => {
   const size = 64;
   const min = 2 * evalResizeSide(size);
-  for (const [w, h, orientation] of [[1024, 768, 1], [1600, 1200, 6]] as const) {
-    const jpeg = await sharp(testPixels(w, h, 5), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 92 }).withMetadata({ orientation }).toBuffer();
+  for (const [w, h, orientation] of [
+    [1024, 768, 1],
+    [1600, 1200, 6],
+  ] as const) {
+    const jpeg = await sharp(testPixels(w, h, 5), { raw: { width: w, height: h, channels: 3 } })
+      .jpeg({ quality: 92 })
+      .withMetadata({ orientation })
+      .toBuffer();
     const shrunk = await decodeImage(jpeg, limits, min);
     const [ow, oh] = orientation >= 5 ? [h, w] : [w, h];
     assert.equal(Math.min(shrunk.width, shrunk.height), min, `${w}x${h}: decoded shorter side`);

@@ -19,13 +19,30 @@ function torchCheckpoint(spec: CmcSpec, meta: Record<string, unknown> = {}): Saf
   for (const view of spec.views) {
     for (const p of paramShapes(view.encoder)) {
       const s = p.shape;
-      const shape = p.layer.kind === 'conv2d' && s.length === 4 ? [s[3], s[2], s[0], s[1]] : p.layer.kind === 'linear' && s.length === 2 ? [s[1], s[0]] : s;
+      const shape =
+        p.layer.kind === 'conv2d' && s.length === 4
+          ? [s[3], s[2], s[0], s[1]]
+          : p.layer.kind === 'linear' && s.length === 2
+            ? [s[1], s[0]]
+            : s;
       const n = shape.reduce((a, b) => a * b, 1);
       tensors[`model/${view.name}.${p.name}`] = { shape, data: Float32Array.from({ length: n }, (_, i) => i) };
     }
   }
   tensors['memory/0'] = { shape: [4, spec.featDim], data: new Float32Array(4 * spec.featDim).fill(0.25) };
-  const m = { format: 'cmc-torch-checkpoint', version: 1, spec, config: { view: 'Lab', model: spec.arch }, epoch: 2, step: 6, z: [1, 2], n_data: 4, class_names: ['a', 'b'], metrics: [], ...meta };
+  const m = {
+    format: 'cmc-torch-checkpoint',
+    version: 1,
+    spec,
+    config: { view: 'Lab', model: spec.arch },
+    epoch: 2,
+    step: 6,
+    z: [1, 2],
+    n_data: 4,
+    class_names: ['a', 'b'],
+    metrics: [],
+    ...meta,
+  };
   return { tensors, metadata: Object.fromEntries(Object.entries(m).map(([k, v]) => [k, JSON.stringify(v)])) };
 }
 
@@ -62,14 +79,20 @@ test('import-torch converts PyTorch layouts to tfjs layouts and keeps the header
 });
 
 test('import-torch refuses a file that is not a checkpoint of the PyTorch trainer', () => {
-  withFile(Buffer.from('PK\u0003\u0004 a torch.save zip'), (f) => assert.throws(() => importTorchCheckpoint(f), /is not a checkpoint of the PyTorch trainer \(torch_ddp\/\)/));
+  withFile(Buffer.from('PK\u0003\u0004 a torch.save zip'), (f) =>
+    assert.throws(() => importTorchCheckpoint(f), /is not a checkpoint of the PyTorch trainer \(torch_ddp\/\)/),
+  );
   const other = torchCheckpoint(tinySpec() as CmcSpec, { format: 'pytorch-lightning' });
-  withFile(encodeSafetensors(other), (f) => assert.throws(() => importTorchCheckpoint(f), /its format is "pytorch-lightning", expected 'cmc-torch-checkpoint'/));
+  withFile(encodeSafetensors(other), (f) =>
+    assert.throws(() => importTorchCheckpoint(f), /its format is "pytorch-lightning", expected 'cmc-torch-checkpoint'/),
+  );
 });
 
 test('import-torch refuses another version', () => {
   const ck = torchCheckpoint(tinySpec() as CmcSpec, { version: 2 });
-  withFile(encodeSafetensors(ck), (f) => assert.throws(() => importTorchCheckpoint(f), /version 2; this cmc reads version 1/));
+  withFile(encodeSafetensors(ck), (f) =>
+    assert.throws(() => importTorchCheckpoint(f), /version 2; this cmc reads version 1/),
+  );
 });
 
 test('import-torch refuses a checkpoint of another architecture, naming the tensor', () => {
@@ -77,14 +100,25 @@ test('import-torch refuses a checkpoint of another architecture, naming the tens
   // weights of a wider conv than the description says
   const wide = torchCheckpoint(spec);
   wide.tensors['model/L.c1.0.weight'] = { shape: [16, 1, 3, 3], data: new Float32Array(144) };
-  withFile(encodeSafetensors(wide), (f) => assert.throws(() => importTorchCheckpoint(f), /tensor L\.c1\.0\.weight has shape \[16,1,3,3\] but the network description needs \[8,1,3,3\] \(PyTorch layout\)/));
+  withFile(encodeSafetensors(wide), (f) =>
+    assert.throws(
+      () => importTorchCheckpoint(f),
+      /tensor L\.c1\.0\.weight has shape \[16,1,3,3\] but the network description needs \[8,1,3,3\] \(PyTorch layout\)/,
+    ),
+  );
   // a tensor missing, and one the description does not name
   const missing = torchCheckpoint(spec);
   delete missing.tensors['model/ab.fc.0.bias'];
-  withFile(encodeSafetensors(missing), (f) => assert.throws(() => importTorchCheckpoint(f), /lacks the tensor ab\.fc\.0\.bias .*another architecture/));
+  withFile(encodeSafetensors(missing), (f) =>
+    assert.throws(() => importTorchCheckpoint(f), /lacks the tensor ab\.fc\.0\.bias .*another architecture/),
+  );
   const extra = torchCheckpoint(spec);
   extra.tensors['model/L.layer4.0.conv1.weight'] = { shape: [1], data: new Float32Array(1) };
-  withFile(encodeSafetensors(extra), (f) => assert.throws(() => importTorchCheckpoint(f), /does not name, e\.g\. L\.layer4\.0\.conv1\.weight/));
+  withFile(encodeSafetensors(extra), (f) =>
+    assert.throws(() => importTorchCheckpoint(f), /does not name, e\.g\. L\.layer4\.0\.conv1\.weight/),
+  );
   // --model names another architecture
-  withFile(encodeSafetensors(torchCheckpoint(spec)), (f) => assert.throws(() => importTorchCheckpoint(f, { expectArch: 'resnet50v1' }), /holds a tiny network, not resnet50v1/));
+  withFile(encodeSafetensors(torchCheckpoint(spec)), (f) =>
+    assert.throws(() => importTorchCheckpoint(f, { expectArch: 'resnet50v1' }), /holds a tiny network, not resnet50v1/),
+  );
 });

@@ -19,7 +19,9 @@ import type { CmcSpec } from '../../core/network/layers.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 
-const N = 30, B = 5, T = 0.2;
+const N = 30,
+  B = 5,
+  T = 0.2;
 
 before(async () => {
   await initBackend('cpu', { quiet: true });
@@ -32,7 +34,10 @@ test('batch negatives: loss = sum of per-pair in-batch losses; SGD follows its g
   const pairs = objectivePairs(views, 'full', '');
   const channels = spec.views.reduce((m, v) => Math.max(m, ...v.channels), 0) + 1;
   const rng = new Rng(5);
-  const x = tf.tensor4d(Float32Array.from({ length: B * 16 * 16 * channels }, () => rng.uniform() * 2 - 1), [B, 16, 16, channels]);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: B * 16 * 16 * channels }, () => rng.uniform() * 2 - 1),
+    [B, 16, 16, channels],
+  );
   const y = Int32Array.from([4, 9, 0, 29, 17]);
 
   // Reference: same initial weights, the loss summed by hand, one plain SGD step (lr 0.5, no momentum/decay).
@@ -48,9 +53,24 @@ test('batch negatives: loss = sum of per-pair in-batch losses; SGD follows its g
   });
 
   const model = new CmcModel(spec, 3);
-  const bank = new MemoryBank({ nData: N, featDim: 16, K: 7, T, softmax: true, rng: new Rng(8), log: () => {}, views: views.length, pairs });
+  const bank = new MemoryBank({
+    nData: N,
+    featDim: 16,
+    K: 7,
+    T,
+    softmax: true,
+    rng: new Rng(8),
+    log: () => {},
+    views: views.length,
+    pairs,
+  });
   const memBefore = bank.state().memories.map((m) => m.slice());
-  const step = new CmcStep(model, bank, new SGD(model.trainableVariables(), { lr: 0.5, momentum: 0, weightDecay: 0 }), 'batch');
+  const step = new CmcStep(
+    model,
+    bank,
+    new SGD(model.trainableVariables(), { lr: 0.5, momentum: 0, weightDecay: 0 }),
+    'batch',
+  );
   const r = await step.run(x, y);
 
   assert.ok(Math.abs(r.loss - (await refLoss.data())[0]) < 1e-5, `loss ${r.loss} vs ${(await refLoss.data())[0]}`);

@@ -40,8 +40,20 @@ function trainConfig(extra: Partial<TrainConfig>): Partial<TrainConfig> {
   const common = { backend: 'cpu', workers: 0, ...extra } as const;
   if (fs.existsSync(current)) return { ...common, resume: current };
   return {
-    ...common, data_folder: data, model: spec, image_size: 16, feat_dim: 16, batch_size: 16, nce_k: 20, epochs: 1000,
-    lr_decay_epochs: [], save_freq: 1, print_freq: 1, name: 'chaos', model_path: path.join(tmp, 'runs'), tb_path: path.join(tmp, 'tb'),
+    ...common,
+    data_folder: data,
+    model: spec,
+    image_size: 16,
+    feat_dim: 16,
+    batch_size: 16,
+    nce_k: 20,
+    epochs: 1000,
+    lr_decay_epochs: [],
+    save_freq: 1,
+    print_freq: 1,
+    name: 'chaos',
+    model_path: path.join(tmp, 'runs'),
+    tb_path: path.join(tmp, 'tb'),
   };
 }
 
@@ -57,11 +69,20 @@ interface Outcome {
  * Start `cmc train`; with `aim` kill right after the aim.nth write announcement plus aim.delayMs, else after
  * `afterMs`; null = let it finish.
  */
-function runOnce(extra: Partial<TrainConfig>, kill: { nth: number; delayMs: number } | { afterMs: number } | null): Promise<Outcome> {
+function runOnce(
+  extra: Partial<TrainConfig>,
+  kill: { nth: number; delayMs: number } | { afterMs: number } | null,
+): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/helpers/train_child.ts'), JSON.stringify(trainConfig(extra))], {
-      cwd: root, env: { ...process.env, CMC_TEST_SLOW_WRITE_MS: kill ? '5' : '0' }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(root, 'test/helpers/train_child.ts'), JSON.stringify(trainConfig(extra))],
+      {
+        cwd: root,
+        env: { ...process.env, CMC_TEST_SLOW_WRITE_MS: kill ? '5' : '0' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     let writes = 0;
     let killedAt = 'not killed';
@@ -119,9 +140,15 @@ test(`${KILLS} SIGKILLs at random moments (half inside writes): every checkpoint
     const kill = k % 2 === 0 ? { nth: 1 + rng.int(4), delayMs: rng.int(60) } : { afterMs: 200 + rng.int(1600) };
     const r = await runOnce({}, kill);
     const context = `kill ${k + 1} (seed ${SEED}, ${r.killedAt})`;
-    assert.equal(r.signal, 'SIGKILL', `${context}: the run ended by itself (code ${r.code}):\n${r.stderr.slice(-2000)}`);
+    assert.equal(
+      r.signal,
+      'SIGKILL',
+      `${context}: the run ended by itself (code ${r.code}):\n${r.stderr.slice(-2000)}`,
+    );
     const epoch = checkFolder(context);
-    const temps = fs.existsSync(runDir) ? fs.readdirSync(runDir).filter((f) => isTempFile(f) && f.endsWith(`.tmp-${r.pid}`)) : [];
+    const temps = fs.existsSync(runDir)
+      ? fs.readdirSync(runDir).filter((f) => isTempFile(f) && f.endsWith(`.tmp-${r.pid}`))
+      : [];
     if (temps.length) midWrite++;
     log.push(`${r.killedAt} -> current.ckpt epoch ${epoch}${temps.length ? `; left ${temps.join(', ')}` : ''}`);
   }
@@ -136,10 +163,21 @@ test(`${KILLS} SIGKILLs at random moments (half inside writes): every checkpoint
   assert.equal(checkFolder('after the final resume'), target);
   const left = fs.readdirSync(runDir);
   assert.deepEqual(left.filter(isTempFile), [], 'stale temporary files are removed on start');
-  const epochs = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
-  assert.deepEqual(epochs, Array.from({ length: target }, (_, i) => i + 1), `metrics.jsonl has each epoch once, in order\nkills:\n${log.join('\n')}`);
+  const epochs = fs
+    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+  assert.deepEqual(
+    epochs,
+    Array.from({ length: target }, (_, i) => i + 1),
+    `metrics.jsonl has each epoch once, in order\nkills:\n${log.join('\n')}`,
+  );
   const ck = readCheckpoint<{ metrics: { epoch: number }[] }>(path.join(runDir, 'current.ckpt'));
-  assert.deepEqual(ck.header.metrics.map((m) => m.epoch), epochs);
+  assert.deepEqual(
+    ck.header.metrics.map((m) => m.epoch),
+    epochs,
+  );
   // An earlier snapshot may be missing (a kill between current.ckpt and its copy), never torn; the last is there.
   assert.ok(left.includes(`ckpt_epoch_${target}.ckpt`));
 });

@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readCheckpoint, readCheckpointHeader, writeCheckpoint, type Checkpoint } from '../../core/formats/checkpoint.ts';
+import {
+  readCheckpoint,
+  readCheckpointHeader,
+  writeCheckpoint,
+  type Checkpoint,
+} from '../../core/formats/checkpoint.ts';
 import { appendToFile, copyFileAtomic, removeStaleTemps, writeFileAtomic } from '../../core/util/atomic_write.ts';
 import { TbWriter } from '../../train/log/tensorboard.ts';
 import { exportModel } from '../../train/export/export.ts';
@@ -19,7 +24,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-ckpt-test-'));
 function sample(): Checkpoint {
   return {
     header: { format: 'cmc-train-checkpoint', epoch: 3, step: 9 },
-    tensors: { 'model/w': { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }, 'memory/0': { shape: [4], data: Float32Array.from([0.5, -1, 2, 7]) } },
+    tensors: {
+      'model/w': { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+      'memory/0': { shape: [4], data: Float32Array.from([0.5, -1, 2, 7]) },
+    },
   };
 }
 
@@ -36,10 +44,17 @@ test('a checkpoint round-trips and any flipped bit, edited header field or offse
     const b = Buffer.from(good);
     b[at] ^= 1 << (at % 8);
     fs.writeFileSync(bad, b);
-    assert.throws(() => readCheckpoint(bad), /checksum mismatch|not a cmc checkpoint/, `bit flip at byte ${at} of ${good.length} went unnoticed`);
+    assert.throws(
+      () => readCheckpoint(bad),
+      /checksum mismatch|not a cmc checkpoint/,
+      `bit flip at byte ${at} of ${good.length} went unnoticed`,
+    );
   }
   // Edited fields that keep the JSON valid and the size right: the epoch, and a tensor's offset.
-  for (const [from, to] of [['"epoch":3', '"epoch":4'], ['"offset":6', '"offset":0']]) {
+  for (const [from, to] of [
+    ['"epoch":3', '"epoch":4'],
+    ['"offset":6', '"offset":0'],
+  ]) {
     const s = good.toString('latin1');
     assert.ok(s.includes(from), from);
     fs.writeFileSync(bad, Buffer.from(s.replace(from, to), 'latin1'));
@@ -62,7 +77,10 @@ function writeV1(file: string, ck: Checkpoint): void {
   head.write('CMCCKPT1', 0, 'latin1');
   head.writeUInt32LE(header.length, 8);
   header.copy(head, 12);
-  fs.writeFileSync(file, Buffer.concat([head, ...index.map((e) => Buffer.from(ck.tensors[e.name].data.buffer.slice(0)))]));
+  fs.writeFileSync(
+    file,
+    Buffer.concat([head, ...index.map((e) => Buffer.from(ck.tensors[e.name].data.buffer.slice(0)))]),
+  );
 }
 
 test('version-1 checkpoints (no checksum) still load, with a note; a NaN in one is refused', () => {
@@ -97,7 +115,10 @@ test('non-finite weights are never written, and an in-memory checkpoint with one
   tensors['model/L.c1.0.weight'] = { shape: [3, 3, 1, 8], data: new Float32Array(72).fill(0.1) };
   tensors['model/L.c1.0.weight'].data[5] = NaN;
   await assert.rejects(
-    exportModel({ checkpoint: { header: { spec, config: { view: 'Lab' } }, tensors }, outDir: path.join(tmp, 'export-nan') }),
+    exportModel({
+      checkpoint: { header: { spec, config: { view: 'Lab' } }, tensors },
+      outDir: path.join(tmp, 'export-nan'),
+    }),
     /refusing to export this checkpoint: tensor L\.c1\.0\.weight holds NaN/,
   );
   assert.ok(!fs.existsSync(path.join(tmp, 'export-nan')), 'nothing exported');
@@ -112,18 +133,28 @@ test('a full disk (ENOSPC) names the file, keeps the previous one and leaves no 
   let calls = 0;
   // The kernel's answer to a write on a full disk, after the first chunk went through.
   (fs as { writeSync: unknown }).writeSync = (...args: unknown[]) => {
-    if (++calls > 1) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
+    if (++calls > 1)
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
     return (writeSync as (...a: unknown[]) => number)(...args);
   };
   try {
     const next = sample();
     next.header.epoch = 4;
-    assert.throws(() => writeCheckpoint(file, next), (e: Error) => {
-      assert.match(e.message, /^cannot write .*full\/current\.ckpt: no space left on device \(ENOSPC\); the previous current\.ckpt is kept$/);
-      return true;
-    });
+    assert.throws(
+      () => writeCheckpoint(file, next),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /^cannot write .*full\/current\.ckpt: no space left on device \(ENOSPC\); the previous current\.ckpt is kept$/,
+        );
+        return true;
+      },
+    );
     calls = 1; // the snapshot copy fails on its first write
-    assert.throws(() => copyFileAtomic(file, path.join(dir, 'ckpt_epoch_4.ckpt')), /cannot write .*ckpt_epoch_4\.ckpt: no space left on device/);
+    assert.throws(
+      () => copyFileAtomic(file, path.join(dir, 'ckpt_epoch_4.ckpt')),
+      /cannot write .*ckpt_epoch_4\.ckpt: no space left on device/,
+    );
   } finally {
     (fs as { writeSync: unknown }).writeSync = writeSync;
   }
@@ -134,11 +165,21 @@ test('a full disk (ENOSPC) names the file, keeps the previous one and leaves no 
   const tb = new TbWriter(path.join(tmp, 'full-tb'));
   tb.scalar('train/loss', 1, 1);
   const append = fs.appendFileSync;
-  (fs as { appendFileSync: unknown }).appendFileSync = () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
-  (fs as { writeSync: unknown }).writeSync = () => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); };
+  (fs as { appendFileSync: unknown }).appendFileSync = () => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  (fs as { writeSync: unknown }).writeSync = () => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
   try {
-    assert.throws(() => appendToFile(metrics, '{"epoch":4}\n'), new RegExp(`^Error: cannot write ${metrics}: no space left on device \\(ENOSPC\\)$`));
-    assert.throws(() => tb.flush(), /^Error: cannot write .*full-tb\/events\.out\.tfevents\.[^:]*: no space left on device \(ENOSPC\)$/);
+    assert.throws(
+      () => appendToFile(metrics, '{"epoch":4}\n'),
+      new RegExp(`^Error: cannot write ${metrics}: no space left on device \\(ENOSPC\\)$`),
+    );
+    assert.throws(
+      () => tb.flush(),
+      /^Error: cannot write .*full-tb\/events\.out\.tfevents\.[^:]*: no space left on device \(ENOSPC\)$/,
+    );
   } finally {
     (fs as { appendFileSync: unknown }).appendFileSync = append;
     (fs as { writeSync: unknown }).writeSync = writeSync;
@@ -148,11 +189,13 @@ test('a full disk (ENOSPC) names the file, keeps the previous one and leaves no 
   assert.deepEqual(fs.readdirSync(dir), ['current.ckpt'], 'no temporary or partial file left');
 });
 
-test('stale temporary files of dead writers are removed on start; a live writer\'s are left alone', () => {
+test("stale temporary files of dead writers are removed on start; a live writer's are left alone", () => {
   const dir = path.join(tmp, 'stale');
   writeFileAtomic(path.join(dir, 'metrics.jsonl'), '{"epoch":1}\n');
   // A pid that is not running: one past the highest pid the kernel hands out is never alive.
-  const max = Number(fs.existsSync('/proc/sys/kernel/pid_max') ? fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8') : 4194304);
+  const max = Number(
+    fs.existsSync('/proc/sys/kernel/pid_max') ? fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8') : 4194304,
+  );
   const dead = `current.ckpt.tmp-${max + 1}`;
   const live = `current.ckpt.tmp-${process.pid}`;
   fs.writeFileSync(path.join(dir, dead), 'half');

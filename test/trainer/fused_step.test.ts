@@ -18,7 +18,9 @@ import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 import { BACKENDS_UNDER_TEST, scaledError, unavailableReason } from '../helpers/backends.ts';
 
-const N = 40, B = 6, K = 9;
+const N = 40,
+  B = 6,
+  K = 9;
 const FUSED = [SgdStep, BatchNormTrain, BatchNormTrainGrad];
 
 async function threeSteps(fused: boolean, softmax: boolean) {
@@ -32,7 +34,10 @@ async function threeSteps(fused: boolean, softmax: boolean) {
     const losses: number[] = [];
     const kernels = new Set<string>();
     for (let s = 0; s < 3; s++) {
-      const x = tf.tensor4d(Float32Array.from({ length: B * 16 * 16 * 3 }, () => rng.uniform() * 2 - 1), [B, 16, 16, 3]);
+      const x = tf.tensor4d(
+        Float32Array.from({ length: B * 16 * 16 * 3 }, () => rng.uniform() * 2 - 1),
+        [B, 16, 16, 3],
+      );
       const y = Int32Array.from({ length: B }, (_, i) => (7 * s + 5 * i) % N);
       const info = await tf.profile(async () => {
         losses.push((await step.run(x, y)).loss);
@@ -64,7 +69,12 @@ for (const backend of BACKENDS_UNDER_TEST) {
         assert.ok(fused.kernels.has(k), `the fused step runs ${k}`);
         assert.ok(!composed.kernels.has(k), `the composed step does not run ${k}`);
       }
-      fused.losses.forEach((l, s) => assert.ok(Math.abs(l - composed.losses[s]) <= 1e-5 * Math.abs(composed.losses[s]), `step ${s + 1} loss ${l} vs ${composed.losses[s]}`));
+      fused.losses.forEach((l, s) =>
+        assert.ok(
+          Math.abs(l - composed.losses[s]) <= 1e-5 * Math.abs(composed.losses[s]),
+          `step ${s + 1} loss ${l} vs ${composed.losses[s]}`,
+        ),
+      );
       for (const [name, w] of Object.entries(composed.weights)) {
         const e = scaledError(w.data, fused.weights[name].data);
         assert.ok(e < 1e-5, `${name}: scaled error ${e.toExponential(2)}`);

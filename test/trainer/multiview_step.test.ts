@@ -19,7 +19,9 @@ import type { CmcSpec } from '../../core/network/layers.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 
-const N = 40, B = 6, K = 9;
+const N = 40,
+  B = 6,
+  K = 9;
 const quiet = () => {};
 const SGD_OPTS = { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 };
 
@@ -29,7 +31,10 @@ before(async () => {
 
 function batch(channels: number, seed: number): { x: tf.Tensor4D; y: Int32Array } {
   const rng = new Rng(seed);
-  const x = tf.tensor4d(Float32Array.from({ length: B * 16 * 16 * channels }, () => rng.uniform() * 2 - 1), [B, 16, 16, channels]);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: B * 16 * 16 * channels }, () => rng.uniform() * 2 - 1),
+    [B, 16, 16, channels],
+  );
   const y = Int32Array.from([3, 17, 0, 39, 22, 8].map((v) => (v + seed) % N));
   return { x, y };
 }
@@ -43,7 +48,13 @@ function setup(spec: CmcSpec, softmax: boolean, pairs?: [number, number][]) {
 }
 
 /** The step as it was before N views (two views hard-coded), kept here as the reference. */
-async function twoViewStepBefore(model: CmcModel, bank: MemoryBank, sgd: SGD, x: tf.Tensor4D, y: Int32Array): Promise<number> {
+async function twoViewStepBefore(
+  model: CmcModel,
+  bank: MemoryBank,
+  sgd: SGD,
+  x: tf.Tensor4D,
+  y: Int32Array,
+): Promise<number> {
   let kept: tf.Tensor2D[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const [l, ab] = model.forward(x, { training: true }).views as [tf.Tensor2D, tf.Tensor2D];
@@ -66,12 +77,38 @@ function dispose(...xs: { dispose(): void }[]): void {
 }
 
 test('objective pairs: core = (core, v) both ways for every other v; full = every pair; two views = [[0,1],[1,0]]', () => {
-  assert.deepEqual(objectivePairs(['L', 'ab'], 'core'), [[0, 1], [1, 0]]);
-  assert.deepEqual(objectivePairs(['L', 'ab'], 'full'), [[0, 1], [1, 0]]);
-  assert.deepEqual(objectivePairs(['L', 'ab'], 'core', 'ab'), [[0, 1], [1, 0]]);
-  assert.deepEqual(objectivePairs(['L', 'ab', 'DbDr'], 'core'), [[0, 1], [1, 0], [0, 2], [2, 0]]);
-  assert.deepEqual(objectivePairs(['L', 'ab', 'DbDr'], 'core', 'ab'), [[0, 1], [1, 0], [1, 2], [2, 1]]);
-  assert.deepEqual(objectivePairs(['L', 'ab', 'DbDr'], 'full'), [[0, 1], [1, 0], [0, 2], [2, 0], [1, 2], [2, 1]]);
+  assert.deepEqual(objectivePairs(['L', 'ab'], 'core'), [
+    [0, 1],
+    [1, 0],
+  ]);
+  assert.deepEqual(objectivePairs(['L', 'ab'], 'full'), [
+    [0, 1],
+    [1, 0],
+  ]);
+  assert.deepEqual(objectivePairs(['L', 'ab'], 'core', 'ab'), [
+    [0, 1],
+    [1, 0],
+  ]);
+  assert.deepEqual(objectivePairs(['L', 'ab', 'DbDr'], 'core'), [
+    [0, 1],
+    [1, 0],
+    [0, 2],
+    [2, 0],
+  ]);
+  assert.deepEqual(objectivePairs(['L', 'ab', 'DbDr'], 'core', 'ab'), [
+    [0, 1],
+    [1, 0],
+    [1, 2],
+    [2, 1],
+  ]);
+  assert.deepEqual(objectivePairs(['L', 'ab', 'DbDr'], 'full'), [
+    [0, 1],
+    [1, 0],
+    [0, 2],
+    [2, 0],
+    [1, 2],
+    [2, 1],
+  ]);
   assert.equal(objectivePairs(['L', 'ab', 'DbDr', 'grad'], 'full').length, 12);
   assert.throws(() => objectivePairs(['L', 'ab'], 'core', 'Y'), /--core_view Y is not one of the views/);
 });
@@ -126,7 +163,9 @@ for (const c of CASES) {
       const losses = pairs.map(([a, m], p) => {
         const s = ref.bank.rawScores(views[a], m, idx);
         const T = ref.bank.T;
-        const loss = c.softmax ? softmaxLoss(tf.div(s, T) as tf.Tensor2D) : nceLoss(tf.div(tf.exp(tf.div(s, T)), run.bank.zValues[p]) as tf.Tensor2D, N);
+        const loss = c.softmax
+          ? softmaxLoss(tf.div(s, T) as tf.Tensor2D)
+          : nceLoss(tf.div(tf.exp(tf.div(s, T)), run.bank.zValues[p]) as tf.Tensor2D, N);
         parts.push(loss.dataSync()[0]);
         return loss;
       });
@@ -134,11 +173,15 @@ for (const c of CASES) {
     }, ref.model.trainableVariables());
     const want = value.dataSync()[0];
     assert.ok(Math.abs(r.loss - want) <= 1e-5 * Math.abs(want), `loss ${r.loss} vs ${want}`);
-    parts.forEach((p, i) => assert.ok(Math.abs(r.pairLoss[i] - p) <= 1e-5 * Math.abs(p), `pair ${i}: ${r.pairLoss[i]} vs ${p}`));
+    parts.forEach((p, i) =>
+      assert.ok(Math.abs(r.pairLoss[i] - p) <= 1e-5 * Math.abs(p), `pair ${i}: ${r.pairLoss[i]} vs ${p}`),
+    );
     if (!c.softmax) {
       // Z of each pair: mean(exp(s/T)) * N on this first batch, per pair.
       pairs.forEach(([a, m], p) => {
-        const z = tf.tidy(() => tf.mean(tf.exp(tf.div(ref.bank.rawScores(feats[a], m, idx), ref.bank.T))).dataSync()[0] * N);
+        const z = tf.tidy(
+          () => tf.mean(tf.exp(tf.div(ref.bank.rawScores(feats[a], m, idx), ref.bank.T))).dataSync()[0] * N,
+        );
         assert.ok(Math.abs(run.bank.zValues[p] - z) <= 1e-5 * z, `Z ${p}`);
       });
     }

@@ -18,7 +18,9 @@ import { Rng } from '../../core/util/rng.ts';
 import { tinySpec } from '../helpers/tiny_spec.ts';
 import { BACKENDS_UNDER_TEST, unavailableReason } from '../helpers/backends.ts';
 
-const N = 40, B = 6, K = 9;
+const N = 40,
+  B = 6,
+  K = 9;
 
 test('countReadbacks counts data(), dataSync() and arraySync() once each (wasm)', async () => {
   await initBackend('wasm', { quiet: true });
@@ -56,7 +58,10 @@ for (const backend of BACKENDS_UNDER_TEST) {
       const sgd = new SGD(model.trainableVariables(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
       const step = new CmcStep(model, bank, sgd);
       const rng = new Rng(3);
-      const x = tf.tensor4d(Float32Array.from({ length: B * 16 * 16 * 3 }, () => rng.uniform() * 2 - 1), [B, 16, 16, 3]);
+      const x = tf.tensor4d(
+        Float32Array.from({ length: B * 16 * 16 * 3 }, () => rng.uniform() * 2 - 1),
+        [B, 16, 16, 3],
+      );
       const y = Int32Array.from([3, 17, 0, 39, 22, 8]);
       const counter = countReadbacks();
       try {

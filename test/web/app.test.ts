@@ -57,7 +57,14 @@ interface PageState {
   warmMsPerImage?: number;
   sources?: Record<string, string>;
   manifestSource?: string;
-  images: { name: string; top: { label: string; probability: number }[]; ms: number; embedding: number[]; input: string; serverCosine?: number }[];
+  images: {
+    name: string;
+    top: { label: string; probability: number }[];
+    ms: number;
+    embedding: number[];
+    input: string;
+    serverCosine?: number;
+  }[];
   errors: { name: string; message: string }[];
   neighbours: [number, number][][];
   busy: number;
@@ -66,17 +73,46 @@ interface PageState {
 
 /** A small net (two conv blocks, a linear embedding) so SwiftShader's WebGPU stays quick. */
 function demoSpec() {
-  const conv = (name: string, filters: number, stride: number) => ({ kind: 'conv2d', name, filters, kernel: 3, stride, pad: 1, bias: false, init: 'kaiming_uniform' });
+  const conv = (name: string, filters: number, stride: number) => ({
+    kind: 'conv2d',
+    name,
+    filters,
+    kernel: 3,
+    stride,
+    pad: 1,
+    bias: false,
+    init: 'kaiming_uniform',
+  });
   const bn = (name: string) => ({ kind: 'batchnorm', name, eps: 1e-5, momentum: 0.1 });
   const encoder = (inChannels: number) => ({
-    arch: 'web_demo', inChannels, imageSize: SIZE,
+    arch: 'web_demo',
+    inChannels,
+    imageSize: SIZE,
     blocks: [
-      { name: 'b1', layers: [conv('b1.0', 16, 1), bn('b1.1'), { kind: 'relu' }, { kind: 'maxpool', size: 3, stride: 2, pad: 1 }] },
+      {
+        name: 'b1',
+        layers: [conv('b1.0', 16, 1), bn('b1.1'), { kind: 'relu' }, { kind: 'maxpool', size: 3, stride: 2, pad: 1 }],
+      },
       { name: 'b2', layers: [conv('b2.0', 32, 2), bn('b2.1'), { kind: 'relu' }] },
-      { name: 'fc', layers: [{ kind: 'flatten' }, { kind: 'linear', name: 'fc.0', units: 64, bias: true, init: 'pytorch' }, { kind: 'l2norm' }] },
+      {
+        name: 'fc',
+        layers: [
+          { kind: 'flatten' },
+          { kind: 'linear', name: 'fc.0', units: 64, bias: true, init: 'pytorch' },
+          { kind: 'l2norm' },
+        ],
+      },
     ],
   });
-  return { arch: 'web_demo', imageSize: SIZE, featDim: 64, views: [{ name: 'L', channels: [0], encoder: encoder(1) }, { name: 'ab', channels: [1, 2], encoder: encoder(2) }] };
+  return {
+    arch: 'web_demo',
+    imageSize: SIZE,
+    featDim: 64,
+    views: [
+      { name: 'L', channels: [0], encoder: encoder(1) },
+      { name: 'ab', channels: [1, 2], encoder: encoder(2) },
+    ],
+  };
 }
 
 /** Random weights + a head scaled so the top-1 has a margin (a near tie would make "same top-1" a coin toss). */
@@ -94,14 +130,39 @@ async function exportDemo(models: string): Promise<void> {
   const arrays = randomizeBatchNorm(model, new Rng(4));
   model.dispose();
   const tensors = Object.fromEntries(Object.entries(arrays).map(([k, t]) => [`model/${k}`, t]));
-  const header = { config: { model: 'web_demo', image_size: SIZE, feat_dim: 64, view: 'Lab' }, spec, classNames: CLASSES };
+  const header = {
+    config: { model: 'web_demo', image_size: SIZE, feat_dim: 64, view: 'Lab' },
+    spec,
+    classNames: CLASSES,
+  };
   const layer = 2;
   const f = featuresDim(spec, layer);
   const rng = new Rng(5);
   const weight = Float32Array.from({ length: f * CLASSES.length }, () => rng.range(-1, 1) * 0.5);
-  const head = { format: 'cmc-linear-head' as const, version: 1 as const, layer, features: 'flatten' as const, classNames: CLASSES, inFeatures: f, weight, bias: new Float32Array(CLASSES.length) };
-  await exportModel({ checkpoint: { header, tensors }, head, outDir: path.join(models, 'demo'), name: 'demo', format: 'tfjs' });
-  await exportModel({ checkpoint: { header, tensors }, head, outDir: path.join(models, 'onnxonly'), name: 'onnxonly', format: 'onnx' });
+  const head = {
+    format: 'cmc-linear-head' as const,
+    version: 1 as const,
+    layer,
+    features: 'flatten' as const,
+    classNames: CLASSES,
+    inFeatures: f,
+    weight,
+    bias: new Float32Array(CLASSES.length),
+  };
+  await exportModel({
+    checkpoint: { header, tensors },
+    head,
+    outDir: path.join(models, 'demo'),
+    name: 'demo',
+    format: 'tfjs',
+  });
+  await exportModel({
+    checkpoint: { header, tensors },
+    head,
+    outDir: path.join(models, 'onnxonly'),
+    name: 'onnxonly',
+    format: 'onnx',
+  });
 }
 
 let pw: typeof import('playwright-core') | undefined;
@@ -136,13 +197,21 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--disable-background-networking', '--disable-component-update', '--no-first-run',
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--use-webgpu-adapter=swiftshader',
+      '--enable-features=Vulkan',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
     ],
     env: { ...process.env, VK_ICD_FILENAMES: VK_ICD } as Record<string, string>,
   });
-  console.log(`# export + web build + browser start ${(performance.now() - t0).toFixed(0)} ms; screenshots in ${shots}`);
+  console.log(
+    `# export + web build + browser start ${(performance.now() - t0).toFixed(0)} ms; screenshots in ${shots}`,
+  );
 });
 
 after(async () => {
@@ -167,20 +236,32 @@ async function open(ctx: BrowserContext, url: string): Promise<{ page: Page; log
 }
 
 async function waitReady(page: Page, logs: string[]): Promise<void> {
-  await page.waitForFunction(() => {
-    const st = (window as unknown as { cmcDemo?: { ready: boolean; error?: string } }).cmcDemo;
-    return !!st && (st.ready || !!st.error);
-  }, undefined, { timeout: LOAD_TIMEOUT_MS });
+  await page.waitForFunction(
+    () => {
+      const st = (window as unknown as { cmcDemo?: { ready: boolean; error?: string } }).cmcDemo;
+      return !!st && (st.ready || !!st.error);
+    },
+    undefined,
+    { timeout: LOAD_TIMEOUT_MS },
+  );
   const st = await state(page);
   assert.equal(st.error, undefined, `${page.url()}: ${st.error}\n${logs.join('\n')}`);
 }
 
-async function addFiles(page: Page, files: { name: string; mimeType: string; buffer: Buffer }[], expectImages: number): Promise<PageState> {
+async function addFiles(
+  page: Page,
+  files: { name: string; mimeType: string; buffer: Buffer }[],
+  expectImages: number,
+): Promise<PageState> {
   await page.setInputFiles('#file', files);
-  await page.waitForFunction((n) => {
-    const st = (window as unknown as { cmcDemo: { images: unknown[]; busy: number } }).cmcDemo;
-    return st.images.length >= n && st.busy === 0;
-  }, expectImages, { timeout: 120_000 });
+  await page.waitForFunction(
+    (n) => {
+      const st = (window as unknown as { cmcDemo: { images: unknown[]; busy: number } }).cmcDemo;
+      return st.images.length >= n && st.busy === 0;
+    },
+    expectImages,
+    { timeout: 120_000 },
+  );
   return state(page);
 }
 
@@ -212,253 +293,362 @@ const PAIRS = [
   ['tfjs', 'wasm'],
 ] as const;
 
-test('static host: every runtime x backend runs in the worker and matches onnxruntime-node (<= 1e-4); the main thread stays responsive', { timeout: 600_000 }, async (t) => {
-  if (skip) return t.skip(skip);
-  const files = await pngs();
-  // One browser context (one HTTP cache) for all pairs, so onnxruntime-web's 20 MB .wasm is compiled once.
-  const ctx = await browser!.newContext({ viewport: { width: 1100, height: 900 } });
-  t.after(() => ctx.close());
-  for (const [runtime, backend] of PAIRS) {
-    {
-      const { page, logs } = await open(ctx, `${site!.url}/?model=demo&runtime=${runtime}&backend=${backend}`);
-      let st = await state(page);
-      assert.equal(`${st.runtime}/${st.backend}`, `${runtime}/${backend}`, logs.join('\n'));
-      assert.deepEqual(st.options.sort(), PAIRS.map((p) => p.join('/')).sort(), 'the page offers every pair for a model with a tfjs export');
-      st = await addFiles(page, files, 2);
-      const ref = await reference(path.join(models, 'demo', 'classifier.onnx'), st.images.map((i) => i.input));
-      const emb = Float32Array.from(st.images.flatMap((i) => i.embedding));
-      const de = maxAbsDiff(emb, ref.embedding);
-      const p = ref.probabilities;
-      const c = CLASSES.length;
-      let dp = 0;
-      st.images.forEach((img, i) => {
-        const refTop = Array.from(p.subarray(i * c, (i + 1) * c)).map((v, k) => [v, k]).sort((x, y) => y[0] - x[0]);
-        assert.equal(img.top[0].label, CLASSES[refTop[0][1]], `${runtime}/${backend} ${img.name}: top-1`);
-        for (const tp of img.top) dp = Math.max(dp, Math.abs(tp.probability - p[i * c + CLASSES.indexOf(tp.label)]));
-      });
-      assert.ok(de <= TOL && dp <= TOL, `${runtime}/${backend}: embedding max |diff| ${de}, probabilities ${dp} vs onnxruntime-node`);
-      assert.match((await page.textContent('#cold-ms')) ?? '', /\d+ ms/);
-      assert.match((await page.textContent('#warm-ms')) ?? '', /ms per image/);
-      let extra = '';
-      if (backend === 'wasm') {
-        // A batch long enough to block a main thread for many frames; the page's own ticks keep coming.
-        const b = await page.evaluate(() => (window as unknown as { cmcDemo: { api: { benchBatch(n: number): Promise<{ ms: number; maxGapMs: number; ticks: number; n: number; idleMaxGapMs: number }> } } }).cmcDemo.api.benchBatch(256));
-        assert.ok(b.ms > 4 * FRAME_MS, `the batch took ${b.ms.toFixed(1)} ms: too short to show anything`);
-        const what = `the main thread's largest gap ${b.maxGapMs.toFixed(1)} ms while the worker ran ${b.n} images in ${b.ms.toFixed(0)} ms (control, a worker spinning as long: ${b.idleMaxGapMs.toFixed(1)} ms)`;
-        if (b.idleMaxGapMs <= FRAME_MS && runtime === 'tfjs') {
-          // Known shortfall (still open): with tfjs on wasm the page's largest gap is ~20-25 ms (1.2-1.5
-          // frames) on this 2-core machine even when the control stays within a frame; the cause is not found.
-          // Reported here, and held to the weaker bound below, rather than failing at random.
-          t.diagnostic(`one-frame check for tfjs/wasm (reported, not asserted): ${b.maxGapMs <= FRAME_MS ? 'within' : 'NOT within'} a frame: ${what}`);
-          assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
-        } else if (b.idleMaxGapMs <= FRAME_MS) {
-          assert.ok(b.maxGapMs <= FRAME_MS, `blocked for more than a frame: ${what}`);
-        } else {
-          // The machine alone delays the page by more than a frame while a worker is busy (a loaded CPU): the
-          // one-frame check cannot be made; still, inference on the main thread would block the whole batch.
-          t.diagnostic(`one-frame check not possible here (the control already misses a frame): ${what}`);
-          assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
+test(
+  'static host: every runtime x backend runs in the worker and matches onnxruntime-node (<= 1e-4); the main thread stays responsive',
+  { timeout: 600_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const files = await pngs();
+    // One browser context (one HTTP cache) for all pairs, so onnxruntime-web's 20 MB .wasm is compiled once.
+    const ctx = await browser!.newContext({ viewport: { width: 1100, height: 900 } });
+    t.after(() => ctx.close());
+    for (const [runtime, backend] of PAIRS) {
+      {
+        const { page, logs } = await open(ctx, `${site!.url}/?model=demo&runtime=${runtime}&backend=${backend}`);
+        let st = await state(page);
+        assert.equal(`${st.runtime}/${st.backend}`, `${runtime}/${backend}`, logs.join('\n'));
+        assert.deepEqual(
+          st.options.sort(),
+          PAIRS.map((p) => p.join('/')).sort(),
+          'the page offers every pair for a model with a tfjs export',
+        );
+        st = await addFiles(page, files, 2);
+        const ref = await reference(
+          path.join(models, 'demo', 'classifier.onnx'),
+          st.images.map((i) => i.input),
+        );
+        const emb = Float32Array.from(st.images.flatMap((i) => i.embedding));
+        const de = maxAbsDiff(emb, ref.embedding);
+        const p = ref.probabilities;
+        const c = CLASSES.length;
+        let dp = 0;
+        st.images.forEach((img, i) => {
+          const refTop = Array.from(p.subarray(i * c, (i + 1) * c))
+            .map((v, k) => [v, k])
+            .sort((x, y) => y[0] - x[0]);
+          assert.equal(img.top[0].label, CLASSES[refTop[0][1]], `${runtime}/${backend} ${img.name}: top-1`);
+          for (const tp of img.top) dp = Math.max(dp, Math.abs(tp.probability - p[i * c + CLASSES.indexOf(tp.label)]));
+        });
+        assert.ok(
+          de <= TOL && dp <= TOL,
+          `${runtime}/${backend}: embedding max |diff| ${de}, probabilities ${dp} vs onnxruntime-node`,
+        );
+        assert.match((await page.textContent('#cold-ms')) ?? '', /\d+ ms/);
+        assert.match((await page.textContent('#warm-ms')) ?? '', /ms per image/);
+        let extra = '';
+        if (backend === 'wasm') {
+          // A batch long enough to block a main thread for many frames; the page's own ticks keep coming.
+          const b = await page.evaluate(() =>
+            (
+              window as unknown as {
+                cmcDemo: {
+                  api: {
+                    benchBatch(
+                      n: number,
+                    ): Promise<{ ms: number; maxGapMs: number; ticks: number; n: number; idleMaxGapMs: number }>;
+                  };
+                };
+              }
+            ).cmcDemo.api.benchBatch(256),
+          );
+          assert.ok(b.ms > 4 * FRAME_MS, `the batch took ${b.ms.toFixed(1)} ms: too short to show anything`);
+          const what = `the main thread's largest gap ${b.maxGapMs.toFixed(1)} ms while the worker ran ${b.n} images in ${b.ms.toFixed(0)} ms (control, a worker spinning as long: ${b.idleMaxGapMs.toFixed(1)} ms)`;
+          if (b.idleMaxGapMs <= FRAME_MS && runtime === 'tfjs') {
+            // Known shortfall (still open): with tfjs on wasm the page's largest gap is ~20-25 ms (1.2-1.5
+            // frames) on this 2-core machine even when the control stays within a frame; the cause is not found.
+            // Reported here, and held to the weaker bound below, rather than failing at random.
+            t.diagnostic(
+              `one-frame check for tfjs/wasm (reported, not asserted): ${b.maxGapMs <= FRAME_MS ? 'within' : 'NOT within'} a frame: ${what}`,
+            );
+            assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
+          } else if (b.idleMaxGapMs <= FRAME_MS) {
+            assert.ok(b.maxGapMs <= FRAME_MS, `blocked for more than a frame: ${what}`);
+          } else {
+            // The machine alone delays the page by more than a frame while a worker is busy (a loaded CPU): the
+            // one-frame check cannot be made; still, inference on the main thread would block the whole batch.
+            t.diagnostic(`one-frame check not possible here (the control already misses a frame): ${what}`);
+            assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
+          }
+          extra = `, ${what}, ${b.ticks} ticks`;
         }
-        extra = `, ${what}, ${b.ticks} ticks`;
+        const shot = path.join(shots, `static-${runtime}-${backend}.png`);
+        await page.screenshot({ path: shot, fullPage: true });
+        t.diagnostic(
+          `${runtime}/${backend}: cold load ${st.loadMs!.toFixed(0)} ms, warm ${st.warmMsPerImage!.toFixed(1)} ms/image, max |diff| embedding ${de.toExponential(2)} probabilities ${dp.toExponential(2)}${extra}; ${shot}`,
+        );
+        await page.close();
       }
-      const shot = path.join(shots, `static-${runtime}-${backend}.png`);
-      await page.screenshot({ path: shot, fullPage: true });
-      t.diagnostic(`${runtime}/${backend}: cold load ${st.loadMs!.toFixed(0)} ms, warm ${st.warmMsPerImage!.toFixed(1)} ms/image, max |diff| embedding ${de.toExponential(2)} probabilities ${dp.toExponential(2)}${extra}; ${shot}`);
-      await page.close();
     }
-  }
 
-  // A model folder without a tfjs export offers the ONNX runtimes only (same context: the .wasm is cached).
-  const { page } = await open(ctx, `${site!.url}/?model=onnxonly&runtime=tfjs&backend=wasm`);
-  const st = await state(page);
-  assert.deepEqual(st.options.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
-  assert.equal(st.runtime, 'onnxruntime');
-  assert.match(st.notice ?? '', /has no tfjs export/);
-  const opts = await page.$$eval('#runtime option', (els) => els.map((e) => (e as HTMLOptionElement).value));
-  assert.deepEqual(opts.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
-  const r = await addFiles(page, files.slice(0, 1), 1);
-  assert.equal(r.images.length, 1);
-  t.diagnostic(`onnxonly with ?runtime=tfjs: ${st.notice}; cold load ${st.loadMs!.toFixed(0)} ms`);
-});
+    // A model folder without a tfjs export offers the ONNX runtimes only (same context: the .wasm is cached).
+    const { page } = await open(ctx, `${site!.url}/?model=onnxonly&runtime=tfjs&backend=wasm`);
+    const st = await state(page);
+    assert.deepEqual(st.options.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
+    assert.equal(st.runtime, 'onnxruntime');
+    assert.match(st.notice ?? '', /has no tfjs export/);
+    const opts = await page.$$eval('#runtime option', (els) => els.map((e) => (e as HTMLOptionElement).value));
+    assert.deepEqual(opts.sort(), ['onnxruntime/wasm', 'onnxruntime/webgpu']);
+    const r = await addFiles(page, files.slice(0, 1), 1);
+    assert.equal(r.images.length, 1);
+    t.diagnostic(`onnxonly with ?runtime=tfjs: ${st.notice}; cold load ${st.loadMs!.toFixed(0)} ms`);
+  },
+);
 
-test('the shipped imagenette64 (float16 tfjs) in Chromium: top-1 identical to onnxruntime-node on real photos', { timeout: 300_000 }, async (t) => {
-  if (skip) return t.skip(skip);
-  const root = process.env.CMC_DATA_DIR ?? path.resolve(import.meta.dirname, '../../../shared/data');
-  const data = path.join(root, 'imagenette64-sub');
-  if (!fs.existsSync(path.join(data, 'meta.json'))) return t.skip(`no ${data} (set CMC_DATA_DIR): the real photos are not in the repository`);
-  const { RawU8Source } = await import('../../train/data/sources.ts');
-  const sharp = (await import('sharp')).default;
-  const src = new RawU8Source(data, 'test');
-  const photos: { name: string; mimeType: string; buffer: Buffer }[] = [];
-  try {
-    // PNG keeps the page's model input equal to the photo (the browser's JPEG decoder is not under test).
-    for (let i = 0; i < REAL_PHOTOS; i++) {
-      const s = await src.get(Math.floor((i * src.length) / REAL_PHOTOS));
-      photos.push({ name: `photo${i}.png`, mimeType: 'image/png', buffer: await sharp(Buffer.from(s.rgb), { raw: { width: s.width, height: s.height, channels: 3 } }).png().toBuffer() });
+test(
+  'the shipped imagenette64 (float16 tfjs) in Chromium: top-1 identical to onnxruntime-node on real photos',
+  { timeout: 300_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const root = process.env.CMC_DATA_DIR ?? path.resolve(import.meta.dirname, '../../../shared/data');
+    const data = path.join(root, 'imagenette64-sub');
+    if (!fs.existsSync(path.join(data, 'meta.json')))
+      return t.skip(`no ${data} (set CMC_DATA_DIR): the real photos are not in the repository`);
+    const { RawU8Source } = await import('../../train/data/sources.ts');
+    const sharp = (await import('sharp')).default;
+    const src = new RawU8Source(data, 'test');
+    const photos: { name: string; mimeType: string; buffer: Buffer }[] = [];
+    try {
+      // PNG keeps the page's model input equal to the photo (the browser's JPEG decoder is not under test).
+      for (let i = 0; i < REAL_PHOTOS; i++) {
+        const s = await src.get(Math.floor((i * src.length) / REAL_PHOTOS));
+        photos.push({
+          name: `photo${i}.png`,
+          mimeType: 'image/png',
+          buffer: await sharp(Buffer.from(s.rgb), { raw: { width: s.width, height: s.height, channels: 3 } })
+            .png()
+            .toBuffer(),
+        });
+      }
+    } finally {
+      src.close();
     }
-  } finally {
-    src.close();
-  }
-  const ctx = await browser!.newContext();
-  try {
-    for (const backend of ['wasm', 'webgpu'] as const) {
-      const { page } = await open(ctx, `${site!.url}/?model=imagenette64&runtime=tfjs&backend=${backend}`);
-      const st = await addFiles(page, photos, photos.length);
-      const n = st.images.length;
-      const size = 64;
-      const images = new Uint8Array(n * size * size * 3);
-      st.images.forEach((im, i) => images.set(Buffer.from(im.input, 'base64'), i * size * size * 3));
-      const s = await ort.InferenceSession.create(path.join(SHIPPED, 'classifier.onnx'));
-      const ref = (await s.run({ images: new ort.Tensor('uint8', images, [n, size, size, 3]) })).probabilities.data as Float32Array;
-      await s.release();
-      const c = 10;
-      const names = JSON.parse(fs.readFileSync(path.join(SHIPPED, 'manifest.json'), 'utf8')).classNames as string[];
-      const differ = st.images.filter((im, i) => {
-        const row = Array.from(ref.subarray(i * c, (i + 1) * c));
-        return im.top[0].label !== names[row.indexOf(Math.max(...row))];
-      }).map((im) => im.name);
-      assert.deepEqual(differ, [], `tfjs ${backend} (float16 weights) vs onnxruntime-node top-1`);
-      t.diagnostic(`imagenette64 tfjs ${backend}: top-1 identical to onnxruntime-node on ${n} real photos; cold load ${st.loadMs!.toFixed(0)} ms, warm ${st.warmMsPerImage!.toFixed(1)} ms/image`);
-      await page.screenshot({ path: path.join(shots, `imagenette64-tfjs-${backend}.png`), fullPage: true });
-      await page.close();
+    const ctx = await browser!.newContext();
+    try {
+      for (const backend of ['wasm', 'webgpu'] as const) {
+        const { page } = await open(ctx, `${site!.url}/?model=imagenette64&runtime=tfjs&backend=${backend}`);
+        const st = await addFiles(page, photos, photos.length);
+        const n = st.images.length;
+        const size = 64;
+        const images = new Uint8Array(n * size * size * 3);
+        st.images.forEach((im, i) => images.set(Buffer.from(im.input, 'base64'), i * size * size * 3));
+        const s = await ort.InferenceSession.create(path.join(SHIPPED, 'classifier.onnx'));
+        const ref = (await s.run({ images: new ort.Tensor('uint8', images, [n, size, size, 3]) })).probabilities
+          .data as Float32Array;
+        await s.release();
+        const c = 10;
+        const names = JSON.parse(fs.readFileSync(path.join(SHIPPED, 'manifest.json'), 'utf8')).classNames as string[];
+        const differ = st.images
+          .filter((im, i) => {
+            const row = Array.from(ref.subarray(i * c, (i + 1) * c));
+            return im.top[0].label !== names[row.indexOf(Math.max(...row))];
+          })
+          .map((im) => im.name);
+        assert.deepEqual(differ, [], `tfjs ${backend} (float16 weights) vs onnxruntime-node top-1`);
+        t.diagnostic(
+          `imagenette64 tfjs ${backend}: top-1 identical to onnxruntime-node on ${n} real photos; cold load ${st.loadMs!.toFixed(0)} ms, warm ${st.warmMsPerImage!.toFixed(1)} ms/image`,
+        );
+        await page.screenshot({ path: path.join(shots, `imagenette64-tfjs-${backend}.png`), fullPage: true });
+        await page.close();
+      }
+    } finally {
+      await ctx.close();
     }
-  } finally {
-    await ctx.close();
-  }
-});
+  },
+);
 
 /** Real photos (imagenette64-sub test split, evenly spread) in the shipped-model browser test. */
 const REAL_PHOTOS = 24;
 
-test('cache: second visit from the Cache API, offline still classifies, a corrupt cached file is fetched again', { timeout: 300_000 }, async (t) => {
-  if (skip) return t.skip(skip);
-  const ctx = await browser!.newContext();
-  try {
-    const url = `${site!.url}/?model=demo&runtime=tfjs&backend=wasm`;
-    const first = await open(ctx, url);
-    let st = await state(first.page);
-    const files = Object.keys(st.sources!);
-    assert.ok(files.length >= 2 && files.every((f) => st.sources![f] === 'network'), `first visit: ${JSON.stringify(st.sources)}`);
-    const online = await addFiles(first.page, (await pngs()).slice(0, 1), 1);
-    await first.page.close();
+test(
+  'cache: second visit from the Cache API, offline still classifies, a corrupt cached file is fetched again',
+  { timeout: 300_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const ctx = await browser!.newContext();
+    try {
+      const url = `${site!.url}/?model=demo&runtime=tfjs&backend=wasm`;
+      const first = await open(ctx, url);
+      let st = await state(first.page);
+      const files = Object.keys(st.sources!);
+      assert.ok(
+        files.length >= 2 && files.every((f) => st.sources![f] === 'network'),
+        `first visit: ${JSON.stringify(st.sources)}`,
+      );
+      const online = await addFiles(first.page, (await pngs()).slice(0, 1), 1);
+      await first.page.close();
 
-    const second = await open(ctx, url);
-    st = await state(second.page);
-    assert.ok(files.every((f) => st.sources![f] === 'cache'), `second visit: ${JSON.stringify(st.sources)}`);
-    await second.page.close();
+      const second = await open(ctx, url);
+      st = await state(second.page);
+      assert.ok(
+        files.every((f) => st.sources![f] === 'cache'),
+        `second visit: ${JSON.stringify(st.sources)}`,
+      );
+      await second.page.close();
 
-    // Network cut for the model folder: the manifest and the files come from the cache.
-    let aborted = 0;
-    await ctx.route('**/models/**', (route) => {
-      aborted++;
-      return route.abort('internetdisconnected');
-    });
-    const offline = await open(ctx, url);
-    st = await state(offline.page);
-    assert.equal(st.manifestSource, 'cache');
-    assert.ok(aborted >= 1, 'the page did try the network');
-    st = await addFiles(offline.page, (await pngs()).slice(0, 1), 1);
-    assert.equal(st.images[0].top[0].label, online.images[0].top[0].label, 'offline top-1');
-    assert.deepEqual(st.images[0].embedding, online.images[0].embedding);
-    await offline.page.screenshot({ path: path.join(shots, 'offline.png'), fullPage: true });
-    await ctx.unroute('**/models/**');
+      // Network cut for the model folder: the manifest and the files come from the cache.
+      let aborted = 0;
+      await ctx.route('**/models/**', (route) => {
+        aborted++;
+        return route.abort('internetdisconnected');
+      });
+      const offline = await open(ctx, url);
+      st = await state(offline.page);
+      assert.equal(st.manifestSource, 'cache');
+      assert.ok(aborted >= 1, 'the page did try the network');
+      st = await addFiles(offline.page, (await pngs()).slice(0, 1), 1);
+      assert.equal(st.images[0].top[0].label, online.images[0].top[0].label, 'offline top-1');
+      assert.deepEqual(st.images[0].embedding, online.images[0].embedding);
+      await offline.page.screenshot({ path: path.join(shots, 'offline.png'), fullPage: true });
+      await ctx.unroute('**/models/**');
 
-    // Corrupt one cached shard (same key, wrong bytes): discarded and fetched again.
-    const shard = files.find((f) => f.endsWith('.bin'))!;
-    const replaced = await offline.page.evaluate(async (file) => {
-      const cache = await caches.open('cmc-models-v1');
-      for (const req of await cache.keys()) {
-        if (new URL(req.url).pathname.endsWith(file)) {
-          await cache.put(req, new Response(new Uint8Array([1, 2, 3, 4])));
-          return req.url;
+      // Corrupt one cached shard (same key, wrong bytes): discarded and fetched again.
+      const shard = files.find((f) => f.endsWith('.bin'))!;
+      const replaced = await offline.page.evaluate(async (file) => {
+        const cache = await caches.open('cmc-models-v1');
+        for (const req of await cache.keys()) {
+          if (new URL(req.url).pathname.endsWith(file)) {
+            await cache.put(req, new Response(new Uint8Array([1, 2, 3, 4])));
+            return req.url;
+          }
         }
-      }
-      return null;
-    }, shard);
-    assert.ok(replaced, 'the shard was in the cache');
-    await offline.page.close();
-    const again = await open(ctx, url);
-    st = await state(again.page);
-    assert.equal(st.sources![shard], 'refetched', JSON.stringify(st.sources));
-    assert.ok(st.logs.some((l) => /does not match its sha256: discarded/.test(l)), st.logs.join('\n'));
-    st = await addFiles(again.page, (await pngs()).slice(0, 1), 1);
-    assert.deepEqual(st.images[0].embedding, online.images[0].embedding);
-    t.diagnostic(`files ${files.join(', ')}: network, then cache; offline (${aborted} requests aborted) top-1 ${st.images[0].top[0].label}; corrupt ${shard} refetched`);
-  } finally {
-    await ctx.close();
-  }
-});
+        return null;
+      }, shard);
+      assert.ok(replaced, 'the shard was in the cache');
+      await offline.page.close();
+      const again = await open(ctx, url);
+      st = await state(again.page);
+      assert.equal(st.sources![shard], 'refetched', JSON.stringify(st.sources));
+      assert.ok(
+        st.logs.some((l) => /does not match its sha256: discarded/.test(l)),
+        st.logs.join('\n'),
+      );
+      st = await addFiles(again.page, (await pngs()).slice(0, 1), 1);
+      assert.deepEqual(st.images[0].embedding, online.images[0].embedding);
+      t.diagnostic(
+        `files ${files.join(', ')}: network, then cache; offline (${aborted} requests aborted) top-1 ${st.images[0].top[0].label}; corrupt ${shard} refetched`,
+      );
+    } finally {
+      await ctx.close();
+    }
+  },
+);
 
-test('similar images: nearest neighbours by cosine, an undecodable file reported, the camera on a fake device', { timeout: 300_000 }, async (t) => {
-  if (skip) return t.skip(skip);
-  const ctx = await browser!.newContext({ viewport: { width: 1100, height: 1000 } });
-  try {
-    const { page } = await open(ctx, `${site!.url}/?model=demo&runtime=tfjs&backend=wasm`);
-    const sharp = (await import('sharp')).default;
-    const a = await testImage('png', 200, 150, 3);
-    // The same picture, slightly smaller: its embedding must be a's nearest neighbour.
-    const a2 = await sharp(a).resize(180, 135).png().toBuffer();
-    const files = [
-      { name: 'a.png', mimeType: 'image/png', buffer: a },
-      { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') },
-      { name: 'b.png', mimeType: 'image/png', buffer: await testImage('png', 97, 131, 11) },
-      { name: 'a-small.png', mimeType: 'image/png', buffer: a2 },
-      { name: 'c.png', mimeType: 'image/png', buffer: await testImage('png', 120, 120, 29) },
-    ];
-    let st = await addFiles(page, files, 4);
-    assert.deepEqual(st.images.map((i) => i.name), ['a.png', 'b.png', 'a-small.png', 'c.png']);
-    assert.deepEqual(st.errors.map((e) => e.name), ['broken.png']);
-    assert.match((await page.textContent('#errors')) ?? '', /broken\.png: cannot decode/);
-    const ia = 0, ia2 = 2;
-    assert.equal(st.neighbours[ia][0][0], ia2, `a's nearest: ${JSON.stringify(st.neighbours[ia])}`);
-    assert.equal(st.neighbours[ia2][0][0], ia);
-    for (const row of st.neighbours) for (let k = 1; k < row.length; k++) assert.ok(row[k - 1][1] >= row[k][1], 'neighbours best first');
-    const shown = await page.$$eval('#similar .row[data-index="0"] figure[data-index]', (els) => els.map((e) => Number((e as HTMLElement).dataset.index)));
-    assert.deepEqual(shown, st.neighbours[0].map((n) => n[0]));
+test(
+  'similar images: nearest neighbours by cosine, an undecodable file reported, the camera on a fake device',
+  { timeout: 300_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const ctx = await browser!.newContext({ viewport: { width: 1100, height: 1000 } });
+    try {
+      const { page } = await open(ctx, `${site!.url}/?model=demo&runtime=tfjs&backend=wasm`);
+      const sharp = (await import('sharp')).default;
+      const a = await testImage('png', 200, 150, 3);
+      // The same picture, slightly smaller: its embedding must be a's nearest neighbour.
+      const a2 = await sharp(a).resize(180, 135).png().toBuffer();
+      const files = [
+        { name: 'a.png', mimeType: 'image/png', buffer: a },
+        { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') },
+        { name: 'b.png', mimeType: 'image/png', buffer: await testImage('png', 97, 131, 11) },
+        { name: 'a-small.png', mimeType: 'image/png', buffer: a2 },
+        { name: 'c.png', mimeType: 'image/png', buffer: await testImage('png', 120, 120, 29) },
+      ];
+      let st = await addFiles(page, files, 4);
+      assert.deepEqual(
+        st.images.map((i) => i.name),
+        ['a.png', 'b.png', 'a-small.png', 'c.png'],
+      );
+      assert.deepEqual(
+        st.errors.map((e) => e.name),
+        ['broken.png'],
+      );
+      assert.match((await page.textContent('#errors')) ?? '', /broken\.png: cannot decode/);
+      const ia = 0,
+        ia2 = 2;
+      assert.equal(st.neighbours[ia][0][0], ia2, `a's nearest: ${JSON.stringify(st.neighbours[ia])}`);
+      assert.equal(st.neighbours[ia2][0][0], ia);
+      for (const row of st.neighbours)
+        for (let k = 1; k < row.length; k++) assert.ok(row[k - 1][1] >= row[k][1], 'neighbours best first');
+      const shown = await page.$$eval('#similar .row[data-index="0"] figure[data-index]', (els) =>
+        els.map((e) => Number((e as HTMLElement).dataset.index)),
+      );
+      assert.deepEqual(
+        shown,
+        st.neighbours[0].map((n) => n[0]),
+      );
 
-    await page.click('#camera');
-    await page.waitForFunction(() => {
-      const v = document.getElementById('video') as HTMLVideoElement;
-      return !v.hidden && v.videoWidth > 0;
-    }, undefined, { timeout: 10_000 });
-    await page.click('#camera'); // capture
-    await page.waitForFunction(() => (window as unknown as { cmcDemo: { images: unknown[]; busy: number } }).cmcDemo.images.length === 5, undefined, { timeout: 60_000 });
-    st = await state(page);
-    assert.match(st.images[4].name, /^camera-\d+\.png$/);
-    assert.equal(st.images[4].embedding.length, 128);
-    const shot = path.join(shots, 'similar.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    t.diagnostic(`a's neighbours ${JSON.stringify(st.neighbours[0])}; camera frame top-1 ${st.images[4].top[0].label}; ${shot}`);
-  } finally {
-    await ctx.close();
-  }
-});
+      await page.click('#camera');
+      await page.waitForFunction(
+        () => {
+          const v = document.getElementById('video') as HTMLVideoElement;
+          return !v.hidden && v.videoWidth > 0;
+        },
+        undefined,
+        { timeout: 10_000 },
+      );
+      await page.click('#camera'); // capture
+      await page.waitForFunction(
+        () => (window as unknown as { cmcDemo: { images: unknown[]; busy: number } }).cmcDemo.images.length === 5,
+        undefined,
+        { timeout: 60_000 },
+      );
+      st = await state(page);
+      assert.match(st.images[4].name, /^camera-\d+\.png$/);
+      assert.equal(st.images[4].embedding.length, 128);
+      const shot = path.join(shots, 'similar.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      t.diagnostic(
+        `a's neighbours ${JSON.stringify(st.neighbours[0])}; camera frame top-1 ${st.images[4].top[0].label}; ${shot}`,
+      );
+    } finally {
+      await ctx.close();
+    }
+  },
+);
 
-test('cmc serve serves the app at / (tfjs files too); the browser matches the server (cosine >= 0.99)', { timeout: 300_000 }, async (t) => {
-  if (skip) return t.skip(skip);
-  const s = await startServer({ models, port: 0, host: '127.0.0.1', provider: 'cpu', quiet: true, web_dist: dist, max_delay_ms: 1 });
-  const ctx = await browser!.newContext();
-  try {
-    assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/model.json`)).status, 200);
-    assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/group1-shard1of1.bin`)).status, 200);
-    assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/..%2F..%2Fmanifest.json`)).status, 404);
-    assert.equal((await request(`${s.url}/models/demo/tfjs/head/model.json`)).status, 404);
-    assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/group9-shard1of1.bin`)).status, 404);
-    const { page } = await open(ctx, `${s.url}/?runtime=tfjs&backend=wasm`);
-    let st = await state(page);
-    assert.equal(st.runtime, 'tfjs');
-    st = await addFiles(page, await pngs(), 2);
-    await page.click('#compare');
-    await page.waitForFunction(() => {
-      const st = (window as unknown as { cmcDemo: { busy: number; images: { serverCosine?: number }[] } }).cmcDemo;
-      return st.busy === 0 && st.images.every((i) => i.serverCosine !== undefined);
-    }, undefined, { timeout: 60_000 });
-    st = await state(page);
-    for (const img of st.images) assert.ok(img.serverCosine! >= 0.99, `${img.name}: browser vs server cosine ${img.serverCosine}`);
-    await page.screenshot({ path: path.join(shots, 'cmc-serve.png'), fullPage: true });
-    t.diagnostic(`browser (tfjs wasm) vs server cosine ${st.images.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}`);
-  } finally {
-    await ctx.close();
-    await s.close();
-  }
-});
+test(
+  'cmc serve serves the app at / (tfjs files too); the browser matches the server (cosine >= 0.99)',
+  { timeout: 300_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    const s = await startServer({
+      models,
+      port: 0,
+      host: '127.0.0.1',
+      provider: 'cpu',
+      quiet: true,
+      web_dist: dist,
+      max_delay_ms: 1,
+    });
+    const ctx = await browser!.newContext();
+    try {
+      assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/model.json`)).status, 200);
+      assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/group1-shard1of1.bin`)).status, 200);
+      assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/..%2F..%2Fmanifest.json`)).status, 404);
+      assert.equal((await request(`${s.url}/models/demo/tfjs/head/model.json`)).status, 404);
+      assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/group9-shard1of1.bin`)).status, 404);
+      const { page } = await open(ctx, `${s.url}/?runtime=tfjs&backend=wasm`);
+      let st = await state(page);
+      assert.equal(st.runtime, 'tfjs');
+      st = await addFiles(page, await pngs(), 2);
+      await page.click('#compare');
+      await page.waitForFunction(
+        () => {
+          const st = (window as unknown as { cmcDemo: { busy: number; images: { serverCosine?: number }[] } }).cmcDemo;
+          return st.busy === 0 && st.images.every((i) => i.serverCosine !== undefined);
+        },
+        undefined,
+        { timeout: 60_000 },
+      );
+      st = await state(page);
+      for (const img of st.images)
+        assert.ok(img.serverCosine! >= 0.99, `${img.name}: browser vs server cosine ${img.serverCosine}`);
+      await page.screenshot({ path: path.join(shots, 'cmc-serve.png'), fullPage: true });
+      t.diagnostic(
+        `browser (tfjs wasm) vs server cosine ${st.images.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}`,
+      );
+    } finally {
+      await ctx.close();
+      await s.close();
+    }
+  },
+);

@@ -14,11 +14,19 @@ import { startServer } from '../../serve/main.ts';
 import { request, testImage, writeTinyRepository } from '../serve/fixture.ts';
 
 test('web preprocessing of RGBA ImageData equals the server transform byte for byte', async () => {
-  for (const [w, h, size] of [[200, 150, 64], [97, 131, 32], [64, 64, 64], [300, 41, 32]] as const) {
+  for (const [w, h, size] of [
+    [200, 150, 64],
+    [97, 131, 32],
+    [64, 64, 64],
+    [300, 41, 32],
+  ] as const) {
     const png = await testImage('png', w, h, w + h);
     const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     assert.equal(info.channels, 4);
-    const browser = preprocessImageData({ data: new Uint8ClampedArray(data), width: info.width, height: info.height }, size);
+    const browser = preprocessImageData(
+      { data: new Uint8ClampedArray(data), width: info.width, height: info.height },
+      size,
+    );
     const server = await decodeToInput(png, size, { maxPixels: 1e8 });
     assert.equal(browser.length, size * size * 3);
     assert.deepEqual(Buffer.from(browser), Buffer.from(server), `${w}x${h} → ${size}`);
@@ -26,12 +34,18 @@ test('web preprocessing of RGBA ImageData equals the server transform byte for b
 });
 
 test('rgbaToRgb drops alpha without blending; cosine; topK order', () => {
-  assert.deepEqual([...rgbaToRgb({ data: new Uint8Array([1, 2, 3, 0, 4, 5, 6, 128]), width: 2, height: 1 })], [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    [...rgbaToRgb({ data: new Uint8Array([1, 2, 3, 0, 4, 5, 6, 128]), width: 2, height: 1 })],
+    [1, 2, 3, 4, 5, 6],
+  );
   assert.throws(() => rgbaToRgb({ data: new Uint8Array(7), width: 2, height: 1 }), RangeError);
   assert.equal(cosine([1, 0], [0, 1]), 0);
   assert.ok(Math.abs(cosine([1, 2, 3], [2, 4, 6]) - 1) < 1e-12);
   assert.equal(cosine([0, 0], [1, 1]), 0);
-  assert.deepEqual(topK([0.1, 0.5, 0.5, 0.2], 3).map((x) => x.index), [1, 2, 3]);
+  assert.deepEqual(
+    topK([0.1, 0.5, 0.5, 0.2], 3).map((x) => x.index),
+    [1, 2, 3],
+  );
 });
 
 test('GET /models/{name}/{file}: manifest.json and listed .onnx files only, auth like the API', async (t) => {
@@ -44,10 +58,15 @@ test('GET /models/{name}/{file}: manifest.json and listed .onnx files only, auth
   const onnx = await fetch(`${s.url}/models/tiny/classifier.onnx`);
   assert.equal(onnx.status, 200);
   assert.equal(onnx.headers.get('content-type'), 'application/octet-stream');
-  assert.deepEqual(Buffer.from(await onnx.arrayBuffer()), fs.readFileSync(path.join(models, 'tiny', 'classifier.onnx')));
+  assert.deepEqual(
+    Buffer.from(await onnx.arrayBuffer()),
+    fs.readFileSync(path.join(models, 'tiny', 'classifier.onnx')),
+  );
   // Browser caching: the ETag is the file's sha256 from the manifest; revalidation answers 304 without a body.
   assert.equal(onnx.headers.get('etag'), `"${man.json.files['classifier.onnx'].sha256}"`);
-  const again = await fetch(`${s.url}/models/tiny/classifier.onnx`, { headers: { 'if-none-match': onnx.headers.get('etag')! } });
+  const again = await fetch(`${s.url}/models/tiny/classifier.onnx`, {
+    headers: { 'if-none-match': onnx.headers.get('etag')! },
+  });
   assert.equal(again.status, 304);
   assert.equal((await again.arrayBuffer()).byteLength, 0);
   // Versions: default the latest, ?version= picks one.
@@ -58,7 +77,15 @@ test('GET /models/{name}/{file}: manifest.json and listed .onnx files only, auth
   assert.equal((await request(`${s.url}/models/multi/encoder.onnx?version=9`)).status, 404);
   // Not listed, not a model file, traversal, unknown or invalid model, a model that failed to load.
   fs.writeFileSync(path.join(models, 'tiny', 'extra.onnx'), 'x');
-  for (const p of ['/models/tiny/extra.onnx', '/models/tiny/classifier.onnx.bak', '/models/tiny/..%2Fmulti%2F1%2Fencoder.onnx', '/models/tiny/%2e%2e', '/models/nope/manifest.json', '/models/broken/manifest.json', '/models/tiny/.hidden.onnx']) {
+  for (const p of [
+    '/models/tiny/extra.onnx',
+    '/models/tiny/classifier.onnx.bak',
+    '/models/tiny/..%2Fmulti%2F1%2Fencoder.onnx',
+    '/models/tiny/%2e%2e',
+    '/models/nope/manifest.json',
+    '/models/broken/manifest.json',
+    '/models/tiny/.hidden.onnx',
+  ]) {
     const r = await request(`${s.url}${p}`);
     assert.ok(r.status === 404 || r.status === 400, `${p}: ${r.status}`);
     assert.ok(r.json?.error?.code, `${p}: JSON error`);
@@ -68,5 +95,8 @@ test('GET /models/{name}/{file}: manifest.json and listed .onnx files only, auth
   const a = await startServer({ models, port: 0, provider: 'cpu', quiet: true, web_dist: '', auth_token: 'tok' });
   t.after(() => a.close());
   assert.equal((await request(`${a.url}/models/tiny/manifest.json`)).status, 401);
-  assert.equal((await request(`${a.url}/models/tiny/manifest.json`, { headers: { authorization: 'Bearer tok' } })).status, 200);
+  assert.equal(
+    (await request(`${a.url}/models/tiny/manifest.json`, { headers: { authorization: 'Bearer tok' } })).status,
+    200,
+  );
 });

@@ -8,8 +8,14 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json',
-  '.wasm': 'application/wasm', '.bin': 'application/octet-stream', '.onnx': 'application/octet-stream', '.map': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.bin': 'application/octet-stream',
+  '.onnx': 'application/octet-stream',
+  '.map': 'application/json',
 };
 
 export interface StaticServer {
@@ -28,7 +34,8 @@ export async function startStaticServer(mounts: Record<string, string>): Promise
     const prefix = prefixes.find((m) => p.startsWith(m));
     const root = prefix ? path.resolve(mounts[prefix]) : null;
     let file = root ? path.resolve(root, '.' + p.slice(prefix!.length - 1)) : '';
-    if (root && file.startsWith(root) && fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+    if (root && file.startsWith(root) && fs.existsSync(file) && fs.statSync(file).isDirectory())
+      file = path.join(file, 'index.html');
     if (!root || !file.startsWith(root) || !fs.existsSync(file)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
@@ -40,7 +47,13 @@ export async function startStaticServer(mounts: Record<string, string>): Promise
       res.writeHead(304, { etag }).end();
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'content-length': st.size, etag, 'last-modified': st.mtime.toUTCString(), 'cache-control': 'public, max-age=600' });
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'content-length': st.size,
+      etag,
+      'last-modified': st.mtime.toUTCString(),
+      'cache-control': 'public, max-age=600',
+    });
     fs.createReadStream(file).pipe(res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -48,9 +61,10 @@ export async function startStaticServer(mounts: Record<string, string>): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     hits,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

@@ -20,7 +20,13 @@
 import type { Rng } from '../../core/util/rng.ts';
 import { toViewInput, type ColorView } from '../../core/preprocess/color.ts';
 import { layoutChannels, toLayoutInput } from '../../core/preprocess/views.ts';
-import { resizeBilinear, resizeCenterCrop, roundHalfEven, type CropRect, type Image } from '../../core/preprocess/resize.ts';
+import {
+  resizeBilinear,
+  resizeCenterCrop,
+  roundHalfEven,
+  type CropRect,
+  type Image,
+} from '../../core/preprocess/resize.ts';
 
 export interface TransformConfig {
   /** Output side (square). */
@@ -51,7 +57,8 @@ export function randomResizedCropParams(
   ratio: [number, number] = [3 / 4, 4 / 3],
 ): CropRect & { fallback: boolean } {
   const area = height * width;
-  const logLo = Math.log(ratio[0]), logHi = Math.log(ratio[1]);
+  const logLo = Math.log(ratio[0]),
+    logHi = Math.log(ratio[1]);
   for (let attempt = 0; attempt < 10; attempt++) {
     const targetArea = area * rng.range(scale[0], scale[1]);
     const aspect = Math.exp(rng.range(logLo, logHi));
@@ -70,7 +77,8 @@ export function randomResizedCropParams(
 /** The fallback branch of torchvision's get_params (exported for tests). */
 export function centreFallback(width: number, height: number, ratio: [number, number] = [3 / 4, 4 / 3]): CropRect {
   const inRatio = width / height;
-  const rMin = Math.min(ratio[0], ratio[1]), rMax = Math.max(ratio[0], ratio[1]);
+  const rMin = Math.min(ratio[0], ratio[1]),
+    rMax = Math.max(ratio[0], ratio[1]);
   let w: number, h: number;
   if (inRatio < rMin) {
     w = width;
@@ -91,8 +99,11 @@ export function hflip(rgb: Uint8Array, width: number, height: number, out?: Uint
   for (let y = 0; y < height; y++) {
     const row = y * width * 3;
     for (let a = 0, b = width - 1; a <= b; a++, b--) {
-      const pa = row + a * 3, pb = row + b * 3;
-      const r = rgb[pa], g = rgb[pa + 1], bl = rgb[pa + 2];
+      const pa = row + a * 3,
+        pb = row + b * 3;
+      const r = rgb[pa],
+        g = rgb[pa + 1],
+        bl = rgb[pa + 2];
       o[pa] = rgb[pb];
       o[pa + 1] = rgb[pb + 1];
       o[pa + 2] = rgb[pb + 2];
@@ -105,8 +116,18 @@ export function hflip(rgb: Uint8Array, width: number, height: number, out?: Uint
 }
 
 /** The training transform up to (excluding) colour conversion: RGB uint8 size*size*3. */
-export function trainAugmentRgb(img: Image, cfg: TransformConfig, rng: Rng): { rgb: Uint8Array; crop: CropRect; flipped: boolean } {
-  const crop = randomResizedCropParams(img.width, img.height, rng, [cfg.cropLow ?? 0.2, 1], cfg.ratio ?? [3 / 4, 4 / 3]);
+export function trainAugmentRgb(
+  img: Image,
+  cfg: TransformConfig,
+  rng: Rng,
+): { rgb: Uint8Array; crop: CropRect; flipped: boolean } {
+  const crop = randomResizedCropParams(
+    img.width,
+    img.height,
+    rng,
+    [cfg.cropLow ?? 0.2, 1],
+    cfg.ratio ?? [3 / 4, 4 / 3],
+  );
   const rgb = resizeBilinear(img, cfg.size, cfg.size, crop);
   const flipped = rng.uniform() < (cfg.flipP ?? 0.5);
   if (flipped) hflip(rgb, cfg.size, cfg.size);
@@ -124,11 +145,19 @@ export function transformChannels(cfg: Pick<TransformConfig, 'input'>): number {
 }
 
 /** A size*size RGB crop to the network input (the colour space, or the declared input layout). */
-function toInput(rgb: Uint8Array, cfg: Pick<TransformConfig, 'size' | 'view' | 'input'>, out?: Float32Array): Float32Array {
+function toInput(
+  rgb: Uint8Array,
+  cfg: Pick<TransformConfig, 'size' | 'view' | 'input'>,
+  out?: Float32Array,
+): Float32Array {
   return cfg.input ? toLayoutInput(rgb, cfg.size, cfg.size, cfg.input, out) : toViewInput(rgb, cfg.view, out);
 }
 
 /** Validation / probe transform → view input (Float32Array size*size*channels, HWC). */
-export function valTransform(img: Image, cfg: Pick<TransformConfig, 'size' | 'view' | 'input'>, out?: Float32Array): Float32Array {
+export function valTransform(
+  img: Image,
+  cfg: Pick<TransformConfig, 'size' | 'view' | 'input'>,
+  out?: Float32Array,
+): Float32Array {
   return toInput(resizeCenterCrop(img, cfg.size), cfg, out);
 }

@@ -96,7 +96,8 @@ export function rngFrom(...keys: number[]): Rng {
   return r;
 }
 
-const TAG_ORDER = 1, TAG_SAMPLE = 2;
+const TAG_ORDER = 1,
+  TAG_SAMPLE = 2;
 
 /** The Rng driving sample `index`'s augmentation in `epoch`. */
 export function sampleRng(seed: number, epoch: number, index: number): Rng {
@@ -270,7 +271,8 @@ export class Loader {
     readonly source: DataSource,
     readonly opts: LoaderOptions,
   ) {
-    if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0)) throw new RangeError(`batchSize must be a positive integer, got ${opts.batchSize}`);
+    if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0))
+      throw new RangeError(`batchSize must be a positive integer, got ${opts.batchSize}`);
     this.batchSize = opts.batchSize;
     this.workers = capWorkers(Math.max(0, Math.floor(opts.workers ?? 0)), opts.onWarn ?? ((m) => console.warn(m)));
     this.prefetch = Math.max(1, Math.floor(opts.prefetch ?? Math.max(2, 2 * this.workers)));
@@ -281,7 +283,8 @@ export class Loader {
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.source.length, b = this.batchSize;
+    const n = this.source.length,
+      b = this.batchSize;
     return this.opts.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
   }
 
@@ -322,7 +325,15 @@ export class Loader {
     const slice = (b: number) => order.slice(b * B, Math.min((b + 1) * B, order.length));
     const start = opts.startBatch ?? 0;
     const mk = (b: number, index: Int32Array, r: { x: Float32Array; label: Int32Array }): Batch => ({
-      x: r.x, index, label: r.label, size: index.length, height: s, width: s, channels, epoch, batch: b,
+      x: r.x,
+      index,
+      label: r.label,
+      size: index.length,
+      height: s,
+      width: s,
+      channels,
+      epoch,
+      batch: b,
     });
 
     if (this.workers === 0) {
@@ -378,10 +389,22 @@ export interface ThroughputResult {
  */
 export async function throughput(
   source: DataSource,
-  opts: { workers: number; batchSize?: number; transform: LoaderTransform; batches?: number; warmup?: number; seed?: number; prefetch?: number },
+  opts: {
+    workers: number;
+    batchSize?: number;
+    transform: LoaderTransform;
+    batches?: number;
+    warmup?: number;
+    seed?: number;
+    prefetch?: number;
+  },
 ): Promise<ThroughputResult> {
   const loader = new Loader(source, {
-    batchSize: opts.batchSize ?? 128, transform: opts.transform, workers: opts.workers, seed: opts.seed ?? 0, prefetch: opts.prefetch,
+    batchSize: opts.batchSize ?? 128,
+    transform: opts.transform,
+    workers: opts.workers,
+    seed: opts.seed ?? 0,
+    prefetch: opts.prefetch,
   });
   try {
     const t0 = performance.now();
@@ -389,7 +412,9 @@ export async function throughput(
     const startupSeconds = (performance.now() - t0) / 1000;
     const warmup = opts.warmup ?? Math.max(1, opts.workers);
     const limit = opts.batches === undefined ? Infinity : warmup + opts.batches;
-    let k = 0, images = 0, t1 = 0;
+    let k = 0,
+      images = 0,
+      t1 = 0;
     for await (const b of loader.epoch(0)) {
       k++;
       if (k === warmup) t1 = performance.now();

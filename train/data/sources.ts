@@ -74,7 +74,14 @@ function checkIndex(i: number, n: number): void {
 
 /** sharp/libvips messages repeat lines; keep one line per distinct message part. */
 function oneLine(msg: string): string {
-  return [...new Set(msg.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0))].join('; ');
+  return [
+    ...new Set(
+      msg
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0),
+    ),
+  ].join('; ');
 }
 
 function isFile(p: string): boolean {
@@ -112,7 +119,8 @@ class RecordFile {
       }
       this.count = avail;
     } else {
-      if (avail < count) throw new Error(`${file}: expected ${count} records of ${recordBytes} bytes, file has ${size} bytes`);
+      if (avail < count)
+        throw new Error(`${file}: expected ${count} records of ${recordBytes} bytes, file has ${size} bytes`);
       this.count = count;
     }
   }
@@ -185,12 +193,18 @@ export class RawU8Source implements DataSource {
     const s = meta.splits?.[split];
     if (!s) {
       const has = Object.keys(meta.splits ?? {}).join(', ') || 'none';
-      if (split === 'test') throw new NoTestSplitError(`raw dataset ${dir} has no labelled test split (meta.json has no split 'test'; has: ${has})`);
+      if (split === 'test')
+        throw new NoTestSplitError(
+          `raw dataset ${dir} has no labelled test split (meta.json has no split 'test'; has: ${has})`,
+        );
       throw new Error(`raw dataset ${dir}: meta.json has no split '${split}' (has: ${has})`);
     }
     const shape = s.shape ?? [s.n ?? -1, meta.height ?? -1, meta.width ?? -1, 3];
     const [n, h, w, c] = shape;
-    if (!(n >= 0 && h > 0 && w > 0 && c === 3)) throw new Error(`raw dataset ${dir}: bad shape ${JSON.stringify(shape)} for split '${split}' (expected [N,H,W,3])`);
+    if (!(n >= 0 && h > 0 && w > 0 && c === 3))
+      throw new Error(
+        `raw dataset ${dir}: bad shape ${JSON.stringify(shape)} for split '${split}' (expected [N,H,W,3])`,
+      );
     this.length = n;
     this.height = h;
     this.width = w;
@@ -198,7 +212,8 @@ export class RawU8Source implements DataSource {
     const xPath = path.join(dir, `${split}_x.u8`);
     if (!isFile(xPath)) throw new Error(`raw dataset: ${xPath} not found`);
     const xSize = fs.statSync(xPath).size;
-    if (xSize !== n * h * w * 3) throw new Error(`${xPath}: ${xSize} bytes, expected ${n}*${h}*${w}*3 = ${n * h * w * 3}`);
+    if (xSize !== n * h * w * 3)
+      throw new Error(`${xPath}: ${xSize} bytes, expected ${n}*${h}*${w}*3 = ${n * h * w * 3}`);
     this.x = new RecordFile(xPath, h * w * 3, 0, n);
     const yPath = path.join(dir, `${split}_y.u8`);
     if (isFile(yPath)) {
@@ -261,7 +276,8 @@ export class Cifar10BinSource implements DataSource {
     if (present.length === 0) throw new Error(`CIFAR-10: no ${names.join(', ')} in ${d}`);
     // A partial set must be data_batch_1..k (tests and quick runs use fewer batches); a gap is an error.
     const gap = present.findIndex((f, k) => f !== names[k]);
-    if (gap >= 0) throw new Error(`CIFAR-10: batches must be consecutive from ${names[0]}; found ${present.join(', ')} in ${d}`);
+    if (gap >= 0)
+      throw new Error(`CIFAR-10: batches must be consecutive from ${names[0]}; found ${present.join(', ')} in ${d}`);
     this.files = present.map((f) => new RecordFile(path.join(d, f), CIFAR_REC));
     let n = 0;
     for (const f of this.files) {
@@ -271,7 +287,11 @@ export class Cifar10BinSource implements DataSource {
     this.length = n;
     const meta = path.join(d, 'batches.meta.txt');
     this.classNames = isFile(meta)
-      ? fs.readFileSync(meta, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0)
+      ? fs
+          .readFileSync(meta, 'utf8')
+          .split(/\r?\n/)
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0)
       : CIFAR10_CLASSES;
   }
 
@@ -356,7 +376,8 @@ export class Stl10BinSource implements DataSource {
         y = new Uint8Array(fs.readFileSync(yPath));
         if (y.length !== x.count) throw new Error(`STL-10: ${yPath} has ${y.length} labels for ${x.count} images`);
         for (let k = 0; k < y.length; k++) {
-          if (y[k] < 1 || y[k] > 10) throw new Error(`STL-10: ${yPath}[${k}] = ${y[k]}, expected 1..10 (1-based labels)`);
+          if (y[k] < 1 || y[k] > 10)
+            throw new Error(`STL-10: ${yPath}[${k}] = ${y[k]}, expected 1..10 (1-based labels)`);
         }
       }
       this.parts.push({ x, y, start: n });
@@ -365,7 +386,11 @@ export class Stl10BinSource implements DataSource {
     this.length = n;
     const names = path.join(d, 'class_names.txt');
     this.classNames = isFile(names)
-      ? fs.readFileSync(names, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0)
+      ? fs
+          .readFileSync(names, 'utf8')
+          .split(/\r?\n/)
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0)
       : STL10_CLASSES;
   }
 
@@ -422,7 +447,8 @@ function hasImageExt(name: string): boolean {
 
 /** Python's default str ordering (by code point) for the names we compare. */
 function pyCompare(a: string, b: string): number {
-  const ca = Array.from(a), cb = Array.from(b);
+  const ca = Array.from(a),
+    cb = Array.from(b);
   const n = Math.min(ca.length, cb.length);
   for (let k = 0; k < n; k++) {
     const d = ca[k].codePointAt(0)! - cb[k].codePointAt(0)!;
@@ -542,7 +568,9 @@ export class ImageFolderSource implements DataSource {
   static async open(root: string, opts: ImageFolderOptions = {}): Promise<ImageFolderSource> {
     const warn = opts.onWarn ?? ((m: string) => console.warn(m));
     const noImages = () =>
-      new Error(`no images found under ${root}; expected class sub-folders of .jpg/.png/.webp (e.g. ${path.join(root, '<class>', 'img.jpg')})`);
+      new Error(
+        `no images found under ${root}; expected class sub-folders of .jpg/.png/.webp (e.g. ${path.join(root, '<class>', 'img.jpg')})`,
+      );
     if (!isDir(root)) throw noImages();
     const classNames = fs
       .readdirSync(root, { withFileTypes: true })
@@ -561,7 +589,9 @@ export class ImageFolderSource implements DataSource {
       }
     });
     if (unsupported.length > 0) {
-      warn(`imagefolder: ${unsupported.length} file(s) with extensions torchvision reads but we do not (${TORCHVISION_ONLY_EXTENSIONS.join(' ')}) are skipped, so indices differ from torchvision's; first: ${unsupported[0]}`);
+      warn(
+        `imagefolder: ${unsupported.length} file(s) with extensions torchvision reads but we do not (${TORCHVISION_ONLY_EXTENSIONS.join(' ')}) are skipped, so indices differ from torchvision's; first: ${unsupported[0]}`,
+      );
     }
     if (files.length === 0) throw noImages();
     if ((opts.validate ?? 'header') === 'header') {
@@ -583,7 +613,8 @@ export class ImageFolderSource implements DataSource {
       await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 16) }, worker));
       files = files.filter((_, k) => ok[k]);
       labels = labels.filter((_, k) => ok[k]);
-      if (files.length === 0) throw new Error(`no readable images under ${root} (every file failed its header check; see warnings)`);
+      if (files.length === 0)
+        throw new Error(`no readable images under ${root} (every file failed its header check; see warnings)`);
     }
     return new ImageFolderSource(root, classNames, files, labels, warn);
   }
@@ -613,14 +644,22 @@ export class ImageFolderSource implements DataSource {
         return { ...d, label: this.labelArr[k] };
       } catch (e) {
         this.bad.add(k);
-        this.onWarn(`imagefolder: cannot decode ${this.files[k]} (${oneLine((e as Error).message)}); sample ${k} is replaced by the next readable image`);
+        this.onWarn(
+          `imagefolder: cannot decode ${this.files[k]} (${oneLine((e as Error).message)}); sample ${k} is replaced by the next readable image`,
+        );
       }
     }
     throw new Error(`imagefolder: no image under ${this.root} could be decoded`);
   }
 
   spec(): SourceSpec {
-    return { kind: 'imagefolder', root: this.root, classNames: [...this.classNames], files: this.files, labels: Array.from(this.labelArr) };
+    return {
+      kind: 'imagefolder',
+      root: this.root,
+      classNames: [...this.classNames],
+      files: this.files,
+      labels: Array.from(this.labelArr),
+    };
   }
 
   close(): void {}
@@ -631,7 +670,11 @@ export class ImageFolderSource implements DataSource {
 
 /** Which kind of dataset lives at `p` (for `split`), or null if none recognised. */
 export function detectKind(p: string, split: Split = 'train'): SourceKind | null {
-  if (isFile(path.join(p, 'meta.json')) && (isFile(path.join(p, `${split}_x.u8`)) || isFile(path.join(p, 'train_x.u8')))) return 'raw';
+  if (
+    isFile(path.join(p, 'meta.json')) &&
+    (isFile(path.join(p, `${split}_x.u8`)) || isFile(path.join(p, 'train_x.u8')))
+  )
+    return 'raw';
   if (cifarDir(p)) return 'cifar10';
   if (stlDir(p)) return 'stl10';
   if (isDir(p)) return 'imagefolder';
@@ -646,7 +689,10 @@ export function detectKind(p: string, split: Split = 'train'): SourceKind | null
 function imageFolderRoot(p: string, split: Split): string {
   const cands = split === 'test' ? ['test', 'val'] : split === 'train' ? ['train'] : [];
   for (const c of cands) if (isDir(path.join(p, c))) return path.join(p, c);
-  if (split === 'test') throw new NoTestSplitError(`${p} has no labelled test split (no ${path.join(p, 'val')}/<class>/ or ${path.join(p, 'test')}/<class>/ folder)`);
+  if (split === 'test')
+    throw new NoTestSplitError(
+      `${p} has no labelled test split (no ${path.join(p, 'val')}/<class>/ or ${path.join(p, 'test')}/<class>/ folder)`,
+    );
   return p;
 }
 
@@ -675,7 +721,8 @@ export async function openSource(
     case 'stl10':
       return new Stl10BinSource(p, split);
     case 'imagefolder':
-      if (split !== 'train' && split !== 'test') throw new Error(`imagefolder has no split '${split}' (use train or test)`);
+      if (split !== 'train' && split !== 'test')
+        throw new Error(`imagefolder has no split '${split}' (use train or test)`);
       return ImageFolderSource.open(imageFolderRoot(p, split), opts);
     default: {
       const never: never = k;

@@ -45,7 +45,15 @@ export function writeSyntheticDataset(dir: string, opts: SyntheticOptions = {}):
     fs.writeFileSync(path.join(dir, `${split}_y.u8`), y);
     splits[split] = { shape: [n, size, size, 3] };
   }
-  const meta = { name: 'cmc synthetic shapes', generator: 'train/data/synthetic.ts', colours, class_names: SYNTHETIC_CLASSES, height: size, width: size, splits };
+  const meta = {
+    name: 'cmc synthetic shapes',
+    generator: 'train/data/synthetic.ts',
+    colours,
+    class_names: SYNTHETIC_CLASSES,
+    height: size,
+    width: size,
+    splits,
+  };
   fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
   return dir;
 }
@@ -88,7 +96,8 @@ function drawSample(out: Uint8Array, size: number, cls: number, colours: Synthet
       let inside: boolean;
       if (cls === 0) inside = d < r;
       else if (cls === 1) inside = Math.abs(dx) < r && Math.abs(dy) < r;
-      else if (cls === 2) inside = Math.abs(dx) < r * 1.3 && Math.abs(dy) < r * 1.3 && Math.floor((xx + yy) / 3) % 2 === 0;
+      else if (cls === 2)
+        inside = Math.abs(dx) < r * 1.3 && Math.abs(dy) < r * 1.3 && Math.floor((xx + yy) / 3) % 2 === 0;
       else inside = d < r && d > r * 0.55;
       const p = (yy * size + xx) * 3;
       for (let c = 0; c < 3; c++) {

@@ -18,7 +18,10 @@ port.on('message', (m: ToWorker) => {
   chain = chain.then(async () => {
     try {
       const r = await buildBatch(source, m.indices, init.transform, init.seed, m.epoch);
-      post({ type: 'batch', id: m.id, x: r.x, label: r.label }, [r.x.buffer as ArrayBuffer, r.label.buffer as ArrayBuffer]);
+      post({ type: 'batch', id: m.id, x: r.x, label: r.label }, [
+        r.x.buffer as ArrayBuffer,
+        r.label.buffer as ArrayBuffer,
+      ]);
     } catch (e) {
       const err = e as Error;
       post({ type: 'error', id: m.id, message: err.message, stack: err.stack });

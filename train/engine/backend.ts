@@ -69,7 +69,10 @@ export async function initBackend(name: BackendName = 'auto', opts: { quiet?: bo
         const i = await initWebgpu({ allowSoftware: false });
         return i;
       })) ??
-      (await tryInit(initNative, (e) => (why = `; native unavailable: ${e.message.replace(NATIVE_UNAVAILABLE, '')}`))) ??
+      (await tryInit(
+        initNative,
+        (e) => (why = `; native unavailable: ${e.message.replace(NATIVE_UNAVAILABLE, '')}`),
+      )) ??
       (await initWasm());
     if (!opts.quiet) console.error(`[cmc] backend: ${info.name} on ${info.device} (chosen by --backend auto${why})`);
   } else {
@@ -91,7 +94,9 @@ export async function initBackend(name: BackendName = 'auto', opts: { quiet?: bo
         break;
       default: {
         const never: never = name;
-        throw new BackendUnavailableError(`Unknown backend '${String(never)}'; expected one of: ${BACKENDS.join(', ')}`);
+        throw new BackendUnavailableError(
+          `Unknown backend '${String(never)}'; expected one of: ${BACKENDS.join(', ')}`,
+        );
       }
     }
     if (!opts.quiet) console.error(`[cmc] backend: ${info.name} on ${info.device}`);
@@ -166,7 +171,8 @@ async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promis
     );
   }
   const ai = adapter.info;
-  const desc = ai.description || [ai.vendor, ai.architecture, ai.device].filter((s) => s).join(' ') || 'unknown adapter';
+  const desc =
+    ai.description || [ai.vendor, ai.architecture, ai.device].filter((s) => s).join(' ') || 'unknown adapter';
   const software = usedSoftwareIcd || /swiftshader|llvmpipe|software|cpu/i.test(desc);
   if (software && !allowSoftware) throw new BackendUnavailableError('only a software WebGPU adapter is available');
   if (!webgpuGlobalsInstalled) {
@@ -175,7 +181,8 @@ async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promis
     webgpuGlobalsInstalled = true;
   }
   await import('@tensorflow/tfjs-backend-webgpu');
-  if (!(await tf.setBackend('webgpu'))) throw new BackendUnavailableError('tfjs could not initialise its webgpu backend');
+  if (!(await tf.setBackend('webgpu')))
+    throw new BackendUnavailableError('tfjs could not initialise its webgpu backend');
   await tf.ready();
   return { name: 'webgpu', device: `${desc}${software ? ' (software)' : ''}`, accelerated: !software };
 }
@@ -226,7 +233,8 @@ async function initNative(): Promise<BackendInfo> {
   initialised.set('wasm', wasmInfo);
   const threads = (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount();
   const { version, isa } = registerNativeBackend(threads).info();
-  if (!(await tf.setBackend('native'))) throw new BackendUnavailableError('tfjs could not initialise the native backend');
+  if (!(await tf.setBackend('native')))
+    throw new BackendUnavailableError('tfjs could not initialise the native backend');
   await tf.ready();
   return {
     name: 'native',

@@ -16,7 +16,14 @@ export function ensureGradients(): Promise<void> {
     const { build } = await import('esbuild');
     const require = createRequire(import.meta.url);
     const entry = require.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js');
-    const out = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'node', write: false, logLevel: 'silent' });
+    const out = await build({
+      entryPoints: [entry],
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      write: false,
+      logLevel: 'silent',
+    });
     const code = out.outputFiles[0].text;
     await import('data:text/javascript;base64,' + Buffer.from(code).toString('base64'));
     if (!tf.getGradient('Add')) throw new Error('registering the tfjs gradients failed');

@@ -26,7 +26,8 @@ type Reader = { read(...args: unknown[]): Promise<unknown>; readSync(...args: un
 
 export function countReadbacks(backend: tf.KernelBackend = tf.backend()): ReadbackCounter {
   const b = backend as unknown as Partial<Reader>;
-  if (Object.hasOwn(b, 'read') || Object.hasOwn(b, 'readSync')) throw new Error('countReadbacks: this backend is already being counted');
+  if (Object.hasOwn(b, 'read') || Object.hasOwn(b, 'readSync'))
+    throw new Error('countReadbacks: this backend is already being counted');
   const { read, readSync } = b as Reader;
   let count = 0;
   let depth = 0;

@@ -6,7 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { CmcModel } from '../model/cmc.ts';
 import type { Loader } from '../data/loader.ts';
 
-export async function extractEmbeddings(model: CmcModel, loader: Loader): Promise<{ features: tf.Tensor2D; labels: Int32Array; index: Int32Array }> {
+export async function extractEmbeddings(
+  model: CmcModel,
+  loader: Loader,
+): Promise<{ features: tf.Tensor2D; labels: Int32Array; index: Int32Array }> {
   const parts: tf.Tensor2D[] = [];
   const labels: number[] = [];
   const index: number[] = [];

@@ -65,7 +65,10 @@ export function adaptiveBins(inSize: number, outSize: number): [number, number][
   if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
     throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
   }
-  return Array.from({ length: outSize }, (_, i) => [Math.floor((i * inSize) / outSize), Math.ceil(((i + 1) * inSize) / outSize)]);
+  return Array.from({ length: outSize }, (_, i) => [
+    Math.floor((i * inSize) / outSize),
+    Math.ceil(((i + 1) * inSize) / outSize),
+  ]);
 }
 
 /**
@@ -84,8 +87,14 @@ export function adaptivePool2d(x: tf.Tensor4D, out: [number, number], type: Pool
       const sl = tf.slice(t, begin, size);
       return type === 'max' ? tf.max(sl, axis, true) : tf.mean(sl, axis, true);
     };
-    const rows = tf.concat(adaptiveBins(h, out[0]).map(([s, e]) => reduce(x, 1, s, e)), 1) as tf.Tensor4D;
-    return tf.concat(adaptiveBins(w, out[1]).map(([s, e]) => reduce(rows, 2, s, e)), 2) as tf.Tensor4D;
+    const rows = tf.concat(
+      adaptiveBins(h, out[0]).map(([s, e]) => reduce(x, 1, s, e)),
+      1,
+    ) as tf.Tensor4D;
+    return tf.concat(
+      adaptiveBins(w, out[1]).map(([s, e]) => reduce(rows, 2, s, e)),
+      2,
+    ) as tf.Tensor4D;
   });
 }
 
@@ -121,7 +130,11 @@ export function archFamily(arch: string): 'alexnet' | 'resnet' | 'other' {
  * Features of `layer` for this model (see the module comment). `override` replaces the pooling choice:
  * a size, or null for none (type defaults to the family's).
  */
-export function probeLayerInfo(spec: CmcSpec, layer: number, override?: { pool?: [number, number] | null; poolType?: PoolType }): ProbeLayerInfo {
+export function probeLayerInfo(
+  spec: CmcSpec,
+  layer: number,
+  override?: { pool?: [number, number] | null; poolType?: PoolType },
+): ProbeLayerInfo {
   const nBlocks = spec.views[0].encoder.blocks.length;
   if (!(Number.isInteger(layer) && layer >= 1 && layer <= nBlocks)) {
     throw new Error(`--layer must be an integer in 1..${nBlocks} for ${spec.arch} (got ${layer})`);
@@ -130,7 +143,8 @@ export function probeLayerInfo(spec: CmcSpec, layer: number, override?: { pool?:
   let mapShape: number[];
   if (shapes[0].length === 3) {
     for (const s of shapes) {
-      if (s.length !== 3 || s[0] !== shapes[0][0] || s[1] !== shapes[0][1]) throw new Error(`layer ${layer}: the views' maps differ in size`);
+      if (s.length !== 3 || s[0] !== shapes[0][0] || s[1] !== shapes[0][1])
+        throw new Error(`layer ${layer}: the views' maps differ in size`);
     }
     mapShape = [shapes[0][0], shapes[0][1], shapes.reduce((a, s) => a + s[2], 0)];
   } else {
@@ -157,7 +171,8 @@ export function probeLayerInfo(spec: CmcSpec, layer: number, override?: { pool?:
     pool = null; // identity
     note += ' (same as the map: no pooling)';
   }
-  const featureDim = mapShape.length === 3 ? (pool ? pool[0] * pool[1] : mapShape[0] * mapShape[1]) * mapShape[2] : mapShape[0];
+  const featureDim =
+    mapShape.length === 3 ? (pool ? pool[0] * pool[1] : mapShape[0] * mapShape[1]) * mapShape[2] : mapShape[0];
   return { layer, mapShape, pool, poolType, featureDim, note };
 }
 
@@ -187,12 +202,19 @@ export interface FeatureSet {
 }
 
 /** Frozen features of every sample a loader yields (use shuffle: false, mode 'val' for the seed's protocol). */
-export async function extractFeatures(model: CmcModel, loader: Loader, info: ProbeLayerInfo, epoch = 0): Promise<FeatureSet> {
+export async function extractFeatures(
+  model: CmcModel,
+  loader: Loader,
+  info: ProbeLayerInfo,
+  epoch = 0,
+): Promise<FeatureSet> {
   const rows: Float32Array[] = [];
   const labels: number[] = [];
   const index: number[] = [];
   for await (const batch of loader.epoch(epoch)) {
-    const f = tf.tidy(() => layerFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), info));
+    const f = tf.tidy(() =>
+      layerFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), info),
+    );
     rows.push(Float32Array.from((await f.data()) as Float32Array));
     f.dispose();
     labels.push(...batch.label);
@@ -282,7 +304,8 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
   if (c.checkpoint) {
     const ck = readCheckpoint<CkptHeaderView>(c.checkpoint);
     const h = ck.header;
-    if (h.format !== 'cmc-train-checkpoint' || !h.spec) throw new Error(`${c.checkpoint} is not a cmc training checkpoint (no network spec in its header)`);
+    if (h.format !== 'cmc-train-checkpoint' || !h.spec)
+      throw new Error(`${c.checkpoint} is not a cmc training checkpoint (no network spec in its header)`);
     const model = new CmcModel(h.spec, 0);
     const arrays: Record<string, { shape: number[]; data: Float32Array }> = {};
     for (const [k, v] of Object.entries(ck.tensors)) if (k.startsWith('model/')) arrays[k.slice(6)] = v;
@@ -294,8 +317,13 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
     }
     const sub = restrictViews(model, c.views);
     return {
-      model: sub, spec: sub.spec, view: h.config?.view ?? 'Lab', imageSize: h.spec.imageSize, cropLow: h.config?.crop_low ?? 0.2,
-      source: c.checkpoint, classNames: h.classNames ?? [],
+      model: sub,
+      spec: sub.spec,
+      view: h.config?.view ?? 'Lab',
+      imageSize: h.spec.imageSize,
+      cropLow: h.config?.crop_low ?? 0.2,
+      source: c.checkpoint,
+      classNames: h.classNames ?? [],
     };
   }
   if (!c.arch) throw new Error('a random-init encoder needs --model (and --image_size)');
@@ -304,7 +332,8 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
   const spec = c.arch.endsWith('.json')
     ? (JSON.parse(fs.readFileSync(c.arch, 'utf8')) as CmcSpec)
     : getCmcSpec(c.arch, { imageSize, featDim: c.featDim ?? 128, view, views: c.trainViews });
-  if (spec.imageSize !== imageSize && c.arch.endsWith('.json')) throw new Error(`${c.arch} is for ${spec.imageSize} px images, not ${imageSize}`);
+  if (spec.imageSize !== imageSize && c.arch.endsWith('.json'))
+    throw new Error(`${c.arch} is for ${spec.imageSize} px images, not ${imageSize}`);
   // All views are initialised (one Rng, view by view) before any subset, so a view's weights do not depend on the subset.
   const model = restrictViews(new CmcModel(spec, c.seed ?? 0), c.views);
   return { model, spec: model.spec, view, imageSize: spec.imageSize, cropLow: 0.2, source: 'random', classNames: [] };
@@ -344,7 +373,8 @@ export class SubsetLoader extends Loader {
   }
 
   override get length(): number {
-    const n = this.subset.length, b = this.batchSize;
+    const n = this.subset.length,
+      b = this.batchSize;
     return this.opts.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
   }
 
@@ -401,7 +431,12 @@ export interface TestSplit {
  * folder would score training images (an ImageFolder without val/ used to give every image label 0).
  */
 export async function openTestSplit(
-  dataset: SourceKind | 'auto', dataFolder: string, trainSrc: DataSource, testSplit: number, seed: number, onWarn: (m: string) => void,
+  dataset: SourceKind | 'auto',
+  dataFolder: string,
+  trainSrc: DataSource,
+  testSplit: number,
+  seed: number,
+  onWarn: (m: string) => void,
 ): Promise<TestSplit> {
   if (!(testSplit >= 0 && testSplit < 1)) throw new Error(`--test_split must be in [0, 1) (got ${testSplit})`);
   const labels = trainSrc.labels();
@@ -412,27 +447,40 @@ export async function openTestSplit(
   } catch (e) {
     if (!(e instanceof NoTestSplitError)) throw e;
     if (!(testSplit > 0)) {
-      throw new Error(`${e.message}; evaluating on the training folder would score the training images themselves. ` +
-        'Give it a test split (for an ImageFolder, a val/<class>/ folder of other images), or pass --test_split 0.2 to hold out 20% of the training images (per class, seeded by --seed) as the test split', { cause: e });
+      throw new Error(
+        `${e.message}; evaluating on the training folder would score the training images themselves. ` +
+          'Give it a test split (for an ImageFolder, a val/<class>/ folder of other images), or pass --test_split 0.2 to hold out 20% of the training images (per class, seeded by --seed) as the test split',
+        { cause: e },
+      );
     }
   }
   if (own) {
     if (testSplit > 0) {
       own.close();
-      throw new Error(`--test_split is for datasets without a test split; ${dataFolder} has one (drop --test_split to evaluate on it)`);
+      throw new Error(
+        `--test_split is for datasets without a test split; ${dataFolder} has one (drop --test_split to evaluate on it)`,
+      );
     }
     return { src: own, testIdx: null, trainLabels: labels, info: { source: 'dataset' } };
   }
   const { val: testIdx } = splitTrainVal(labels, testSplit, seed ^ 0x7e57);
-  if (testIdx.length === 0) throw new Error(`--test_split ${testSplit} holds out no image of ${dataFolder} (${labels.length} images)`);
+  if (testIdx.length === 0)
+    throw new Error(`--test_split ${testSplit} holds out no image of ${dataFolder} (${labels.length} images)`);
   const trainLabels = Int32Array.from(labels);
   for (const i of testIdx) trainLabels[i] = -1;
-  return { src: trainSrc, testIdx, trainLabels, info: { source: 'held_out', fraction: testSplit, seed, n: testIdx.length } };
+  return {
+    src: trainSrc,
+    testIdx,
+    trainLabels,
+    info: { source: 'held_out', fraction: testSplit, seed, n: testIdx.length },
+  };
 }
 
 /** How the test split is named in output lines. */
 export function describeTestSplit(t: TestSplitInfo): string {
-  return t.source === 'dataset' ? 'the dataset\'s test split' : `${t.n} training images held out as the test split (--test_split ${t.fraction}, seed ${t.seed})`;
+  return t.source === 'dataset'
+    ? "the dataset's test split"
+    : `${t.n} training images held out as the test split (--test_split ${t.fraction}, seed ${t.seed})`;
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -472,7 +520,12 @@ export interface LinearHead {
   /** Views in concatenation order. */
   views: string[];
   probeConfig: Record<string, unknown>;
-  metrics: { selectedOn: ProbeSelection; best: ProbeEpochMetrics; last: ProbeEpochMetrics; epochs: ProbeEpochMetrics[] };
+  metrics: {
+    selectedOn: ProbeSelection;
+    best: ProbeEpochMetrics;
+    last: ProbeEpochMetrics;
+    epochs: ProbeEpochMetrics[];
+  };
 }
 
 export const FEATURE_LAYOUT = 'concat(views, channel axis) -> adaptive pool -> flatten C,H,W (PyTorch NCHW order)';
@@ -486,7 +539,9 @@ export function readHead(file: string): LinearHead {
   if (h.format !== 'cmc-linear-head') throw new Error(`${file} is not a cmc linear head`);
   const c = h.classNames.length;
   if (h.weight.length !== h.featureDim * c || h.bias.length !== c) {
-    throw new Error(`${file}: weight has ${h.weight.length} values and bias ${h.bias.length} for featureDim ${h.featureDim} x ${c} classes`);
+    throw new Error(
+      `${file}: weight has ${h.weight.length} values and bias ${h.bias.length} for featureDim ${h.featureDim} x ${c} classes`,
+    );
   }
   return h;
 }
@@ -502,17 +557,25 @@ export function headLogits(head: LinearHead, features: tf.Tensor2D): tf.Tensor2D
 
 /** Mean softmax cross-entropy of logits [B, C] against integer labels. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, classes: number): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), tf.logSoftmax(logits)), 1))) as tf.Scalar);
+  return tf.tidy(
+    () => tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), tf.logSoftmax(logits)), 1))) as tf.Scalar,
+  );
 }
 
 /** Top-1 / top-5 hit counts of logits against labels (labels < 0 skipped). */
-export async function topkHits(logits: tf.Tensor2D, labels: ArrayLike<number>, offset = 0): Promise<{ hit1: number; hit5: number; n: number }> {
+export async function topkHits(
+  logits: tf.Tensor2D,
+  labels: ArrayLike<number>,
+  offset = 0,
+): Promise<{ hit1: number; hit5: number; n: number }> {
   const C = logits.shape[1];
   const k = Math.min(5, C);
   const { indices } = tf.topk(logits, k, true);
   const idx = (await indices.data()) as Int32Array;
   indices.dispose();
-  let hit1 = 0, hit5 = 0, n = 0;
+  let hit1 = 0,
+    hit5 = 0,
+    n = 0;
   for (let r = 0; r < logits.shape[0]; r++) {
     const y = labels[offset + r];
     if (y < 0) continue;
@@ -562,8 +625,18 @@ export interface ProbeOptions extends EncoderChoice {
 }
 
 export const PROBE_DEFAULTS = {
-  epochs: 60, lr: 0.1, momentum: 0.9, weightDecay: 0, batchSize: 256, decayEpochs: [30, 40, 50], decayRate: 0.2,
-  mode: 'augmented' as 'cached' | 'augmented', valSplit: 0, testSplit: 0, seed: 0, workers: 2,
+  epochs: 60,
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 0,
+  batchSize: 256,
+  decayEpochs: [30, 40, 50],
+  decayRate: 0.2,
+  mode: 'augmented' as 'cached' | 'augmented',
+  valSplit: 0,
+  testSplit: 0,
+  seed: 0,
+  workers: 2,
 };
 
 /**
@@ -602,13 +675,17 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
   const o: ProbeOptions & typeof PROBE_DEFAULTS = { ...PROBE_DEFAULTS, ...(stripUndefined(opts) as ProbeOptions) };
   const log = opts.log ?? ((l: string) => console.error(l));
   if (!o.dataFolder) throw new Error('--data_folder is required');
-  for (const k of ['epochs', 'batchSize'] as const) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`${k} must be a positive integer (got ${o[k]})`);
+  for (const k of ['epochs', 'batchSize'] as const)
+    if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`${k} must be a positive integer (got ${o[k]})`);
   if (!(o.lr > 0)) throw new Error(`learning rate must be > 0 (got ${o.lr})`);
-  if (o.mode !== 'cached' && o.mode !== 'augmented') throw new Error(`mode must be 'cached' or 'augmented' (got ${o.mode})`);
+  if (o.mode !== 'cached' && o.mode !== 'augmented')
+    throw new Error(`mode must be 'cached' or 'augmented' (got ${o.mode})`);
   const wdList = o.selectWeightDecay;
   if (wdList) {
-    if (!wdList.length || wdList.some((w) => !(w >= 0))) throw new Error(`weight decays to choose from must be >= 0 (got ${wdList.join(',')})`);
-    if (o.mode !== 'cached' || !((o.valSplit ?? 0) > 0)) throw new Error('choosing the weight decay needs --mode cached and --val_split > 0');
+    if (!wdList.length || wdList.some((w) => !(w >= 0)))
+      throw new Error(`weight decays to choose from must be >= 0 (got ${wdList.join(',')})`);
+    if (o.mode !== 'cached' || !((o.valSplit ?? 0) > 0))
+      throw new Error('choosing the weight decay needs --mode cached and --val_split > 0');
   }
   const t0 = performance.now();
   const backend = await initBackend(o.backend ?? 'auto');
@@ -623,10 +700,16 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     throw e;
   }
   try {
-    const held = await openTestSplit(dataset, o.dataFolder, trainSrc, o.testSplit, o.seed, (m: string) => log(`[data] ${m}`));
+    const held = await openTestSplit(dataset, o.dataFolder, trainSrc, o.testSplit, o.seed, (m: string) =>
+      log(`[data] ${m}`),
+    );
     testSrc = held.src === trainSrc ? null : held.src;
     const trainLabels = held.trainLabels;
-    const info = probeLayerInfo(enc.spec, o.layer, o.pool !== undefined || o.poolType ? { pool: o.pool, poolType: o.poolType } : undefined);
+    const info = probeLayerInfo(
+      enc.spec,
+      o.layer,
+      o.pool !== undefined || o.poolType ? { pool: o.pool, poolType: o.poolType } : undefined,
+    );
     const maxLabel = Math.max(...trainLabels, ...(held.src.labels() ?? [0]));
     const nClasses = Math.max(trainSrc.classNames.length, maxLabel + 1);
     const classNames = Array.from({ length: nClasses }, (_, k) => trainSrc.classNames[k] ?? String(k));
@@ -634,14 +717,22 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const split = valSplit > 0 ? splitTrainVal(trainLabels, valSplit, o.seed) : null;
     const trainIdx = split ? split.train : Int32Array.from(trainLabels.keys()).filter((i) => trainLabels[i] >= 0);
     const valIdx = split ? split.val : new Int32Array(0);
-    log(`[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed ?? 0})` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${o.layer}: ` +
-      `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${nClasses} classes; ` +
-      `${trainIdx.length} train${split ? ` + ${valIdx.length} held out` : ''}, ${held.testIdx?.length ?? held.src.length} test; mode ${o.mode}; ${backend.name}`);
+    log(
+      `[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed ?? 0})` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${o.layer}: ` +
+        `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${nClasses} classes; ` +
+        `${trainIdx.length} train${split ? ` + ${valIdx.length} held out` : ''}, ${held.testIdx?.length ?? held.src.length} test; mode ${o.mode}; ${backend.name}`,
+    );
     if (held.info.source === 'held_out') log(`[probe] test split: ${describeTestSplit(held.info)}`);
 
     const valTf = { mode: 'val' as const, size: enc.imageSize, view: enc.view, input: enc.spec.input };
     const extract = async (src: DataSource, subset: Int32Array | null) => {
-      const lo: LoaderOptions = { batchSize: Math.max(o.batchSize, 64), workers: o.workers, shuffle: false, transform: valTf, onWarn: (m) => log(`[data] ${m}`) };
+      const lo: LoaderOptions = {
+        batchSize: Math.max(o.batchSize, 64),
+        workers: o.workers,
+        shuffle: false,
+        transform: valTf,
+        onWarn: (m) => log(`[data] ${m}`),
+      };
       const loader = subset ? new SubsetLoader(src, lo, subset) : new Loader(src, lo);
       try {
         return await extractFeatures(enc.model, loader, info);
@@ -662,113 +753,161 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
      * One head trained for the schedule on `cached` (or the augmented loader), scored on the test split
      * every epoch and on `val` when given; the kept weights are those of the epoch `selection` picks.
      */
-    const fit = async (weightDecay: number, cached: FeatureSet | null, val: FeatureSet | null, selection: ProbeSelection) => {
-    // The head: weight N(0, 0.01), bias 0 (LinearModel.py's initilize()).
-    const rng = new Rng(o.seed + 1000);
-    const w0 = new Float32Array(D * nClasses);
-    for (let i = 0; i < w0.length; i++) w0[i] = rng.normal() * 0.01;
-    const W = tf.variable(tf.tensor2d(w0, [D, nClasses]), true);
-    const b = tf.variable(tf.zeros([nClasses]), true);
-    const sgd = new SGD([W, b], { lr: o.lr, momentum: o.momentum, weightDecay });
-    const trainStep = async (xb: tf.Tensor2D, yb: Int32Array): Promise<{ loss: number; hits: number }> => {
-      const y = tf.tensor1d(yb, 'int32');
-      let logitsKept: tf.Tensor2D | null = null;
-      const { value, grads } = tf.variableGrads(() => {
-        const logits = tf.add(tf.matMul(xb, W), b) as tf.Tensor2D;
-        logitsKept = tf.keep(logits);
-        return crossEntropy(logits, y, nClasses);
-      }, [W, b]);
-      sgd.step(grads);
-      tf.dispose(grads);
-      const hits = await topkHits(logitsKept!, yb);
-      const loss = (await value.data())[0];
-      tf.dispose([value, y, logitsKept!]);
-      return { loss, hits: hits.hit1 };
-    };
-    const evaluate = async (set: FeatureSet) => {
-      let hit1 = 0, hit5 = 0, n = 0;
-      const chunk = 1024;
-      for (let s = 0; s < set.n; s += chunk) {
-        const rows = Math.min(chunk, set.n - s);
-        const logits = tf.tidy(() => tf.add(tf.matMul(tf.tensor2d(set.features.subarray(s * D, (s + rows) * D), [rows, D]), W), b) as tf.Tensor2D);
-        const h = await topkHits(logits, set.labels, s);
-        logits.dispose();
-        hit1 += h.hit1;
-        hit5 += h.hit5;
-        n += h.n;
-      }
-      return { top1: n ? hit1 / n : 0, top5: n ? hit5 / n : 0 };
-    };
+    const fit = async (
+      weightDecay: number,
+      cached: FeatureSet | null,
+      val: FeatureSet | null,
+      selection: ProbeSelection,
+    ) => {
+      // The head: weight N(0, 0.01), bias 0 (LinearModel.py's initilize()).
+      const rng = new Rng(o.seed + 1000);
+      const w0 = new Float32Array(D * nClasses);
+      for (let i = 0; i < w0.length; i++) w0[i] = rng.normal() * 0.01;
+      const W = tf.variable(tf.tensor2d(w0, [D, nClasses]), true);
+      const b = tf.variable(tf.zeros([nClasses]), true);
+      const sgd = new SGD([W, b], { lr: o.lr, momentum: o.momentum, weightDecay });
+      const trainStep = async (xb: tf.Tensor2D, yb: Int32Array): Promise<{ loss: number; hits: number }> => {
+        const y = tf.tensor1d(yb, 'int32');
+        let logitsKept: tf.Tensor2D | null = null;
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = tf.add(tf.matMul(xb, W), b) as tf.Tensor2D;
+          logitsKept = tf.keep(logits);
+          return crossEntropy(logits, y, nClasses);
+        }, [W, b]);
+        sgd.step(grads);
+        tf.dispose(grads);
+        const hits = await topkHits(logitsKept!, yb);
+        const loss = (await value.data())[0];
+        tf.dispose([value, y, logitsKept!]);
+        return { loss, hits: hits.hit1 };
+      };
+      const evaluate = async (set: FeatureSet) => {
+        let hit1 = 0,
+          hit5 = 0,
+          n = 0;
+        const chunk = 1024;
+        for (let s = 0; s < set.n; s += chunk) {
+          const rows = Math.min(chunk, set.n - s);
+          const logits = tf.tidy(
+            () =>
+              tf.add(
+                tf.matMul(tf.tensor2d(set.features.subarray(s * D, (s + rows) * D), [rows, D]), W),
+                b,
+              ) as tf.Tensor2D,
+          );
+          const h = await topkHits(logits, set.labels, s);
+          logits.dispose();
+          hit1 += h.hit1;
+          hit5 += h.hit5;
+          n += h.n;
+        }
+        return { top1: n ? hit1 / n : 0, top5: n ? hit5 / n : 0 };
+      };
 
-    const augLoader = o.mode === 'augmented'
-      ? new SubsetLoader(trainSrc, {
-        batchSize: o.batchSize, seed: o.seed, workers: o.workers,
-        transform: { mode: 'train', size: enc.imageSize, view: enc.view, input: enc.spec.input, cropLow: o.cropLow ?? enc.cropLow }, onWarn: (m) => log(`[data] ${m}`),
-      }, trainIdx)
-      : null;
-    const epochs: ProbeEpochMetrics[] = [];
-    let best: ProbeEpochMetrics | null = null;
-    let bestW: Float32Array | null = null;
-    let bestB: Float32Array | null = null;
-    const score = (m: ProbeEpochMetrics) => (selection === 'val' ? m.val_top1! : selection === 'test' ? m.top1 : m.epoch);
-    try {
-      for (let epoch = 1; epoch <= o.epochs; epoch++) {
-        const te = performance.now();
-        const lr = stepLr(o.lr, epoch, o.decayEpochs, o.decayRate);
-        sgd.lr = lr;
-        let lossSum = 0, hitSum = 0, n = 0;
-        if (cached) {
-          const order = new Int32Array(cached.n).map((_, i) => i);
-          new Rng(o.seed * 7919 + epoch).shuffle(order);
-          for (let s = 0; s < cached.n; s += o.batchSize) {
-            const rows = order.subarray(s, Math.min(s + o.batchSize, cached.n));
-            const xb = new Float32Array(rows.length * D);
-            const yb = new Int32Array(rows.length);
-            rows.forEach((r, k) => {
-              xb.set(cached.features.subarray(r * D, (r + 1) * D), k * D);
-              yb[k] = cached.labels[r];
-            });
-            const x = tf.tensor2d(xb, [rows.length, D]);
-            const r = await trainStep(x, yb);
-            x.dispose();
-            lossSum += r.loss * rows.length;
-            hitSum += r.hits;
-            n += rows.length;
+      const augLoader =
+        o.mode === 'augmented'
+          ? new SubsetLoader(
+              trainSrc,
+              {
+                batchSize: o.batchSize,
+                seed: o.seed,
+                workers: o.workers,
+                transform: {
+                  mode: 'train',
+                  size: enc.imageSize,
+                  view: enc.view,
+                  input: enc.spec.input,
+                  cropLow: o.cropLow ?? enc.cropLow,
+                },
+                onWarn: (m) => log(`[data] ${m}`),
+              },
+              trainIdx,
+            )
+          : null;
+      const epochs: ProbeEpochMetrics[] = [];
+      let best: ProbeEpochMetrics | null = null;
+      let bestW: Float32Array | null = null;
+      let bestB: Float32Array | null = null;
+      const score = (m: ProbeEpochMetrics) =>
+        selection === 'val' ? m.val_top1! : selection === 'test' ? m.top1 : m.epoch;
+      try {
+        for (let epoch = 1; epoch <= o.epochs; epoch++) {
+          const te = performance.now();
+          const lr = stepLr(o.lr, epoch, o.decayEpochs, o.decayRate);
+          sgd.lr = lr;
+          let lossSum = 0,
+            hitSum = 0,
+            n = 0;
+          if (cached) {
+            const order = new Int32Array(cached.n).map((_, i) => i);
+            new Rng(o.seed * 7919 + epoch).shuffle(order);
+            for (let s = 0; s < cached.n; s += o.batchSize) {
+              const rows = order.subarray(s, Math.min(s + o.batchSize, cached.n));
+              const xb = new Float32Array(rows.length * D);
+              const yb = new Int32Array(rows.length);
+              rows.forEach((r, k) => {
+                xb.set(cached.features.subarray(r * D, (r + 1) * D), k * D);
+                yb[k] = cached.labels[r];
+              });
+              const x = tf.tensor2d(xb, [rows.length, D]);
+              const r = await trainStep(x, yb);
+              x.dispose();
+              lossSum += r.loss * rows.length;
+              hitSum += r.hits;
+              n += rows.length;
+            }
+          } else {
+            for await (const batch of augLoader!.epoch(epoch)) {
+              const x = tf.tidy(() =>
+                layerFeatures(
+                  enc.model,
+                  tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]),
+                  info,
+                ),
+              );
+              const r = await trainStep(x, batch.label);
+              x.dispose();
+              lossSum += r.loss * batch.size;
+              hitSum += r.hits;
+              n += batch.size;
+            }
           }
-        } else {
-          for await (const batch of augLoader!.epoch(epoch)) {
-            const x = tf.tidy(() => layerFeatures(enc.model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), info));
-            const r = await trainStep(x, batch.label);
-            x.dispose();
-            lossSum += r.loss * batch.size;
-            hitSum += r.hits;
-            n += batch.size;
+          if (!Number.isFinite(lossSum))
+            throw new Error(`probe: the loss became ${lossSum} in epoch ${epoch}; try a lower --learning_rate`);
+          const t = await evaluate(test);
+          const m: ProbeEpochMetrics = {
+            epoch,
+            lr,
+            loss: lossSum / n,
+            train_top1: hitSum / n,
+            top1: t.top1,
+            top5: t.top5,
+            epoch_sec: 0,
+          };
+          if (val) {
+            const v = await evaluate(val);
+            m.val_top1 = v.top1;
+            m.val_top5 = v.top5;
           }
+          m.epoch_sec = (performance.now() - te) / 1000;
+          epochs.push(m);
+          if (!best || score(m) > score(best)) {
+            best = m;
+            bestW = Float32Array.from((await W.data()) as Float32Array);
+            bestB = Float32Array.from((await b.data()) as Float32Array);
+          }
+          log(
+            `[probe] epoch ${epoch}/${o.epochs} lr ${lr}: loss ${m.loss.toFixed(4)} train top-1 ${pct(m.train_top1)}` +
+              (val ? `  held-out top-1 ${pct(m.val_top1!)}` : '') +
+              `  test top-1 ${pct(m.top1)} top-5 ${pct(m.top5)}  (${m.epoch_sec.toFixed(1)} s)`,
+          );
         }
-        if (!Number.isFinite(lossSum)) throw new Error(`probe: the loss became ${lossSum} in epoch ${epoch}; try a lower --learning_rate`);
-        const t = await evaluate(test);
-        const m: ProbeEpochMetrics = { epoch, lr, loss: lossSum / n, train_top1: hitSum / n, top1: t.top1, top5: t.top5, epoch_sec: 0 };
-        if (val) {
-          const v = await evaluate(val);
-          m.val_top1 = v.top1;
-          m.val_top5 = v.top5;
-        }
-        m.epoch_sec = (performance.now() - te) / 1000;
-        epochs.push(m);
-        if (!best || score(m) > score(best)) {
-          best = m;
-          bestW = Float32Array.from((await W.data()) as Float32Array);
-          bestB = Float32Array.from((await b.data()) as Float32Array);
-        }
-        log(`[probe] epoch ${epoch}/${o.epochs} lr ${lr}: loss ${m.loss.toFixed(4)} train top-1 ${pct(m.train_top1)}` +
-          (val ? `  held-out top-1 ${pct(m.val_top1!)}` : '') + `  test top-1 ${pct(m.top1)} top-5 ${pct(m.top5)}  (${m.epoch_sec.toFixed(1)} s)`);
+      } finally {
+        await augLoader?.close();
+        sgd.dispose();
+        tf.dispose([W, b]);
       }
-    } finally {
-      await augLoader?.close();
-      sgd.dispose();
-      tf.dispose([W, b]);
-    }
-    return { epochs, best: best!, bestW: bestW!, bestB: bestB! };
+      return { epochs, best: best!, bestW: bestW!, bestB: bestB! };
     };
 
     const selectedOn: ProbeSelection = wdList ? 'last' : val ? 'val' : 'test';
@@ -780,12 +919,20 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
         const tw = performance.now();
         log(`[probe] weight decay ${wd}: fitting on ${cached!.n} images, scoring on the ${val!.n} held out`);
         const r = await fit(wd, cached, val, 'val');
-        candidates.push({ weight_decay: wd, val_top1: r.best.val_top1!, test_top1: r.best.top1, best_epoch: r.best.epoch, seconds: (performance.now() - tw) / 1000 });
+        candidates.push({
+          weight_decay: wd,
+          val_top1: r.best.val_top1!,
+          test_top1: r.best.top1,
+          best_epoch: r.best.epoch,
+          seconds: (performance.now() - tw) / 1000,
+        });
       }
       // Ties go to the value listed first.
       const chosen = candidates.reduce((a, c) => (c.val_top1 > a.val_top1 ? c : a), candidates[0]).weight_decay;
       wdSelection = { val_split: o.valSplit, chosen, candidates };
-      log(`[probe] weight decay ${chosen} chosen on the held-out images (${candidates.map((c) => `${c.weight_decay}: ${pct(c.val_top1)}`).join(', ')}); refitting on all ${cached!.n + val!.n} training images`);
+      log(
+        `[probe] weight decay ${chosen} chosen on the held-out images (${candidates.map((c) => `${c.weight_decay}: ${pct(c.val_top1)}`).join(', ')}); refitting on all ${cached!.n + val!.n} training images`,
+      );
       fitted = await fit(chosen, concatSets(cached!, val!), null, 'last');
     } else {
       fitted = await fit(o.weightDecay, cached, val, selectedOn);
@@ -794,10 +941,26 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const last = epochs[epochs.length - 1];
     const { log: _l, out: _o, ...cfg } = opts;
     const head: LinearHead = {
-      format: 'cmc-linear-head', version: 1, layer: o.layer, pool: info.pool, poolType: info.poolType, featureDim: D, classNames,
-      weight: Array.from(bestW), bias: Array.from(bestB), featureLayout: FEATURE_LAYOUT,
-      arch: enc.spec.arch, imageSize: enc.imageSize, view: enc.view, views: enc.spec.views.map((v) => v.name),
-      probeConfig: { ...PROBE_DEFAULTS, ...stripUndefined(cfg), ...(wdSelection ? { weightDecay: wdSelection.chosen } : {}), encoder: enc.source },
+      format: 'cmc-linear-head',
+      version: 1,
+      layer: o.layer,
+      pool: info.pool,
+      poolType: info.poolType,
+      featureDim: D,
+      classNames,
+      weight: Array.from(bestW),
+      bias: Array.from(bestB),
+      featureLayout: FEATURE_LAYOUT,
+      arch: enc.spec.arch,
+      imageSize: enc.imageSize,
+      view: enc.view,
+      views: enc.spec.views.map((v) => v.name),
+      probeConfig: {
+        ...PROBE_DEFAULTS,
+        ...stripUndefined(cfg),
+        ...(wdSelection ? { weightDecay: wdSelection.chosen } : {}),
+        encoder: enc.source,
+      },
       metrics: { selectedOn, best, last, epochs },
     };
     let headPath: string | null = null;
@@ -805,14 +968,33 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
       writeHead(o.out, head);
       headPath = o.out;
     }
-    const chosenOn = { val: 'the held-out train split', test: 'the test split, as the seed', last: 'none: the last epoch of the schedule' }[selectedOn];
-    log(`[probe] reported epoch ${best.epoch} (chosen on ${chosenOn}): ` +
-      `test top-1 ${pct(best.top1)} top-5 ${pct(best.top5)}; last epoch top-1 ${pct(last.top1)}` + (headPath ? `; head -> ${headPath}` : ''));
+    const chosenOn = {
+      val: 'the held-out train split',
+      test: 'the test split, as the seed',
+      last: 'none: the last epoch of the schedule',
+    }[selectedOn];
+    log(
+      `[probe] reported epoch ${best.epoch} (chosen on ${chosenOn}): ` +
+        `test top-1 ${pct(best.top1)} top-5 ${pct(best.top5)}; last epoch top-1 ${pct(last.top1)}` +
+        (headPath ? `; head -> ${headPath}` : ''),
+    );
     return {
       wdSelection,
-      layer: info, epochs, best, last, selectedOn, head, headPath,
-      nTrain: wdSelection ? trainIdx.length + valIdx.length : trainIdx.length, nVal: wdSelection ? 0 : valIdx.length, nTest: test.n, testSplit: held.info,
-      encoder: enc.source, backend, featureSeconds, seconds: (performance.now() - t0) / 1000,
+      layer: info,
+      epochs,
+      best,
+      last,
+      selectedOn,
+      head,
+      headPath,
+      nTrain: wdSelection ? trainIdx.length + valIdx.length : trainIdx.length,
+      nVal: wdSelection ? 0 : valIdx.length,
+      nTest: test.n,
+      testSplit: held.info,
+      encoder: enc.source,
+      backend,
+      featureSeconds,
+      seconds: (performance.now() - t0) / 1000,
     };
   } finally {
     enc.model.dispose();
@@ -889,12 +1071,25 @@ export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> 
     if (!held.src.labels()) throw new Error(`${opts.dataFolder}: kNN needs labelled train and test splits`);
     if (held.info.source === 'held_out') log(`[knn] test split: ${describeTestSplit(held.info)}`);
     const layer = opts.layer ?? enc.spec.views[0].encoder.blocks.length;
-    const info = probeLayerInfo(enc.spec, layer, opts.pool !== undefined || opts.poolType ? { pool: opts.pool, poolType: opts.poolType } : undefined);
+    const info = probeLayerInfo(
+      enc.spec,
+      layer,
+      opts.pool !== undefined || opts.poolType ? { pool: opts.pool, poolType: opts.poolType } : undefined,
+    );
     const k = opts.k ?? 200;
     const T = opts.T ?? 0.07;
-    if (!(Number.isInteger(k) && k > 0) || !(T > 0)) throw new Error(`k must be a positive integer and T > 0 (got ${k}, ${T})`);
-    log(`[knn] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init)` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${layer}: ${info.note} -> ${info.featureDim} features; k ${k}, T ${T}`);
-    const lo: LoaderOptions = { batchSize: opts.batchSize ?? 256, workers: opts.workers ?? 2, shuffle: false, transform: { mode: 'val', size: enc.imageSize, view: enc.view, input: enc.spec.input }, onWarn };
+    if (!(Number.isInteger(k) && k > 0) || !(T > 0))
+      throw new Error(`k must be a positive integer and T > 0 (got ${k}, ${T})`);
+    log(
+      `[knn] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init)` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${layer}: ${info.note} -> ${info.featureDim} features; k ${k}, T ${T}`,
+    );
+    const lo: LoaderOptions = {
+      batchSize: opts.batchSize ?? 256,
+      workers: opts.workers ?? 2,
+      shuffle: false,
+      transform: { mode: 'val', size: enc.imageSize, view: enc.view, input: enc.spec.input },
+      onWarn,
+    };
     const get = async (src: DataSource, subset: Int32Array | null) => {
       const loader = subset ? new SubsetLoader(src, lo, subset) : new Loader(src, lo);
       try {
@@ -903,20 +1098,34 @@ export async function knnEvaluate(opts: KnnEvalOptions): Promise<KnnEvalResult> 
         await loader.close();
       }
     };
-    const trainIdx = held.testIdx ? Int32Array.from(held.trainLabels.keys()).filter((i) => held.trainLabels[i] >= 0) : null;
+    const trainIdx = held.testIdx
+      ? Int32Array.from(held.trainLabels.keys()).filter((i) => held.trainLabels[i] >= 0)
+      : null;
     const tr = await get(trainSrc, trainIdx);
     const te = await get(held.src, held.testIdx);
-    const unit = (s: FeatureSet) => tf.tidy(() => {
-      const x = tf.tensor2d(s.features, [s.n, s.dim]);
-      // A zero row (dead ReLU map) stays zero instead of NaN.
-      return tf.div(x, tf.maximum(tf.norm(x, 2, 1, true), 1e-12)) as tf.Tensor2D;
-    });
-    const a = unit(tr), b = unit(te);
+    const unit = (s: FeatureSet) =>
+      tf.tidy(() => {
+        const x = tf.tensor2d(s.features, [s.n, s.dim]);
+        // A zero row (dead ReLU map) stays zero instead of NaN.
+        return tf.div(x, tf.maximum(tf.norm(x, 2, 1, true), 1e-12)) as tf.Tensor2D;
+      });
+    const a = unit(tr),
+      b = unit(te);
     tensors.push(a, b);
     const classes = Math.max(trainSrc.classNames.length, 1 + Math.max(...tr.labels, ...te.labels));
     const r = await weightedKnn(a, tr.labels, b, te.labels, { k, T, classes });
     log(`[knn] top-1 ${pct(r.top1)}  top-5 ${pct(r.top5)}  (${r.n} test images, ${tr.n} neighbours' pool)`);
-    return { ...r, k, T, layer: info, nTrain: tr.n, testSplit: held.info, encoder: enc.source, backend, seconds: (performance.now() - t0) / 1000 };
+    return {
+      ...r,
+      k,
+      T,
+      layer: info,
+      nTrain: tr.n,
+      testSplit: held.info,
+      encoder: enc.source,
+      backend,
+      seconds: (performance.now() - t0) / 1000,
+    };
   } finally {
     tf.dispose(tensors);
     enc?.model.dispose();

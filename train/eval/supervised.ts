@@ -40,20 +40,48 @@ import { crossEntropy, topkHits } from './probe.ts';
 
 export type SupervisedConfig = Pick<
   TrainConfig,
-  | 'data_folder' | 'dataset' | 'model' | 'image_size' | 'feat_dim' | 'view' | 'crop_low' | 'batch_size' | 'epochs'
-  | 'learning_rate' | 'lr_decay_epochs' | 'lr_decay_rate' | 'momentum' | 'weight_decay' | 'backend' | 'seed'
-  | 'workers' | 'model_path' | 'name'
+  | 'data_folder'
+  | 'dataset'
+  | 'model'
+  | 'image_size'
+  | 'feat_dim'
+  | 'view'
+  | 'crop_low'
+  | 'batch_size'
+  | 'epochs'
+  | 'learning_rate'
+  | 'lr_decay_epochs'
+  | 'lr_decay_rate'
+  | 'momentum'
+  | 'weight_decay'
+  | 'backend'
+  | 'seed'
+  | 'workers'
+  | 'model_path'
+  | 'name'
 >;
 
 /** `cmc train`'s defaults (those of HobbitLong/CMC `train_CMC.py`), so the two runs differ only in the objective. */
 export const SUPERVISED_DEFAULTS: SupervisedConfig = {
-  data_folder: TRAIN_DEFAULTS.data_folder, dataset: TRAIN_DEFAULTS.dataset, model: TRAIN_DEFAULTS.model,
-  image_size: TRAIN_DEFAULTS.image_size, feat_dim: TRAIN_DEFAULTS.feat_dim, view: TRAIN_DEFAULTS.view,
-  crop_low: TRAIN_DEFAULTS.crop_low, batch_size: TRAIN_DEFAULTS.batch_size, epochs: TRAIN_DEFAULTS.epochs,
-  learning_rate: TRAIN_DEFAULTS.learning_rate, lr_decay_epochs: TRAIN_DEFAULTS.lr_decay_epochs,
-  lr_decay_rate: TRAIN_DEFAULTS.lr_decay_rate, momentum: TRAIN_DEFAULTS.momentum, weight_decay: TRAIN_DEFAULTS.weight_decay,
-  backend: TRAIN_DEFAULTS.backend, seed: TRAIN_DEFAULTS.seed, workers: TRAIN_DEFAULTS.workers,
-  model_path: TRAIN_DEFAULTS.model_path, name: '',
+  data_folder: TRAIN_DEFAULTS.data_folder,
+  dataset: TRAIN_DEFAULTS.dataset,
+  model: TRAIN_DEFAULTS.model,
+  image_size: TRAIN_DEFAULTS.image_size,
+  feat_dim: TRAIN_DEFAULTS.feat_dim,
+  view: TRAIN_DEFAULTS.view,
+  crop_low: TRAIN_DEFAULTS.crop_low,
+  batch_size: TRAIN_DEFAULTS.batch_size,
+  epochs: TRAIN_DEFAULTS.epochs,
+  learning_rate: TRAIN_DEFAULTS.learning_rate,
+  lr_decay_epochs: TRAIN_DEFAULTS.lr_decay_epochs,
+  lr_decay_rate: TRAIN_DEFAULTS.lr_decay_rate,
+  momentum: TRAIN_DEFAULTS.momentum,
+  weight_decay: TRAIN_DEFAULTS.weight_decay,
+  backend: TRAIN_DEFAULTS.backend,
+  seed: TRAIN_DEFAULTS.seed,
+  workers: TRAIN_DEFAULTS.workers,
+  model_path: TRAIN_DEFAULTS.model_path,
+  name: '',
 };
 
 export interface SupervisedEpoch {
@@ -84,7 +112,9 @@ export interface SupervisedHooks {
 }
 
 export function supervisedRunName(c: SupervisedConfig): string {
-  return c.name || `supervised_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}`;
+  return (
+    c.name || `supervised_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}`
+  );
 }
 
 /** Width of the classifier input: the views' last-block outputs without the final l2norm, summed. */
@@ -113,19 +143,25 @@ export function preNormFeatures(model: CmcModel, x: tf.Tensor4D, training: boole
   });
 }
 
-
 function validate(c: SupervisedConfig): void {
   const bad: string[] = [];
   if (!c.data_folder) bad.push('--data_folder is required');
-  for (const k of ['batch_size', 'epochs', 'feat_dim', 'image_size'] as const) if (!(Number.isInteger(c[k]) && c[k] > 0)) bad.push(`--${k} must be a positive integer (got ${c[k]})`);
+  for (const k of ['batch_size', 'epochs', 'feat_dim', 'image_size'] as const)
+    if (!(Number.isInteger(c[k]) && c[k] > 0)) bad.push(`--${k} must be a positive integer (got ${c[k]})`);
   if (!(c.learning_rate > 0)) bad.push('--learning_rate must be > 0');
   if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
   if (bad.length) throw new Error(bad.join('; '));
 }
 
-export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_folder: string }, hooks: SupervisedHooks = {}): Promise<SupervisedResult> {
-  const cfg: SupervisedConfig = { ...SUPERVISED_DEFAULTS, ...Object.fromEntries(Object.entries(cfgIn).filter(([, v]) => v !== undefined)) };
+export async function trainSupervised(
+  cfgIn: Partial<SupervisedConfig> & { data_folder: string },
+  hooks: SupervisedHooks = {},
+): Promise<SupervisedResult> {
+  const cfg: SupervisedConfig = {
+    ...SUPERVISED_DEFAULTS,
+    ...Object.fromEntries(Object.entries(cfgIn).filter(([, v]) => v !== undefined)),
+  };
   const log = hooks.log ?? ((l: string) => console.error(l));
   validate(cfg);
   const backend = await initBackend(cfg.backend);
@@ -136,7 +172,8 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
   const loaders: Loader[] = [];
   try {
     const labels = source.labels();
-    if (!labels || labels.every((y) => y < 0)) throw new Error(`${cfg.data_folder}: supervised training needs labelled training images`);
+    if (!labels || labels.every((y) => y < 0))
+      throw new Error(`${cfg.data_folder}: supervised training needs labelled training images`);
     testSource = await openSource(cfg.dataset, cfg.data_folder, 'test').catch(() => null);
     const maxLabel = Math.max(...labels, ...(testSource?.labels() ?? [0]));
     const nClasses = Math.max(source.classNames.length, maxLabel + 1);
@@ -149,26 +186,47 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
     // PyTorch nn.Linear default: U(+-1/sqrt(fan_in)) for weight and bias.
     const rng = new Rng(cfg.seed + 2);
     const bound = 1 / Math.sqrt(inDim);
-    const W = tf.variable(tf.tensor2d(Float32Array.from({ length: inDim * nClasses }, () => rng.range(-bound, bound)), [inDim, nClasses]), true);
+    const W = tf.variable(
+      tf.tensor2d(
+        Float32Array.from({ length: inDim * nClasses }, () => rng.range(-bound, bound)),
+        [inDim, nClasses],
+      ),
+      true,
+    );
     const b = tf.variable(tf.tensor1d(Float32Array.from({ length: nClasses }, () => rng.range(-bound, bound))), true);
     disposables.push(W, b);
-    const sgd = new SGD([...model.trainableVariables(), W, b], { lr: cfg.learning_rate, momentum: cfg.momentum, weightDecay: cfg.weight_decay });
+    const sgd = new SGD([...model.trainableVariables(), W, b], {
+      lr: cfg.learning_rate,
+      momentum: cfg.momentum,
+      weightDecay: cfg.weight_decay,
+    });
     disposables.push(sgd);
 
     const runDir = path.join(cfg.model_path, supervisedRunName(cfg));
     fs.mkdirSync(runDir, { recursive: true });
     const ckptPath = path.join(runDir, 'current.ckpt');
     const loader = new Loader(source, {
-      batchSize: cfg.batch_size, seed: cfg.seed, workers: cfg.workers,
-      transform: { mode: 'train', size: cfg.image_size, view: cfg.view, cropLow: cfg.crop_low }, onWarn,
+      batchSize: cfg.batch_size,
+      seed: cfg.seed,
+      workers: cfg.workers,
+      transform: { mode: 'train', size: cfg.image_size, view: cfg.view, cropLow: cfg.crop_low },
+      onWarn,
     });
     loaders.push(loader);
     const testLoader = testSource
-      ? new Loader(testSource, { batchSize: 256, workers: cfg.workers, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view }, onWarn })
+      ? new Loader(testSource, {
+          batchSize: 256,
+          workers: cfg.workers,
+          shuffle: false,
+          transform: { mode: 'val', size: cfg.image_size, view: cfg.view },
+          onWarn,
+        })
       : null;
     if (testLoader) loaders.push(testLoader);
-    log(`[supervised] ${cfg.model} (${model.numParams().toLocaleString('en')} params) + linear ${inDim}->${nClasses} on pre-normalisation fc8 ` +
-      `features; ${source.length} train images${testSource ? `, ${testSource.length} test` : ' (no test split)'}; ${backend.name}; run folder ${runDir}`);
+    log(
+      `[supervised] ${cfg.model} (${model.numParams().toLocaleString('en')} params) + linear ${inDim}->${nClasses} on pre-normalisation fc8 ` +
+        `features; ${source.length} train images${testSource ? `, ${testSource.length} test` : ' (no test split)'}; ${backend.name}; run folder ${runDir}`,
+    );
 
     const metrics: SupervisedEpoch[] = [];
     let step = 0;
@@ -176,7 +234,9 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
       const t0 = performance.now();
       const lr = stepLr(cfg.learning_rate, epoch, cfg.lr_decay_epochs, cfg.lr_decay_rate);
       sgd.lr = lr;
-      let lossSum = 0, hitSum = 0, n = 0;
+      let lossSum = 0,
+        hitSum = 0,
+        n = 0;
       for await (const batch of loader.epoch(epoch)) {
         // Unlabelled samples (STL-10 'train+unlabeled' style sources) carry no signal here: skip them.
         const keep = [...batch.label.keys()].filter((k) => batch.label[k] >= 0);
@@ -199,18 +259,44 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
         const hits = await topkHits(logitsKept!, yArr);
         tf.dispose([value, x, y, logitsKept!]);
         step++;
-        if (!Number.isFinite(loss)) throw new Error(`supervised: the loss became ${loss} at epoch ${epoch}, step ${step}; try a lower --learning_rate`);
+        if (!Number.isFinite(loss))
+          throw new Error(
+            `supervised: the loss became ${loss} at epoch ${epoch}, step ${step}; try a lower --learning_rate`,
+          );
         hooks.onStep?.(epoch, step, loss);
         lossSum += loss * yArr.length;
         hitSum += hits.hit1;
         n += yArr.length;
       }
       const sec = (performance.now() - t0) / 1000;
-      const m: SupervisedEpoch = { epoch, step, lr, loss: lossSum / n, train_top1: hitSum / n, epoch_sec: sec, images_per_s: n / sec };
+      const m: SupervisedEpoch = {
+        epoch,
+        step,
+        lr,
+        loss: lossSum / n,
+        train_top1: hitSum / n,
+        epoch_sec: sec,
+        images_per_s: n / sec,
+      };
       if (testLoader) {
-        let h1 = 0, h5 = 0, nt = 0;
+        let h1 = 0,
+          h5 = 0,
+          nt = 0;
         for await (const batch of testLoader.epoch(0)) {
-          const logits = tf.tidy(() => tf.add(tf.matMul(preNormFeatures(model, tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]), false), W), b) as tf.Tensor2D);
+          const logits = tf.tidy(
+            () =>
+              tf.add(
+                tf.matMul(
+                  preNormFeatures(
+                    model,
+                    tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]),
+                    false,
+                  ),
+                  W,
+                ),
+                b,
+              ) as tf.Tensor2D,
+          );
           const h = await topkHits(logits, batch.label);
           logits.dispose();
           h1 += h.hit1;
@@ -224,18 +310,39 @@ export async function trainSupervised(cfgIn: Partial<SupervisedConfig> & { data_
       }
       metrics.push(m);
       appendToFile(path.join(runDir, 'metrics.jsonl'), JSON.stringify(m) + '\n');
-      log(`[supervised] epoch ${epoch}/${cfg.epochs} lr ${lr}: loss ${m.loss.toFixed(4)}  train top-1 ${(100 * m.train_top1).toFixed(2)}%` +
-        (m.test_top1 !== undefined ? `  test top-1 ${(100 * m.test_top1).toFixed(2)}% top-5 ${(100 * m.test_top5!).toFixed(2)}%` : '') + `  (${sec.toFixed(1)} s)`);
+      log(
+        `[supervised] epoch ${epoch}/${cfg.epochs} lr ${lr}: loss ${m.loss.toFixed(4)}  train top-1 ${(100 * m.train_top1).toFixed(2)}%` +
+          (m.test_top1 !== undefined
+            ? `  test top-1 ${(100 * m.test_top1).toFixed(2)}% top-5 ${(100 * m.test_top5!).toFixed(2)}%`
+            : '') +
+          `  (${sec.toFixed(1)} s)`,
+      );
 
       const config: TrainConfig = { ...TRAIN_DEFAULTS, ...cfg, name: supervisedRunName(cfg) };
       const header = {
-        format: 'cmc-train-checkpoint', version: 1, objective: 'supervised', config, spec, epoch, step,
-        sgd: { lr: sgd.lr, momentum: sgd.momentum, weightDecay: sgd.weightDecay }, nData: source.length, classNames, metrics,
-        classifier: { input: 'concatenated pre-L2-normalisation fc8 outputs of the views, in spec order', inDim, classes: nClasses },
+        format: 'cmc-train-checkpoint',
+        version: 1,
+        objective: 'supervised',
+        config,
+        spec,
+        epoch,
+        step,
+        sgd: { lr: sgd.lr, momentum: sgd.momentum, weightDecay: sgd.weightDecay },
+        nData: source.length,
+        classNames,
+        metrics,
+        classifier: {
+          input: 'concatenated pre-L2-normalisation fc8 outputs of the views, in spec order',
+          inDim,
+          classes: nClasses,
+        },
       };
       const tensors: Record<string, TensorEntry> = {};
       for (const [k, v] of Object.entries(await model.snapshot())) tensors[`model/${k}`] = v;
-      tensors['classifier/weight'] = { shape: [inDim, nClasses], data: Float32Array.from((await W.data()) as Float32Array) };
+      tensors['classifier/weight'] = {
+        shape: [inDim, nClasses],
+        data: Float32Array.from((await W.data()) as Float32Array),
+      };
       tensors['classifier/bias'] = { shape: [nClasses], data: Float32Array.from((await b.data()) as Float32Array) };
       writeCheckpoint(ckptPath, { header, tensors });
     }

@@ -63,16 +63,97 @@ export type ParamArrays = Record<string, ParamArray>;
  * onnxruntime-web 1.30 docs/webgpu-operators.md). The exporter refuses graphs using anything else.
  */
 export const WEBGPU_OPS: ReadonlySet<string> = new Set([
-  'Abs', 'Acos', 'Acosh', 'Add', 'ArgMax', 'ArgMin', 'Asin', 'Asinh', 'Atan', 'Atanh', 'AveragePool',
-  'BatchNormalization', 'Cast', 'Ceil', 'Clip', 'Concat', 'Conv', 'ConvTranspose', 'Cos', 'Cosh', 'CumSum',
-  'DFT', 'DepthToSpace', 'DequantizeLinear', 'Div', 'Einsum', 'Elu', 'Equal', 'Erf', 'Exp', 'Expand',
-  'Flatten', 'Floor', 'Gather', 'GatherElements', 'GatherND', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool',
-  'Greater', 'GreaterOrEqual', 'GridSample', 'HardSigmoid', 'HardSwish', 'If', 'InstanceNormalization',
-  'LayerNormalization', 'LeakyRelu', 'Less', 'LessOrEqual', 'Log', 'MatMul', 'MaxPool', 'Mul', 'Neg', 'Not',
-  'Pad', 'Pow', 'Range', 'Reciprocal', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceMax',
-  'ReduceMean', 'ReduceMin', 'ReduceProd', 'ReduceSum', 'ReduceSumSquare', 'Relu', 'Reshape', 'Resize',
-  'ScatterND', 'Shape', 'Sigmoid', 'Sin', 'Sinh', 'Slice', 'Softmax', 'Split', 'Sqrt', 'Squeeze', 'Sub',
-  'Tan', 'Tanh', 'ThresholdedRelu', 'Tile', 'Transpose', 'Unsqueeze', 'Where',
+  'Abs',
+  'Acos',
+  'Acosh',
+  'Add',
+  'ArgMax',
+  'ArgMin',
+  'Asin',
+  'Asinh',
+  'Atan',
+  'Atanh',
+  'AveragePool',
+  'BatchNormalization',
+  'Cast',
+  'Ceil',
+  'Clip',
+  'Concat',
+  'Conv',
+  'ConvTranspose',
+  'Cos',
+  'Cosh',
+  'CumSum',
+  'DFT',
+  'DepthToSpace',
+  'DequantizeLinear',
+  'Div',
+  'Einsum',
+  'Elu',
+  'Equal',
+  'Erf',
+  'Exp',
+  'Expand',
+  'Flatten',
+  'Floor',
+  'Gather',
+  'GatherElements',
+  'GatherND',
+  'Gemm',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'Greater',
+  'GreaterOrEqual',
+  'GridSample',
+  'HardSigmoid',
+  'HardSwish',
+  'If',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'LeakyRelu',
+  'Less',
+  'LessOrEqual',
+  'Log',
+  'MatMul',
+  'MaxPool',
+  'Mul',
+  'Neg',
+  'Not',
+  'Pad',
+  'Pow',
+  'Range',
+  'Reciprocal',
+  'ReduceL1',
+  'ReduceL2',
+  'ReduceLogSum',
+  'ReduceLogSumExp',
+  'ReduceMax',
+  'ReduceMean',
+  'ReduceMin',
+  'ReduceProd',
+  'ReduceSum',
+  'ReduceSumSquare',
+  'Relu',
+  'Reshape',
+  'Resize',
+  'ScatterND',
+  'Shape',
+  'Sigmoid',
+  'Sin',
+  'Sinh',
+  'Slice',
+  'Softmax',
+  'Split',
+  'Sqrt',
+  'Squeeze',
+  'Sub',
+  'Tan',
+  'Tanh',
+  'ThresholdedRelu',
+  'Tile',
+  'Transpose',
+  'Unsqueeze',
+  'Where',
 ]);
 
 /** Throws if a node uses an operator outside WEBGPU_OPS (or a domain other than ai.onnx). */
@@ -145,7 +226,12 @@ interface Affine {
 }
 
 /** The conv/linear's own bias, then the following BN (eval form) folded in. */
-function affineFor(out: number, layer: { name: string; bias: boolean }, bn: (LayerSpec & { kind: 'batchnorm' }) | null, get: Lookup): Affine {
+function affineFor(
+  out: number,
+  layer: { name: string; bias: boolean },
+  bn: (LayerSpec & { kind: 'batchnorm' }) | null,
+  get: Lookup,
+): Affine {
   const scale = new Float64Array(out).fill(1);
   const shift = new Float64Array(out);
   if (layer.bias) {
@@ -167,7 +253,8 @@ function affineFor(out: number, layer: { name: string; bias: boolean }, bn: (Lay
 }
 
 function checkShape(p: ParamArray, shape: number[], name: string): void {
-  if (p.shape.join() !== shape.join()) throw new Error(`${name}: parameter shape [${p.shape}] but the spec needs [${shape}]`);
+  if (p.shape.join() !== shape.join())
+    throw new Error(`${name}: parameter shape [${p.shape}] but the spec needs [${shape}]`);
 }
 
 interface EmitState {
@@ -295,7 +382,9 @@ function emitLayer(
     case 'residual': {
       const unit = `${view}.${layer.name}`;
       const body = emitLayers({ ...st, scope: `${unit}.body` }, layer.body, x, shape);
-      const sc = layer.shortcut.length ? emitLayers({ ...st, scope: `${unit}.shortcut` }, layer.shortcut, x, shape).x : x;
+      const sc = layer.shortcut.length
+        ? emitLayers({ ...st, scope: `${unit}.shortcut` }, layer.shortcut, x, shape).x
+        : x;
       return g.op('Relu', [g.op('Add', [body.x, sc], unit)], unit);
     }
     default:
@@ -335,11 +424,22 @@ export function adaptivePoolBins(inSize: number, outSize: number): [number, numb
   if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
     throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
   }
-  return Array.from({ length: outSize }, (_, i) => [Math.floor((i * inSize) / outSize), Math.ceil(((i + 1) * inSize) / outSize)]);
+  return Array.from({ length: outSize }, (_, i) => [
+    Math.floor((i * inSize) / outSize),
+    Math.ceil(((i + 1) * inSize) / outSize),
+  ]);
 }
 
 /** Adaptive pooling of NCHW `x` along one spatial axis (2 = H, 3 = W) from `inSize` to `outSize`. */
-function emitAdaptivePoolAxis(g: GraphBuilder, x: string, axis: 2 | 3, inSize: number, outSize: number, type: AdaptivePoolType, base: string): string {
+function emitAdaptivePoolAxis(
+  g: GraphBuilder,
+  x: string,
+  axis: 2 | 3,
+  inSize: number,
+  outSize: number,
+  type: AdaptivePoolType,
+  base: string,
+): string {
   if (inSize === outSize) return x; // every bin is one cell
   const bins = adaptivePoolBins(inSize, outSize);
   const sizes = [...new Set(bins.map(([s, e]) => e - s))].sort((a, b) => a - b);
@@ -374,8 +474,16 @@ function emitAdaptivePoolAxis(g: GraphBuilder, x: string, axis: 2 | 3, inSize: n
  * AdaptiveMaxPool2d / AdaptiveAvgPool2d of NCHW `x` with spatial size [inH, inW] to `out` (rows, then
  * columns, as train/eval/probe.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
  */
-export function emitAdaptivePool2d(g: GraphBuilder, x: string, inHW: [number, number], out: [number, number], type: AdaptivePoolType, base = 'adaptive_pool'): string {
-  if (type !== 'max' && type !== 'avg') throw new Error(`adaptive pooling type must be max or avg, got ${String(type)}`);
+export function emitAdaptivePool2d(
+  g: GraphBuilder,
+  x: string,
+  inHW: [number, number],
+  out: [number, number],
+  type: AdaptivePoolType,
+  base = 'adaptive_pool',
+): string {
+  if (type !== 'max' && type !== 'avg')
+    throw new Error(`adaptive pooling type must be max or avg, got ${String(type)}`);
   const rows = emitAdaptivePoolAxis(g, x, 2, inHW[0], out[0], type, `${base}/rows`);
   return emitAdaptivePoolAxis(g, rows, 3, inHW[1], out[1], type, `${base}/cols`);
 }
@@ -384,7 +492,12 @@ export function emitAdaptivePool2d(g: GraphBuilder, x: string, inHW: [number, nu
  * A graph NCHW `x` [N, C, inH, inW] -> adaptive pooled `y` [N, C, out[0], out[1]] (for tests; when `out` is
  * the map size the graph is one Identity, which is not in WEBGPU_OPS: the exporter emits nothing then).
  */
-export function buildAdaptivePoolGraph(c: number, inHW: [number, number], out: [number, number], type: AdaptivePoolType): IGraphProto {
+export function buildAdaptivePoolGraph(
+  c: number,
+  inHW: [number, number],
+  out: [number, number],
+  type: AdaptivePoolType,
+): IGraphProto {
   const g = new GraphBuilder();
   g.unique('x');
   const y = emitAdaptivePool2d(g, 'x', inHW, out, type);
@@ -422,7 +535,8 @@ export const INPUT_NAME = 'images';
 export function featuresDim(spec: CmcSpec, layer: number, pool?: [number, number] | null): number {
   const shapes = spec.views.map((v) => {
     const all = inferShapes(v.encoder);
-    if (layer < 1 || layer >= all.length) throw new Error(`layer must be in 1..${all.length - 1} for ${spec.arch}, got ${layer}`);
+    if (layer < 1 || layer >= all.length)
+      throw new Error(`layer must be in 1..${all.length - 1} for ${spec.arch}, got ${layer}`);
     return all[layer].shape;
   });
   if (pool) {
@@ -434,10 +548,15 @@ export function featuresDim(spec: CmcSpec, layer: number, pool?: [number, number
 
 /** The common [H, W] of the views' block maps (NHWC shapes), or an error when the layer cannot be pooled. */
 function poolMapSize(spec: CmcSpec, layer: number, shapes: Shape[], pool: [number, number]): [number, number] {
-  if (!(pool.length === 2 && pool.every((v) => Number.isInteger(v) && v >= 1))) throw new Error(`pool must be [h, w] with positive integers, got ${JSON.stringify(pool)}`);
+  if (!(pool.length === 2 && pool.every((v) => Number.isInteger(v) && v >= 1)))
+    throw new Error(`pool must be [h, w] with positive integers, got ${JSON.stringify(pool)}`);
   for (const s of shapes) {
-    if (s.length !== 3) throw new Error(`layer ${layer} of ${spec.arch} gives vectors; it cannot be adaptively pooled (pool ${JSON.stringify(pool)})`);
-    if (s[0] !== shapes[0][0] || s[1] !== shapes[0][1]) throw new Error(`layer ${layer} of ${spec.arch}: the views' maps differ in size; they cannot be pooled together`);
+    if (s.length !== 3)
+      throw new Error(
+        `layer ${layer} of ${spec.arch} gives vectors; it cannot be adaptively pooled (pool ${JSON.stringify(pool)})`,
+      );
+    if (s[0] !== shapes[0][0] || s[1] !== shapes[0][1])
+      throw new Error(`layer ${layer} of ${spec.arch}: the views' maps differ in size; they cannot be pooled together`);
   }
   return [shapes[0][0], shapes[0][1]];
 }
@@ -451,33 +570,60 @@ function lookup(params: ParamArrays, view: string): Lookup {
 }
 
 /** Preprocessing + every view encoder; returns the embedding and features tensors (not yet graph outputs). */
-function emitCmc(g: GraphBuilder, spec: CmcSpec, params: ParamArrays, o: EncoderGraphOptions, names: { embedding: string; features?: string }) {
+function emitCmc(
+  g: GraphBuilder,
+  spec: CmcSpec,
+  params: ParamArrays,
+  o: EncoderGraphOptions,
+  names: { embedding: string; features?: string },
+) {
   const nchw = emitLayoutInput(g, INPUT_NAME, specInput(spec, o.view));
   const embeddings: string[] = [];
   const features: string[] = [];
   const maps: { name: string; shape: Shape }[] = [];
   for (const view of spec.views) {
-    if (view.encoder.imageSize !== spec.imageSize) throw new Error(`view ${view.name}: encoder image size ${view.encoder.imageSize} != ${spec.imageSize}`);
+    if (view.encoder.imageSize !== spec.imageSize)
+      throw new Error(`view ${view.name}: encoder image size ${view.encoder.imageSize} != ${spec.imageSize}`);
     const xv = emitChannels(g, nchw, view.channels, `${view.name}/input`);
     const blocks = emitEncoder(g, view.encoder, lookup(params, view.name), xv, view.name);
-    if (o.layer < 1 || o.layer > blocks.length) throw new Error(`layer must be in 1..${blocks.length} for ${spec.arch}, got ${o.layer}`);
+    if (o.layer < 1 || o.layer > blocks.length)
+      throw new Error(`layer must be in 1..${blocks.length} for ${spec.arch}, got ${o.layer}`);
     embeddings.push(blocks[blocks.length - 1].name);
     const b = blocks[o.layer - 1];
     maps.push(b);
-    if (!o.pool) features.push(b.shape.length === 1 ? b.name : g.op('Flatten', [b.name], `${view.name}/features`, { axis: 1 }));
+    if (!o.pool)
+      features.push(b.shape.length === 1 ? b.name : g.op('Flatten', [b.name], `${view.name}/features`, { axis: 1 }));
   }
   const embedding = g.op('Concat', embeddings, 'embedding', { axis: 1 }, names.embedding);
   let feats: string;
   if (o.pool) {
     // As the probe: concatenate the maps along channels, pool, flatten channel-major.
-    const hw = poolMapSize(spec, o.layer, maps.map((m) => m.shape), o.pool);
-    const cat = maps.length === 1 ? maps[0].name : g.op('Concat', maps.map((m) => m.name), 'features/maps', { axis: 1 });
+    const hw = poolMapSize(
+      spec,
+      o.layer,
+      maps.map((m) => m.shape),
+      o.pool,
+    );
+    const cat =
+      maps.length === 1
+        ? maps[0].name
+        : g.op(
+            'Concat',
+            maps.map((m) => m.name),
+            'features/maps',
+            { axis: 1 },
+          );
     const pooled = emitAdaptivePool2d(g, cat, hw, o.pool, o.poolType ?? 'max', 'features/adaptive_pool');
     feats = g.op('Flatten', [pooled], 'features', { axis: 1 }, names.features);
   } else {
     feats = g.op('Concat', features, 'features', { axis: 1 }, names.features);
   }
-  return { embedding, features: feats, embeddingDim: spec.featDim * spec.views.length, featuresDim: featuresDim(spec, o.layer, o.pool) };
+  return {
+    embedding,
+    features: feats,
+    embeddingDim: spec.featDim * spec.views.length,
+    featuresDim: featuresDim(spec, o.layer, o.pool),
+  };
 }
 
 function imagesInput(spec: CmcSpec) {
@@ -494,7 +640,10 @@ export function buildEncoderGraph(spec: CmcSpec, params: ParamArrays, o: Encoder
     node: g.nodes,
     initializer: g.initializers,
     input: [imagesInput(spec)],
-    output: [valueInfo('embedding', DataType.FLOAT, ['N', r.embeddingDim]), valueInfo('features', DataType.FLOAT, ['N', r.featuresDim])],
+    output: [
+      valueInfo('embedding', DataType.FLOAT, ['N', r.embeddingDim]),
+      valueInfo('features', DataType.FLOAT, ['N', r.featuresDim]),
+    ],
   };
   checkOps(graph, 'encoder graph');
   return graph;
@@ -509,7 +658,8 @@ export interface HeadParams {
 }
 
 function emitHead(g: GraphBuilder, x: string, h: HeadParams, out: string): string {
-  if (h.weight.length !== h.inFeatures * h.classes) throw new Error(`head weight holds ${h.weight.length} values, expected ${h.inFeatures}x${h.classes}`);
+  if (h.weight.length !== h.inFeatures * h.classes)
+    throw new Error(`head weight holds ${h.weight.length} values, expected ${h.inFeatures}x${h.classes}`);
   const w = g.constFloat('head.weight', [h.inFeatures, h.classes], h.weight);
   const b = g.constFloat('head.bias', [h.classes], h.bias);
   return g.op('Gemm', [x, w, b], 'head', { transB: 0, alpha: { float: 1 }, beta: { float: 1 } }, out);
@@ -532,11 +682,19 @@ export function buildHeadGraph(h: HeadParams): IGraphProto {
 }
 
 /** images uint8 [N, H, W, 3] -> probabilities [N, C] (Softmax), logits [N, C], embedding [N, views*featDim]. */
-export function buildClassifierGraph(spec: CmcSpec, params: ParamArrays, o: EncoderGraphOptions, h: HeadParams): IGraphProto {
+export function buildClassifierGraph(
+  spec: CmcSpec,
+  params: ParamArrays,
+  o: EncoderGraphOptions,
+  h: HeadParams,
+): IGraphProto {
   const g = new GraphBuilder();
   g.unique(INPUT_NAME);
   const r = emitCmc(g, spec, params, o, { embedding: 'embedding' });
-  if (r.featuresDim !== h.inFeatures) throw new Error(`the head takes ${h.inFeatures} features but layer ${o.layer} of ${spec.arch} gives ${r.featuresDim}`);
+  if (r.featuresDim !== h.inFeatures)
+    throw new Error(
+      `the head takes ${h.inFeatures} features but layer ${o.layer} of ${spec.arch} gives ${r.featuresDim}`,
+    );
   const logits = emitHead(g, r.features, h, 'logits');
   g.op('Softmax', [logits], 'probabilities', { axis: 1 }, 'probabilities');
   const graph: IGraphProto = {

@@ -51,16 +51,34 @@ function emitRgb(g: GraphBuilder, input: string, p: string): string {
 function emitLab(g: GraphBuilder, rgb: string, p: string): string {
   // sRGB linearisation: c > 0.04045 ? ((c + 0.055) / 1.055)^2.4 : c / 12.92.
   const hi = g.op('Greater', [rgb, g.constFloat(`${p}/srgb_threshold`, [], [0.04045])], `${p}/srgb`);
-  const t = g.op('Div', [g.op('Add', [rgb, g.constFloat(`${p}/srgb_a`, [], [0.055])], `${p}/srgb`), g.constFloat(`${p}/srgb_1a`, [], [1.055])], `${p}/srgb`);
+  const t = g.op(
+    'Div',
+    [
+      g.op('Add', [rgb, g.constFloat(`${p}/srgb_a`, [], [0.055])], `${p}/srgb`),
+      g.constFloat(`${p}/srgb_1a`, [], [1.055]),
+    ],
+    `${p}/srgb`,
+  );
   const pow = g.op('Pow', [t, g.constFloat(`${p}/srgb_gamma`, [], [2.4])], `${p}/srgb`);
   const lin = g.op('Div', [rgb, g.constFloat(`${p}/srgb_slope`, [], [12.92])], `${p}/srgb`);
   const linear = g.op('Where', [hi, pow, lin], `${p}/srgb`);
   // XYZ / white point, as one 3x3 matrix.
-  const xyz = g.op('MatMul', [linear, g.constFloat(`${p}/xyz_from_rgb`, [3, 3], rowVectorMatrix(XYZ_FROM_RGB, WHITE_D65))], `${p}/xyz`);
+  const xyz = g.op(
+    'MatMul',
+    [linear, g.constFloat(`${p}/xyz_from_rgb`, [3, 3], rowVectorMatrix(XYZ_FROM_RGB, WHITE_D65))],
+    `${p}/xyz`,
+  );
   // f(t) = t > 0.008856 ? t^(1/3) : 7.787 t + 16/116.
   const big = g.op('Greater', [xyz, g.constFloat(`${p}/lab_threshold`, [], [0.008856])], `${p}/lab_f`);
   const cbrt = g.op('Pow', [xyz, g.constFloat(`${p}/one_third`, [], [1 / 3])], `${p}/lab_f`);
-  const lin2 = g.op('Add', [g.op('Mul', [xyz, g.constFloat(`${p}/lab_slope`, [], [7.787])], `${p}/lab_f`), g.constFloat(`${p}/lab_offset`, [], [16 / 116])], `${p}/lab_f`);
+  const lin2 = g.op(
+    'Add',
+    [
+      g.op('Mul', [xyz, g.constFloat(`${p}/lab_slope`, [], [7.787])], `${p}/lab_f`),
+      g.constFloat(`${p}/lab_offset`, [], [16 / 116]),
+    ],
+    `${p}/lab_f`,
+  );
   const f = g.op('Where', [big, cbrt, lin2], `${p}/lab_f`);
   // L = 116 fy - 16, a = 500 (fx - fy), b = 200 (fy - fz).
   const labM = [
@@ -68,7 +86,14 @@ function emitLab(g: GraphBuilder, rgb: string, p: string): string {
     [500, -500, 0],
     [0, 200, -200],
   ];
-  return g.op('Add', [g.op('MatMul', [f, g.constFloat(`${p}/lab_from_f`, [3, 3], rowVectorMatrix(labM))], `${p}/lab`), g.constFloat(`${p}/lab_bias`, [3], [-16, 0, 0])], `${p}/lab`);
+  return g.op(
+    'Add',
+    [
+      g.op('MatMul', [f, g.constFloat(`${p}/lab_from_f`, [3, 3], rowVectorMatrix(labM))], `${p}/lab`),
+      g.constFloat(`${p}/lab_bias`, [3], [-16, 0, 0]),
+    ],
+    `${p}/lab`,
+  );
 }
 
 /** float RGB NHWC -> M · rgb + offset (YCbCr, YDbDr). */
@@ -99,7 +124,11 @@ export function emitPreprocess(g: GraphBuilder, input: string, view: ColorView):
     const never: never = view;
     throw new Error(`unknown view ${String(never)}`);
   }
-  const norm = g.op('Div', [g.op('Sub', [y, g.constFloat(`${p}/mean`, [3], [...mean])], `${p}/norm`), g.constFloat(`${p}/std`, [3], [...std])], `${p}/norm`);
+  const norm = g.op(
+    'Div',
+    [g.op('Sub', [y, g.constFloat(`${p}/mean`, [3], [...mean])], `${p}/norm`), g.constFloat(`${p}/std`, [3], [...std])],
+    `${p}/norm`,
+  );
   return g.op('Transpose', [norm], `${p}/to_nchw`, { perm: [0, 3, 1, 2] });
 }
 
@@ -107,7 +136,16 @@ export function emitPreprocess(g: GraphBuilder, input: string, view: ColorView):
 function emitAxisChannels(g: GraphBuilder, x: string, channels: readonly number[], axis: number, base: string): string {
   const c0 = channels[0];
   if (channels.every((c, i) => c === c0 + i)) {
-    return g.op('Slice', [x, g.constInt64(`${base}/starts`, [1], [c0]), g.constInt64(`${base}/ends`, [1], [c0 + channels.length]), g.constInt64(`${base}/axes`, [1], [axis])], base);
+    return g.op(
+      'Slice',
+      [
+        x,
+        g.constInt64(`${base}/starts`, [1], [c0]),
+        g.constInt64(`${base}/ends`, [1], [c0 + channels.length]),
+        g.constInt64(`${base}/axes`, [1], [axis]),
+      ],
+      base,
+    );
   }
   return g.op('Gather', [x, g.constInt64(`${base}/indices`, [channels.length], [...channels])], base, { axis });
 }
@@ -123,7 +161,13 @@ function emitSobel(g: GraphBuilder, l: string, p: string): string {
   const sx = [-1, 0, 1, -2, 0, 2, -1, 0, 1];
   const sy = [-1, -2, -1, 0, 0, 0, 1, 2, 1];
   const w = [...sx, ...sy].map((v) => v / GRAD_SCALE);
-  return g.op('Conv', [padded, g.constFloat(`${p}/sobel`, [2, 1, 3, 3], w)], p, { kernel_shape: [3, 3], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 });
+  return g.op('Conv', [padded, g.constFloat(`${p}/sobel`, [2, 1, 3, 3], w)], p, {
+    kernel_shape: [3, 3],
+    strides: [1, 1],
+    pads: [0, 0, 0, 0],
+    dilations: [1, 1],
+    group: 1,
+  });
 }
 
 /**
@@ -155,7 +199,14 @@ export function emitLayoutInput(g: GraphBuilder, input: string, layout: readonly
     }
     const k = def.comps.length;
     const sel = emitAxisChannels(g, space(def.space), def.comps, 3, `${base}/select`);
-    const norm = g.op('Div', [g.op('Sub', [sel, g.constFloat(`${base}/mean`, [k], [...def.mean])], `${base}/norm`), g.constFloat(`${base}/std`, [k], [...def.std])], `${base}/norm`);
+    const norm = g.op(
+      'Div',
+      [
+        g.op('Sub', [sel, g.constFloat(`${base}/mean`, [k], [...def.mean])], `${base}/norm`),
+        g.constFloat(`${base}/std`, [k], [...def.std]),
+      ],
+      `${base}/norm`,
+    );
     return g.op('Transpose', [norm], `${base}/to_nchw`, { perm: [0, 3, 1, 2] });
   });
   return parts.length === 1 ? parts[0] : g.op('Concat', parts, `${p}/views`, { axis: 1 });

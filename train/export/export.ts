@@ -24,11 +24,37 @@ import { getCmcSpec } from '../../core/network/registry.ts';
 import { subsetSpec } from '../../core/network/input.ts';
 import { specInput } from '../../core/preprocess/views.ts';
 import type { ColorView } from '../../core/preprocess/color.ts';
-import { buildClassifierGraph, buildEncoderGraph, buildHeadGraph, featuresDim, INPUT_NAME, type HeadParams, type ParamArrays } from './emit.ts';
+import {
+  buildClassifierGraph,
+  buildEncoderGraph,
+  buildHeadGraph,
+  featuresDim,
+  INPUT_NAME,
+  type HeadParams,
+  type ParamArrays,
+} from './emit.ts';
 import { parseHead, readHeadFile, type LinearHead } from '../../core/formats/head.ts';
-import { MANIFEST_FORMAT, manifestMetadata, parseManifest, type Manifest, type ManifestFile, type TensorDesc } from '../../core/formats/manifest.ts';
+import {
+  MANIFEST_FORMAT,
+  manifestMetadata,
+  parseManifest,
+  type Manifest,
+  type ManifestFile,
+  type TensorDesc,
+} from '../../core/formats/manifest.ts';
 import { tritonConfig } from './triton.ts';
-import { encodeModel, IR_VERSION, loadOnnxModel, makeModel, OPSET, PRODUCER_NAME, PRODUCER_VERSION, sha256, validateModel, type IGraphProto } from '../../core/onnx/onnx_proto.ts';
+import {
+  encodeModel,
+  IR_VERSION,
+  loadOnnxModel,
+  makeModel,
+  OPSET,
+  PRODUCER_NAME,
+  PRODUCER_VERSION,
+  sha256,
+  validateModel,
+  type IGraphProto,
+} from '../../core/onnx/onnx_proto.ts';
 import { onnxToTfGraph } from './tfjs_graph.ts';
 import { tfjsModelFiles, writeTfjsModel, type TfjsQuantization } from './tfjs.ts';
 
@@ -75,7 +101,13 @@ export interface ExportResult {
 }
 
 interface CkptHeader {
-  config?: Record<string, unknown> & { model?: string; image_size?: number; feat_dim?: number; view?: ColorView; views?: string[] };
+  config?: Record<string, unknown> & {
+    model?: string;
+    image_size?: number;
+    feat_dim?: number;
+    view?: ColorView;
+    views?: string[];
+  };
   spec?: CmcSpec;
   classNames?: string[];
   metrics?: unknown[];
@@ -91,18 +123,26 @@ export function defaultLayer(spec: CmcSpec): number {
 }
 
 /** The CmcSpec, colour view and model parameters (`${view}.${name}`) of a checkpoint. */
-export function checkpointModel(ckpt: Checkpoint): { spec: CmcSpec; view: ColorView; params: ParamArrays; header: CkptHeader } {
+export function checkpointModel(ckpt: Checkpoint): {
+  spec: CmcSpec;
+  view: ColorView;
+  params: ParamArrays;
+  header: CkptHeader;
+} {
   const header = ckpt.header as CkptHeader;
   const cfg = header.config ?? {};
   const view: ColorView = cfg.view ?? 'Lab';
-  if (view !== 'Lab' && view !== 'YCbCr') throw new Error(`checkpoint config.view must be Lab or YCbCr, got ${String(view)}`);
+  if (view !== 'Lab' && view !== 'YCbCr')
+    throw new Error(`checkpoint config.view must be Lab or YCbCr, got ${String(view)}`);
   let spec = header.spec;
   if (!spec) {
-    if (!cfg.model || !cfg.image_size) throw new Error('checkpoint header has neither spec nor config.model/image_size');
+    if (!cfg.model || !cfg.image_size)
+      throw new Error('checkpoint header has neither spec nor config.model/image_size');
     spec = getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim ?? 128, view, views: cfg.views });
   }
   const params: ParamArrays = {};
-  for (const [k, t] of Object.entries(ckpt.tensors)) if (k.startsWith('model/')) params[k.slice('model/'.length)] = t as TensorEntry;
+  for (const [k, t] of Object.entries(ckpt.tensors))
+    if (k.startsWith('model/')) params[k.slice('model/'.length)] = t as TensorEntry;
   if (Object.keys(params).length === 0) throw new Error('checkpoint holds no model/ tensors');
   // A model with NaN/Inf weights exports and serves, answering null embeddings: refuse it here.
   assertFinite(params, 'refusing to export this checkpoint');
@@ -113,10 +153,13 @@ export function checkpointModel(ckpt: Checkpoint): { spec: CmcSpec; view: ColorV
 function exportViews(spec: CmcSpec, explicit: string[] | undefined, headViews: string[] | undefined): string[] {
   const all = spec.views.map((v) => v.name);
   if (explicit && headViews && explicit.join() !== headViews.join()) {
-    throw new Error(`--export_views ${explicit.join(',')} but the head was trained on the views ${headViews.join(',')}`);
+    throw new Error(
+      `--export_views ${explicit.join(',')} but the head was trained on the views ${headViews.join(',')}`,
+    );
   }
   const views = explicit ?? headViews ?? all;
-  for (const v of views) if (!all.includes(v)) throw new Error(`the checkpoint has no view '${v}'; its views are ${all.join(', ')}`);
+  for (const v of views)
+    if (!all.includes(v)) throw new Error(`the checkpoint has no view '${v}'; its views are ${all.join(', ')}`);
   return views;
 }
 
@@ -151,23 +194,33 @@ function writeTfjsRole(
     };
   }
   const total = written.reduce((s, w) => s + w.bytes, 0);
-  log(`[export] ${path.join(outDir, rel)} (tfjs graph model, ${(total / 1e6).toFixed(1)} MB${quantize ? `, ${quantize} weights` : ''}, ${tg.nodes.length} nodes)`);
+  log(
+    `[export] ${path.join(outDir, rel)} (tfjs graph model, ${(total / 1e6).toFixed(1)} MB${quantize ? `, ${quantize} weights` : ''}, ${tg.nodes.length} nodes)`,
+  );
   return out;
 }
 
 export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const log = o.log ?? (() => {});
   const format = o.format ?? 'onnx';
-  if (!EXPORT_FORMATS.includes(format)) throw new Error(`format must be one of ${EXPORT_FORMATS.join(', ')}, got ${format}`);
+  if (!EXPORT_FORMATS.includes(format))
+    throw new Error(`format must be one of ${EXPORT_FORMATS.join(', ')}, got ${format}`);
   const ckpt = typeof o.checkpoint === 'string' ? readCheckpoint(o.checkpoint) : o.checkpoint;
   const { spec: fullSpec, view, params, header } = checkpointModel(ckpt);
-  const head = o.head === undefined ? undefined : typeof o.head === 'string' ? await readHeadFile(o.head) : parseHead({ ...o.head, weight: Array.from(o.head.weight), bias: Array.from(o.head.bias) });
+  const head =
+    o.head === undefined
+      ? undefined
+      : typeof o.head === 'string'
+        ? await readHeadFile(o.head)
+        : parseHead({ ...o.head, weight: Array.from(o.head.weight), bias: Array.from(o.head.bias) });
   const views = exportViews(fullSpec, o.views, head?.views);
   const spec = views.join() === fullSpec.views.map((v) => v.name).join() ? fullSpec : subsetSpec(fullSpec, views);
-  if (head && o.layer !== undefined && o.layer !== head.layer) throw new Error(`--layer ${o.layer} differs from the head's layer ${head.layer}`);
+  if (head && o.layer !== undefined && o.layer !== head.layer)
+    throw new Error(`--layer ${o.layer} differs from the head's layer ${head.layer}`);
   const layer = head?.layer ?? o.layer ?? defaultLayer(spec);
   const nBlocks = Math.min(...spec.views.map((v) => v.encoder.blocks.length));
-  if (!Number.isInteger(layer) || layer < 1 || layer > nBlocks) throw new Error(`layer must be a block index in 1..${nBlocks} for ${spec.arch}, got ${layer}`);
+  if (!Number.isInteger(layer) || layer < 1 || layer > nBlocks)
+    throw new Error(`layer must be a block index in 1..${nBlocks} for ${spec.arch}, got ${layer}`);
   // A head trained on adaptively pooled features: `features` (encoder.onnx output, head.onnx input) are the
   // pooled map, flattened, exactly what the probe trained on.
   const pool = head?.pool ?? null;
@@ -175,7 +228,9 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const fDim = featuresDim(spec, layer, pool);
   if (head && head.inFeatures !== fDim) {
     const how = pool ? `adaptive ${poolType} pooled to ${pool[0]}x${pool[1]}, flattened` : 'flattened, L then ab';
-    throw new Error(`the head takes ${head.inFeatures} features but layer ${layer} of ${spec.arch} gives ${fDim} (${how})`);
+    throw new Error(
+      `the head takes ${head.inFeatures} features but layer ${layer} of ${spec.arch} gives ${fDim} (${how})`,
+    );
   }
   const graphOpts = { view, layer, pool, poolType };
   const outDir = path.resolve(o.outDir);
@@ -183,7 +238,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const version = o.version ?? '1';
   const size = spec.imageSize;
   const embeddingDim = spec.featDim * spec.views.length;
-  const classNames = head ? head.classNames : header.classNames ?? [];
+  const classNames = head ? head.classNames : (header.classNames ?? []);
 
   const base: Omit<Manifest, 'files'> = {
     format: MANIFEST_FORMAT,
@@ -212,9 +267,20 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
 
   const images: TensorDesc = { name: INPUT_NAME, dtype: 'uint8', shape: [-1, size, size, 3] };
   const f32 = (n: string, dim: number): TensorDesc => ({ name: n, dtype: 'float32', shape: [-1, dim] });
-  const headParams: HeadParams | undefined = head && { weight: head.weight, bias: head.bias, inFeatures: head.inFeatures, classes: head.classNames.length };
+  const headParams: HeadParams | undefined = head && {
+    weight: head.weight,
+    bias: head.bias,
+    inFeatures: head.inFeatures,
+    classes: head.classNames.length,
+  };
 
-  type Job = { file: string; role: ManifestFile['role']; graph: () => IGraphProto; inputs: TensorDesc[]; outputs: TensorDesc[] };
+  type Job = {
+    file: string;
+    role: ManifestFile['role'];
+    graph: () => IGraphProto;
+    inputs: TensorDesc[];
+    outputs: TensorDesc[];
+  };
   const encoderJob: Job = {
     file: 'encoder.onnx',
     role: 'encoder',
@@ -227,7 +293,13 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     jobs.push(encoderJob);
     if (head && headParams) {
       const c = head.classNames.length;
-      jobs.push({ file: 'head.onnx', role: 'head', graph: () => buildHeadGraph(headParams), inputs: [f32('features', fDim)], outputs: [f32('logits', c)] });
+      jobs.push({
+        file: 'head.onnx',
+        role: 'head',
+        graph: () => buildHeadGraph(headParams),
+        inputs: [f32('features', fDim)],
+        outputs: [f32('logits', c)],
+      });
       jobs.push({
         file: 'classifier.onnx',
         role: 'classifier',
@@ -249,21 +321,33 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     jobs.push({ ...encoderJob, file: path.join('1', 'model.onnx') });
   }
 
-  if (o.quantize !== undefined && format !== 'tfjs') throw new Error(`quantize (${o.quantize}) applies to the tfjs format only`);
-  if (o.quantize !== undefined && o.quantize !== 'float16') throw new Error(`quantize must be float16, got ${String(o.quantize)}`);
+  if (o.quantize !== undefined && format !== 'tfjs')
+    throw new Error(`quantize (${o.quantize}) applies to the tfjs format only`);
+  if (o.quantize !== undefined && o.quantize !== 'float16')
+    throw new Error(`quantize must be float16, got ${String(o.quantize)}`);
   const files: Record<string, ManifestFile> = {};
   const written: string[] = [];
   const tfjsJobs: { job: Job; graph: IGraphProto }[] = [];
   for (const job of jobs) {
     const graph = job.graph();
     if (format === 'tfjs' && TFJS_ROLES.includes(job.role)) tfjsJobs.push({ job, graph });
-    const model = makeModel({ graph, metadata: manifestMetadata(base, job.role), docString: `CMC ${spec.arch} ${job.role} (${view}), exported by ${PRODUCER_NAME}` });
+    const model = makeModel({
+      graph,
+      metadata: manifestMetadata(base, job.role),
+      docString: `CMC ${spec.arch} ${job.role} (${view}), exported by ${PRODUCER_NAME}`,
+    });
     validateModel(model, job.file);
     const bytes = encodeModel(model);
     const file = path.join(outDir, job.file);
     writeFileAtomic(file, bytes);
     written.push(file);
-    files[job.file.split(path.sep).join('/')] = { sha256: sha256(bytes), bytes: bytes.length, role: job.role, inputs: job.inputs, outputs: job.outputs };
+    files[job.file.split(path.sep).join('/')] = {
+      sha256: sha256(bytes),
+      bytes: bytes.length,
+      role: job.role,
+      inputs: job.inputs,
+      outputs: job.outputs,
+    };
     log(`[export] ${file} (${(bytes.length / 1e6).toFixed(1)} MB, ${graph.node?.length} nodes)`);
   }
   for (const { job, graph } of tfjsJobs) {
@@ -281,7 +365,12 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       maxBatchSize: o.maxBatchSize ?? 64,
       maxQueueDelayUs: 100,
       inputs: job.inputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.shape.slice(1) })),
-      outputs: job.outputs.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.shape.slice(1), labelFilename: t.name === 'probabilities' ? labels : undefined })),
+      outputs: job.outputs.map((t) => ({
+        name: t.name,
+        dtype: t.dtype,
+        dims: t.shape.slice(1),
+        labelFilename: t.name === 'probabilities' ? labels : undefined,
+      })),
     });
     const cfgFile = path.join(outDir, 'config.pbtxt');
     writeFileAtomic(cfgFile, cfg);
@@ -318,7 +407,8 @@ export async function addTfjsExport(o: AddTfjsOptions): Promise<ExportResult> {
     throw new Error(`cannot read ${manifestPath}: ${(e as Error).message}`, { cause: e });
   }
   const manifest = parseManifest(raw, manifestPath);
-  if (o.quantize !== undefined && o.quantize !== 'float16') throw new Error(`quantize must be float16, got ${String(o.quantize)}`);
+  if (o.quantize !== undefined && o.quantize !== 'float16')
+    throw new Error(`quantize must be float16, got ${String(o.quantize)}`);
   const files: Record<string, ManifestFile> = {};
   for (const [k, f] of Object.entries(manifest.files)) if (!k.startsWith('tfjs/')) files[k] = f;
   const written: string[] = [];
@@ -327,11 +417,20 @@ export async function addTfjsExport(o: AddTfjsOptions): Promise<ExportResult> {
     const entry = manifest.files[onnxFile];
     if (!entry) continue;
     const loaded = loadOnnxModel(path.join(outDir, onnxFile), { sha256: entry.sha256 });
-    const entries = writeTfjsRole(outDir, role, loaded.model.graph as IGraphProto, entry, loaded.metadata, o.quantize, log);
+    const entries = writeTfjsRole(
+      outDir,
+      role,
+      loaded.model.graph as IGraphProto,
+      entry,
+      loaded.metadata,
+      o.quantize,
+      log,
+    );
     Object.assign(files, entries);
     for (const k of Object.keys(entries)) written.push(path.join(outDir, k));
   }
-  if (written.length === 0) throw new Error(`${outDir}: the manifest lists neither encoder.onnx nor classifier.onnx; nothing to translate`);
+  if (written.length === 0)
+    throw new Error(`${outDir}: the manifest lists neither encoder.onnx nor classifier.onnx; nothing to translate`);
   const next: Manifest = { ...manifest, files };
   writeFileAtomic(manifestPath, JSON.stringify(next, null, 2) + '\n');
   log(`[export] ${manifestPath}`);

@@ -65,7 +65,10 @@ function weightBytes(w: TfWeight, quantize: TfjsQuantization | undefined): Uint8
 }
 
 /** The model.json and weight shard files of a translated graph (not yet written). */
-export function tfjsModelFiles(g: TfGraph, o: { quantize?: TfjsQuantization; metadata?: Record<string, string>; shardBytes?: number } = {}): TfjsFile[] {
+export function tfjsModelFiles(
+  g: TfGraph,
+  o: { quantize?: TfjsQuantization; metadata?: Record<string, string>; shardBytes?: number } = {},
+): TfjsFile[] {
   const parts = g.weights.map((w) => weightBytes(w, o.quantize));
   const total = parts.reduce((s, p) => s + p.length, 0);
   const all = new Uint8Array(total);
@@ -77,7 +80,11 @@ export function tfjsModelFiles(g: TfGraph, o: { quantize?: TfjsQuantization; met
   const shardBytes = o.shardBytes ?? SHARD_BYTES;
   const n = Math.max(1, Math.ceil(total / shardBytes));
   const shards: TfjsFile[] = [];
-  for (let k = 0; k < n; k++) shards.push({ file: `group1-shard${k + 1}of${n}.bin`, bytes: all.slice(k * shardBytes, Math.min(total, (k + 1) * shardBytes)) });
+  for (let k = 0; k < n; k++)
+    shards.push({
+      file: `group1-shard${k + 1}of${n}.bin`,
+      bytes: all.slice(k * shardBytes, Math.min(total, (k + 1) * shardBytes)),
+    });
   const json: TfjsModelJson = {
     format: 'graph-model',
     generatedBy: `${PRODUCER_NAME} ${PRODUCER_VERSION}`,
@@ -92,7 +99,9 @@ export function tfjsModelFiles(g: TfGraph, o: { quantize?: TfjsQuantization; met
           name: w.name,
           shape: w.shape,
           dtype: w.dtype,
-          ...(w.dtype === 'float32' && o.quantize === 'float16' ? { quantization: { dtype: 'float16' as const, original_dtype: 'float32' as const } } : {}),
+          ...(w.dtype === 'float32' && o.quantize === 'float16'
+            ? { quantization: { dtype: 'float16' as const, original_dtype: 'float32' as const } }
+            : {}),
         })),
       },
     ],
@@ -101,10 +110,14 @@ export function tfjsModelFiles(g: TfGraph, o: { quantize?: TfjsQuantization; met
 }
 
 /** Write the files into `dir` (each atomically); returns them with their sha256. */
-export function writeTfjsModel(dir: string, files: TfjsFile[]): { file: string; path: string; sha256: string; bytes: number }[] {
+export function writeTfjsModel(
+  dir: string,
+  files: TfjsFile[],
+): { file: string; path: string; sha256: string; bytes: number }[] {
   fs.mkdirSync(dir, { recursive: true });
   // Shards of an earlier export with more shards would be left behind and mislead: remove them.
-  for (const f of fs.readdirSync(dir)) if (/^group\d+-shard\d+of\d+\.bin$/.test(f) && !files.some((x) => x.file === f)) fs.rmSync(path.join(dir, f));
+  for (const f of fs.readdirSync(dir))
+    if (/^group\d+-shard\d+of\d+\.bin$/.test(f) && !files.some((x) => x.file === f)) fs.rmSync(path.join(dir, f));
   // Shards first, model.json last: a reader never sees a model.json naming shards not yet written.
   const ordered = [...files.filter((f) => f.file !== MODEL_JSON), ...files.filter((f) => f.file === MODEL_JSON)];
   return ordered.map((f) => {

@@ -24,13 +24,45 @@
  * The uint8 input stays DT_UINT8 in the graph (tfjs-converter feeds it as an int32 tensor: tfjs has no uint8
  * dtype, and tf.browser.fromPixels gives int32); Cast then makes it float as in the ONNX graph.
  */
-import { DataType, toNumber, type IAttributeProto, type IGraphProto, type ITensorProto, type IValueInfoProto } from '../../core/onnx/onnx_proto.ts';
+import {
+  DataType,
+  toNumber,
+  type IAttributeProto,
+  type IGraphProto,
+  type ITensorProto,
+  type IValueInfoProto,
+} from '../../core/onnx/onnx_proto.ts';
 
 /** TensorFlow operators this translator emits; all are in tfjs-converter 4.22's op list (checked by a test). */
 export const TFJS_OPS: ReadonlySet<string> = new Set([
-  'Placeholder', 'Const', 'Identity', 'Cast', 'Conv2D', 'BiasAdd', 'MatMul', 'MaxPool', 'AvgPool', 'Mean', 'Sum',
-  'AddV2', 'Sub', 'Mul', 'RealDiv', 'Pow', 'Greater', 'SelectV2', 'Relu', 'Sqrt', 'Softmax', 'Reshape',
-  'Transpose', 'Slice', 'GatherV2', 'ConcatV2', 'PadV2', 'MirrorPad',
+  'Placeholder',
+  'Const',
+  'Identity',
+  'Cast',
+  'Conv2D',
+  'BiasAdd',
+  'MatMul',
+  'MaxPool',
+  'AvgPool',
+  'Mean',
+  'Sum',
+  'AddV2',
+  'Sub',
+  'Mul',
+  'RealDiv',
+  'Pow',
+  'Greater',
+  'SelectV2',
+  'Relu',
+  'Sqrt',
+  'Softmax',
+  'Reshape',
+  'Transpose',
+  'Slice',
+  'GatherV2',
+  'ConcatV2',
+  'PadV2',
+  'MirrorPad',
 ]);
 
 /** tensorflow.DataType names as the GraphDef JSON spells them. */
@@ -140,7 +172,14 @@ function broadcast(a: number[], b: number[]): number[] {
   return out;
 }
 
-const ELEMWISE: Record<string, string> = { Add: 'AddV2', Sub: 'Sub', Mul: 'Mul', Div: 'RealDiv', Pow: 'Pow', Greater: 'Greater' };
+const ELEMWISE: Record<string, string> = {
+  Add: 'AddV2',
+  Sub: 'Sub',
+  Mul: 'Mul',
+  Div: 'RealDiv',
+  Pow: 'Pow',
+  Greater: 'Greater',
+};
 const UNARY: Record<string, string> = { Relu: 'Relu', Sqrt: 'Sqrt' };
 
 /** Translate an ONNX graph built by emit.ts into a TF GraphDef with its weights. */
@@ -161,25 +200,35 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
     return name;
   };
   const add = (op: string, base: string, input: string[], attr: Record<string, TfAttr> = {}): string => {
-    if (!TFJS_OPS.has(op)) throw new TfjsExportError(`${what}: operator ${op} is not in the tfjs export's list (${[...TFJS_OPS].join(', ')})`);
+    if (!TFJS_OPS.has(op))
+      throw new TfjsExportError(
+        `${what}: operator ${op} is not in the tfjs export's list (${[...TFJS_OPS].join(', ')})`,
+      );
     const name = unique(base);
     nodes.push({ name, op, input, attr });
     return name;
   };
   const constNode = (base: string, shape: number[], data: Float32Array | Int32Array): string => {
     const dtype: TfDtype = data instanceof Int32Array ? 'DT_INT32' : 'DT_FLOAT';
-    const name = add('Const', base, [], { value: { tensor: { dtype, tensorShape: dimsJson(shape) } }, dtype: { type: dtype } });
+    const name = add('Const', base, [], {
+      value: { tensor: { dtype, tensorShape: dimsJson(shape) } },
+      dtype: { type: dtype },
+    });
     weights.push({ name, shape, dtype: dtype === 'DT_INT32' ? 'int32' : 'float32', data });
     return name;
   };
-  const intConst = (base: string, v: number[], scalar = false) => constNode(base, scalar ? [] : [v.length], Int32Array.from(v));
+  const intConst = (base: string, v: number[], scalar = false) =>
+    constNode(base, scalar ? [] : [v.length], Int32Array.from(v));
 
   for (const t of graph.initializer ?? []) {
     const dims = (t.dims ?? []).map(toNumber);
     const dt = t.dataType ?? 0;
     if (dt === DataType.FLOAT) consts.set(t.name ?? '', { dims, dataType: dt, values: floatsOf(t) });
     else if (dt === DataType.INT64) consts.set(t.name ?? '', { dims, dataType: dt, values: int64sOf(t) });
-    else throw new TfjsExportError(`${what}: initializer ${t.name} has data type ${dt}; only float32 and int64 constants are translated`);
+    else
+      throw new TfjsExportError(
+        `${what}: initializer ${t.name} has data type ${dt}; only float32 and int64 constants are translated`,
+      );
   }
   const constOf = (name: string, node: string): Constant => {
     const c = consts.get(name);
@@ -191,12 +240,16 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
   /** A float initializer as a TF Const, reshaped for the layout of the tensor it combines with. */
   const floatOperand = (name: string, partner: Value, node: string): Value => {
     const c = constOf(name, node);
-    if (c.dataType !== DataType.FLOAT) throw new TfjsExportError(`${what}: node ${node}: constant ${name} is not float32`);
+    if (c.dataType !== DataType.FLOAT)
+      throw new TfjsExportError(`${what}: node ${node}: constant ${name} is not float32`);
     let shape = c.dims;
     if (partner.layout === 'nhwc' && shape.length > 1) {
       // Per-channel [C, 1, 1] against NCHW: along the last axis in NHWC.
       if (shape.length === 3 && shape[1] === 1 && shape[2] === 1) shape = [shape[0]];
-      else throw new TfjsExportError(`${what}: node ${node}: constant ${name} of shape [${c.dims}] cannot be re-laid out for an NHWC tensor`);
+      else
+        throw new TfjsExportError(
+          `${what}: node ${node}: constant ${name} of shape [${c.dims}] cannot be re-laid out for an NHWC tensor`,
+        );
     }
     const key = `${name}|${shape.join('x')}`;
     let tf = constNodes.get(key);
@@ -209,7 +262,10 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
 
   const valueOf = (name: string, node: string): Value => {
     const v = values.get(name);
-    if (!v) throw new TfjsExportError(`${what}: node ${node} reads '${name}', which is neither a graph input nor computed before it`);
+    if (!v)
+      throw new TfjsExportError(
+        `${what}: node ${node} reads '${name}', which is neither a graph input nor computed before it`,
+      );
     return v;
   };
   const axisOf = (v: Value, axis: number): number => {
@@ -220,12 +276,24 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
   for (const inp of graph.input ?? []) {
     if (consts.has(inp.name ?? '')) continue;
     const tt = (inp as IValueInfoProto).type?.tensorType;
-    const shape = (tt?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : -1));
-    const elem: Elem = tt?.elemType === DataType.UINT8 ? 'uint8' : tt?.elemType === DataType.FLOAT ? 'float' : (() => {
-      throw new TfjsExportError(`${what}: input ${inp.name} has element type ${tt?.elemType}; only uint8 and float32 inputs are translated`);
-    })();
+    const shape = (tt?.shape?.dim ?? []).map((d) =>
+      d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : -1,
+    );
+    const elem: Elem =
+      tt?.elemType === DataType.UINT8
+        ? 'uint8'
+        : tt?.elemType === DataType.FLOAT
+          ? 'float'
+          : (() => {
+              throw new TfjsExportError(
+                `${what}: input ${inp.name} has element type ${tt?.elemType}; only uint8 and float32 inputs are translated`,
+              );
+            })();
     const dtype: TfDtype = elem === 'uint8' ? 'DT_UINT8' : 'DT_FLOAT';
-    const tf = add('Placeholder', inp.name ?? 'input', [], { dtype: { type: dtype }, shape: { shape: dimsJson(shape) } });
+    const tf = add('Placeholder', inp.name ?? 'input', [], {
+      dtype: { type: dtype },
+      shape: { shape: dimsJson(shape) },
+    });
     values.set(inp.name ?? '', { tf, shape, layout: 'plain', elem });
   }
 
@@ -241,7 +309,8 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
     };
     const out = n.output?.[0] ?? '';
     const set = (v: Value) => values.set(out, v);
-    const operand = (name: string, partner: Value): Value => (consts.has(name) ? floatOperand(name, partner, nodeName) : valueOf(name, nodeName));
+    const operand = (name: string, partner: Value): Value =>
+      consts.has(name) ? floatOperand(name, partner, nodeName) : valueOf(name, nodeName);
 
     if (op in ELEMWISE) {
       const [l, r] = ins;
@@ -250,7 +319,12 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       const y = operand(r, partner);
       if (!consts.has(l) && !consts.has(r) && x.layout !== y.layout) refuse('operands in different layouts');
       const shape = broadcast(x.shape, y.shape);
-      set({ tf: add(ELEMWISE[op], nodeName, [x.tf, y.tf]), shape, layout: partner.layout, elem: op === 'Greater' ? 'bool' : 'float' });
+      set({
+        tf: add(ELEMWISE[op], nodeName, [x.tf, y.tf]),
+        shape,
+        layout: partner.layout,
+        elem: op === 'Greater' ? 'bool' : 'float',
+      });
     } else if (op in UNARY) {
       const x = valueOf(ins[0], nodeName);
       set({ ...x, tf: add(UNARY[op], nodeName, [x.tf]) });
@@ -258,13 +332,23 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       const c = valueOf(ins[0], nodeName);
       const x = operand(ins[1], c);
       const y = operand(ins[2], c);
-      if ([1, 2].some((k) => !consts.has(ins[k]) && valueOf(ins[k], nodeName).layout !== c.layout)) refuse('operands in different layouts');
-      set({ tf: add('SelectV2', nodeName, [c.tf, x.tf, y.tf]), shape: broadcast(broadcast(c.shape, x.shape), y.shape), layout: c.layout, elem: 'float' });
+      if ([1, 2].some((k) => !consts.has(ins[k]) && valueOf(ins[k], nodeName).layout !== c.layout))
+        refuse('operands in different layouts');
+      set({
+        tf: add('SelectV2', nodeName, [c.tf, x.tf, y.tf]),
+        shape: broadcast(broadcast(c.shape, x.shape), y.shape),
+        layout: c.layout,
+        elem: 'float',
+      });
     } else if (op === 'Cast') {
       const x = valueOf(ins[0], nodeName);
       if (int('to', 0) !== DataType.FLOAT) refuse('only casts to float32 are translated');
       const src: TfDtype = x.elem === 'uint8' ? 'DT_UINT8' : x.elem === 'bool' ? 'DT_BOOL' : 'DT_FLOAT';
-      set({ ...x, elem: 'float', tf: add('Cast', nodeName, [x.tf], { SrcT: { type: src }, DstT: { type: 'DT_FLOAT' }, Truncate: { b: false } }) });
+      set({
+        ...x,
+        elem: 'float',
+        tf: add('Cast', nodeName, [x.tf], { SrcT: { type: src }, DstT: { type: 'DT_FLOAT' }, Truncate: { b: false } }),
+      });
     } else if (op === 'Transpose') {
       const x = valueOf(ins[0], nodeName);
       const perm = intList('perm', []);
@@ -272,22 +356,34 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
         // Into NCHW: the data stays NHWC here (no node).
         set({ ...x, shape: [x.shape[0], x.shape[3], x.shape[1], x.shape[2]], layout: 'nhwc' });
       } else if (x.layout === 'plain') {
-        set({ ...x, shape: perm.map((p) => x.shape[p]), tf: add('Transpose', nodeName, [x.tf, intConst(`${nodeName}/perm`, perm)]) });
+        set({
+          ...x,
+          shape: perm.map((p) => x.shape[p]),
+          tf: add('Transpose', nodeName, [x.tf, intConst(`${nodeName}/perm`, perm)]),
+        });
       } else {
         refuse(`transpose [${perm}] of an NCHW tensor`);
       }
     } else if (op === 'MatMul') {
       const x = valueOf(ins[0], nodeName);
       const w = constOf(ins[1], nodeName);
-      if (x.layout !== 'plain' || w.dims.length !== 2 || x.shape[x.shape.length - 1] !== w.dims[0]) refuse(`input [${x.shape}] x constant [${w.dims}]`);
+      if (x.layout !== 'plain' || w.dims.length !== 2 || x.shape[x.shape.length - 1] !== w.dims[0])
+        refuse(`input [${x.shape}] x constant [${w.dims}]`);
       const [k, m] = w.dims;
       const data = Float32Array.from(w.values);
       let tf: string;
-      if (x.shape.length === 2) tf = add('MatMul', nodeName, [x.tf, constNode(`${nodeName}/weight`, [k, m], data)], { transpose_a: { b: false }, transpose_b: { b: false } });
+      if (x.shape.length === 2)
+        tf = add('MatMul', nodeName, [x.tf, constNode(`${nodeName}/weight`, [k, m], data)], {
+          transpose_a: { b: false },
+          transpose_b: { b: false },
+        });
       else if (x.shape.length === 4) {
         // A matrix on the channel axis of an NHWC image (colour conversion): a 1x1 convolution.
         tf = add('Conv2D', nodeName, [x.tf, constNode(`${nodeName}/weight`, [1, 1, k, m], data)], {
-          strides: ints([1, 1, 1, 1]), padding: { s: b64('VALID') }, data_format: { s: b64('NHWC') }, dilations: ints([1, 1, 1, 1]),
+          strides: ints([1, 1, 1, 1]),
+          padding: { s: b64('VALID') },
+          data_format: { s: b64('NHWC') },
+          dilations: ints([1, 1, 1, 1]),
         });
       } else return refuse(`rank-${x.shape.length} input`);
       set({ ...x, tf, shape: [...x.shape.slice(0, -1), m] });
@@ -304,18 +400,36 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       // ONNX [O, I, kh, kw] -> TF HWIO [kh, kw, I, O].
       const src = w.values;
       const hwio = new Float32Array(src.length);
-      for (let oo = 0; oo < o; oo++) for (let ii = 0; ii < i; ii++) for (let y = 0; y < kh; y++) for (let xx = 0; xx < kw; xx++) {
-        hwio[((y * kw + xx) * i + ii) * o + oo] = src[((oo * i + ii) * kh + y) * kw + xx];
-      }
+      for (let oo = 0; oo < o; oo++)
+        for (let ii = 0; ii < i; ii++)
+          for (let y = 0; y < kh; y++)
+            for (let xx = 0; xx < kw; xx++) {
+              hwio[((y * kw + xx) * i + ii) * o + oo] = src[((oo * i + ii) * kh + y) * kw + xx];
+            }
       const pads = [pt, pl, pb, pr];
       const attr: Record<string, TfAttr> = {
-        strides: ints([1, sh, sw, 1]), data_format: { s: b64('NHWC') }, dilations: ints([1, 1, 1, 1]),
-        ...(pads.every((p) => p === 0) ? { padding: { s: b64('VALID') } } : { padding: { s: b64('EXPLICIT') }, explicit_paddings: ints([0, 0, pt, pb, pl, pr, 0, 0]) }),
+        strides: ints([1, sh, sw, 1]),
+        data_format: { s: b64('NHWC') },
+        dilations: ints([1, 1, 1, 1]),
+        ...(pads.every((p) => p === 0)
+          ? { padding: { s: b64('VALID') } }
+          : { padding: { s: b64('EXPLICIT') }, explicit_paddings: ints([0, 0, pt, pb, pl, pr, 0, 0]) }),
       };
       let tf = add('Conv2D', nodeName, [x.tf, constNode(`${nodeName}/filter`, [kh, kw, i, o], hwio)], attr);
-      if (ins[2]) tf = add('BiasAdd', `${nodeName}/bias_add`, [tf, constNode(`${nodeName}/bias`, [o], Float32Array.from(constOf(ins[2], nodeName).values))], { data_format: { s: b64('NHWC') } });
+      if (ins[2])
+        tf = add(
+          'BiasAdd',
+          `${nodeName}/bias_add`,
+          [tf, constNode(`${nodeName}/bias`, [o], Float32Array.from(constOf(ins[2], nodeName).values))],
+          { data_format: { s: b64('NHWC') } },
+        );
       const [, , h, wd] = x.shape;
-      set({ tf, shape: [x.shape[0], o, Math.floor((h + pt + pb - kh) / sh) + 1, Math.floor((wd + pl + pr - kw) / sw) + 1], layout: 'nhwc', elem: 'float' });
+      set({
+        tf,
+        shape: [x.shape[0], o, Math.floor((h + pt + pb - kh) / sh) + 1, Math.floor((wd + pl + pr - kw) / sw) + 1],
+        layout: 'nhwc',
+        elem: 'float',
+      });
     } else if (op === 'Gemm') {
       const x = valueOf(ins[0], nodeName);
       if (x.shape.length !== 2) refuse(`rank-${x.shape.length} input`);
@@ -328,9 +442,19 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       const out = transB ? r : c;
       if (fin !== x.shape[1]) refuse(`weight takes ${fin} features, input has ${x.shape[1]}`);
       const data = new Float32Array(fin * out);
-      for (let p = 0; p < fin; p++) for (let q = 0; q < out; q++) data[p * out + q] = transB ? w.values[q * fin + p] : w.values[p * out + q];
-      let tf = add('MatMul', nodeName, [x.tf, constNode(`${nodeName}/weight`, [fin, out], data)], { transpose_a: { b: false }, transpose_b: { b: false } });
-      if (ins[2]) tf = add('BiasAdd', `${nodeName}/bias_add`, [tf, constNode(`${nodeName}/bias`, [out], Float32Array.from(constOf(ins[2], nodeName).values))], { data_format: { s: b64('NHWC') } });
+      for (let p = 0; p < fin; p++)
+        for (let q = 0; q < out; q++) data[p * out + q] = transB ? w.values[q * fin + p] : w.values[p * out + q];
+      let tf = add('MatMul', nodeName, [x.tf, constNode(`${nodeName}/weight`, [fin, out], data)], {
+        transpose_a: { b: false },
+        transpose_b: { b: false },
+      });
+      if (ins[2])
+        tf = add(
+          'BiasAdd',
+          `${nodeName}/bias_add`,
+          [tf, constNode(`${nodeName}/bias`, [out], Float32Array.from(constOf(ins[2], nodeName).values))],
+          { data_format: { s: b64('NHWC') } },
+        );
       set({ tf, shape: [x.shape[0], out], layout: 'plain', elem: 'float' });
     } else if (op === 'MaxPool' || op === 'AveragePool') {
       const x = valueOf(ins[0], nodeName);
@@ -344,15 +468,36 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       if (pt || pl || pb || pr) {
         // ONNX MaxPool ignores padded cells: pad with -inf (PyTorch's padding), then pool without pads.
         if (op === 'AveragePool') refuse('padded average pooling');
-        tf = add('PadV2', `${nodeName}/pad`, [tf, constNode(`${nodeName}/paddings`, [4, 2], Int32Array.from([0, 0, pt, pb, pl, pr, 0, 0])), constNode(`${nodeName}/neg_inf`, [], Float32Array.of(-Infinity))]);
+        tf = add('PadV2', `${nodeName}/pad`, [
+          tf,
+          constNode(`${nodeName}/paddings`, [4, 2], Int32Array.from([0, 0, pt, pb, pl, pr, 0, 0])),
+          constNode(`${nodeName}/neg_inf`, [], Float32Array.of(-Infinity)),
+        ]);
       }
-      tf = add(op === 'MaxPool' ? 'MaxPool' : 'AvgPool', nodeName, [tf], { ksize: ints([1, kh, kw, 1]), strides: ints([1, sh, sw, 1]), padding: { s: b64('VALID') }, data_format: { s: b64('NHWC') } });
+      tf = add(op === 'MaxPool' ? 'MaxPool' : 'AvgPool', nodeName, [tf], {
+        ksize: ints([1, kh, kw, 1]),
+        strides: ints([1, sh, sw, 1]),
+        padding: { s: b64('VALID') },
+        data_format: { s: b64('NHWC') },
+      });
       const [, c, h, wd] = x.shape;
-      set({ tf, shape: [x.shape[0], c, Math.floor((h + pt + pb - kh) / sh) + 1, Math.floor((wd + pl + pr - kw) / sw) + 1], layout: 'nhwc', elem: 'float' });
+      set({
+        tf,
+        shape: [x.shape[0], c, Math.floor((h + pt + pb - kh) / sh) + 1, Math.floor((wd + pl + pr - kw) / sw) + 1],
+        layout: 'nhwc',
+        elem: 'float',
+      });
     } else if (op === 'GlobalAveragePool') {
       const x = valueOf(ins[0], nodeName);
       if (x.layout !== 'nhwc') refuse('input is not an NCHW image');
-      set({ ...x, tf: add('Mean', nodeName, [x.tf, intConst(`${nodeName}/axes`, [1, 2])], { keep_dims: { b: true }, Tidx: { type: 'DT_INT32' } }), shape: [x.shape[0], x.shape[1], 1, 1] });
+      set({
+        ...x,
+        tf: add('Mean', nodeName, [x.tf, intConst(`${nodeName}/axes`, [1, 2])], {
+          keep_dims: { b: true },
+          Tidx: { type: 'DT_INT32' },
+        }),
+        shape: [x.shape[0], x.shape[1], 1, 1],
+      });
     } else if (op === 'Flatten') {
       const x = valueOf(ins[0], nodeName);
       if (int('axis', 1) !== 1) refuse('axis != 1');
@@ -362,17 +507,32 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       } else {
         let tf = x.tf;
         // PyTorch's NCHW flatten order; the same as NHWC's when C or H*W is 1.
-        if (x.layout === 'nhwc' && x.shape[1] !== 1 && x.shape[2] * x.shape[3] !== 1) tf = add('Transpose', `${nodeName}/to_nchw`, [tf, intConst(`${nodeName}/perm`, [0, 3, 1, 2])]);
-        set({ tf: add('Reshape', nodeName, [tf, intConst(`${nodeName}/shape`, [-1, rest])]), shape: [x.shape[0], rest], layout: 'plain', elem: x.elem });
+        if (x.layout === 'nhwc' && x.shape[1] !== 1 && x.shape[2] * x.shape[3] !== 1)
+          tf = add('Transpose', `${nodeName}/to_nchw`, [tf, intConst(`${nodeName}/perm`, [0, 3, 1, 2])]);
+        set({
+          tf: add('Reshape', nodeName, [tf, intConst(`${nodeName}/shape`, [-1, rest])]),
+          shape: [x.shape[0], rest],
+          layout: 'plain',
+          elem: x.elem,
+        });
       }
     } else if (op === 'Concat') {
       const xs = ins.map((i) => valueOf(i, nodeName));
-      if (xs.some((v) => v.layout !== xs[0].layout || v.shape.length !== xs[0].shape.length)) refuse('inputs in different layouts');
+      if (xs.some((v) => v.layout !== xs[0].layout || v.shape.length !== xs[0].shape.length))
+        refuse('inputs in different layouts');
       const axis = int('axis', 0);
       const ax = axis < 0 ? axis + xs[0].shape.length : axis;
       const shape = xs[0].shape.slice();
       shape[ax] = xs.reduce((s, v) => s + v.shape[ax], 0);
-      const tf = xs.length === 1 ? xs[0].tf : add('ConcatV2', nodeName, [...xs.map((v) => v.tf), intConst(`${nodeName}/axis`, [axisOf(xs[0], ax)], true)], { N: { i: String(xs.length) } });
+      const tf =
+        xs.length === 1
+          ? xs[0].tf
+          : add(
+              'ConcatV2',
+              nodeName,
+              [...xs.map((v) => v.tf), intConst(`${nodeName}/axis`, [axisOf(xs[0], ax)], true)],
+              { N: { i: String(xs.length) } },
+            );
       set({ ...xs[0], tf, shape });
     } else if (op === 'Slice') {
       const x = valueOf(ins[0], nodeName);
@@ -394,7 +554,13 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
         size[t] = e - s;
         shape[ax] = e - s;
       });
-      set({ ...x, shape, tf: add('Slice', nodeName, [x.tf, intConst(`${nodeName}/begin`, begin), intConst(`${nodeName}/size`, size)], { Index: { type: 'DT_INT32' } }) });
+      set({
+        ...x,
+        shape,
+        tf: add('Slice', nodeName, [x.tf, intConst(`${nodeName}/begin`, begin), intConst(`${nodeName}/size`, size)], {
+          Index: { type: 'DT_INT32' },
+        }),
+      });
     } else if (op === 'Gather') {
       const x = valueOf(ins[0], nodeName);
       const idx = constOf(ins[1], nodeName);
@@ -403,7 +569,16 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       const ax = axis < 0 ? axis + x.shape.length : axis;
       const shape = x.shape.slice();
       shape[ax] = idx.dims[0];
-      const tf = add('GatherV2', nodeName, [x.tf, intConst(`${nodeName}/indices`, Array.from(idx.values, Number)), intConst(`${nodeName}/axis`, [axisOf(x, ax)], true)], { batch_dims: { i: '0' } });
+      const tf = add(
+        'GatherV2',
+        nodeName,
+        [
+          x.tf,
+          intConst(`${nodeName}/indices`, Array.from(idx.values, Number)),
+          intConst(`${nodeName}/axis`, [axisOf(x, ax)], true),
+        ],
+        { batch_dims: { i: '0' } },
+      );
       set({ ...x, tf, shape });
     } else if (op === 'Pad') {
       const x = valueOf(ins[0], nodeName);
@@ -436,15 +611,35 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
       const keep = int('keepdims', 1) === 1;
       if (!keep && x.layout === 'nhwc') refuse('dropping axes of an NCHW tensor');
       const norm = axes.map((ax) => (ax < 0 ? ax + x.shape.length : ax));
-      const shape = keep ? x.shape.map((d, k) => (norm.includes(k) ? 1 : d)) : x.shape.filter((_, k) => !norm.includes(k));
-      set({ ...x, shape, tf: add('Sum', nodeName, [x.tf, intConst(`${nodeName}/axes`, norm.map((ax) => axisOf(x, ax)))], { keep_dims: { b: keep }, Tidx: { type: 'DT_INT32' } }) });
+      const shape = keep
+        ? x.shape.map((d, k) => (norm.includes(k) ? 1 : d))
+        : x.shape.filter((_, k) => !norm.includes(k));
+      set({
+        ...x,
+        shape,
+        tf: add(
+          'Sum',
+          nodeName,
+          [
+            x.tf,
+            intConst(
+              `${nodeName}/axes`,
+              norm.map((ax) => axisOf(x, ax)),
+            ),
+          ],
+          { keep_dims: { b: keep }, Tidx: { type: 'DT_INT32' } },
+        ),
+      });
     } else if (op === 'Softmax') {
       const x = valueOf(ins[0], nodeName);
       const axis = int('axis', -1);
-      if (x.layout !== 'plain' || (axis !== -1 && axis !== x.shape.length - 1)) refuse('softmax over an axis other than the last');
+      if (x.layout !== 'plain' || (axis !== -1 && axis !== x.shape.length - 1))
+        refuse('softmax over an axis other than the last');
       set({ ...x, tf: add('Softmax', nodeName, [x.tf]) });
     } else {
-      refuse(`operator ${op} has no translation (translated: Add, Sub, Mul, Div, Pow, Greater, Where, Relu, Sqrt, Cast, Transpose, MatMul, Conv, Gemm, MaxPool, AveragePool, GlobalAveragePool, Flatten, Concat, Slice, Gather, Pad, ReduceSum, Softmax)`);
+      refuse(
+        `operator ${op} has no translation (translated: Add, Sub, Mul, Div, Pow, Greater, Where, Relu, Sqrt, Cast, Transpose, MatMul, Conv, Gemm, MaxPool, AveragePool, GlobalAveragePool, Flatten, Concat, Slice, Gather, Pad, ReduceSum, Softmax)`,
+      );
     }
     if ((n.output ?? []).length > 1) refuse('more than one output');
   }
@@ -453,12 +648,17 @@ export function onnxToTfGraph(graph: IGraphProto, what = 'graph'): TfGraph {
   for (const inp of graph.input ?? []) {
     const v = values.get(inp.name ?? '');
     if (!v) continue;
-    signature.inputs[inp.name ?? ''] = { name: `${v.tf}:0`, dtype: v.elem === 'uint8' ? 'DT_UINT8' : 'DT_FLOAT', tensorShape: dimsJson(v.shape) };
+    signature.inputs[inp.name ?? ''] = {
+      name: `${v.tf}:0`,
+      dtype: v.elem === 'uint8' ? 'DT_UINT8' : 'DT_FLOAT',
+      tensorShape: dimsJson(v.shape),
+    };
   }
   for (const o of graph.output ?? []) {
     const name = o.name ?? '';
     const v = valueOf(name, `output ${name}`);
-    if (v.layout !== 'plain') throw new TfjsExportError(`${what}: output ${name} is an NCHW image; only plain outputs are translated`);
+    if (v.layout !== 'plain')
+      throw new TfjsExportError(`${what}: output ${name} is an NCHW image; only plain outputs are translated`);
     if (used.has(name)) throw new TfjsExportError(`${what}: output name ${name} collides with a node name`);
     const tf = add('Identity', name, [v.tf], { T: { type: 'DT_FLOAT' } });
     signature.outputs[name] = { name: `${tf}:0`, dtype: 'DT_FLOAT', tensorShape: dimsJson(v.shape) };

@@ -86,7 +86,8 @@ export function parsePbtxt(text: string): PbMessage {
     if (got !== t) throw new Error(`pbtxt: expected '${t}' but found '${got}'`);
   };
   const scalar = (t: string): PbValue => {
-    if (t.startsWith('"') || t.startsWith("'")) return JSON.parse(t.startsWith("'") ? `"${t.slice(1, -1).replace(/"/g, '\\"')}"` : t) as string;
+    if (t.startsWith('"') || t.startsWith("'"))
+      return JSON.parse(t.startsWith("'") ? `"${t.slice(1, -1).replace(/"/g, '\\"')}"` : t) as string;
     if (t === 'true') return true;
     if (t === 'false') return false;
     if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return Number(t);

@@ -37,7 +37,10 @@ export function readSafetensors(file: string): Safetensors {
   if (buf.length < 8) throw notOurs('too short for a safetensors file');
   const n = Number(buf.readBigUInt64LE(0));
   if (!(n > 1 && 8 + n <= buf.length)) throw notOurs('no safetensors header');
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  let header: Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
+  >;
   try {
     header = JSON.parse(buf.toString('utf8', 8, 8 + n));
   } catch {
@@ -46,7 +49,10 @@ export function readSafetensors(file: string): Safetensors {
   const { __metadata__: metadata = {}, ...entries } = header as Record<string, never>;
   const tensors: Record<string, TensorEntry> = {};
   const base = 8 + n;
-  for (const [name, e] of Object.entries(entries) as [string, { dtype: string; shape: number[]; data_offsets: [number, number] }][]) {
+  for (const [name, e] of Object.entries(entries) as [
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] },
+  ][]) {
     if (e.dtype !== 'F32') throw notOurs(`tensor ${name} is ${e.dtype}, not F32`);
     const [lo, hi] = e.data_offsets;
     const count = e.shape.reduce((a, b) => a * b, 1);
@@ -78,15 +84,20 @@ export function encodeSafetensors(s: Safetensors): Buffer {
 /** PyTorch layout -> tfjs layout for one parameter, by its tfjs shape's rank and the owning layer's kind. */
 function toTfjsLayout(name: string, t: TensorEntry, want: number[], kind: string): TensorEntry {
   const mismatch = () =>
-    new Error(`tensor ${name} has shape [${t.shape}] but the network description needs ${describe(want, kind)}: ` +
-      'the checkpoint is of another architecture than the description stored in it');
+    new Error(
+      `tensor ${name} has shape [${t.shape}] but the network description needs ${describe(want, kind)}: ` +
+        'the checkpoint is of another architecture than the description stored in it',
+    );
   if (kind === 'conv2d' && want.length === 4) {
     const [kh, kw, cin, cout] = want;
     if (t.shape.join() !== [cout, cin, kh, kw].join()) throw mismatch();
     const out = new Float32Array(t.data.length);
-    for (let o = 0; o < cout; o++) for (let i = 0; i < cin; i++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
-      out[((y * kw + x) * cin + i) * cout + o] = t.data[((o * cin + i) * kh + y) * kw + x];
-    }
+    for (let o = 0; o < cout; o++)
+      for (let i = 0; i < cin; i++)
+        for (let y = 0; y < kh; y++)
+          for (let x = 0; x < kw; x++) {
+            out[((y * kw + x) * cin + i) * cout + o] = t.data[((o * cin + i) * kh + y) * kw + x];
+          }
     return { shape: want, data: out };
   }
   if (kind === 'linear' && want.length === 2) {
@@ -101,7 +112,8 @@ function toTfjsLayout(name: string, t: TensorEntry, want: number[], kind: string
 }
 
 function describe(tfjsShape: number[], kind: string): string {
-  if (kind === 'conv2d' && tfjsShape.length === 4) return `[${[tfjsShape[3], tfjsShape[2], tfjsShape[0], tfjsShape[1]]}] (PyTorch layout)`;
+  if (kind === 'conv2d' && tfjsShape.length === 4)
+    return `[${[tfjsShape[3], tfjsShape[2], tfjsShape[0], tfjsShape[1]]}] (PyTorch layout)`;
   if (kind === 'linear' && tfjsShape.length === 2) return `[${[tfjsShape[1], tfjsShape[0]]}] (PyTorch layout)`;
   return `[${tfjsShape}]`;
 }
@@ -126,14 +138,19 @@ export function importTorchCheckpoint(file: string, o: ImportOptions = {}): Chec
   const meta = st.metadata;
   const format = meta.format === undefined ? undefined : metaJson(file, meta, 'format');
   if (format !== TORCH_CHECKPOINT_FORMAT) {
-    throw new Error(`${file} is not a checkpoint of the PyTorch trainer (torch_ddp/): its format is ${JSON.stringify(format ?? null)}, expected '${TORCH_CHECKPOINT_FORMAT}'`);
+    throw new Error(
+      `${file} is not a checkpoint of the PyTorch trainer (torch_ddp/): its format is ${JSON.stringify(format ?? null)}, expected '${TORCH_CHECKPOINT_FORMAT}'`,
+    );
   }
   const version = metaJson(file, meta, 'version');
   if (version !== TORCH_CHECKPOINT_VERSION) {
-    throw new Error(`${file} is a ${TORCH_CHECKPOINT_FORMAT} of version ${JSON.stringify(version)}; this cmc reads version ${TORCH_CHECKPOINT_VERSION}`);
+    throw new Error(
+      `${file} is a ${TORCH_CHECKPOINT_FORMAT} of version ${JSON.stringify(version)}; this cmc reads version ${TORCH_CHECKPOINT_VERSION}`,
+    );
   }
   const spec = metaJson(file, meta, 'spec') as CmcSpec;
-  if (!spec || !Array.isArray(spec.views) || typeof spec.arch !== 'string') throw new Error(`${file}: the checkpoint's network description is not a CmcSpec`);
+  if (!spec || !Array.isArray(spec.views) || typeof spec.arch !== 'string')
+    throw new Error(`${file}: the checkpoint's network description is not a CmcSpec`);
   if (o.expectArch !== undefined && spec.arch !== o.expectArch) {
     throw new Error(`${file} holds a ${spec.arch} network, not ${o.expectArch}`);
   }
@@ -145,12 +162,20 @@ export function importTorchCheckpoint(file: string, o: ImportOptions = {}): Chec
       const name = `${view.name}.${p.name}`;
       expected.add(name);
       const t = st.tensors[`model/${name}`];
-      if (!t) throw new Error(`${file} lacks the tensor ${name} that its network description (${spec.arch}) needs: the checkpoint is of another architecture`);
+      if (!t)
+        throw new Error(
+          `${file} lacks the tensor ${name} that its network description (${spec.arch}) needs: the checkpoint is of another architecture`,
+        );
       tensors[`model/${name}`] = toTfjsLayout(name, t, p.shape, p.layer.kind);
     }
   }
-  const extra = Object.keys(st.tensors).filter((k) => k.startsWith('model/') && !expected.has(k.slice('model/'.length)));
-  if (extra.length) throw new Error(`${file} has tensors its network description (${spec.arch}) does not name, e.g. ${extra[0].slice(6)}: the checkpoint is of another architecture`);
+  const extra = Object.keys(st.tensors).filter(
+    (k) => k.startsWith('model/') && !expected.has(k.slice('model/'.length)),
+  );
+  if (extra.length)
+    throw new Error(
+      `${file} has tensors its network description (${spec.arch}) does not name, e.g. ${extra[0].slice(6)}: the checkpoint is of another architecture`,
+    );
   // The memory bank comes along (its rows are embeddings: no layout change); momentum buffers are PyTorch's
   // to resume with (torch_ddp's --resume), so they stay behind.
   for (const [k, t] of Object.entries(st.tensors)) if (k.startsWith('memory/')) tensors[k] = t;

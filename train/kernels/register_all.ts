@@ -2,7 +2,15 @@
  * One explicit list of the kernels this project adds to tfjs backends, registered by one loop
  * (the tfjs register_all_kernels pattern). Each kernel lives in its own file.
  */
-import { registerGradient, registerKernel, unregisterKernel, getKernel, type GradConfig, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
+import {
+  registerGradient,
+  registerKernel,
+  unregisterKernel,
+  getKernel,
+  type GradConfig,
+  type KernelConfig,
+  type KernelFunc,
+} from '@tensorflow/tfjs-core';
 import { conv2DBackpropFilterConfig } from './wasm/Conv2DBackpropFilter.ts';
 import { makeConv2DBackpropInputConfig } from './wasm/Conv2DBackpropInput.ts';
 import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
@@ -17,8 +25,19 @@ import { meanGradConfig } from './grads/Mean_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
-  wasm: [() => conv2DBackpropFilterConfig, makeConv2DBackpropInputConfig, () => maxPoolGradConfig, makeBatchMatMulConfig, makeSumConfig, makeMeanConfig, makeIdentityConfig, makeCastConfig,
-    () => sgdStepConfig, () => batchNormTrainConfig, () => batchNormTrainGradConfig],
+  wasm: [
+    () => conv2DBackpropFilterConfig,
+    makeConv2DBackpropInputConfig,
+    () => maxPoolGradConfig,
+    makeBatchMatMulConfig,
+    makeSumConfig,
+    makeMeanConfig,
+    makeIdentityConfig,
+    makeCastConfig,
+    () => sgdStepConfig,
+    () => batchNormTrainConfig,
+    () => batchNormTrainGradConfig,
+  ],
 };
 
 const done = new Set<string>();

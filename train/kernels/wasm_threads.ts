@@ -38,8 +38,9 @@ export function prepareWasmThreads(threads: number, wasm: { setThreadsCount(n: n
   let workerSrc: string;
   try {
     pkgDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-    workerSrc = (require(path.join(pkgDir, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string })
-      .wasmWorkerContents;
+    workerSrc = (
+      require(path.join(pkgDir, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string }
+    ).wasmWorkerContents;
   } catch {
     return false;
   }
@@ -59,7 +60,8 @@ export function prepareWasmThreads(threads: number, wasm: { setThreadsCount(n: n
     return false;
   }
   const orig = URL.createObjectURL;
-  URL.createObjectURL = (obj: Blob) => (obj instanceof Blob && obj.type === 'application/javascript' ? file : orig.call(URL, obj));
+  URL.createObjectURL = (obj: Blob) =>
+    obj instanceof Blob && obj.type === 'application/javascript' ? file : orig.call(URL, obj);
   // tfjs caps the pool at emscripten_num_logical_cores() / 2 (it assumes hyper-threading), which Node answers
   // with os.cpus().length when the module starts: report at least 2 * threads while it does.
   const origCpus = os.cpus;
@@ -85,7 +87,8 @@ export function prepareWasmThreads(threads: number, wasm: { setThreadsCount(n: n
 export function finishWasmThreads(backend?: unknown): void {
   restore?.();
   restore = null;
-  const pthread = (backend as { wasm?: { PThread?: { runningWorkers?: { unref?: () => void }[] } } } | undefined)?.wasm?.PThread;
+  const pthread = (backend as { wasm?: { PThread?: { runningWorkers?: { unref?: () => void }[] } } } | undefined)?.wasm
+    ?.PThread;
   for (const w of pthread?.runningWorkers ?? []) w.unref?.();
 }
 

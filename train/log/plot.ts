@@ -57,11 +57,17 @@ export function lineChart(o: ChartOptions): string {
   const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
   const fmt = o.yFormat ?? ((v: number) => Number(v.toPrecision(3)).toString());
   const drawn = o.series
-    .map((s, i) => ({ s, c: s.color ?? PALETTE[i % PALETTE.length], good: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)) }))
+    .map((s, i) => ({
+      s,
+      c: s.color ?? PALETTE[i % PALETTE.length],
+      good: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
+    }))
     .filter((e) => e.good.length > 0);
   const HT = o.legend === 'below' ? H + 16 * drawn.length + 4 : H;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${HT}" viewBox="0 0 ${W} ${HT}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${HT}" viewBox="0 0 ${W} ${HT}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${HT}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(o.title)}</text>`);
   for (const t of ticks(y0, y1, 5)) {
@@ -78,22 +84,31 @@ export function lineChart(o: ChartOptions): string {
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
-  out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  out.push(
+    `<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`,
+  );
   // Lines first, then the legend on a light box above them, sized to the longest name (about 6.5 px per
   // character at 12 px sans-serif).
   const dash = (s: Series) => (s.dashed ? ' stroke-dasharray="6 4"' : '');
   for (const { s, c, good } of drawn) {
     const d = good.map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${dash(s)}/>`);
-    if (s.markers ?? good.length <= 40) for (const [x, y] of good) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`);
+    if (s.markers ?? good.length <= 40)
+      for (const [x, y] of good)
+        out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`);
   }
   const legendW = Math.max(150, 30 + 6.5 * Math.max(...drawn.map((e) => e.s.name.length)));
   const legendX = o.legend === 'below' ? m.l : W - m.r - legendW;
   const legendY = o.legend === 'below' ? H - 4 : o.legend === 'bottom-right' ? H - m.b - 8 - 16 * drawn.length : m.t;
-  if (o.legend !== 'below') out.push(`<rect x="${legendX - 4}" y="${legendY}" width="${legendW}" height="${16 * drawn.length + 4}" fill="white" fill-opacity="0.8"/>`);
+  if (o.legend !== 'below')
+    out.push(
+      `<rect x="${legendX - 4}" y="${legendY}" width="${legendW}" height="${16 * drawn.length + 4}" fill="white" fill-opacity="0.8"/>`,
+    );
   drawn.forEach(({ s, c }, i) => {
     const ly = legendY + 8 + i * 16;
-    out.push(`<line x1="${legendX}" x2="${legendX + 20}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${dash(s)}/>`);
+    out.push(
+      `<line x1="${legendX}" x2="${legendX + 20}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${dash(s)}/>`,
+    );
     out.push(`<text x="${legendX + 24}" y="${ly + 4}">${esc(s.name)}</text>`);
   });
   out.push('</svg>');

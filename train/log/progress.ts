@@ -24,7 +24,10 @@ export class Progress {
     this.updates++;
     const last = this.done >= this.total;
     const now = performance.now();
-    const due = this.updates === 1 || this.updates % (this.opts.every ?? 10) === 0 || now - this.lastPrint >= (this.opts.everySec ?? 10) * 1000;
+    const due =
+      this.updates === 1 ||
+      this.updates % (this.opts.every ?? 10) === 0 ||
+      now - this.lastPrint >= (this.opts.everySec ?? 10) * 1000;
     if (!this.tty && !last && !due) return;
     this.lastPrint = now;
     const line = this.line(fields);

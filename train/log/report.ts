@@ -153,7 +153,10 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{'));
+    const lines = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('{'));
     for (let i = lines.length - 1; i >= 0; i--) {
       try {
         return JSON.parse(lines[i]);
@@ -178,15 +181,26 @@ function checkProbe(j: unknown): string | null {
 /** Reads the JSON header of a checkpoint only (not its tensors); null when the file is not there. */
 export function checkpointInfo(file: string): EncoderInfo | null {
   const h = readCheckpointHeader<{
-    objective?: string; epoch?: number; step?: number; spec?: { arch?: string; imageSize?: number };
-    config?: { model?: string; image_size?: number; epochs?: number }; metrics?: { epoch: number; epoch_sec?: number }[];
+    objective?: string;
+    epoch?: number;
+    step?: number;
+    spec?: { arch?: string; imageSize?: number };
+    config?: { model?: string; image_size?: number; epochs?: number };
+    metrics?: { epoch: number; epoch_sec?: number }[];
   }>(file);
   if (!h || !isNum(h.epoch) || !isNum(h.step)) return null;
-  const secs = (h.metrics ?? []).filter((m) => m.epoch >= 1 && m.epoch <= h.epoch! && isNum(m.epoch_sec)).map((m) => m.epoch_sec!);
+  const secs = (h.metrics ?? [])
+    .filter((m) => m.epoch >= 1 && m.epoch <= h.epoch! && isNum(m.epoch_sec))
+    .map((m) => m.epoch_sec!);
   return {
-    encoder: file, objective: h.objective === 'supervised' ? 'supervised' : 'cmc', arch: h.spec?.arch ?? h.config?.model,
-    image_size: h.spec?.imageSize ?? h.config?.image_size, epoch: h.epoch, step: h.step,
-    train_seconds: secs.length ? secs.reduce((a, b) => a + b, 0) : undefined, epochs_planned: h.config?.epochs,
+    encoder: file,
+    objective: h.objective === 'supervised' ? 'supervised' : 'cmc',
+    arch: h.spec?.arch ?? h.config?.model,
+    image_size: h.spec?.imageSize ?? h.config?.image_size,
+    epoch: h.epoch,
+    step: h.step,
+    train_seconds: secs.length ? secs.reduce((a, b) => a + b, 0) : undefined,
+    epochs_planned: h.config?.epochs,
   };
 }
 
@@ -194,14 +208,16 @@ export function readRun(dir: string): { name: string; dir: string; records: RunR
   const file = dir.endsWith('.jsonl') ? dir : path.join(dir, 'metrics.jsonl');
   if (!fs.existsSync(file)) throw new Error(`run folder ${dir}: no metrics.jsonl there`);
   const records: RunRecord[] = [];
-  fs.readFileSync(file, 'utf8').split('\n').forEach((l, i) => {
-    if (!l.trim()) return;
-    try {
-      records.push(JSON.parse(l));
-    } catch {
-      throw new Error(`${file}:${i + 1}: not valid JSON`);
-    }
-  });
+  fs.readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((l, i) => {
+      if (!l.trim()) return;
+      try {
+        records.push(JSON.parse(l));
+      } catch {
+        throw new Error(`${file}:${i + 1}: not valid JSON`);
+      }
+    });
   return { name: path.basename(path.dirname(path.resolve(file))), dir: path.dirname(file), records };
 }
 
@@ -243,7 +259,10 @@ export function loadResults(dir: string, opts: { runs?: string[] } = {}): Result
       const layer = Number(m[3]);
       const p = j as ProbeJson;
       const inFile = typeof p.layer === 'number' ? p.layer : p.layer?.layer;
-      if (isNum(inFile) && inFile !== layer) res.notes.push(`${e.name}: the file name says layer ${layer} but its JSON says layer ${inFile}; using ${layer}`);
+      if (isNum(inFile) && inFile !== layer)
+        res.notes.push(
+          `${e.name}: the file name says layer ${layer} but its JSON says layer ${inFile}; using ${layer}`,
+        );
       get(m[1], epoch).probes.set(layer, { file: e.name, json: p });
     } else if (kind === 'knn') {
       if (!isNum((j as KnnJson)?.top1)) {
@@ -276,31 +295,46 @@ export function loadResults(dir: string, opts: { runs?: string[] } = {}): Result
   }
   for (const r of [...runDirs, ...(opts.runs ?? [])]) res.runs.push(readRun(r));
   if (res.evaluated.size === 0 && res.supervised.length === 0 && res.runs.length === 0) {
-    throw new Error(`${dir}: no result files found. Expected ${NAMING_HELP}` + (res.notes.length ? `; ${res.notes.join('; ')}` : ''));
+    throw new Error(
+      `${dir}: no result files found. Expected ${NAMING_HELP}` + (res.notes.length ? `; ${res.notes.join('; ')}` : ''),
+    );
   }
 
   // Fill in what each evaluated encoder is (steps, epoch), and flag missing pieces.
   for (const ev of res.evaluated.values()) {
     if (!ev.encoder) ev.encoder = inferEncoder(ev, res.runs) ?? undefined;
-    if (!ev.encoder) res.notes.push(`${key(ev.method, ev.epoch)}: SGD steps unknown (no encoder_${key(ev.method, ev.epoch)}.json, its checkpoint is not readable here and no run folder matches)`);
+    if (!ev.encoder)
+      res.notes.push(
+        `${key(ev.method, ev.epoch)}: SGD steps unknown (no encoder_${key(ev.method, ev.epoch)}.json, its checkpoint is not readable here and no run folder matches)`,
+      );
   }
-  const allLayers = [...new Set([...res.evaluated.values()].filter((e) => e.epoch === null).flatMap((e) => [...e.probes.keys()]))].sort((a, b) => a - b);
+  const allLayers = [
+    ...new Set([...res.evaluated.values()].filter((e) => e.epoch === null).flatMap((e) => [...e.probes.keys()])),
+  ].sort((a, b) => a - b);
   for (const ev of res.evaluated.values()) {
     if (ev.epoch !== null) continue;
     const missing = allLayers.filter((l) => !ev.probes.has(l));
-    if (missing.length && ev.probes.size) res.notes.push(`${ev.method}: no probe for layer${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (missing ${missing.map((l) => `probe_${ev.method}_layer${l}.json`).join(', ')})`);
+    if (missing.length && ev.probes.size)
+      res.notes.push(
+        `${ev.method}: no probe for layer${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (missing ${missing.map((l) => `probe_${ev.method}_layer${l}.json`).join(', ')})`,
+      );
     if (!ev.probes.size && !ev.knn) res.notes.push(`${ev.method}: no probe or kNN result`);
   }
   return res;
 }
 
 function encoderPathOf(ev: Evaluated): string | undefined {
-  return ev.encoder?.encoder ?? ev.knn?.json.encoder ?? [...ev.probes.values()].map((p) => p.json.encoder).find((e) => typeof e === 'string');
+  return (
+    ev.encoder?.encoder ??
+    ev.knn?.json.encoder ??
+    [...ev.probes.values()].map((p) => p.json.encoder).find((e) => typeof e === 'string')
+  );
 }
 
 function inferEncoder(ev: Evaluated, runs: Results['runs']): EncoderInfo | null {
   const enc = encoderPathOf(ev);
-  if (enc === 'random' || /^random/.test(ev.method)) return { encoder: 'random', objective: 'random', epoch: 0, step: 0 };
+  if (enc === 'random' || /^random/.test(ev.method))
+    return { encoder: 'random', objective: 'random', epoch: 0, step: 0 };
   if (!enc) return null;
   const fromHeader = checkpointInfo(enc);
   if (fromHeader) return fromHeader;
@@ -310,11 +344,19 @@ function inferEncoder(ev: Evaluated, runs: Results['runs']): EncoderInfo | null 
   const epoch = m ? Number(m[1]) : ev.epoch;
   for (const r of runs) {
     if (r.name !== runName) continue;
-    const rec = epoch !== null ? r.records.find((x) => x.epoch === epoch && isNum(x.step)) : [...r.records].reverse().find((x) => isNum(x.step) && x.epoch > 0);
+    const rec =
+      epoch !== null
+        ? r.records.find((x) => x.epoch === epoch && isNum(x.step))
+        : [...r.records].reverse().find((x) => isNum(x.step) && x.epoch > 0);
     if (!rec) continue;
-    const secs = r.records.filter((x) => x.epoch >= 1 && x.epoch <= rec.epoch && isNum(x.epoch_sec)).map((x) => x.epoch_sec!);
+    const secs = r.records
+      .filter((x) => x.epoch >= 1 && x.epoch <= rec.epoch && isNum(x.epoch_sec))
+      .map((x) => x.epoch_sec!);
     return {
-      encoder: enc, objective: /^supervised/.test(ev.method) ? 'supervised' : 'cmc', epoch: rec.epoch, step: rec.step,
+      encoder: enc,
+      objective: /^supervised/.test(ev.method) ? 'supervised' : 'cmc',
+      epoch: rec.epoch,
+      step: rec.step,
       train_seconds: secs.length ? secs.reduce((a, b) => a + b, 0) : undefined,
     };
   }
@@ -327,20 +369,41 @@ function inferEncoder(ev: Evaluated, runs: Results['runs']): EncoderInfo | null 
 export type MetricChoice = 'auto' | 'last' | 'best';
 
 export function kindOf(ev: Evaluated): 'cmc' | 'supervised' | 'random' {
-  if (ev.encoder?.objective === 'random' || /^random/.test(ev.method) || encoderPathOf(ev) === 'random') return 'random';
+  if (ev.encoder?.objective === 'random' || /^random/.test(ev.method) || encoderPathOf(ev) === 'random')
+    return 'random';
   if (ev.encoder?.objective === 'supervised' || /^supervised/.test(ev.method)) return 'supervised';
   return 'cmc';
 }
 
 /** The test accuracy a probe reports under `metric` (see the module comment), and which epoch that is. */
-export function probeScore(p: ProbeJson, metric: MetricChoice): { top1: number; top5: number; epoch: number; which: 'best' | 'last' } {
+export function probeScore(
+  p: ProbeJson,
+  metric: MetricChoice,
+): { top1: number; top5: number; epoch: number; which: 'best' | 'last' } {
   const which = metric === 'best' || (metric === 'auto' && p.selected_on === 'val') ? 'best' : 'last';
   const e = p[which];
   return { top1: e.top1, top5: e.top5, epoch: e.epoch, which };
 }
 
-const ALEXNET_LAYERS: Record<number, string> = { 1: 'conv1', 2: 'conv2', 3: 'conv3', 4: 'conv4', 5: 'conv5', 6: 'fc6', 7: 'fc7', 8: 'emb' };
-const RESNET_LAYERS: Record<number, string> = { 1: 'conv1', 2: 'layer1', 3: 'layer2', 4: 'layer3', 5: 'layer4', 6: 'pool', 7: 'emb' };
+const ALEXNET_LAYERS: Record<number, string> = {
+  1: 'conv1',
+  2: 'conv2',
+  3: 'conv3',
+  4: 'conv4',
+  5: 'conv5',
+  6: 'fc6',
+  7: 'fc7',
+  8: 'emb',
+};
+const RESNET_LAYERS: Record<number, string> = {
+  1: 'conv1',
+  2: 'layer1',
+  3: 'layer2',
+  4: 'layer3',
+  5: 'layer4',
+  6: 'pool',
+  7: 'emb',
+};
 
 /** A short name of probe layer `l` for an architecture ('conv5', 'fc7', ...), or 'L<l>'. */
 export function layerName(l: number, arch?: string): string {
@@ -391,8 +454,22 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   const whichUsed = new Set<string>();
   if (finals.length || res.supervised.length) {
     md.push('## Linear probe and kNN, test split', '');
-    md.push('Cells are top-1 / top-5 (%) of the linear probe on each layer\'s frozen features; ' + metricSentence(metric) + '.', '');
-    const head = ['method', ...layers.map((l) => layerName(l, arch)), 'best layer (top-1)', 'kNN top-1', 'SGD steps', 'epochs', 'train time', 'eval time'];
+    md.push(
+      "Cells are top-1 / top-5 (%) of the linear probe on each layer's frozen features; " +
+        metricSentence(metric) +
+        '.',
+      '',
+    );
+    const head = [
+      'method',
+      ...layers.map((l) => layerName(l, arch)),
+      'best layer (top-1)',
+      'kNN top-1',
+      'SGD steps',
+      'epochs',
+      'train time',
+      'eval time',
+    ];
     md.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
     for (const ev of finals) {
       const cells = layers.map((l) => {
@@ -404,30 +481,55 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
       });
       const scored = [...ev.probes.entries()].map(([l, p]) => ({ l, s: probeScore(p.json, metric) }));
       const best = scored.length ? scored.reduce((a, b) => (b.s.top1 > a.s.top1 ? b : a)) : null;
-      const evalSec = [...ev.probes.values()].reduce((a, p) => a + (p.json.seconds ?? 0), 0) + (ev.knn?.json.seconds ?? 0) +
+      const evalSec =
+        [...ev.probes.values()].reduce((a, p) => a + (p.json.seconds ?? 0), 0) +
+        (ev.knn?.json.seconds ?? 0) +
         [...ev.wd.values()].reduce((a, w) => a + w.candidates.reduce((b, c) => b + (c.seconds ?? 0), 0), 0);
       const kind = kindOf(ev);
-      const label = kind === 'cmc' ? ev.method : `${ev.method} (${kind === 'random' ? 'random init' : 'supervised encoder'})`;
-      md.push(`| ${[
-        label, ...cells, best ? `${layerName(best.l, arch)} (${pct(best.s.top1)})` : '—', ev.knn ? pct(ev.knn.json.top1) : '—',
-        int(ev.encoder?.step), int(ev.encoder?.epoch), isNum(ev.encoder?.train_seconds) ? formatDuration(ev.encoder!.train_seconds!) : '—',
-        evalSec > 0 ? formatDuration(evalSec) : '—',
-      ].join(' | ')} |`);
+      const label =
+        kind === 'cmc' ? ev.method : `${ev.method} (${kind === 'random' ? 'random init' : 'supervised encoder'})`;
+      md.push(
+        `| ${[
+          label,
+          ...cells,
+          best ? `${layerName(best.l, arch)} (${pct(best.s.top1)})` : '—',
+          ev.knn ? pct(ev.knn.json.top1) : '—',
+          int(ev.encoder?.step),
+          int(ev.encoder?.epoch),
+          isNum(ev.encoder?.train_seconds) ? formatDuration(ev.encoder!.train_seconds!) : '—',
+          evalSec > 0 ? formatDuration(evalSec) : '—',
+        ].join(' | ')} |`,
+      );
     }
     for (const s of res.supervised) {
       const last = s.json.metrics[s.json.metrics.length - 1];
       const secs = s.json.metrics.map((m) => m.epoch_sec ?? 0).reduce((a, b) => a + b, 0);
-      const top1 = s.json.test_top1 ?? last?.test_top1, top5 = s.json.test_top5 ?? last?.test_top5;
-      md.push(`| ${[
-        `${s.label} (end-to-end classifier)`, ...layers.map(() => ''), `${pct(top1)} / ${pct(top5)}`, '—',
-        int(last?.step), int(last?.epoch), secs > 0 ? formatDuration(secs) : '—', '—',
-      ].join(' | ')} |`);
+      const top1 = s.json.test_top1 ?? last?.test_top1,
+        top5 = s.json.test_top5 ?? last?.test_top5;
+      md.push(
+        `| ${[
+          `${s.label} (end-to-end classifier)`,
+          ...layers.map(() => ''),
+          `${pct(top1)} / ${pct(top5)}`,
+          '—',
+          int(last?.step),
+          int(last?.epoch),
+          secs > 0 ? formatDuration(secs) : '—',
+          '—',
+        ].join(' | ')} |`,
+      );
     }
     md.push('');
     if ([...whichUsed].some((w) => w === 'best/test')) {
-      md.push('**Note:** some numbers are the best epoch chosen on the test split (`--metric best` on probes run without `--val_split`): optimistic, as in the seed.', '');
+      md.push(
+        '**Note:** some numbers are the best epoch chosen on the test split (`--metric best` on probes run without `--val_split`): optimistic, as in the seed.',
+        '',
+      );
     }
-    md.push('kNN: weighted kNN (`cmc knn`, default k 200, T 0.07, on the embeddings). SGD steps / epochs / train time: of the encoder\'s training run up to the evaluated checkpoint. Eval time: probes + kNN + weight-decay selection.', '');
+    md.push(
+      "kNN: weighted kNN (`cmc knn`, default k 200, T 0.07, on the embeddings). SGD steps / epochs / train time: of the encoder's training run up to the evaluated checkpoint. Eval time: probes + kNN + weight-decay selection.",
+      '',
+    );
   }
 
   // --- weight-decay selection
@@ -437,11 +539,19 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
     md.push('| method | layer | held-out top-1 (%) per weight decay | chosen |', '|---|---|---|---:|');
     for (const ev of withWd) {
       for (const [l, w] of [...ev.wd.entries()].sort((a, b) => a[0] - b[0])) {
-        const c = w.candidates.length ? w.candidates.map((c) => `${c.weight_decay}: ${pct(c.val_top1)}`).join(', ') : '— (a single value, not selected)';
+        const c = w.candidates.length
+          ? w.candidates.map((c) => `${c.weight_decay}: ${pct(c.val_top1)}`).join(', ')
+          : '— (a single value, not selected)';
         md.push(`| ${ev.method} | ${layerName(l, arch)} | ${c} | ${w.chosen} |`);
       }
     }
-    const vs = [...new Set(withWd.flatMap((e) => [...e.wd.values()].filter((w) => w.candidates.length).map((w) => w.val_split)).filter(isNum))];
+    const vs = [
+      ...new Set(
+        withWd
+          .flatMap((e) => [...e.wd.values()].filter((w) => w.candidates.length).map((w) => w.val_split))
+          .filter(isNum),
+      ),
+    ];
     md.push('', `Held-out fraction of train: ${vs.join(', ') || '?'}.`, '');
   }
 
@@ -449,10 +559,16 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   const plots: Record<string, string> = {};
   // Default: the CMC method trained in a given run folder (its kNN curve is the one drawn), else `cmc`, else the first.
   const runNames = new Set(res.runs.map((r) => r.name));
-  const ofRun = finals.find((e) => kindOf(e) === 'cmc' && runNames.has(path.basename(path.dirname(encoderPathOf(e) ?? ''))));
-  const method = o.method ?? (ofRun ?? finals.find((e) => e.method === 'cmc') ?? finals.find((e) => kindOf(e) === 'cmc'))?.method
-    ?? inter.find((e) => kindOf(e) === 'cmc')?.method;
-  const series = method ? [...inter.filter((e) => e.method === method), ...finals.filter((e) => e.method === method)] : [];
+  const ofRun = finals.find(
+    (e) => kindOf(e) === 'cmc' && runNames.has(path.basename(path.dirname(encoderPathOf(e) ?? ''))),
+  );
+  const method =
+    o.method ??
+    (ofRun ?? finals.find((e) => e.method === 'cmc') ?? finals.find((e) => kindOf(e) === 'cmc'))?.method ??
+    inter.find((e) => kindOf(e) === 'cmc')?.method;
+  const series = method
+    ? [...inter.filter((e) => e.method === method), ...finals.filter((e) => e.method === method)]
+    : [];
   if (series.length > 1 || inter.length) {
     const rows = series.slice().sort((a, b) => (a.encoder?.step ?? Infinity) - (b.encoder?.step ?? Infinity));
     const ls = [...new Set(rows.flatMap((e) => [...e.probes.keys()]))].sort((a, b) => a - b);
@@ -460,10 +576,15 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
     const h = ['checkpoint', 'epoch', 'SGD steps', 'kNN top-1', ...ls.map((l) => `probe ${layerName(l, arch)} top-1`)];
     md.push(`| ${h.join(' | ')} |`, `|${h.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
     for (const e of rows) {
-      md.push(`| ${[
-        e.epoch === null ? `${e.method} (final)` : `${e.method} epoch ${e.epoch}`, int(e.encoder?.epoch ?? e.epoch ?? undefined), int(e.encoder?.step),
-        e.knn ? pct(e.knn.json.top1) : '—', ...ls.map((l) => (e.probes.has(l) ? pct(probeScore(e.probes.get(l)!.json, metric).top1) : '—')),
-      ].join(' | ')} |`);
+      md.push(
+        `| ${[
+          e.epoch === null ? `${e.method} (final)` : `${e.method} epoch ${e.epoch}`,
+          int(e.encoder?.epoch ?? e.epoch ?? undefined),
+          int(e.encoder?.step),
+          e.knn ? pct(e.knn.json.top1) : '—',
+          ...ls.map((l) => (e.probes.has(l) ? pct(probeScore(e.probes.get(l)!.json, metric).top1) : '—')),
+        ].join(' | ')} |`,
+      );
     }
     md.push('');
   }
@@ -472,33 +593,56 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   if (layers.length) {
     const shade = new Map<string, number>(); // the n-th method of a kind gets the kind's n-th colour
     const colorOfMethod = new Map<string, string>();
-    const s: Series[] = finals.filter((e) => e.probes.size).map((e) => {
-      const n = shade.get(kindOf(e)) ?? 0;
-      shade.set(kindOf(e), n + 1);
-      colorOfMethod.set(e.method, colorOf(e, n));
-      return {
-        name: `${e.method}${kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)'}`,
-        points: [...e.probes.entries()].sort((a, b) => a[0] - b[0]).map(([l, p]) => [l, 100 * probeScore(p.json, metric).top1] as [number, number]),
-        color: colorOf(e, n),
-      };
-    });
+    const s: Series[] = finals
+      .filter((e) => e.probes.size)
+      .map((e) => {
+        const n = shade.get(kindOf(e)) ?? 0;
+        shade.set(kindOf(e), n + 1);
+        colorOfMethod.set(e.method, colorOf(e, n));
+        return {
+          name: `${e.method}${kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)'}`,
+          points: [...e.probes.entries()]
+            .sort((a, b) => a[0] - b[0])
+            .map(([l, p]) => [l, 100 * probeScore(p.json, metric).top1] as [number, number]),
+          color: colorOf(e, n),
+        };
+      });
     for (const sup of res.supervised) {
       const last = sup.json.metrics[sup.json.metrics.length - 1];
       const t = sup.json.test_top1 ?? last?.test_top1;
-      if (isNum(t)) s.push({ name: `${sup.label} (end-to-end)`, points: [[layers[0], 100 * t], [layers[layers.length - 1], 100 * t]], dashed: true, markers: false, color: colorOfMethod.get(sup.label) ?? '#2ca02c' });
+      if (isNum(t))
+        s.push({
+          name: `${sup.label} (end-to-end)`,
+          points: [
+            [layers[0], 100 * t],
+            [layers[layers.length - 1], 100 * t],
+          ],
+          dashed: true,
+          markers: false,
+          color: colorOfMethod.get(sup.label) ?? '#2ca02c',
+        });
     }
     plots['accuracy_per_layer.svg'] = lineChart({
-      title: `${title}: linear probe top-1 per layer`, xLabel: 'layer', yLabel: 'test top-1 (%)', series: s,
-      xTicks: layers.map((l) => [l, layerName(l, arch).replace(/^\d+ /, '')]), xPad: 0.5, legend: 'below',
+      title: `${title}: linear probe top-1 per layer`,
+      xLabel: 'layer',
+      yLabel: 'test top-1 (%)',
+      series: s,
+      xTicks: layers.map((l) => [l, layerName(l, arch).replace(/^\d+ /, '')]),
+      xPad: 0.5,
+      legend: 'below',
     });
   }
   const steps = stepsPlot(res, { method, layer: o.layer, metric, title, arch, finals, notes });
   if (steps) plots['accuracy_vs_steps.svg'] = steps;
-  else if (method) notes.push(`no accuracy-against-steps plot: no kNN records in run folders and no ${method} results with known SGD steps`);
+  else if (method)
+    notes.push(
+      `no accuracy-against-steps plot: no kNN records in run folders and no ${method} results with known SGD steps`,
+    );
 
   if (Object.keys(plots).length && o.plotLinks) {
     md.push('## Plots', '');
-    for (const f of Object.keys(plots)) md.push(`![${f.replace(/\.svg$/, '').replace(/_/g, ' ')}](${o.plotLinks[f] ?? f})`, '');
+    for (const f of Object.keys(plots))
+      md.push(`![${f.replace(/\.svg$/, '').replace(/_/g, ' ')}](${o.plotLinks[f] ?? f})`, '');
   }
   if (notes.length) {
     md.push('## Notes', '');
@@ -510,11 +654,16 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
 
 function metricSentence(m: MetricChoice): string {
   if (m === 'last') return 'the accuracy after the last probe epoch';
-  if (m === 'best') return 'the accuracy at the best probe epoch (chosen on the held-out split when the probe had one, else on the test split, as the seed)';
+  if (m === 'best')
+    return 'the accuracy at the best probe epoch (chosen on the held-out split when the probe had one, else on the test split, as the seed)';
   return 'the accuracy at the epoch chosen on the held-out part of train when the probe had one (`--val_split`), else after the last epoch; never chosen on the test split';
 }
 
-const KIND_COLORS = { cmc: ['#1f77b4', '#9467bd', '#17becf', '#8c564b'], random: ['#7f7f7f', '#bcbd22'], supervised: ['#2ca02c', '#98df8a'] };
+const KIND_COLORS = {
+  cmc: ['#1f77b4', '#9467bd', '#17becf', '#8c564b'],
+  random: ['#7f7f7f', '#bcbd22'],
+  supervised: ['#2ca02c', '#98df8a'],
+};
 
 function colorOf(e: Evaluated, n = 0): string {
   const c = KIND_COLORS[kindOf(e)];
@@ -524,7 +673,15 @@ function colorOf(e: Evaluated, n = 0): string {
 /** kNN and probe top-1 of one CMC method against SGD steps, with the random-init levels as dashed lines. */
 function stepsPlot(
   res: Results,
-  c: { method?: string; layer?: number; metric: MetricChoice; title: string; arch?: string; finals: Evaluated[]; notes: string[] },
+  c: {
+    method?: string;
+    layer?: number;
+    metric: MetricChoice;
+    title: string;
+    arch?: string;
+    finals: Evaluated[];
+    notes: string[];
+  },
 ): string | null {
   const series: Series[] = [];
   const evs = c.method ? [...res.evaluated.values()].filter((e) => e.method === c.method) : [];
@@ -534,11 +691,20 @@ function stepsPlot(
   let ri = 0;
   for (const r of res.runs) {
     for (const src of ['recompute', 'memory'] as const) {
-      const pts = r.records.filter((m) => isNum(m.knn_top1) && isNum(m.step) && (m.knn_source ?? 'memory') === src).map((m) => [m.step, 100 * m.knn_top1!] as [number, number]);
-      if (pts.length) series.push({ name: `kNN during training, ${r.name} (${src === 'memory' ? 'memory bank' : 'recomputed'})`, points: pts, dashed: src === 'memory', color: runPalette[ri++ % runPalette.length] });
+      const pts = r.records
+        .filter((m) => isNum(m.knn_top1) && isNum(m.step) && (m.knn_source ?? 'memory') === src)
+        .map((m) => [m.step, 100 * m.knn_top1!] as [number, number]);
+      if (pts.length)
+        series.push({
+          name: `kNN during training, ${r.name} (${src === 'memory' ? 'memory bank' : 'recomputed'})`,
+          points: pts,
+          dashed: src === 'memory',
+          color: runPalette[ri++ % runPalette.length],
+        });
     }
   }
-  const byStep = (pts: [number, number][]) => [...new Map(pts.map((p) => [p[0], p])).values()].sort((a, b) => a[0] - b[0]);
+  const byStep = (pts: [number, number][]) =>
+    [...new Map(pts.map((p) => [p[0], p])).values()].sort((a, b) => a[0] - b[0]);
   const knnPts = byStep(known.filter((e) => e.knn).map((e) => [e.encoder!.step, 100 * e.knn!.json.top1]));
   if (knnPts.length) series.push({ name: `${c.method} kNN (cmc knn)`, points: knnPts, color: '#ff7f0e' });
   // The probe layer: most intermediate probes, ties broken by the final probe's accuracy.
@@ -551,8 +717,13 @@ function stepsPlot(
     layer = [...count.keys()].sort((a, b) => count.get(b)! - count.get(a)! || acc(b) - acc(a))[0];
   }
   if (layer !== undefined) {
-    const pts = byStep(known.filter((e) => e.probes.has(layer!)).map((e) => [e.encoder!.step, 100 * probeScore(e.probes.get(layer!)!.json, c.metric).top1]));
-    if (pts.length) series.push({ name: `${c.method} linear probe, ${layerName(layer, c.arch)}`, points: pts, color: '#d62728' });
+    const pts = byStep(
+      known
+        .filter((e) => e.probes.has(layer!))
+        .map((e) => [e.encoder!.step, 100 * probeScore(e.probes.get(layer!)!.json, c.metric).top1]),
+    );
+    if (pts.length)
+      series.push({ name: `${c.method} linear probe, ${layerName(layer, c.arch)}`, points: pts, color: '#d62728' });
   }
   if (!series.length) return null;
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
@@ -561,10 +732,38 @@ function stepsPlot(
   for (const r of rnd) {
     if (layer !== undefined && r.probes.has(layer)) {
       const y = 100 * probeScore(r.probes.get(layer)!.json, c.metric).top1;
-      series.push({ name: `${r.method} init: probe ${layerName(layer, c.arch)}`, points: [[x0, y], [x1, y]], dashed: true, markers: false, color: '#7f7f7f' });
+      series.push({
+        name: `${r.method} init: probe ${layerName(layer, c.arch)}`,
+        points: [
+          [x0, y],
+          [x1, y],
+        ],
+        dashed: true,
+        markers: false,
+        color: '#7f7f7f',
+      });
     }
-    if (r.knn) series.push({ name: `${r.method} init: kNN`, points: [[x0, 100 * r.knn.json.top1], [x1, 100 * r.knn.json.top1]], dashed: true, markers: false, color: '#bcbd22' });
+    if (r.knn)
+      series.push({
+        name: `${r.method} init: kNN`,
+        points: [
+          [x0, 100 * r.knn.json.top1],
+          [x1, 100 * r.knn.json.top1],
+        ],
+        dashed: true,
+        markers: false,
+        color: '#bcbd22',
+      });
   }
-  if (!rnd.length) c.notes.push('no random-init results (probe_random_layer<L>.json / knn_random.json): the steps plot has no random-init level');
-  return lineChart({ title: `${c.title}: top-1 against SGD steps`, xLabel: 'SGD steps of CMC training', yLabel: 'test top-1 (%)', series, legend: 'below' });
+  if (!rnd.length)
+    c.notes.push(
+      'no random-init results (probe_random_layer<L>.json / knn_random.json): the steps plot has no random-init level',
+    );
+  return lineChart({
+    title: `${c.title}: top-1 against SGD steps`,
+    xLabel: 'SGD steps of CMC training',
+    yLabel: 'test top-1 (%)',
+    series,
+    legend: 'below',
+  });
 }

@@ -200,7 +200,8 @@ export interface TbEvent {
 }
 
 function readVarint(b: Uint8Array, pos: { p: number }): bigint {
-  let x = 0n, shift = 0n;
+  let x = 0n,
+    shift = 0n;
   for (;;) {
     if (pos.p >= b.length) throw new Error('protobuf: truncated varint');
     const c = b[pos.p++];
@@ -215,7 +216,8 @@ function* fields(b: Uint8Array): Generator<{ field: number; wire: number; v?: bi
   const pos = { p: 0 };
   while (pos.p < b.length) {
     const key = Number(readVarint(b, pos));
-    const field = key >>> 3, wire = key & 7;
+    const field = key >>> 3,
+      wire = key & 7;
     if (wire === 0) yield { field, wire, v: readVarint(b, pos) };
     else if (wire === 1) {
       yield { field, wire, data: b.subarray(pos.p, pos.p + 8) };
@@ -242,7 +244,8 @@ export function decodeEvent(b: Uint8Array): TbEvent {
     else if (f.field === 5 && f.wire === 2) {
       for (const s of fields(f.data!)) {
         if (s.field !== 1 || s.wire !== 2) continue;
-        let tag = '', simpleValue = NaN;
+        let tag = '',
+          simpleValue = NaN;
         for (const v of fields(s.data!)) {
           if (v.field === 1 && v.wire === 2) tag = new TextDecoder().decode(v.data);
           else if (v.field === 2 && v.wire === 5) simpleValue = dvOf(v.data!).getFloat32(0, true);
@@ -266,7 +269,8 @@ export function readRecords(buf: Uint8Array): Uint8Array[] {
   while (p < buf.length) {
     if (p + 12 > buf.length) throw new Error(`tfrecord: truncated header at ${p}`);
     const len = Number(dv.getBigUint64(p, true));
-    if (dv.getUint32(p + 8, true) !== maskedCrc32c(buf.subarray(p, p + 8))) throw new Error(`tfrecord: bad length CRC at ${p}`);
+    if (dv.getUint32(p + 8, true) !== maskedCrc32c(buf.subarray(p, p + 8)))
+      throw new Error(`tfrecord: bad length CRC at ${p}`);
     const data = buf.subarray(p + 12, p + 12 + len);
     if (p + 16 + len > buf.length) throw new Error(`tfrecord: truncated record at ${p}`);
     if (dv.getUint32(p + 12 + len, true) !== maskedCrc32c(data)) throw new Error(`tfrecord: bad data CRC at ${p}`);

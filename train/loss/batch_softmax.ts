@@ -47,7 +47,11 @@ export function diagonalCrossEntropy(logits: tf.Tensor2D): tf.Scalar {
 }
 
 /** Loss and the mean softmax probability of the positive (the analogue of the memory-bank logs). */
-export function batchSoftmaxLoss(anchor: tf.Tensor2D, other: tf.Tensor2D, T: number): { loss: tf.Scalar; prob: tf.Scalar } {
+export function batchSoftmaxLoss(
+  anchor: tf.Tensor2D,
+  other: tf.Tensor2D,
+  T: number,
+): { loss: tf.Scalar; prob: tf.Scalar } {
   if (anchor.shape[0] !== other.shape[0] || anchor.shape[1] !== other.shape[1]) {
     throw new RangeError(`batchSoftmaxLoss: views differ in shape [${anchor.shape}] vs [${other.shape}]`);
   }

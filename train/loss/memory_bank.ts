@@ -103,10 +103,14 @@ export class MemoryBank {
   constructor(opts: MemoryBankOptions) {
     const { nData, featDim, rng } = opts;
     const views = opts.views ?? 2;
-    if (!Number.isInteger(nData) || nData < 1) throw new RangeError(`MemoryBank: nData must be a positive integer, got ${nData}`);
-    if (!Number.isInteger(featDim) || featDim < 1) throw new RangeError(`MemoryBank: featDim must be a positive integer, got ${featDim}`);
-    if (!Number.isInteger(views) || views < 2) throw new RangeError(`MemoryBank: views must be an integer >= 2, got ${views}`);
-    if (!Number.isInteger(opts.K) || opts.K < 0) throw new RangeError(`MemoryBank: K must be a non-negative integer, got ${opts.K}`);
+    if (!Number.isInteger(nData) || nData < 1)
+      throw new RangeError(`MemoryBank: nData must be a positive integer, got ${nData}`);
+    if (!Number.isInteger(featDim) || featDim < 1)
+      throw new RangeError(`MemoryBank: featDim must be a positive integer, got ${featDim}`);
+    if (!Number.isInteger(views) || views < 2)
+      throw new RangeError(`MemoryBank: views must be an integer >= 2, got ${views}`);
+    if (!Number.isInteger(opts.K) || opts.K < 0)
+      throw new RangeError(`MemoryBank: K must be a non-negative integer, got ${opts.K}`);
     this.log = opts.log ?? ((m: string) => console.warn(m));
     this.onZ = opts.onZ;
     let K = opts.K;
@@ -117,7 +121,8 @@ export class MemoryBank {
     const T = opts.T ?? 0.07;
     if (!(T > 0)) throw new RangeError(`MemoryBank: T must be > 0, got ${T}`);
     const momentum = opts.momentum ?? 0.5;
-    if (!(momentum >= 0 && momentum <= 1)) throw new RangeError(`MemoryBank: momentum must be in [0, 1], got ${momentum}`);
+    if (!(momentum >= 0 && momentum <= 1))
+      throw new RangeError(`MemoryBank: momentum must be in [0, 1], got ${momentum}`);
     this.nData = nData;
     this.featDim = featDim;
     this.views = views;
@@ -132,7 +137,8 @@ export class MemoryBank {
       for (const [a, m] of opts.pairs) {
         const ok = [a, m].every((v) => Number.isInteger(v) && v >= 0 && v < views) && a !== m;
         if (!ok) throw new RangeError(`MemoryBank: bad pair (${a}, ${m}) for ${views} views`);
-        if (pairs.some(([a2, m2]) => a2 === a && m2 === m)) throw new RangeError(`MemoryBank: pair (${a}, ${m}) listed twice`);
+        if (pairs.some(([a2, m2]) => a2 === a && m2 === m))
+          throw new RangeError(`MemoryBank: pair (${a}, ${m}) listed twice`);
         pairs.push([a, m]);
       }
       if (pairs.length === 0) throw new RangeError('MemoryBank: no pairs to score');
@@ -148,7 +154,9 @@ export class MemoryBank {
     for (let v = 0; v < views; v++) {
       const data = new Float32Array(nData * featDim);
       for (let i = 0; i < data.length; i++) data[i] = rng.uniform() * 2 * stdv - stdv;
-      this.memories.push(tf.tidy(() => tf.variable(tf.tensor2d(data, [nData, featDim]), false)) as tf.Variable<tf.Rank.R2>);
+      this.memories.push(
+        tf.tidy(() => tf.variable(tf.tensor2d(data, [nData, featDim]), false)) as tf.Variable<tf.Rank.R2>,
+      );
     }
   }
 
@@ -201,7 +209,8 @@ export class MemoryBank {
   /** All pairs of `pairs`, in that order, sharing one index matrix. */
   forwardViews(feats: tf.Tensor2D[], y: Int32Array, idx?: Int32Array): tf.Tensor2D[] {
     this.check();
-    if (feats.length !== this.views) throw new RangeError(`MemoryBank: expected ${this.views} views, got ${feats.length}`);
+    if (feats.length !== this.views)
+      throw new RangeError(`MemoryBank: expected ${this.views} views, got ${feats.length}`);
     const B = y.length;
     for (const f of feats) this.checkFeat(f, B);
     const index = idx ?? this.sampleIdx(y);
@@ -217,7 +226,8 @@ export class MemoryBank {
     this.check();
     const B = anchor.shape[0];
     this.checkFeat(anchor, B);
-    if (idx.length !== B * (this.K + 1)) throw new RangeError(`MemoryBank: idx must have B*(K+1) = ${B * (this.K + 1)} entries, got ${idx.length}`);
+    if (idx.length !== B * (this.K + 1))
+      throw new RangeError(`MemoryBank: idx must have B*(K+1) = ${B * (this.K + 1)} entries, got ${idx.length}`);
     return this.scoreOp(anchor, this.memory(memoryView), idx, 'raw', 1);
   }
 
@@ -240,7 +250,8 @@ export class MemoryBank {
 
   updateViews(feats: tf.Tensor2D[], y: Int32Array): void {
     this.check();
-    if (feats.length !== this.views) throw new RangeError(`MemoryBank: expected ${this.views} views, got ${feats.length}`);
+    if (feats.length !== this.views)
+      throw new RangeError(`MemoryBank: expected ${this.views} views, got ${feats.length}`);
     const B = y.length;
     for (const f of feats) this.checkFeat(f, B);
     this.checkY(y);
@@ -293,8 +304,10 @@ export class MemoryBank {
     if (Math.fround(s.T) !== this.T) mismatch.push(`T ${s.T} vs ${this.T}`);
     if (Math.fround(s.momentum) !== this.momentum) mismatch.push(`momentum ${s.momentum} vs ${this.momentum}`);
     if (s.softmax !== this.softmax) mismatch.push(`softmax ${s.softmax} vs ${this.softmax}`);
-    if (s.memories.length !== this.views || s.z.length !== this.pairs.length) mismatch.push('number of memories / Z values');
-    if (mismatch.length) throw new Error(`MemoryBank.loadState: checkpoint does not match this bank: ${mismatch.join('; ')}`);
+    if (s.memories.length !== this.views || s.z.length !== this.pairs.length)
+      mismatch.push('number of memories / Z values');
+    if (mismatch.length)
+      throw new Error(`MemoryBank.loadState: checkpoint does not match this bank: ${mismatch.join('; ')}`);
     s.memories.forEach((data, v) => this.setMemory(v, data));
     s.z.forEach((z, p) => (this.z[p] = z < 0 ? -1 : Math.fround(z)));
   }
@@ -339,7 +352,11 @@ export class MemoryBank {
         // WebGPU cannot read synchronously: keep Z on the device for this batch (the hand-written backward
         // never differentiates through it) and read it in resolvePendingZ() after the step.
         const pending = this.pendingZ.get(p);
-        const zT = pending ?? tf.keep(tf.tidy(() => tf.mul(tf.mean(this.scoreOp(anchor, mem, idx, 'exp', 1)), tf.scalar(this.nData, 'float32'))));
+        const zT =
+          pending ??
+          tf.keep(
+            tf.tidy(() => tf.mul(tf.mean(this.scoreOp(anchor, mem, idx, 'exp', 1)), tf.scalar(this.nData, 'float32'))),
+          );
         this.pendingZ.set(p, zT as tf.Scalar);
         return this.scoreOp(anchor, mem, idx, 'nce', zT as tf.Scalar);
       }
@@ -364,8 +381,20 @@ export class MemoryBank {
   async snapshot(): Promise<MemoryBankState> {
     this.check();
     await this.resolvePendingZ();
-    const memories = await Promise.all(this.memories.map(async (m) => Float32Array.from((await m.data()) as Float32Array)));
-    return { nData: this.nData, featDim: this.featDim, views: this.views, K: this.K, T: this.T, momentum: this.momentum, softmax: this.softmax, memories, z: this.z.slice() };
+    const memories = await Promise.all(
+      this.memories.map(async (m) => Float32Array.from((await m.data()) as Float32Array)),
+    );
+    return {
+      nData: this.nData,
+      featDim: this.featDim,
+      views: this.views,
+      K: this.K,
+      T: this.T,
+      momentum: this.momentum,
+      softmax: this.softmax,
+      memories,
+      z: this.z.slice(),
+    };
   }
 
   /**
@@ -427,7 +456,9 @@ export class MemoryBank {
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.tidy(() => {
             if (this.version !== version || this.disposed) {
-              throw new Error('MemoryBank: the memory changed between forward and backward; call update() after the gradient step');
+              throw new Error(
+                'MemoryBank: the memory changed between forward and backward; call update() after the gradient step',
+              );
             }
             let dS: tf.Tensor = dy;
             if (mode === 'logits') dS = tf.div(dy, tf.scalar(T));
@@ -460,19 +491,23 @@ export class MemoryBank {
 
   private checkY(y: Int32Array): void {
     for (let i = 0; i < y.length; i++) {
-      if (!(y[i] >= 0 && y[i] < this.nData)) throw new RangeError(`MemoryBank: y[${i}]=${y[i]} outside [0, ${this.nData})`);
+      if (!(y[i] >= 0 && y[i] < this.nData))
+        throw new RangeError(`MemoryBank: y[${i}]=${y[i]} outside [0, ${this.nData})`);
     }
   }
 
   private checkIdx(idx: Int32Array, y: Int32Array): void {
     const C = this.K + 1;
-    if (idx.length !== y.length * C) throw new RangeError(`MemoryBank: idx must have B*(K+1) = ${y.length * C} entries, got ${idx.length}`);
+    if (idx.length !== y.length * C)
+      throw new RangeError(`MemoryBank: idx must have B*(K+1) = ${y.length * C} entries, got ${idx.length}`);
     this.checkY(y);
     for (let i = 0; i < idx.length; i++) {
-      if (!(idx[i] >= 0 && idx[i] < this.nData)) throw new RangeError(`MemoryBank: idx[${i}]=${idx[i]} outside [0, ${this.nData})`);
+      if (!(idx[i] >= 0 && idx[i] < this.nData))
+        throw new RangeError(`MemoryBank: idx[${i}]=${idx[i]} outside [0, ${this.nData})`);
     }
     for (let i = 0; i < y.length; i++) {
-      if (idx[i * C] !== y[i]) throw new RangeError(`MemoryBank: idx[${i}][0]=${idx[i * C]} must equal y[${i}]=${y[i]}`);
+      if (idx[i * C] !== y[i])
+        throw new RangeError(`MemoryBank: idx[${i}][0]=${idx[i * C]} must equal y[${i}]=${y[i]}`);
     }
   }
 
@@ -480,7 +515,6 @@ export class MemoryBank {
     if (this.disposed) throw new Error('MemoryBank: used after dispose()');
   }
 }
-
 
 /** Backends whose tensors can be read synchronously (all but WebGPU, whose readSync needs a DOM canvas). */
 function hasSyncRead(): boolean {

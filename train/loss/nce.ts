@@ -115,4 +115,3 @@ function logSumExpRows(z: tf.Tensor2D): tf.Tensor1D {
     return tf.add(tf.reshape(m, [z.shape[0]]), tf.log(s)) as tf.Tensor1D;
   });
 }
-

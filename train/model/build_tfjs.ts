@@ -27,7 +27,6 @@ export interface ForwardOptions {
   layer?: number;
 }
 
-
 /** Initial values of one parameter or buffer, drawn from rng (PyTorch default initialisations). */
 export function initialValues(p: ParamShape, rng: Rng): Float32Array {
   const n = p.shape.reduce((a, b) => a * b, 1);
@@ -85,9 +84,16 @@ function get(params: ParamMap, name: string): tf.Variable {
 }
 
 /** Training-mode batch norm: y with the batch statistics, which it also returns (biased variance). */
-function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+function batchNormTrain(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  eps: number,
+): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
   if (useFused(BatchNormTrain) && x.dtype === 'float32') {
-    const [y, mean, variance] = tf.engine().runKernel(BatchNormTrain, { x, scale: gamma, offset: beta }, { varianceEpsilon: eps }) as tf.Tensor[];
+    const [y, mean, variance] = tf
+      .engine()
+      .runKernel(BatchNormTrain, { x, scale: gamma, offset: beta }, { varianceEpsilon: eps }) as tf.Tensor[];
     return { y, mean, variance };
   }
   const { mean, variance } = tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]);
@@ -118,7 +124,12 @@ export function layerForward(layer: LayerSpec, params: ParamMap, x: tf.Tensor, t
   switch (layer.kind) {
     case 'conv2d': {
       const p = layer.pad;
-      const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p, p], [p, p], [0, 0]];
+      const pad: [[number, number], [number, number], [number, number], [number, number]] = [
+        [0, 0],
+        [p, p],
+        [p, p],
+        [0, 0],
+      ];
       const w = get(params, `${layer.name}.weight`) as tf.Tensor4D;
       const y = tf.conv2d(x as tf.Tensor4D, w, layer.stride, p === 0 ? 'valid' : pad);
       return layer.bias ? tf.add(y, get(params, `${layer.name}.bias`)) : y;
@@ -135,7 +146,9 @@ export function layerForward(layer: LayerSpec, params: ParamMap, x: tf.Tensor, t
       return tf.mean(x, [1, 2]);
     case 'flatten':
       // NHWC -> NCHW before flattening, so the next Linear's weight rows are in PyTorch's order.
-      return x.rank === 4 ? tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0], -1]) : tf.reshape(x, [x.shape[0], -1]);
+      return x.rank === 4
+        ? tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0], -1])
+        : tf.reshape(x, [x.shape[0], -1]);
     case 'linear': {
       const y = tf.matMul(x as tf.Tensor2D, get(params, `${layer.name}.weight`) as tf.Tensor2D);
       return layer.bias ? tf.add(y, get(params, `${layer.name}.bias`)) : y;
@@ -162,14 +175,16 @@ export function layerForward(layer: LayerSpec, params: ParamMap, x: tf.Tensor, t
  */
 export function encoderForward(spec: EncoderSpec, params: ParamMap, x: tf.Tensor4D, opts: ForwardOptions): tf.Tensor {
   const last = opts.layer ?? spec.blocks.length;
-  if (last > spec.blocks.length) throw new Error(`${spec.arch} has ${spec.blocks.length} blocks; asked for layer ${last}`);
+  if (last > spec.blocks.length)
+    throw new Error(`${spec.arch} has ${spec.blocks.length} blocks; asked for layer ${last}`);
   if (x.rank !== 4 || x.shape[3] !== spec.inChannels) {
     throw new Error(`${spec.arch}: expected [B, H, W, ${spec.inChannels}] input, got [${x.shape.join(', ')}]`);
   }
   return tf.tidy(() => {
     let h: tf.Tensor = x;
     if (last <= 0) return tf.clone(x);
-    for (let b = 0; b < last; b++) for (const layer of spec.blocks[b].layers) h = layerForward(layer, params, h, opts.training);
+    for (let b = 0; b < last; b++)
+      for (const layer of spec.blocks[b].layers) h = layerForward(layer, params, h, opts.training);
     return h;
   });
 }

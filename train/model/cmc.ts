@@ -32,7 +32,9 @@ export class CmcModel {
     const rng = new Rng(seed);
     for (const view of spec.views) {
       if (view.channels.length !== view.encoder.inChannels) {
-        throw new Error(`view ${view.name}: ${view.channels.length} channels but encoder takes ${view.encoder.inChannels}`);
+        throw new Error(
+          `view ${view.name}: ${view.channels.length} channels but encoder takes ${view.encoder.inChannels}`,
+        );
       }
       const p = initEncoderParams(view.encoder, rng);
       this.viewParams.push(p);
@@ -80,7 +82,8 @@ export class CmcModel {
   async snapshot(): Promise<NamedArrays> {
     this.checkAlive();
     const out: NamedArrays = {};
-    for (const [k, v] of this.params) out[k] = { shape: v.shape.slice(), data: Float32Array.from((await v.data()) as Float32Array) };
+    for (const [k, v] of this.params)
+      out[k] = { shape: v.shape.slice(), data: Float32Array.from((await v.data()) as Float32Array) };
     return out;
   }
 
@@ -91,14 +94,16 @@ export class CmcModel {
   loadNamedArrays(arrays: NamedArrays, opts: { strict?: boolean } = {}): void {
     this.checkAlive();
     const strict = opts.strict ?? true;
-    for (const k of Object.keys(arrays)) if (!this.params.has(k)) throw new Error(`checkpoint has unknown parameter ${k}`);
+    for (const k of Object.keys(arrays))
+      if (!this.params.has(k)) throw new Error(`checkpoint has unknown parameter ${k}`);
     for (const [k, v] of this.params) {
       const a = arrays[k];
       if (!a) {
         if (strict) throw new Error(`checkpoint lacks parameter ${k}`);
         continue;
       }
-      if (a.shape.join() !== v.shape.join()) throw new Error(`${k}: checkpoint shape [${a.shape}] but model [${v.shape}]`);
+      if (a.shape.join() !== v.shape.join())
+        throw new Error(`${k}: checkpoint shape [${a.shape}] but model [${v.shape}]`);
       if (a.data.length !== v.size) throw new Error(`${k}: ${a.data.length} values for shape [${a.shape}]`);
       tf.tidy(() => v.assign(tf.tensor(a.data, v.shape, 'float32')));
     }

@@ -62,7 +62,8 @@ export class SGD {
   step(grads: tf.NamedTensorMap | Array<tf.Tensor | null | undefined>): void {
     const pairs: [tf.Variable, tf.Tensor][] = [];
     if (Array.isArray(grads)) {
-      if (grads.length !== this.params.length) throw new RangeError(`SGD.step: ${grads.length} gradients for ${this.params.length} parameters`);
+      if (grads.length !== this.params.length)
+        throw new RangeError(`SGD.step: ${grads.length} gradients for ${this.params.length} parameters`);
       grads.forEach((g, i) => {
         if (g) pairs.push([this.params[i], g]);
       });
@@ -78,7 +79,8 @@ export class SGD {
         throw new RangeError(`SGD.step: gradient shape [${grad.shape}] does not match '${p.name}' [${p.shape}]`);
       }
     }
-    if (pairs.length && useFused(SgdStep) && pairs.every(([p, g]) => p.dtype === 'float32' && g.dtype === 'float32')) this.fusedStep(pairs);
+    if (pairs.length && useFused(SgdStep) && pairs.every(([p, g]) => p.dtype === 'float32' && g.dtype === 'float32'))
+      this.fusedStep(pairs);
     else this.composedStep(pairs);
   }
 
@@ -93,7 +95,13 @@ export class SGD {
       if (b && mu !== 0) inputs[`b${i}`] = b;
       return b !== undefined;
     });
-    const attrs: SgdStepAttrs = { n: pairs.length, lr: this.lr, momentum: mu, weightDecay: this.weightDecay, hasBuffer };
+    const attrs: SgdStepAttrs = {
+      n: pairs.length,
+      lr: this.lr,
+      momentum: mu,
+      weightDecay: this.weightDecay,
+      hasBuffer,
+    };
     const out = tf.engine().runKernel(SgdStep, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
     pairs.forEach(([p], i) => {
       p.assign(out[i]);
@@ -107,7 +115,9 @@ export class SGD {
 
   /** One parameter at a time with tfjs ops: the reference, and the path of backends without SgdStep. */
   private composedStep(pairs: [tf.Variable, tf.Tensor][]): void {
-    const lr = this.lr, mu = this.momentum, wd = this.weightDecay;
+    const lr = this.lr,
+      mu = this.momentum,
+      wd = this.weightDecay;
     for (const [p, grad] of pairs) {
       tf.tidy(() => {
         let g: tf.Tensor = grad;
@@ -128,13 +138,17 @@ export class SGD {
 
   state(): SGDState {
     const buffers: SGDState['buffers'] = {};
-    for (const [name, b] of this.buffers) buffers[name] = { shape: b.shape.slice(), data: Float32Array.from(b.dataSync() as Float32Array) };
+    for (const [name, b] of this.buffers)
+      buffers[name] = { shape: b.shape.slice(), data: Float32Array.from(b.dataSync() as Float32Array) };
     return { lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay, buffers };
   }
 
   /** Restore lr and momentum buffers (momentum and weight decay are configuration and must match). */
   loadState(s: SGDState): void {
-    if (Math.fround(s.momentum) !== Math.fround(this.momentum) || Math.fround(s.weightDecay) !== Math.fround(this.weightDecay)) {
+    if (
+      Math.fround(s.momentum) !== Math.fround(this.momentum) ||
+      Math.fround(s.weightDecay) !== Math.fround(this.weightDecay)
+    ) {
       throw new Error(
         `SGD.loadState: checkpoint has momentum ${s.momentum}, weight decay ${s.weightDecay}; ` +
           `this optimiser has ${this.momentum}, ${this.weightDecay}`,
@@ -143,10 +157,12 @@ export class SGD {
     for (const [name, b] of Object.entries(s.buffers)) {
       const p = this.byName.get(name);
       if (!p) throw new Error(`SGD.loadState: buffer for unknown variable '${name}'`);
-      if (!shapesEqual(p.shape, b.shape)) throw new Error(`SGD.loadState: buffer '${name}' has shape [${b.shape}], variable has [${p.shape}]`);
+      if (!shapesEqual(p.shape, b.shape))
+        throw new Error(`SGD.loadState: buffer '${name}' has shape [${b.shape}], variable has [${p.shape}]`);
     }
     this.disposeBuffers();
-    for (const [name, b] of Object.entries(s.buffers)) this.buffers.set(name, tf.keep(tf.tensor(Float32Array.from(b.data), b.shape, 'float32')));
+    for (const [name, b] of Object.entries(s.buffers))
+      this.buffers.set(name, tf.keep(tf.tensor(Float32Array.from(b.data), b.shape, 'float32')));
     this.lr = s.lr;
   }
 
@@ -154,7 +170,8 @@ export class SGD {
   /** state() with asynchronous reads (WebGPU has no synchronous readback in Node). */
   async snapshot(): Promise<SGDState> {
     const buffers: SGDState['buffers'] = {};
-    for (const [name, b] of this.buffers) buffers[name] = { shape: b.shape.slice(), data: Float32Array.from((await b.data()) as Float32Array) };
+    for (const [name, b] of this.buffers)
+      buffers[name] = { shape: b.shape.slice(), data: Float32Array.from((await b.data()) as Float32Array) };
     return { lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay, buffers };
   }
 

@@ -107,8 +107,11 @@ export const TRAIN_DEFAULTS: TrainConfig = {
 export function runName(c: TrainConfig): string {
   if (c.name) return c.name;
   // More than the seed's two views: the view list and objective join the name (two-view names unchanged).
-  const views = isSeedViews(c) ? '' : `_views_${c.views.join('-')}_${c.objective}${c.objective === 'core' && c.core_view ? `-${c.core_view}` : ''}`;
-  if (c.negatives === 'batch') return `batch_softmax_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
+  const views = isSeedViews(c)
+    ? ''
+    : `_views_${c.views.join('-')}_${c.objective}${c.objective === 'core' && c.core_view ? `-${c.core_view}` : ''}`;
+  if (c.negatives === 'batch')
+    return `batch_softmax_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
   return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
 }
 
@@ -118,8 +121,15 @@ export function isSeedViews(c: Pick<TrainConfig, 'views'>): boolean {
 }
 
 /** Fill the view fields of configs saved before they existed (old checkpoints: the seed's L, ab). */
-export function withViewDefaults<T extends Partial<TrainConfig>>(c: T): T & Pick<TrainConfig, 'views' | 'objective' | 'core_view'> {
-  return { ...c, views: c.views ?? [...TRAIN_DEFAULTS.views], objective: c.objective ?? TRAIN_DEFAULTS.objective, core_view: c.core_view ?? TRAIN_DEFAULTS.core_view };
+export function withViewDefaults<T extends Partial<TrainConfig>>(
+  c: T,
+): T & Pick<TrainConfig, 'views' | 'objective' | 'core_view'> {
+  return {
+    ...c,
+    views: c.views ?? [...TRAIN_DEFAULTS.views],
+    objective: c.objective ?? TRAIN_DEFAULTS.objective,
+    core_view: c.core_view ?? TRAIN_DEFAULTS.core_view,
+  };
 }
 
 /** Checks that catch mistakes before any data is read. */
@@ -127,27 +137,35 @@ export function validateConfig(c: TrainConfig): void {
   const bad: string[] = [];
   if (!c.data_folder) bad.push('--data_folder is required');
   const posInt = ['batch_size', 'epochs', 'feat_dim', 'image_size', 'print_freq', 'save_freq', 'knn_k'] as const;
-  for (const k of posInt) if (!(Number.isInteger(c[k]) && c[k] > 0)) bad.push(`--${k} must be a positive integer (got ${c[k]})`);
+  for (const k of posInt)
+    if (!(Number.isInteger(c[k]) && c[k] > 0)) bad.push(`--${k} must be a positive integer (got ${c[k]})`);
   if (!(Number.isInteger(c.nce_k) && c.nce_k >= 1)) bad.push(`--nce_k must be a positive integer (got ${c.nce_k})`);
   if (!(c.learning_rate > 0)) bad.push('--learning_rate must be > 0');
   if (!(c.nce_t > 0)) bad.push('--nce_t must be > 0');
-  if (c.negatives !== 'memory' && c.negatives !== 'batch') bad.push(`--negatives must be memory or batch (got ${String(c.negatives)})`);
+  if (c.negatives !== 'memory' && c.negatives !== 'batch')
+    bad.push(`--negatives must be memory or batch (got ${String(c.negatives)})`);
   if (c.negatives === 'batch' && c.batch_size < 2) bad.push('--negatives batch needs --batch_size >= 2');
   if (!(c.nce_m >= 0 && c.nce_m < 1)) bad.push('--nce_m must be in [0, 1)');
   if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
   if (!(Number.isInteger(c.workers) && c.workers >= 0)) bad.push('--workers must be an integer >= 0');
   // The run folder is <model_path>/<name>: a name with a path in it would write elsewhere (--name ../x).
-  if (c.name && (/[/\\\0]/.test(c.name) || c.name === '.' || c.name === '..')) bad.push(`--name must be a plain folder name inside --model_path, without / or \\ (got ${JSON.stringify(c.name)})`);
+  if (c.name && (/[/\\\0]/.test(c.name) || c.name === '.' || c.name === '..'))
+    bad.push(`--name must be a plain folder name inside --model_path, without / or \\ (got ${JSON.stringify(c.name)})`);
   if (!(Number.isInteger(c.knn_freq) && c.knn_freq >= 0)) bad.push('--knn_freq must be an integer >= 0');
   if (c.knn_source !== 'recompute' && c.knn_source !== 'memory') bad.push('--knn_source must be recompute or memory');
   try {
     parseViews(c.views);
-    if (c.view === 'YCbCr' && !isSeedViews(c)) bad.push('--view YCbCr only applies to the default views L,ab (name the views instead, e.g. --views Y,CbCr,grad)');
+    if (c.view === 'YCbCr' && !isSeedViews(c))
+      bad.push(
+        '--view YCbCr only applies to the default views L,ab (name the views instead, e.g. --views Y,CbCr,grad)',
+      );
   } catch (e) {
     bad.push(`--views: ${(e as Error).message}`);
   }
-  if (!OBJECTIVES.includes(c.objective)) bad.push(`--objective must be ${OBJECTIVES.join(' or ')} (got ${c.objective})`);
-  if (c.core_view && !c.views?.includes(c.core_view)) bad.push(`--core_view ${c.core_view} is not one of --views ${c.views?.join(',')}`);
+  if (!OBJECTIVES.includes(c.objective))
+    bad.push(`--objective must be ${OBJECTIVES.join(' or ')} (got ${c.objective})`);
+  if (c.core_view && !c.views?.includes(c.core_view))
+    bad.push(`--core_view ${c.core_view} is not one of --views ${c.views?.join(',')}`);
   if (bad.length) throw new Error(bad.join('; '));
 }

@@ -22,7 +22,13 @@ export function objectivePairs(views: readonly string[], objective: Objective, c
   } else {
     throw new Error(`--objective must be core or full, got ${String(objective)}`);
   }
-  return unordered.flatMap(([a, b]) => [[a, b], [b, a]] as [number, number][]);
+  return unordered.flatMap(
+    ([a, b]) =>
+      [
+        [a, b],
+        [b, a],
+      ] as [number, number][],
+  );
 }
 
 /** "L>ab": the anchor view scored against the other view's memory. */

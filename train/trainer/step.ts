@@ -51,7 +51,9 @@ export class CmcStep {
       const { views } = this.model.forward(x, { training: true });
       let parts: tf.Scalar[];
       if (this.negatives === 'batch') {
-        const scored = this.bank.pairs.map(([a, m]) => batchSoftmaxLoss(views[a] as tf.Tensor2D, views[m] as tf.Tensor2D, this.bank.T));
+        const scored = this.bank.pairs.map(([a, m]) =>
+          batchSoftmaxLoss(views[a] as tf.Tensor2D, views[m] as tf.Tensor2D, this.bank.T),
+        );
         parts = scored.map((s) => s.loss);
         probs.push(...scored.map((s) => tf.keep(s.prob)));
       } else {
@@ -76,7 +78,15 @@ export class CmcStep {
     tf.dispose([scalars, value, ...kept, ...losses, ...probs]);
     const pairLoss = rest.slice(0, losses.length);
     const pairProb = rest.slice(losses.length);
-    return { loss, pairLoss, pairProb, lossL: pairLoss[0], lossAb: pairLoss[1], probL: pairProb[0], probAb: pairProb[1] };
+    return {
+      loss,
+      pairLoss,
+      pairProb,
+      lossL: pairLoss[0],
+      lossAb: pairLoss[1],
+      probL: pairProb[0],
+      probAb: pairProb[1],
+    };
   }
 }
 

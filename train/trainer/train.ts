@@ -94,25 +94,45 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
     resume = readCheckpoint<CheckpointHeader>(cfg.resume, { onNote: (m) => log(`[cmc] ${m}`) });
     if (resume.header.format !== 'cmc-train-checkpoint') throw new Error(`${cfg.resume} is not a training checkpoint`);
     if ((resume.header as { objective?: string }).objective === 'supervised') {
-      throw new Error(`${cfg.resume} is a supervised-baseline checkpoint (cmc supervised); it has no memory bank to resume CMC training from`);
+      throw new Error(
+        `${cfg.resume} is a supervised-baseline checkpoint (cmc supervised); it has no memory bank to resume CMC training from`,
+      );
     }
     const imported = (resume.header as { importedFrom?: { file: string } }).importedFrom;
-    if (imported) throw new Error(`${cfg.resume} was imported from the PyTorch trainer (cmc import-torch); continue its training there (torch_ddp: --resume ${imported.file})`);
+    if (imported)
+      throw new Error(
+        `${cfg.resume} was imported from the PyTorch trainer (cmc import-torch); continue its training there (torch_ddp: --resume ${imported.file})`,
+      );
     // The run's hyper-parameters come from the checkpoint. How to run may change, and so may its length and
     // learning-rate schedule when asked for explicitly (the seed re-reads them from its flags); a bare --resume
     // finishes the run as it was planned (length, checkpoint and kNN frequency), not with the flags' defaults.
     const always = ['backend', 'workers', 'print_freq', 'resume', 'data_folder'] as const;
     // A new --name (or --model_path) forks the run: the same history up to the checkpoint, continued in its own
     // folder, so a longer schedule can branch off an earlier checkpoint without overwriting the original run.
-    const ifGiven = ['epochs', 'save_freq', 'knn_freq', 'learning_rate', 'lr_decay_epochs', 'lr_decay_rate', 'knn_k', 'knn_source', 'name', 'model_path', 'tb_path'] as const;
-    const given = hooks.explicit ?? (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter((k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]));
+    const ifGiven = [
+      'epochs',
+      'save_freq',
+      'knn_freq',
+      'learning_rate',
+      'lr_decay_epochs',
+      'lr_decay_rate',
+      'knn_k',
+      'knn_source',
+      'name',
+      'model_path',
+      'tb_path',
+    ] as const;
+    const given =
+      hooks.explicit ??
+      (Object.keys(cfgIn) as (keyof TrainConfig)[]).filter(
+        (k) => JSON.stringify(cfgIn[k]) !== JSON.stringify(TRAIN_DEFAULTS[k]),
+      );
     const saved = { ...resume.header.config } as Record<string, unknown>;
     for (const k of always) if (k !== 'data_folder' || cfgIn.data_folder) saved[k] = cfgIn[k];
     for (const k of ifGiven) if (given.includes(k)) saved[k] = cfgIn[k];
     saved.knn_source ??= 'recompute'; // checkpoints written before the option existed
     saved.negatives ??= 'memory';
     cfg = withViewDefaults(saved as unknown as TrainConfig); // ... and before --views / --objective
-  
   }
   validateConfig(cfg);
   const backend = await initBackend(cfg.backend);
@@ -121,37 +141,57 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   // Pre-training never reads labels; on STL-10 it uses the unlabeled images too, as the CMC paper does.
   const kind = cfg.dataset === 'auto' ? detectKind(cfg.data_folder) : cfg.dataset;
   const trainSplit = kind === 'stl10' ? 'train+unlabeled' : 'train';
-  const source = await openSource(cfg.dataset, cfg.data_folder, trainSplit, { onWarn: (m: string) => log(`[data] ${m}`) });
+  const source = await openSource(cfg.dataset, cfg.data_folder, trainSplit, {
+    onWarn: (m: string) => log(`[data] ${m}`),
+  });
   if (source.length === 0) throw new Error(`no training images in ${cfg.data_folder}`);
   if (resume && resume.header.nData !== source.length) {
-    throw new Error(`the checkpoint's memory bank has ${resume.header.nData} rows but ${cfg.data_folder} has ${source.length} images`);
+    throw new Error(
+      `the checkpoint's memory bank has ${resume.header.nData} rows but ${cfg.data_folder} has ${source.length} images`,
+    );
   }
   let testSource: DataSource | null = null;
   if (cfg.knn_freq > 0) {
     testSource = await openSource(cfg.dataset, cfg.data_folder, 'test').catch((e: Error) => {
       throw new Error(`--knn_freq needs a labelled test split next to the training data: ${e.message}`);
     });
-    if (!source.labels()) throw new Error('--knn_freq needs labels for the training images (for the neighbours\' votes)');
+    if (!source.labels())
+      throw new Error("--knn_freq needs labels for the training images (for the neighbours' votes)");
   }
 
-  const spec = resume?.header.spec ?? loadCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view, viewNames: cfg.views });
+  const spec =
+    resume?.header.spec ??
+    loadCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim, view: cfg.view, viewNames: cfg.views });
   const viewNames = spec.views.map((v) => v.name);
   if (!resume && cfg.model.endsWith('.json')) {
     // A JSON --model declares its own views; --views may only restate them.
-    if (!isSeedViews(cfg) && viewNames.join() !== cfg.views.join()) throw new Error(`--views ${cfg.views.join(',')} but ${cfg.model} declares the views ${viewNames.join(',')}`);
+    if (!isSeedViews(cfg) && viewNames.join() !== cfg.views.join())
+      throw new Error(`--views ${cfg.views.join(',')} but ${cfg.model} declares the views ${viewNames.join(',')}`);
     if (spec.input) cfg = { ...cfg, views: viewNames };
   }
   const pairs = objectivePairs(viewNames, cfg.objective, cfg.core_view);
   const model = new CmcModel(spec, cfg.seed);
   const bankRng = new Rng(cfg.seed + 1);
   const bank = new MemoryBank({
-    nData: source.length, featDim: spec.featDim, K: cfg.nce_k, T: cfg.nce_t, momentum: cfg.nce_m, softmax: cfg.softmax,
-    views: viewNames.length, pairs,
-    rng: bankRng, log, onZ: (pair, z) => log(`[cmc] normalization constant Z for ${pairName(viewNames, pair)}: ${z.toFixed(1)}`),
+    nData: source.length,
+    featDim: spec.featDim,
+    K: cfg.nce_k,
+    T: cfg.nce_t,
+    momentum: cfg.nce_m,
+    softmax: cfg.softmax,
+    views: viewNames.length,
+    pairs,
+    rng: bankRng,
+    log,
+    onZ: (pair, z) => log(`[cmc] normalization constant Z for ${pairName(viewNames, pair)}: ${z.toFixed(1)}`),
   });
   const multi = viewNames.length > 2;
   const pairLabels = pairs.map((p) => pairName(viewNames, p));
-  const sgd = new SGD(model.trainableVariables(), { lr: cfg.learning_rate, momentum: cfg.momentum, weightDecay: cfg.weight_decay });
+  const sgd = new SGD(model.trainableVariables(), {
+    lr: cfg.learning_rate,
+    momentum: cfg.momentum,
+    weightDecay: cfg.weight_decay,
+  });
   const step = new CmcStep(model, bank, sgd, cfg.negatives);
   let startEpoch = 1;
   let globalStep = 0;
@@ -159,16 +199,24 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   if (resume) {
     const t = resume.tensors;
     const pick = (prefix: string) =>
-      Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+      Object.fromEntries(
+        Object.entries(t)
+          .filter(([k]) => k.startsWith(prefix))
+          .map(([k, v]) => [k.slice(prefix.length), v]),
+      );
     model.loadNamedArrays(pick('model/'));
     // Momentum buffers are saved under parameter names; tfjs variable names differ from run to run.
-    const buffers = Object.fromEntries(Object.entries(pick('sgd/')).map(([k, v]) => {
-      const variable = model.params.get(k);
-      if (!variable) throw new Error(`checkpoint has optimiser state for unknown parameter ${k}`);
-      return [variable.name, v];
-    }));
+    const buffers = Object.fromEntries(
+      Object.entries(pick('sgd/')).map(([k, v]) => {
+        const variable = model.params.get(k);
+        if (!variable) throw new Error(`checkpoint has optimiser state for unknown parameter ${k}`);
+        return [variable.name, v];
+      }),
+    );
     sgd.loadState({ ...resume.header.sgd, buffers });
-    const mems = Object.keys(pick('memory/')).sort((a, b) => Number(a) - Number(b)).map((k) => t[`memory/${k}`].data);
+    const mems = Object.keys(pick('memory/'))
+      .sort((a, b) => Number(a) - Number(b))
+      .map((k) => t[`memory/${k}`].data);
     bank.loadState({ ...resume.header.bank, memories: mems });
     bankRng.setState(resume.header.bankRng);
     startEpoch = resume.header.epoch + 1;
@@ -183,32 +231,64 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   for (const f of removeStaleTemps(runDir)) log(`[cmc] removed ${f}, left by a write that did not finish`);
   const tb = new TbWriter(path.join(cfg.tb_path, name));
   const metricsFile = path.join(runDir, 'metrics.jsonl');
-  startMetrics(resume ? path.join(path.dirname(cfg.resume), 'metrics.jsonl') : null, metricsFile, resume?.header.epoch ?? 0);
+  startMetrics(
+    resume ? path.join(path.dirname(cfg.resume), 'metrics.jsonl') : null,
+    metricsFile,
+    resume?.header.epoch ?? 0,
+  );
   if (resume) hooks.onCheckpoint?.(cfg.resume, resume.header.epoch);
   const loader = new Loader(source, {
-    batchSize: cfg.batch_size, seed: cfg.seed, workers: cfg.workers,
+    batchSize: cfg.batch_size,
+    seed: cfg.seed,
+    workers: cfg.workers,
     transform: { mode: 'train', size: cfg.image_size, view: cfg.view, input: spec.input, cropLow: cfg.crop_low },
     onWarn: (m) => log(`[data] ${m}`),
   });
   const stepsPerEpoch = Math.ceil(source.length / cfg.batch_size);
-  log(`[cmc] ${cfg.model} (${model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
-    `${source.length} images at ${cfg.image_size} px, batch ${cfg.batch_size} (${stepsPerEpoch} steps per epoch), epochs ${startEpoch}-${cfg.epochs}, ` +
-    `K=${bank.K}, ${cfg.negatives === 'batch' ? 'softmax-CE over in-batch negatives' : cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`);
+  log(
+    `[cmc] ${cfg.model} (${model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
+      `${source.length} images at ${cfg.image_size} px, batch ${cfg.batch_size} (${stepsPerEpoch} steps per epoch), epochs ${startEpoch}-${cfg.epochs}, ` +
+      `K=${bank.K}, ${cfg.negatives === 'batch' ? 'softmax-CE over in-batch negatives' : cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${runDir}`,
+  );
   const estimate = new RunEstimate(stepsPerEpoch, cfg.epochs - startEpoch + 1, backend.name, log);
-  if (multi) log(`[cmc] views ${viewNames.join(', ')} (${spec.views.map((v) => v.channels.length).join('+')} input channels), objective ${cfg.objective}: pairs ${pairLabels.join(' ')}`);
+  if (multi)
+    log(
+      `[cmc] views ${viewNames.join(', ')} (${spec.views.map((v) => v.channels.length).join('+')} input channels), objective ${cfg.objective}: pairs ${pairLabels.join(' ')}`,
+    );
 
   const knn = async (src: 'memory' | 'recompute') => {
-    const testLoader = new Loader(testSource!, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view, input: spec.input } });
+    const testLoader = new Loader(testSource!, {
+      batchSize: 256,
+      workers: 0,
+      shuffle: false,
+      transform: { mode: 'val', size: cfg.image_size, view: cfg.view, input: spec.input },
+    });
     const test = await extractEmbeddings(model, testLoader);
     let trainFeat: tf.Tensor2D;
     if (src === 'memory') {
-      trainFeat = tf.tidy(() => l2rows(tf.concat(viewNames.map((_, v) => bank.memory(v)), 1)));
+      trainFeat = tf.tidy(() =>
+        l2rows(
+          tf.concat(
+            viewNames.map((_, v) => bank.memory(v)),
+            1,
+          ),
+        ),
+      );
     } else {
-      const trainLoader = new Loader(source, { batchSize: 256, workers: 0, shuffle: false, transform: { mode: 'val', size: cfg.image_size, view: cfg.view, input: spec.input } });
+      const trainLoader = new Loader(source, {
+        batchSize: 256,
+        workers: 0,
+        shuffle: false,
+        transform: { mode: 'val', size: cfg.image_size, view: cfg.view, input: spec.input },
+      });
       const tr = await extractEmbeddings(model, trainLoader);
       trainFeat = tr.features;
     }
-    const r = await weightedKnn(trainFeat, source.labels()!, test.features, test.labels, { k: cfg.knn_k, T: cfg.nce_t, classes: Math.max(source.classNames.length, 1 + Math.max(...source.labels()!)) });
+    const r = await weightedKnn(trainFeat, source.labels()!, test.features, test.labels, {
+      k: cfg.knn_k,
+      T: cfg.nce_t,
+      classes: Math.max(source.classNames.length, 1 + Math.max(...source.labels()!)),
+    });
     tf.dispose([trainFeat, test.features]);
     return r;
   };
@@ -217,8 +297,13 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   if (cfg.knn_freq > 0 && !resume) {
     const r = await knn('recompute');
     knnAtInit = { top1: r.top1, top5: r.top5 };
-    log(`[knn] epoch 0 (random init, recomputed features): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`);
-    appendToFile(metricsFile, JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n');
+    log(
+      `[knn] epoch 0 (random init, recomputed features): top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%`,
+    );
+    appendToFile(
+      metricsFile,
+      JSON.stringify({ epoch: 0, step: 0, knn_top1: r.top1, knn_top5: r.top5, knn_source: 'recompute' }) + '\n',
+    );
   }
 
   let lastCkpt = cfg.resume;
@@ -255,7 +340,9 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
         sums.prob_l += r.probL * batch.size;
         sums.prob_ab += r.probAb * batch.size;
         sums.n += batch.size;
-        r.pairLoss.forEach((l, p) => ((pairSums[p].loss += l * batch.size), (pairSums[p].prob += r.pairProb[p] * batch.size)));
+        r.pairLoss.forEach(
+          (l, p) => ((pairSums[p].loss += l * batch.size), (pairSums[p].prob += r.pairProb[p] * batch.size)),
+        );
         tb.scalar('train/loss', r.loss, globalStep);
         if (multi) {
           pairLabels.forEach((name, p) => {
@@ -263,19 +350,39 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
             tb.scalar(`train/prob_${name}`, r.pairProb[p], globalStep);
           });
           const each = pairLabels.map((name, p) => `${name} ${r.pairLoss[p].toFixed(2)}`).join(' ');
-          progress.tick(batch.size, `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  [${each}]  lr ${lr}`);
+          progress.tick(
+            batch.size,
+            `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  [${each}]  lr ${lr}`,
+          );
         } else {
           tb.scalar('train/prob_l', r.probL, globalStep);
           tb.scalar('train/prob_ab', r.probAb, globalStep);
-          progress.tick(batch.size, `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  p_l ${r.probL.toExponential(2)}  p_ab ${r.probAb.toExponential(2)}  lr ${lr}`);
+          progress.tick(
+            batch.size,
+            `loss ${r.loss.toFixed(3)} (avg ${(sums.loss / sums.n).toFixed(3)})  p_l ${r.probL.toExponential(2)}  p_ab ${r.probAb.toExponential(2)}  lr ${lr}`,
+          );
         }
       }
       const m: EpochMetrics = {
-        epoch, step: globalStep, lr,
-        loss: sums.loss / sums.n, loss_l: sums.loss_l / sums.n, loss_ab: sums.loss_ab / sums.n,
-        prob_l: sums.prob_l / sums.n, prob_ab: sums.prob_ab / sums.n,
-        ...(multi ? { pairs: pairLabels.map((pair, p) => ({ pair, loss: pairSums[p].loss / sums.n, prob: pairSums[p].prob / sums.n })) } : {}),
-        epoch_sec: progress.elapsedSec, images_per_s: sums.n / progress.elapsedSec,
+        epoch,
+        step: globalStep,
+        lr,
+        loss: sums.loss / sums.n,
+        loss_l: sums.loss_l / sums.n,
+        loss_ab: sums.loss_ab / sums.n,
+        prob_l: sums.prob_l / sums.n,
+        prob_ab: sums.prob_ab / sums.n,
+        ...(multi
+          ? {
+              pairs: pairLabels.map((pair, p) => ({
+                pair,
+                loss: pairSums[p].loss / sums.n,
+                prob: pairSums[p].prob / sums.n,
+              })),
+            }
+          : {}),
+        epoch_sec: progress.elapsedSec,
+        images_per_s: sums.n / progress.elapsedSec,
       };
       if (cfg.knn_freq > 0 && (epoch % cfg.knn_freq === 0 || epoch === cfg.epochs)) {
         const r = await knn(cfg.knn_source);
@@ -288,14 +395,24 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       tb.scalar('train/lr', lr, globalStep);
       tb.flush();
       appendToFile(metricsFile, JSON.stringify(m) + '\n');
-      log(`[cmc] epoch ${epoch} done in ${formatDuration(m.epoch_sec)} (${m.images_per_s.toFixed(1)} img/s): loss ${m.loss.toFixed(4)}`);
+      log(
+        `[cmc] epoch ${epoch} done in ${formatDuration(m.epoch_sec)} (${m.images_per_s.toFixed(1)} img/s): loss ${m.loss.toFixed(4)}`,
+      );
 
       const { memories, ...bankState } = await bank.snapshot();
       const header: CheckpointHeader = {
-        format: 'cmc-train-checkpoint', version: 1, config: cfg, spec, epoch, step: globalStep,
-        bankRng: bankRng.getState(), bank: bankState,
-        sgd: { lr: sgd.lr, momentum: sgd.momentum, weightDecay: sgd.weightDecay }, nData: source.length,
-        classNames: [...source.classNames], metrics,
+        format: 'cmc-train-checkpoint',
+        version: 1,
+        config: cfg,
+        spec,
+        epoch,
+        step: globalStep,
+        bankRng: bankRng.getState(),
+        bank: bankState,
+        sgd: { lr: sgd.lr, momentum: sgd.momentum, weightDecay: sgd.weightDecay },
+        nData: source.length,
+        classNames: [...source.classNames],
+        metrics,
       };
       const tensors: Record<string, TensorEntry> = {};
       for (const [k, v] of Object.entries(await model.snapshot())) tensors[`model/${k}`] = v;
@@ -305,7 +422,8 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       lastCkpt = path.join(runDir, 'current.ckpt');
       writeCheckpoint(lastCkpt, { header: header as unknown as Record<string, unknown>, tensors });
       hooks.onCheckpoint?.(lastCkpt, epoch);
-      if (epoch % cfg.save_freq === 0 || epoch === cfg.epochs) copyFileAtomic(lastCkpt, path.join(runDir, `ckpt_epoch_${epoch}.ckpt`));
+      if (epoch % cfg.save_freq === 0 || epoch === cfg.epochs)
+        copyFileAtomic(lastCkpt, path.join(runDir, `ckpt_epoch_${epoch}.ckpt`));
       if (hooks.stopAfterEpoch === epoch) break;
     }
   } finally {
@@ -320,7 +438,6 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   return { runDir, checkpoint: lastCkpt, metrics, backend, knnAtInit };
 }
 
-
 function l2rows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.norm(x, 2, 1, true)) as tf.Tensor2D;
 }
@@ -331,7 +448,9 @@ export function runFolder(modelPath: string, name: string): string {
   const dir = path.resolve(root, name);
   const rel = path.relative(root, dir);
   if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
-    throw new Error(`the run folder ${JSON.stringify(name)} would not be inside --model_path ${modelPath}; use --name with a plain folder name (letters, digits, . _ -)`);
+    throw new Error(
+      `the run folder ${JSON.stringify(name)} would not be inside --model_path ${modelPath}; use --name with a plain folder name (letters, digits, . _ -)`,
+    );
   }
   return path.join(modelPath, name);
 }
@@ -352,14 +471,22 @@ function startMetrics(from: string | null, to: string, lastEpoch: number): void 
   // In place, from === to; a fork reads the source run's file unless it has a log of its own already.
   const src = fs.existsSync(to) ? to : fs.existsSync(from) ? from : null;
   if (!src) return;
-  const epochOf = (l: string): number => { try { return (JSON.parse(l) as { epoch: number }).epoch; } catch { return NaN; } };
+  const epochOf = (l: string): number => {
+    try {
+      return (JSON.parse(l) as { epoch: number }).epoch;
+    } catch {
+      return NaN;
+    }
+  };
   const seen = new Set<number>();
-  const kept = fs.readFileSync(src, 'utf8').split('\n').filter((l) => {
-    const e = epochOf(l);
-    if (!(e <= lastEpoch) || seen.has(e)) return false;
-    seen.add(e);
-    return true;
-  });
+  const kept = fs
+    .readFileSync(src, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      const e = epochOf(l);
+      if (!(e <= lastEpoch) || seen.has(e)) return false;
+      seen.add(e);
+      return true;
+    });
   writeFileAtomic(to, kept.map((l) => l + '\n').join(''));
 }
-

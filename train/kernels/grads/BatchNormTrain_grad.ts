@@ -16,7 +16,9 @@ export const batchNormTrainGradientConfig: GradConfig = {
     const [x, scale, mean, variance] = saved;
     // One kernel gives all three, so it runs here, once: tfjs calls each input's function in a scope of
     // its own, and the backward pass's scope frees whichever output no input asks for.
-    const [dx, dScale, dOffset] = tf.engine().runKernel(BatchNormTrainGrad, { dy, x, mean, variance, scale, dmean, dvariance }, attrs) as tf.Tensor[];
+    const [dx, dScale, dOffset] = tf
+      .engine()
+      .runKernel(BatchNormTrainGrad, { dy, x, mean, variance, scale, dmean, dvariance }, attrs) as tf.Tensor[];
     return { x: () => dx, scale: () => dScale, offset: () => dOffset };
   },
 };

@@ -21,7 +21,9 @@ export interface NativeAddon {
   info(): { version: string; builtWith: string; isa: string; threads: number; cachedPrimitives: number };
 }
 
-export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/cmc_native.node', import.meta.url));
+export const NATIVE_ADDON_PATH = fileURLToPath(
+  new URL('../../../native/build/Release/cmc_native.node', import.meta.url),
+);
 
 /** What a user sees when the addon is not there: how to get it. */
 export const NATIVE_HINT =
@@ -55,14 +57,17 @@ function tryLoad(file: string): { addon: NativeAddon } | { error: string } {
     return { error: `the oneDNN addon at ${file} failed to load: ${firstLine(e)}` };
   }
   for (const f of ['conv2d', 'matMul', 'setThreads', 'info'] as const) {
-    if (typeof addon?.[f] !== 'function') return { error: `the oneDNN addon at ${file} lacks the function ${f}(); rebuild it: npm run build:native` };
+    if (typeof addon?.[f] !== 'function')
+      return { error: `the oneDNN addon at ${file} lacks the function ${f}(); rebuild it: npm run build:native` };
   }
   try {
     const info = addon.info();
     const [runMajor] = info.version.split('.');
     const [builtMajor] = info.builtWith.split('.');
     if (runMajor !== builtMajor || runMajor !== '2') {
-      return { error: `the oneDNN addon was built against oneDNN ${info.builtWith} but runs with ${info.version} (this project uses the 2.x API); rebuild it: npm run build:native` };
+      return {
+        error: `the oneDNN addon was built against oneDNN ${info.builtWith} but runs with ${info.version} (this project uses the 2.x API); rebuild it: npm run build:native`,
+      };
     }
     selfCheck(addon);
   } catch (e) {
@@ -74,10 +79,17 @@ function tryLoad(file: string): { addon: NativeAddon } | { error: string } {
 /** A 2x2 input, one 2x2 filter, 'valid': y = sum(x*w) = 1*5+2*6+3*7+4*8 = 70; and the product [1 2]·[3 4]ᵀ = 11. */
 function selfCheck(addon: NativeAddon): void {
   const y = new Float32Array(1);
-  addon.conv2d(0, new Float32Array([1, 2, 3, 4]), new Float32Array([5, 6, 7, 8]), y, [1, 2, 2, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0]);
+  addon.conv2d(
+    0,
+    new Float32Array([1, 2, 3, 4]),
+    new Float32Array([5, 6, 7, 8]),
+    y,
+    [1, 2, 2, 1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0],
+  );
   const c = new Float32Array(1);
   addon.matMul(new Float32Array([1, 2]), new Float32Array([3, 4]), c, [1, 1, 1, 2, 1, 0, 0]);
-  if (y[0] !== 70 || c[0] !== 11) throw new Error(`self-check computed conv ${y[0]} (want 70) and matmul ${c[0]} (want 11)`);
+  if (y[0] !== 70 || c[0] !== 11)
+    throw new Error(`self-check computed conv ${y[0]} (want 70) and matmul ${c[0]} (want 11)`);
 }
 
 function firstLine(e: unknown): string {

@@ -16,7 +16,12 @@ import { makeConv2DBackpropFilterConfig } from './Conv2DBackpropFilter.ts';
 import { makeBatchMatMulConfig } from './BatchMatMul.ts';
 
 /** The kernels oneDNN runs; each falls back to the wasm kernel it replaces for calls it does not cover. */
-const NATIVE_KERNELS = [makeConv2DConfig, makeConv2DBackpropInputConfig, makeConv2DBackpropFilterConfig, makeBatchMatMulConfig];
+const NATIVE_KERNELS = [
+  makeConv2DConfig,
+  makeConv2DBackpropInputConfig,
+  makeConv2DBackpropFilterConfig,
+  makeBatchMatMulConfig,
+];
 
 let registered = false;
 

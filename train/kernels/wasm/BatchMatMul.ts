@@ -8,7 +8,14 @@
  *   (op(B)ᵀ·op(A)ᵀ)ᵀ                                     (copies the other operands and the output).
  * For dx = dy·Wᵀ with a big W and a small batch the second avoids copying W (124 ms -> 7 ms at B=16).
  */
-import { BatchMatMul, getKernel, type BatchMatMulAttrs, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  BatchMatMul,
+  getKernel,
+  type BatchMatMulAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 interface WasmBackendLike {
   disposeData(dataId: object): boolean;
@@ -32,11 +39,18 @@ export function makeBatchMatMulConfig(stock: KernelFunc | undefined): KernelConf
     const r = a.shape.length;
     const m = transposeA ? a.shape[r - 1] : a.shape[r - 2];
     const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
-    const batch = Math.max(size(a) / (a.shape[r - 1] * a.shape[r - 2]), size(b) / (b.shape[b.shape.length - 1] * b.shape[b.shape.length - 2]));
+    const batch = Math.max(
+      size(a) / (a.shape[r - 1] * a.shape[r - 2]),
+      size(b) / (b.shape[b.shape.length - 1] * b.shape[b.shape.length - 2]),
+    );
     const direct = (transposeA ? size(a) : 0) + (transposeB ? size(b) : 0);
     const swapped = (transposeA ? 0 : size(a)) + (transposeB ? 0 : size(b)) + batch * m * n;
     const plain = (x: TensorInfo, y: TensorInfo) =>
-      stock({ ...args, inputs: { a: x, b: y }, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as TensorInfo;
+      stock({
+        ...args,
+        inputs: { a: x, b: y },
+        attrs: { ...args.attrs, transposeA: false, transposeB: false },
+      }) as TensorInfo;
     const temps: TensorInfo[] = [];
     const keep = (t: TensorInfo) => (temps.push(t), t);
     let out: TensorInfo;

@@ -65,7 +65,8 @@ const batchNormTrain: KernelFunc = ({ inputs, backend, attrs }) => {
     variance[j] = acc[j] / p;
     a[j] = g[j] / Math.sqrt(variance[j] + varianceEpsilon);
   }
-  for (let i = 0, o = 0; i < p; i++, o += c) for (let j = 0; j < c; j++) ys[o + j] = (xs[o + j] - mean[j]) * a[j] + b[j];
+  for (let i = 0, o = 0; i < p; i++, o += c)
+    for (let j = 0; j < c; j++) ys[o + j] = (xs[o + j] - mean[j]) * a[j] + b[j];
   return [yT, meanT, varT];
 };
 
@@ -78,7 +79,9 @@ const batchNormTrainGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const dxT = be.makeOutput(x.shape, 'float32');
   const dScaleT = be.makeOutput([c], 'float32');
   const dOffsetT = be.makeOutput([c], 'float32');
-  const [g, xs, mu, v, gamma, dmu, dv] = [dy, x, mean, variance, scale, dmean, dvariance].map((t) => be.typedArrayFromHeap(t));
+  const [g, xs, mu, v, gamma, dmu, dv] = [dy, x, mean, variance, scale, dmean, dvariance].map((t) =>
+    be.typedArrayFromHeap(t),
+  );
   const dx = be.typedArrayFromHeap(dxT);
   const dScale = be.typedArrayFromHeap(dScaleT);
   const dOffset = be.typedArrayFromHeap(dOffsetT);
@@ -103,9 +106,18 @@ const batchNormTrainGrad: KernelFunc = ({ inputs, backend, attrs }) => {
     B[j] = (-gamma[j] * r * r * r * sumGx[j] + 2 * dv[j]) / p;
     D[j] = (-gamma[j] * r * sumG[j] + dmu[j]) / p;
   }
-  for (let i = 0, o = 0; i < p; i++, o += c) for (let j = 0; j < c; j++) dx[o + j] = A[j] * g[o + j] + B[j] * (xs[o + j] - mu[j]) + D[j];
+  for (let i = 0, o = 0; i < p; i++, o += c)
+    for (let j = 0; j < c; j++) dx[o + j] = A[j] * g[o + j] + B[j] * (xs[o + j] - mu[j]) + D[j];
   return [dxT, dScaleT, dOffsetT];
 };
 
-export const batchNormTrainConfig: KernelConfig = { kernelName: BatchNormTrain, backendName: 'wasm', kernelFunc: batchNormTrain };
-export const batchNormTrainGradConfig: KernelConfig = { kernelName: BatchNormTrainGrad, backendName: 'wasm', kernelFunc: batchNormTrainGrad };
+export const batchNormTrainConfig: KernelConfig = {
+  kernelName: BatchNormTrain,
+  backendName: 'wasm',
+  kernelFunc: batchNormTrain,
+};
+export const batchNormTrainGradConfig: KernelConfig = {
+  kernelName: BatchNormTrainGrad,
+  backendName: 'wasm',
+  kernelFunc: batchNormTrainGrad,
+};

@@ -68,7 +68,11 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const [ci, kh2, kw2, co] = full.shape;
   let cropped = full;
   if (kh2 !== info.filterHeight || kw2 !== info.filterWidth) {
-    cropped = slice({ inputs: { x: full }, backend, attrs: { begin: [0, 0, 0, 0], size: [ci, info.filterHeight, info.filterWidth, co] } });
+    cropped = slice({
+      inputs: { x: full },
+      backend,
+      attrs: { begin: [0, 0, 0, 0], size: [ci, info.filterHeight, info.filterWidth, co] },
+    });
     b.disposeData(full.dataId);
   }
   const dw = transpose({ inputs: { x: cropped }, backend, attrs: { perm: [1, 2, 0, 3] } }); // [KH, KW, CI, CO]

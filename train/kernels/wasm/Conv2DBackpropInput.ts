@@ -36,7 +36,15 @@ export function makeConv2DBackpropInputConfig(stock: KernelFunc | undefined): Ke
       dimRoundingMode,
     );
     const [n, h, w, ci] = inputShape as [number, number, number, number];
-    const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow, outChannels: co } = info;
+    const {
+      filterHeight: kh,
+      filterWidth: kw,
+      strideHeight: sh,
+      strideWidth: sw,
+      outHeight: oh,
+      outWidth: ow,
+      outChannels: co,
+    } = info;
     const { top, left } = info.padInfo;
     const hd = (oh - 1) * sh + 1;
     const wd = (ow - 1) * sw + 1;
@@ -73,7 +81,17 @@ export function makeConv2DBackpropInputConfig(stock: KernelFunc | undefined): Ke
       const p6 = padK({
         inputs: { x: r6 },
         backend,
-        attrs: { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 },
+        attrs: {
+          paddings: [
+            [0, 0],
+            [0, 0],
+            [0, sh - 1],
+            [0, 0],
+            [0, sw - 1],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
       });
       const r4 = reshape({ inputs: { x: p6 }, backend, attrs: { shape: [n, oh * sh, ow * sw, co] } });
       src = slice({ inputs: { x: r4 }, backend, attrs: { begin: [0, 0, 0, 0], size: [n, hd, wd, co] } });

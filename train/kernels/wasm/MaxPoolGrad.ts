@@ -6,7 +6,14 @@
  *
  * Plain JS over views of the wasm heap: pooling gradients are memory-bound, a few ms per batch.
  */
-import { backend_util, MaxPoolGrad, type KernelConfig, type KernelFunc, type MaxPoolGradAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  backend_util,
+  MaxPoolGrad,
+  type KernelConfig,
+  type KernelFunc,
+  type MaxPoolGradAttrs,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: string): TensorInfo;
@@ -70,4 +77,8 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   return dx;
 };
 
-export const maxPoolGradConfig: KernelConfig = { kernelName: MaxPoolGrad, backendName: 'wasm', kernelFunc: maxPoolGrad };
+export const maxPoolGradConfig: KernelConfig = {
+  kernelName: MaxPoolGrad,
+  backendName: 'wasm',
+  kernelFunc: maxPoolGrad,
+};

@@ -30,7 +30,16 @@ const f = Math.fround;
 // One loop per case, each kept monomorphic (a loop with optional buffers and branches ran ~3x slower).
 
 /** With momentum, after the first step: d = g + wd·p; buf = μ·old + d; p − lr·buf. */
-function momentumStep(p: Float32Array, g: Float32Array, old: Float32Array, buf: Float32Array, out: Float32Array, lr: number, mu: number, wd: number): void {
+function momentumStep(
+  p: Float32Array,
+  g: Float32Array,
+  old: Float32Array,
+  buf: Float32Array,
+  out: Float32Array,
+  lr: number,
+  mu: number,
+  wd: number,
+): void {
   for (let j = 0; j < p.length; j++) {
     const pj = p[j];
     const d = f(f(old[j] * mu) + f(g[j] + f(pj * wd)));
@@ -40,7 +49,14 @@ function momentumStep(p: Float32Array, g: Float32Array, old: Float32Array, buf: 
 }
 
 /** With momentum, first step (PyTorch: the buffer is the gradient itself, no μ·0 term). */
-function firstMomentumStep(p: Float32Array, g: Float32Array, buf: Float32Array, out: Float32Array, lr: number, wd: number): void {
+function firstMomentumStep(
+  p: Float32Array,
+  g: Float32Array,
+  buf: Float32Array,
+  out: Float32Array,
+  lr: number,
+  wd: number,
+): void {
   for (let j = 0; j < p.length; j++) {
     const pj = p[j];
     const d = f(g[j] + f(pj * wd));
@@ -62,7 +78,9 @@ const sgdStep: KernelFunc = ({ inputs, backend, attrs }) => {
   const ins = inputs as Record<string, TensorInfo>;
   const be = backend as unknown as WasmBackendLike;
   // Scalars as the composed ops see them (float32 tensors). With wd = 0, g + p·0 = g for finite p.
-  const lr32 = f(lr), mu = f(momentum), wd = f(weightDecay);
+  const lr32 = f(lr),
+    mu = f(momentum),
+    wd = f(weightDecay);
   const params: TensorInfo[] = [];
   const buffers: TensorInfo[] = [];
   for (let i = 0; i < n; i++) {
@@ -73,7 +91,9 @@ const sgdStep: KernelFunc = ({ inputs, backend, attrs }) => {
   // Views after every allocation: makeOutput can grow (and detach) the wasm heap.
   const view = (t: TensorInfo) => be.typedArrayFromHeap(t);
   for (let i = 0; i < n; i++) {
-    const p = view(ins[`p${i}`]), g = view(ins[`g${i}`]), out = view(params[i]);
+    const p = view(ins[`p${i}`]),
+      g = view(ins[`g${i}`]),
+      out = view(params[i]);
     if (mu === 0) plainStep(p, g, out, lr32, wd);
     else if (hasBuffer[i]) momentumStep(p, g, view(ins[`b${i}`]), view(buffers[i]), out, lr32, mu, wd);
     else firstMomentumStep(p, g, view(buffers[i]), out, lr32, wd);

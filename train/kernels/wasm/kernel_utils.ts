@@ -1,7 +1,11 @@
 /** Helpers for kernels composed of other wasm kernels (the way tfjs's own composite kernels work). */
 import { getKernel, type TensorInfo } from '@tensorflow/tfjs-core';
 
-export type AnyKernel = (args: { inputs: Record<string, TensorInfo>; backend: unknown; attrs: Record<string, unknown> }) => TensorInfo;
+export type AnyKernel = (args: {
+  inputs: Record<string, TensorInfo>;
+  backend: unknown;
+  attrs: Record<string, unknown>;
+}) => TensorInfo;
 
 /** The registered wasm kernel `name`; `user` names the caller in the error. */
 export function wasmKernel(name: string, user: string): AnyKernel {
