@@ -10,10 +10,18 @@
  *
  * Version 1 files ('CMCCKPT1', written before checksums, the same layout without the trailer) still load:
  * their size and values are checked and `onNote` says they carry no checksum.
+ *
+ * Every checkpoint cmc writes has one header type, CheckpointHeader (`cmc train`, `cmc supervised`,
+ * `cmc import-torch`); readModelCheckpoint reads one with its network and model weights, for whoever rebuilds
+ * the encoder (resume, evaluation, export).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { writeFileAtomic } from '../util/atomic_write.ts';
+import type { CmcSpec } from '../network/layers.ts';
+import { getCmcSpec } from '../network/registry.ts';
+import type { ColorView } from '../preprocess/color.ts';
+import type { RngState } from '../util/rng.ts';
 
 const MAGIC = 'CMCCKPT2';
 const MAGIC_V1 = 'CMCCKPT1';
@@ -176,4 +184,138 @@ export function readCheckpointHeader<H = Record<string, unknown>>(file: string):
   } finally {
     fs.closeSync(fd);
   }
+}
+
+export const TRAIN_CHECKPOINT_FORMAT = 'cmc-train-checkpoint';
+
+/**
+ * What readers use of a checkpoint's config. `cmc train` saves its whole TrainConfig
+ * (train/trainer/config.ts), which core/ cannot name: the writer passes it as CheckpointHeader's Config.
+ */
+export type CheckpointConfig = {
+  model?: string;
+  image_size?: number;
+  feat_dim?: number;
+  view?: ColorView;
+  views?: string[];
+  crop_low?: number;
+  name?: string;
+  epochs?: number;
+};
+
+/** The memory bank's scalars (train/loss/memory_bank.ts MemoryBankState; its memories are the memory/N tensors). */
+export interface BankHeader {
+  nData: number;
+  featDim: number;
+  views: number;
+  K: number;
+  T: number;
+  momentum: number;
+  softmax: boolean;
+  z: number[];
+}
+
+/** The optimiser's scalars (train/optim/sgd.ts SGDState; its momentum buffers are the sgd/<param> tensors). */
+export interface SgdHeader {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+}
+
+/**
+ * The header of every checkpoint cmc writes. Tensors: `model/<view>.<param>` (the encoders), and after
+ * `cmc train` `sgd/<view>.<param>` (momentum buffers) and `memory/<view index>` (the memory bank); after
+ * `cmc supervised` `classifier/weight` and `classifier/bias`.
+ */
+export interface CheckpointHeader<Config = CheckpointConfig, Metrics = Record<string, unknown>> {
+  format: typeof TRAIN_CHECKPOINT_FORMAT;
+  version: 1;
+  /** 'supervised': `cmc supervised`'s baseline (a classifier, no memory bank); absent: CMC training. */
+  objective?: 'supervised';
+  config: Config;
+  /** The network; headers older than it are resolved from config.model/image_size (readModelCheckpoint). */
+  spec: CmcSpec;
+  /** Last completed epoch (1-based). */
+  epoch: number;
+  /** SGD steps done so far. */
+  step: number;
+  /** Training images (rows of the memory bank). */
+  nData: number;
+  classNames: string[];
+  /** One entry per finished epoch. */
+  metrics: Metrics[];
+  /** CMC training's state to resume from (absent after `cmc import-torch`; `cmc supervised` keeps only sgd). */
+  bankRng?: RngState;
+  bank?: BankHeader;
+  sgd?: SgdHeader;
+  /** `cmc supervised`: the linear classifier on the encoders' outputs. */
+  classifier?: { input: string; inDim: number; classes: number };
+  /** `cmc import-torch`: the PyTorch trainer's checkpoint this one was converted from. */
+  importedFrom?: { file: string; format: string; version: unknown; z: unknown };
+}
+
+/** A checkpoint with its network and model weights resolved. */
+export interface ModelCheckpoint<Config = CheckpointConfig, Metrics = Record<string, unknown>> {
+  header: CheckpointHeader<Config, Metrics>;
+  spec: CmcSpec;
+  /** The colour space of the default views (config.view, default Lab). */
+  view: ColorView;
+  /** The model tensors by parameter name (`<view>.<param>`, without the `model/` prefix). */
+  model: Record<string, TensorEntry>;
+  /** Every tensor of the file, with its prefix. */
+  tensors: Record<string, TensorEntry>;
+}
+
+/** The tensors whose names start with `prefix`, keyed by the rest of the name. */
+export function tensorsUnder(tensors: Record<string, TensorEntry>, prefix: string): Record<string, TensorEntry> {
+  const out: Record<string, TensorEntry> = {};
+  for (const [k, t] of Object.entries(tensors)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = t;
+  return out;
+}
+
+/**
+ * A training checkpoint file (CMCCKPT1 or CMCCKPT2, verified as readCheckpoint does) with its network and
+ * model weights. Refuses files that are not cmc training checkpoints or hold no model.
+ */
+export function readModelCheckpoint<Config = CheckpointConfig, Metrics = Record<string, unknown>>(
+  file: string,
+  opts: ReadOptions = {},
+): ModelCheckpoint<Config, Metrics> {
+  const ckpt = readCheckpoint<Partial<CheckpointHeader>>(file, opts);
+  const format = ckpt.header.format;
+  if (format !== TRAIN_CHECKPOINT_FORMAT)
+    throw new Error(
+      `${file} is not a cmc training checkpoint (its header's format is ${JSON.stringify(format ?? null)})`,
+    );
+  return checkpointModel<Config, Metrics>(ckpt);
+}
+
+/**
+ * The network and model weights of a checkpoint already read (`cmc export` also takes in-memory ones, whose
+ * header may hold only spec and config). The network is header.spec, or for headers written before it the
+ * registry's config.model at config.image_size.
+ */
+export function checkpointModel<Config = CheckpointConfig, Metrics = Record<string, unknown>>(
+  ckpt: Checkpoint<object>,
+): ModelCheckpoint<Config, Metrics> {
+  const header = ckpt.header as Partial<CheckpointHeader>;
+  const cfg = header.config ?? {};
+  const view: ColorView = cfg.view ?? 'Lab';
+  if (view !== 'Lab' && view !== 'YCbCr')
+    throw new Error(`checkpoint config.view must be Lab or YCbCr, got ${String(view)}`);
+  let spec = header.spec;
+  if (!spec) {
+    if (!cfg.model || !cfg.image_size)
+      throw new Error('checkpoint header has neither spec nor config.model/image_size');
+    spec = getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim ?? 128, view, views: cfg.views });
+  }
+  const model = tensorsUnder(ckpt.tensors, 'model/');
+  if (Object.keys(model).length === 0) throw new Error('checkpoint holds no model/ tensors');
+  return {
+    header: ckpt.header as CheckpointHeader<Config, Metrics>,
+    spec,
+    view,
+    model,
+    tensors: ckpt.tensors,
+  };
 }

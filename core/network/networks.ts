@@ -9,7 +9,7 @@
  * Portable: no tfjs and no node imports.
  */
 import type { BatchNormSpec, CmcSpec, Conv2dSpec, EncoderSpec, LayerSpec, LinearSpec, MaxPoolSpec } from './layers.ts';
-import { DEFAULT_VIEWS, layoutViews, parseViews } from '../preprocess/views.ts';
+import { isDefaultViews, layoutViews, parseViews } from '../preprocess/views.ts';
 
 /** PyTorch BatchNorm defaults. */
 const BN_EPS = 1e-5;
@@ -285,11 +285,6 @@ export function cmcSpec(arch: string, opts: CmcSpecOptions): CmcSpec {
       { name: 'ab', channels: [1, 2], encoder: ab },
     ],
   };
-}
-
-/** True for the seed's ['L', 'ab'] (the two-view spec, unchanged since before views were declarable). */
-export function isDefaultViews(views: readonly string[]): boolean {
-  return views.length === DEFAULT_VIEWS.length && views.every((v, i) => v === DEFAULT_VIEWS[i]);
 }
 
 /** N views of the vocabulary: one encoder each (inChannels = the view's channels), input = the list. */

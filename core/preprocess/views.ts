@@ -97,6 +97,14 @@ export const VIEW_NAMES: readonly string[] = Object.freeze(Object.keys(VIEW_DEFS
 /** The seed's two views. */
 export const DEFAULT_VIEWS: readonly string[] = Object.freeze(['L', 'ab']);
 
+/**
+ * True for upstream's two views L, ab (the two-view model, unchanged since before views were declarable),
+ * and for no list at all (configs saved before --views existed).
+ */
+export function isDefaultViews(views: readonly string[] | undefined): boolean {
+  return !views || (views.length === DEFAULT_VIEWS.length && views.every((v, i) => v === DEFAULT_VIEWS[i]));
+}
+
 export function viewDef(name: string): ViewDef {
   const d = Object.prototype.hasOwnProperty.call(VIEW_DEFS, name) ? VIEW_DEFS[name] : undefined;
   if (!d) throw new RangeError(`Unknown view '${name}'; expected one of: ${VIEW_NAMES.join(', ')}`);

@@ -12,7 +12,9 @@ import { initBackend } from '../../train/engine/backend.ts';
 import { unavailableReason } from '../helpers/backends.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts';
-import { train, NonFiniteLossError, runFolder } from '../../train/trainer/train.ts';
+import { train } from '../../train/trainer/train.ts';
+import { NonFiniteLossError } from '../../train/trainer/epoch_loop.ts';
+import { runFolder } from '../../train/trainer/run_folder.ts';
 import { readCheckpoint, writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { readEvents } from '../../train/log/tensorboard.ts';
 

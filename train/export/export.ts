@@ -17,13 +17,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { assertFinite, readCheckpoint, type Checkpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
+import {
+  assertFinite,
+  checkpointModel,
+  readModelCheckpoint,
+  type Checkpoint,
+  type ModelCheckpoint,
+} from '../../core/formats/checkpoint.ts';
 import { writeFileAtomic } from '../../core/util/atomic_write.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
-import { getCmcSpec } from '../../core/network/registry.ts';
 import { subsetSpec } from '../../core/network/input.ts';
 import { specInput } from '../../core/preprocess/views.ts';
-import type { ColorView } from '../../core/preprocess/color.ts';
 import {
   buildClassifierGraph,
   buildEncoderGraph,
@@ -31,7 +35,6 @@ import {
   featuresDim,
   INPUT_NAME,
   type HeadParams,
-  type ParamArrays,
 } from './emit.ts';
 import { parseHead, readHeadFile, type LinearHead } from '../../core/formats/head.ts';
 import {
@@ -100,19 +103,6 @@ export interface ExportResult {
   files: string[];
 }
 
-interface CkptHeader {
-  config?: Record<string, unknown> & {
-    model?: string;
-    image_size?: number;
-    feat_dim?: number;
-    view?: ColorView;
-    views?: string[];
-  };
-  spec?: CmcSpec;
-  classNames?: string[];
-  metrics?: unknown[];
-}
-
 /**
  * The default `features` block: the seed's linear-evaluation default `--layer 6` (fc6 of AlexNet, the
  * pooled vector of a ResNet), or the last block before the embedding for shallower custom nets.
@@ -122,31 +112,12 @@ export function defaultLayer(spec: CmcSpec): number {
   return Math.max(1, Math.min(6, n - 1));
 }
 
-/** The CmcSpec, colour view and model parameters (`${view}.${name}`) of a checkpoint. */
-export function checkpointModel(ckpt: Checkpoint): {
-  spec: CmcSpec;
-  view: ColorView;
-  params: ParamArrays;
-  header: CkptHeader;
-} {
-  const header = ckpt.header as CkptHeader;
-  const cfg = header.config ?? {};
-  const view: ColorView = cfg.view ?? 'Lab';
-  if (view !== 'Lab' && view !== 'YCbCr')
-    throw new Error(`checkpoint config.view must be Lab or YCbCr, got ${String(view)}`);
-  let spec = header.spec;
-  if (!spec) {
-    if (!cfg.model || !cfg.image_size)
-      throw new Error('checkpoint header has neither spec nor config.model/image_size');
-    spec = getCmcSpec(cfg.model, { imageSize: cfg.image_size, featDim: cfg.feat_dim ?? 128, view, views: cfg.views });
-  }
-  const params: ParamArrays = {};
-  for (const [k, t] of Object.entries(ckpt.tensors))
-    if (k.startsWith('model/')) params[k.slice('model/'.length)] = t as TensorEntry;
-  if (Object.keys(params).length === 0) throw new Error('checkpoint holds no model/ tensors');
+/** The checkpoint's network, colour view and model parameters, refused when a weight is not finite. */
+function exportableModel(checkpoint: string | Checkpoint): ModelCheckpoint {
+  const ckpt = typeof checkpoint === 'string' ? readModelCheckpoint(checkpoint) : checkpointModel(checkpoint);
   // A model with NaN/Inf weights exports and serves, answering null embeddings: refuse it here.
-  assertFinite(params, 'refusing to export this checkpoint');
-  return { spec, view, params, header };
+  assertFinite(ckpt.model, 'refusing to export this checkpoint');
+  return ckpt;
 }
 
 /** The views to export: the explicit list, else the head's, else all; a head must read exactly the exported views. */
@@ -205,8 +176,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const format = o.format ?? 'onnx';
   if (!EXPORT_FORMATS.includes(format))
     throw new Error(`format must be one of ${EXPORT_FORMATS.join(', ')}, got ${format}`);
-  const ckpt = typeof o.checkpoint === 'string' ? readCheckpoint(o.checkpoint) : o.checkpoint;
-  const { spec: fullSpec, view, params, header } = checkpointModel(ckpt);
+  const { spec: fullSpec, view, model: params, header } = exportableModel(o.checkpoint);
   const head =
     o.head === undefined
       ? undefined

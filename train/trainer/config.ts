@@ -1,4 +1,4 @@
-import { parseViews } from '../../core/preprocess/views.ts';
+import { isDefaultViews, parseViews } from '../../core/preprocess/views.ts';
 import { OBJECTIVES, type Objective } from './objective.ts';
 
 /**
@@ -107,17 +107,12 @@ export const TRAIN_DEFAULTS: TrainConfig = {
 export function runName(c: TrainConfig): string {
   if (c.name) return c.name;
   // More than the seed's two views: the view list and objective join the name (two-view names unchanged).
-  const views = isSeedViews(c)
+  const views = isDefaultViews(c.views)
     ? ''
     : `_views_${c.views.join('-')}_${c.objective}${c.objective === 'core' && c.core_view ? `-${c.core_view}` : ''}`;
   if (c.negatives === 'batch')
     return `batch_softmax_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
   return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
-}
-
-/** True when the config trains the seed's two views (L, ab), whatever the objective (both are the same pair). */
-export function isSeedViews(c: Pick<TrainConfig, 'views'>): boolean {
-  return !c.views || (c.views.length === 2 && c.views[0] === 'L' && c.views[1] === 'ab');
 }
 
 /** Fill the view fields of configs saved before they existed (old checkpoints: the seed's L, ab). */
@@ -156,7 +151,7 @@ export function validateConfig(c: TrainConfig): void {
   if (c.knn_source !== 'recompute' && c.knn_source !== 'memory') bad.push('--knn_source must be recompute or memory');
   try {
     parseViews(c.views);
-    if (c.view === 'YCbCr' && !isSeedViews(c))
+    if (c.view === 'YCbCr' && !isDefaultViews(c.views))
       bad.push(
         '--view YCbCr only applies to the default views L,ab (name the views instead, e.g. --views Y,CbCr,grad)',
       );
