@@ -25,7 +25,7 @@ export interface TrainConfig {
   feat_dim: number;
   softmax: boolean;
   /**
-   * Where each pair's negatives come from: 'memory' = K rows of the other view's memory bank (the seed);
+   * Where each pair's negatives come from: 'memory' = K rows of the other view's memory bank (upstream's `NCE/NCEAverage.py`);
    * 'batch' = the other view's embeddings of the rest of the batch, softmax-CE at temperature nce_t (ours,
    * loss/batch_softmax.ts): fresher targets when the data is small and the epochs few.
    */
@@ -34,7 +34,7 @@ export interface TrainConfig {
   view: 'Lab' | 'YCbCr';
   /**
    * The views, each with its own encoder and memory (core/preprocess/views.ts: L, ab, Y, CbCr, DbDr, grad).
-   * The default L,ab is the seed's model (with --view YCbCr: Y and CbCr under the names L and ab).
+   * The default L,ab is upstream's model (with --view YCbCr: Y and CbCr under the names L and ab).
    */
   views: string[];
   /** Pairs contrasted: 'core' = (core_view, v) for every other v; 'full' = every pair (CMC paper §3.3). */
@@ -62,7 +62,7 @@ export interface TrainConfig {
   print_freq: number;
   /** Keep ckpt_epoch_N every N epochs (the rolling current.ckpt is written every epoch). */
   save_freq: number;
-  /** Run folder name ('' = derived from the hyper-parameters, as the seed does). */
+  /** Run folder name ('' = derived from the hyper-parameters, as upstream's `train_CMC.py` does). */
   name: string;
 }
 
@@ -103,10 +103,10 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   name: '',
 };
 
-/** The seed's run name: memory_{nce|softmax}_{K}_{model}_lr_{lr}_decay_{rate}_bsz_{B}_view_{view}. */
+/** Upstream's run name (HobbitLong/CMC `train_CMC.py` opt.model_name): memory_{nce|softmax}_{K}_{model}_lr_{lr}_decay_{rate}_bsz_{B}_view_{view}. */
 export function runName(c: TrainConfig): string {
   if (c.name) return c.name;
-  // More than the seed's two views: the view list and objective join the name (two-view names unchanged).
+  // More than upstream's two views: the view list and objective join the name (two-view names unchanged).
   const views = isDefaultViews(c.views)
     ? ''
     : `_views_${c.views.join('-')}_${c.objective}${c.objective === 'core' && c.core_view ? `-${c.core_view}` : ''}`;
@@ -115,7 +115,7 @@ export function runName(c: TrainConfig): string {
   return `memory_${c.softmax ? 'softmax' : 'nce'}_${c.nce_k}_${c.model}_lr_${c.learning_rate}_decay_${c.weight_decay}_bsz_${c.batch_size}_view_${c.view}${views}`;
 }
 
-/** Fill the view fields of configs saved before they existed (old checkpoints: the seed's L, ab). */
+/** Fill the view fields of configs saved before they existed (old checkpoints: upstream's L, ab). */
 export function withViewDefaults<T extends Partial<TrainConfig>>(
   c: T,
 ): T & Pick<TrainConfig, 'views' | 'objective' | 'core_view'> {

@@ -1,8 +1,8 @@
 /**
  * Which view pairs the CMC loss contrasts (the paper's §3.3 "core view" and "full graph" objectives).
  * Each unordered pair {a, b} contributes both directions, (a anchor vs b's memory) then (b vs a's), as the
- * two-view loss does for its one pair; so with two views both objectives give [[0,1],[1,0]], the seed's
- * (out_l, out_ab).
+ * two-view loss does for its one pair; so with two views both objectives give [[0,1],[1,0]], upstream's
+ * (out_l, out_ab) of HobbitLong/CMC `NCE/NCEAverage.py`.
  *
  *   objectivePairs(['L', 'ab', 'DbDr'], 'core', 'L');  // [[0,1],[1,0],[0,2],[2,0]]
  *   objectivePairs(['L', 'ab', 'DbDr'], 'full');       // [[0,1],[1,0],[0,2],[2,0],[1,2],[2,1]]

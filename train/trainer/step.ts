@@ -3,7 +3,7 @@
  * pairs (bank.pairs: (anchor view, memory view), see objective.ts), NCE (or softmax-CE) loss per pair,
  * summed in pair order, backward, SGD update of the encoders, then the memory update of every view with
  * this batch's embeddings (scores used the pre-update memory). With two views the pairs are (L, ab) and
- * (ab, L): exactly the seed's loss_l + loss_ab.
+ * (ab, L): exactly upstream's l_loss + ab_loss (`train_CMC.py`).
  *
  *   const step = new CmcStep(model, bank, sgd);
  *   const r = await step.run(x, y);   // { loss, pairLoss, pairProb, lossL, lossAb, probL, probAb }
@@ -19,7 +19,7 @@ export interface StepResult {
   loss: number;
   /** Loss of each of bank.pairs, in that order. */
   pairLoss: number[];
-  /** Mean over the batch of each pair's positive output (out[:, 0]), the seed's logged "probability". */
+  /** Mean over the batch of each pair's positive output (out[:, 0]), upstream's logged "probability" (`train_CMC.py` l_prob, ab_prob). */
   pairProb: number[];
   /** pairLoss[0], pairLoss[1]: with two views the L-anchor and ab-anchor losses. */
   lossL: number;
@@ -30,7 +30,7 @@ export interface StepResult {
 
 export class CmcStep {
   /**
-   * negatives 'memory' (the seed): each pair scores the anchor against K memory rows of the other view;
+   * negatives 'memory' (upstream's `NCE/NCEAverage.py`): each pair scores the anchor against K memory rows of the other view;
    * 'batch' (ours): against the other view's current embeddings of the batch (loss/batch_softmax.ts), with
    * temperature T. The memory is updated either way, so kNN on the memory and checkpoints are unchanged.
    */
