@@ -38,20 +38,28 @@ export const YCBCR_STD: readonly [number, number, number] = Object.freeze([109.5
   number,
 ];
 
-// sRGB (D65) → XYZ, skimage's xyz_from_rgb.
-const M00 = 0.412453,
-  M01 = 0.35758,
-  M02 = 0.180423;
-const M10 = 0.212671,
-  M11 = 0.71516,
-  M12 = 0.072169;
-const M20 = 0.019334,
-  M21 = 0.119193,
-  M22 = 0.950227;
-// D65, 2° observer reference white.
-const XN = 0.95047,
-  YN = 1.0,
-  ZN = 1.08883;
+type Matrix3 = readonly (readonly [number, number, number])[];
+
+/** sRGB (D65) → XYZ, skimage's xyz_from_rgb (rows: X, Y, Z). */
+export const XYZ_FROM_RGB: Matrix3 = [
+  [0.412453, 0.35758, 0.180423],
+  [0.212671, 0.71516, 0.072169],
+  [0.019334, 0.119193, 0.950227],
+];
+/** D65, 2° observer reference white (Xn, Yn, Zn). */
+export const WHITE_D65: readonly [number, number, number] = [0.95047, 1.0, 1.08883];
+/** skimage's rgb2ycbcr on RGB in [0, 1]: YCbCr = YCBCR_FROM_RGB · rgb + YCBCR_OFFSET. */
+export const YCBCR_FROM_RGB: Matrix3 = [
+  [65.481, 128.553, 24.966],
+  [-37.797, -74.203, 112.0],
+  [112.0, -93.786, -18.214],
+];
+export const YCBCR_OFFSET: readonly [number, number, number] = [16, 128, 128];
+
+const [[M00, M01, M02], [M10, M11, M12], [M20, M21, M22]] = XYZ_FROM_RGB;
+const [XN, YN, ZN] = WHITE_D65;
+const [[C00, C01, C02], [C10, C11, C12], [C20, C21, C22]] = YCBCR_FROM_RGB;
+const [CY, CB, CR] = YCBCR_OFFSET;
 
 // skimage's img_as_float multiplies uint8 by 1/255 (not a division).
 const INV255 = 1 / 255;
@@ -90,9 +98,9 @@ export function rgbPixelToYCbCr(r: number, g: number, b: number): [number, numbe
     gf = (g & 255) * INV255,
     bf = (b & 255) * INV255;
   return [
-    65.481 * rf + 128.553 * gf + 24.966 * bf + 16,
-    -37.797 * rf - 74.203 * gf + 112.0 * bf + 128,
-    112.0 * rf - 93.786 * gf - 18.214 * bf + 128,
+    C00 * rf + C01 * gf + C02 * bf + CY,
+    C10 * rf + C11 * gf + C12 * bf + CB,
+    C20 * rf + C21 * gf + C22 * bf + CR,
   ];
 }
 

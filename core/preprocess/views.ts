@@ -162,16 +162,20 @@ export function specInput(spec: { input?: readonly string[] }, view: ColorView =
 
 const INV255 = 1 / 255;
 
+/** YDbDr (SECAM) on RGB in [0, 1]: [Y, Db, Dr] = YDBDR_FROM_RGB · rgb. */
+export const YDBDR_FROM_RGB: readonly (readonly [number, number, number])[] = [
+  [0.299, 0.587, 0.114],
+  [-0.45, -0.883, 1.333],
+  [-1.333, 1.116, 0.217],
+];
+const [[D00, D01, D02], [D10, D11, D12], [D20, D21, D22]] = YDBDR_FROM_RGB;
+
 /** One pixel to YDbDr (float64; R, G, B scaled to [0, 1]): Y in [0, 1], Db, Dr in [-1.333, 1.333]. */
 export function rgbPixelToYDbDr(r: number, g: number, b: number): [number, number, number] {
   const rf = (r & 255) * INV255,
     gf = (g & 255) * INV255,
     bf = (b & 255) * INV255;
-  return [
-    0.299 * rf + 0.587 * gf + 0.114 * bf,
-    -0.45 * rf - 0.883 * gf + 1.333 * bf,
-    -1.333 * rf + 1.116 * gf + 0.217 * bf,
-  ];
+  return [D00 * rf + D01 * gf + D02 * bf, D10 * rf + D11 * gf + D12 * bf, D20 * rf + D21 * gf + D22 * bf];
 }
 
 /** Sobel x/y of a float64 plane (H×W) with replicated borders: gx = right − left column, gy = bottom − top row. */

@@ -19,7 +19,7 @@
  * -> (x - mean) / std -> Transpose to NCHW, exactly the formulas and constants of
  * core/preprocess/color.ts, in float32 instead of float64 (differences ~1e-6 after normalisation).
  * A spec with a declared `input` layout (more views: L, ab, Y, CbCr, DbDr, grad) computes each of them
- * from RGB instead (emit_input.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
+ * from RGB instead (emit_preprocess.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
  *
  * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features, train/eval/probe.ts):
  * the views' block outputs are concatenated along channels, pooled with PyTorch's adaptive bins
@@ -35,7 +35,7 @@
 import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../../core/network/layers.ts';
 import { inferShapes, layerOutputShape, type Shape } from '../../core/network/shapes.ts';
 import type { ColorView } from '../../core/preprocess/color.ts';
-import { emitChannels, emitLayoutInput } from './emit_input.ts';
+import { emitChannels, emitLayoutInput } from './emit_preprocess.ts';
 import { specInput } from '../../core/preprocess/views.ts';
 import {
   DataType,
@@ -172,7 +172,7 @@ export function checkOps(graph: IGraphProto, what = 'graph'): void {
   }
 }
 
-export { emitChannels, emitLayoutInput, emitPreprocess } from './emit_input.ts';
+export { emitChannels, emitLayoutInput, emitPreprocess } from './emit_preprocess.ts';
 
 /** Collects nodes and initializers with unique names. */
 export class GraphBuilder {

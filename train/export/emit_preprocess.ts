@@ -10,32 +10,23 @@
  *   `grad` is a fixed 3x3 Sobel Conv (scaled by 1/400) on Lab L with edge padding (Pad mode 'edge'),
  *   matching views.ts's replicated borders. Only operators of emit.ts's WEBGPU_OPS are used.
  */
-import { LAB_MEAN, LAB_STD, YCBCR_MEAN, YCBCR_STD, type ColorView } from '../../core/preprocess/color.ts';
-import { GRAD_SCALE, layoutViews, type ViewSpace } from '../../core/preprocess/views.ts';
+import {
+  LAB_MEAN,
+  LAB_STD,
+  WHITE_D65,
+  XYZ_FROM_RGB,
+  YCBCR_FROM_RGB,
+  YCBCR_MEAN,
+  YCBCR_OFFSET,
+  YCBCR_STD,
+  type ColorView,
+} from '../../core/preprocess/color.ts';
+import { GRAD_SCALE, layoutViews, YDBDR_FROM_RGB, type ViewSpace } from '../../core/preprocess/views.ts';
 import { DataType } from '../../core/onnx/onnx_proto.ts';
 import type { GraphBuilder } from './emit.ts';
 
-// Constants of core/preprocess/color.ts (skimage's rgb2lab / rgb2ycbcr) and views.ts (YDbDr).
-const XYZ_FROM_RGB = [
-  [0.412453, 0.35758, 0.180423],
-  [0.212671, 0.71516, 0.072169],
-  [0.019334, 0.119193, 0.950227],
-];
-const WHITE_D65 = [0.95047, 1.0, 1.08883];
-const YCBCR_FROM_RGB = [
-  [65.481, 128.553, 24.966],
-  [-37.797, -74.203, 112.0],
-  [112.0, -93.786, -18.214],
-];
-const YCBCR_OFFSET = [16, 128, 128];
-const YDBDR_FROM_RGB = [
-  [0.299, 0.587, 0.114],
-  [-0.45, -0.883, 1.333],
-  [-1.333, 1.116, 0.217],
-];
-
 /** Row-vector form: out[..., i] = sum_j x[..., j] * m[i][j] / div[i]  ->  MatMul weight [3, 3] = (m / div)^T. */
-function rowVectorMatrix(m: number[][], div: number[] = [1, 1, 1]): number[] {
+function rowVectorMatrix(m: readonly (readonly number[])[], div: readonly number[] = [1, 1, 1]): number[] {
   const w: number[] = [];
   for (let j = 0; j < 3; j++) for (let i = 0; i < 3; i++) w.push(m[i][j] / div[i]);
   return w;
@@ -97,9 +88,15 @@ function emitLab(g: GraphBuilder, rgb: string, p: string): string {
 }
 
 /** float RGB NHWC -> M · rgb + offset (YCbCr, YDbDr). */
-function emitLinearSpace(g: GraphBuilder, rgb: string, m: number[][], offset: number[] | null, p: string): string {
+function emitLinearSpace(
+  g: GraphBuilder,
+  rgb: string,
+  m: readonly (readonly number[])[],
+  offset: readonly number[] | null,
+  p: string,
+): string {
   const y = g.op('MatMul', [rgb, g.constFloat(`${p}_from_rgb`, [3, 3], rowVectorMatrix(m))], p);
-  return offset ? g.op('Add', [y, g.constFloat(`${p}_offset`, [3], offset)], p) : y;
+  return offset ? g.op('Add', [y, g.constFloat(`${p}_offset`, [3], [...offset])], p) : y;
 }
 
 /**
