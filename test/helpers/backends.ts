@@ -1,7 +1,10 @@
 /**
- * Runs one test body on every backend under test, each compared with the `cpu` reference backend.
- * CMC_TEST_BACKENDS (default "wasm,native,webgpu") picks them. A backend that cannot start here (no WebGPU
- * adapter, say) is reported as skipped with the reason, never silently passed.
+ * The backends the tests run on, and running one test body on each, compared with the `cpu` reference.
+ *
+ * CMC_TEST_BACKENDS picks the backends under test, comma-separated; default "wasm,native,webgpu" (every
+ * backend besides the cpu reference). Kernel tests compare each with cpu (describeBackends, onBoth); the
+ * golden-value tests run on cpu and each of them (GOLDEN_BACKENDS). A backend that cannot start here (no
+ * WebGPU adapter, the native addon not built) is reported as skipped with the reason, never silently passed.
  */
 import { describe } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -12,10 +15,17 @@ export const BACKENDS_UNDER_TEST = (process.env.CMC_TEST_BACKENDS ?? 'wasm,nativ
   .map((s) => s.trim())
   .filter(Boolean) as BackendName[];
 
+/** Where the golden-value tests run: the cpu reference first, then the backends under test. */
+export const GOLDEN_BACKENDS: BackendName[] = ['cpu', ...BACKENDS_UNDER_TEST.filter((b) => b !== 'cpu')];
+
 const availability = new Map<string, string | null>();
 
-/** null when the backend works here, else why not. */
-export async function unavailableReason(name: BackendName): Promise<string | null> {
+/**
+ * null when the backend works here, else why not. `readsSync`: the test reads tensors synchronously
+ * (dataSync), which tfjs-backend-webgpu cannot do in Node.
+ */
+export async function unavailableReason(name: BackendName, o: { readsSync?: boolean } = {}): Promise<string | null> {
+  if (o.readsSync && name === 'webgpu') return 'the test reads tensors with dataSync, which webgpu cannot do in Node';
   if (!availability.has(name)) {
     try {
       await initBackend(name, { quiet: true });

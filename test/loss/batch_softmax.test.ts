@@ -5,11 +5,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../train/engine/backend.ts';
+import { initBackend, type BackendName } from '../../train/engine/backend.ts';
 import { ensureGradients } from '../../train/engine/gradients.ts';
 import { batchSoftmaxLoss } from '../../train/loss/batch_softmax.ts';
 import { Rng } from '../../core/util/rng.ts';
-import { TEST_BACKENDS } from './golden_util.ts';
+import { GOLDEN_BACKENDS } from '../helpers/backends.ts';
 
 function unitRows(rng: Rng, B: number, D: number): number[][] {
   return Array.from({ length: B }, () => {
@@ -48,7 +48,7 @@ const close = (got: ArrayLike<number>, want: ArrayLike<number>, tol: number, wha
 };
 
 /** Switch to `name`, or skip the test with the reason it cannot start here. */
-async function useBackend(name: (typeof TEST_BACKENDS)[number], t: { skip(msg: string): void }): Promise<boolean> {
+async function useBackend(name: BackendName, t: { skip(msg: string): void }): Promise<boolean> {
   try {
     await initBackend(name, { quiet: true });
     return true;
@@ -58,7 +58,7 @@ async function useBackend(name: (typeof TEST_BACKENDS)[number], t: { skip(msg: s
   }
 }
 
-for (const backend of TEST_BACKENDS) {
+for (const backend of GOLDEN_BACKENDS) {
   describe(`batchSoftmaxLoss on ${backend}`, () => {
     it('value and gradients match the float64 formula (B 7, D 5, T 0.1)', async (t) => {
       if (!(await useBackend(backend, t))) return;

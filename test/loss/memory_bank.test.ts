@@ -10,7 +10,8 @@ import { initBackend } from '../../train/engine/backend.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { nceLoss, softmaxLoss, sumLosses } from '../../train/loss/nce.ts';
 import { Rng } from '../../core/util/rng.ts';
-import { assertClose, flat, loadGolden, TEST_BACKENDS } from './golden_util.ts';
+import { assertClose, flat, loadGolden } from '../helpers/golden.ts';
+import { GOLDEN_BACKENDS, unavailableReason } from '../helpers/backends.ts';
 
 const G = loadGolden();
 const cfg = G.config;
@@ -90,8 +91,10 @@ function step(bank: MemoryBank, inp: { y: number[]; idx: number[][]; l: number[]
   return r;
 }
 
-for (const backend of TEST_BACKENDS) {
-  describe(`MemoryBank golden [${backend}]`, () => {
+for (const backend of GOLDEN_BACKENDS) {
+  // A backend that cannot start here is skipped with the reason.
+  const skip = (await unavailableReason(backend, { readsSync: true })) ?? false;
+  describe(`MemoryBank golden [${backend}]`, { skip }, () => {
     before(async () => {
       await initBackend(backend, { quiet: true });
     });
@@ -161,7 +164,7 @@ for (const backend of TEST_BACKENDS) {
     });
   });
 
-  describe(`MemoryBank behaviour [${backend}]`, () => {
+  describe(`MemoryBank behaviour [${backend}]`, { skip }, () => {
     before(async () => {
       await initBackend(backend, { quiet: true });
     });

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { assertClose, loadGolden } from '../loss/golden_util.ts';
+import { assertClose, loadGolden } from '../helpers/golden.ts';
 import { NO_TORCH, pythonWithTorch, runPython } from '../helpers/python_torch.ts';
 
 const script = fileURLToPath(new URL('../../torch_ddp/checks/golden_step.py', import.meta.url));

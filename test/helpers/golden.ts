@@ -1,11 +1,10 @@
 /**
  * Shared helpers for the golden-value tests: loads test/fixtures/golden.json (a copy of the shared golden
- * file, so the suite runs without /work/shared) and compares float32 results with float64 references.
+ * file, so the suite runs without /work/shared) and compares float32 results with float64 references. The
+ * backends they run on: GOLDEN_BACKENDS of backends.ts.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type { BackendName } from '../../train/engine/backend.ts';
-import { loadNativeAddon } from '../../train/kernels/native/addon.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Golden = any;
@@ -13,16 +12,6 @@ export type Golden = any;
 export function loadGolden(): Golden {
   return JSON.parse(fs.readFileSync(new URL('../fixtures/golden.json', import.meta.url), 'utf8'));
 }
-
-/**
- * Backends the loss tests loop over; CMC_TEST_BACKENDS=cpu,wasm,webgpu adds webgpu where an adapter exists.
- * The default adds `native` where its addon is built (test/kernels/native_backend.test.ts reports why not).
- */
-export const TEST_BACKENDS: BackendName[] = (
-  process.env.CMC_TEST_BACKENDS ?? `cpu,wasm${'addon' in loadNativeAddon() ? ',native' : ''}`
-)
-  .split(',')
-  .map((s) => s.trim() as BackendName);
 
 export function flat(x: unknown): number[] {
   return Array.isArray(x) ? (x as unknown[]).flatMap(flat) : [x as number];
