@@ -28,7 +28,7 @@ import { toViewInput, type ColorView } from '../../core/preprocess/color.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { writeCheckpoint, type Checkpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
 import { exportModel } from '../../train/export/export.ts';
-import { checkOps, WEBGPU_OPS } from '../../train/export/emit.ts';
+import { checkOps, WEBGPU_OPS } from '../../train/export/onnx_graph.ts';
 import { headToJson, parseHead, type LinearHead } from '../../core/formats/head.ts';
 import { parseManifest } from '../../core/formats/manifest.ts';
 import { parsePbtxt, tritonConfig, type PbMessage } from '../../train/export/triton.ts';

@@ -21,7 +21,8 @@ import { Rng } from '../../core/util/rng.ts';
 import type { Checkpoint } from '../../core/formats/checkpoint.ts';
 import { randomModelCheckpoint } from '../helpers/random_model.ts';
 import { exportModel } from '../../train/export/export.ts';
-import { adaptivePoolBins, buildAdaptivePoolGraph, checkOps } from '../../train/export/emit.ts';
+import { adaptivePoolBins, buildAdaptivePoolGraph } from '../../train/export/emit_pool.ts';
+import { checkOps } from '../../train/export/onnx_graph.ts';
 import { parseHead } from '../../core/formats/head.ts';
 import { loadOnnxModel, makeModel, encodeModel } from '../../core/onnx/onnx_proto.ts';
 import {

@@ -21,13 +21,8 @@
  * A spec with a declared `input` layout (more views: L, ab, Y, CbCr, DbDr, grad) computes each of them
  * from RGB instead (emit_preprocess.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
  *
- * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features, train/eval/probe.ts):
- * the views' block outputs are concatenated along channels, pooled with PyTorch's adaptive bins
- * (bin i = [floor(i*in/out), ceil((i+1)*in/out))), then flattened. Bins are rectangles, so the pooling is
- * separable (rows, then columns, as probe.ts); along one axis, for each distinct bin size k a MaxPool /
- * AveragePool with kernel k (1 on the other axis), stride 1, gives every window of size k, a Gather takes
- * the windows starting at those bins' starts, and when there are several sizes the groups are Concat-ed and
- * a last Gather restores bin order. Exact for max; for avg the same mean of the same cells.
+ * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features) is emit_pool.ts;
+ * the graph is built with onnx_graph.ts's GraphBuilder and checked against WEBGPU_OPS.
  *
  *   const g = buildEncoderGraph(spec, params, { view: 'Lab', layer: 5 });   // outputs embedding, features
  *   const p = buildEncoderGraph(spec, params, { view: 'Lab', layer: 3, pool: [5, 5], poolType: 'max' });
@@ -37,18 +32,9 @@ import { inferShapes, layerOutputShape, type Shape } from '../../core/network/sh
 import type { ColorView } from '../../core/preprocess/color.ts';
 import { emitChannels, emitLayoutInput } from './emit_preprocess.ts';
 import { specInput } from '../../core/preprocess/views.ts';
-import {
-  DataType,
-  OPSET,
-  floatTensor,
-  int64Tensor,
-  makeNode,
-  valueInfo,
-  type AttrValue,
-  type IGraphProto,
-  type INodeProto,
-  type ITensorProto,
-} from '../../core/onnx/onnx_proto.ts';
+import { DataType, valueInfo, type IGraphProto } from '../../core/onnx/onnx_proto.ts';
+import { checkOps, GraphBuilder } from './onnx_graph.ts';
+import { emitAdaptivePool2d, type AdaptivePoolType } from './emit_pool.ts';
 
 /** One parameter or buffer in tfjs layout (as CmcModel.toNamedArrays / checkpoint tensors). */
 export interface ParamArray {
@@ -57,161 +43,6 @@ export interface ParamArray {
 }
 /** Parameters keyed `${view}.${state_dict name}`, e.g. 'L.conv_block_1.0.weight'. */
 export type ParamArrays = Record<string, ParamArray>;
-
-/**
- * ai.onnx operators onnxruntime-web's WebGPU execution provider implements at opset 17 (from
- * onnxruntime-web 1.30 docs/webgpu-operators.md). The exporter refuses graphs using anything else.
- */
-export const WEBGPU_OPS: ReadonlySet<string> = new Set([
-  'Abs',
-  'Acos',
-  'Acosh',
-  'Add',
-  'ArgMax',
-  'ArgMin',
-  'Asin',
-  'Asinh',
-  'Atan',
-  'Atanh',
-  'AveragePool',
-  'BatchNormalization',
-  'Cast',
-  'Ceil',
-  'Clip',
-  'Concat',
-  'Conv',
-  'ConvTranspose',
-  'Cos',
-  'Cosh',
-  'CumSum',
-  'DFT',
-  'DepthToSpace',
-  'DequantizeLinear',
-  'Div',
-  'Einsum',
-  'Elu',
-  'Equal',
-  'Erf',
-  'Exp',
-  'Expand',
-  'Flatten',
-  'Floor',
-  'Gather',
-  'GatherElements',
-  'GatherND',
-  'Gemm',
-  'GlobalAveragePool',
-  'GlobalMaxPool',
-  'Greater',
-  'GreaterOrEqual',
-  'GridSample',
-  'HardSigmoid',
-  'HardSwish',
-  'If',
-  'InstanceNormalization',
-  'LayerNormalization',
-  'LeakyRelu',
-  'Less',
-  'LessOrEqual',
-  'Log',
-  'MatMul',
-  'MaxPool',
-  'Mul',
-  'Neg',
-  'Not',
-  'Pad',
-  'Pow',
-  'Range',
-  'Reciprocal',
-  'ReduceL1',
-  'ReduceL2',
-  'ReduceLogSum',
-  'ReduceLogSumExp',
-  'ReduceMax',
-  'ReduceMean',
-  'ReduceMin',
-  'ReduceProd',
-  'ReduceSum',
-  'ReduceSumSquare',
-  'Relu',
-  'Reshape',
-  'Resize',
-  'ScatterND',
-  'Shape',
-  'Sigmoid',
-  'Sin',
-  'Sinh',
-  'Slice',
-  'Softmax',
-  'Split',
-  'Sqrt',
-  'Squeeze',
-  'Sub',
-  'Tan',
-  'Tanh',
-  'ThresholdedRelu',
-  'Tile',
-  'Transpose',
-  'Unsqueeze',
-  'Where',
-]);
-
-/** Throws if a node uses an operator outside WEBGPU_OPS (or a domain other than ai.onnx). */
-export function checkOps(graph: IGraphProto, what = 'graph'): void {
-  for (const n of graph.node ?? []) {
-    const domain = n.domain ?? '';
-    if (domain !== '' && domain !== 'ai.onnx') {
-      throw new Error(`${what}: node ${n.name} uses domain '${domain}'; only ai.onnx (opset ${OPSET}) is exported`);
-    }
-    if (!WEBGPU_OPS.has(n.opType ?? '')) {
-      throw new Error(
-        `${what}: node ${n.name} uses operator '${n.opType}', which onnxruntime-web's WebGPU execution provider ` +
-          `does not implement; the exporter only emits operators from its list (${[...WEBGPU_OPS].join(', ')})`,
-      );
-    }
-  }
-}
-
-export { emitChannels, emitLayoutInput, emitPreprocess } from './emit_preprocess.ts';
-
-/** Collects nodes and initializers with unique names. */
-export class GraphBuilder {
-  readonly nodes: INodeProto[] = [];
-  readonly initializers: ITensorProto[] = [];
-  private readonly used = new Set<string>();
-
-  /** A fresh tensor/node name based on `base`. */
-  unique(base: string): string {
-    const clean = base.replace(/[^A-Za-z0-9_./:-]/g, '_');
-    let name = clean;
-    for (let k = 1; this.used.has(name); k++) name = `${clean}_${k}`;
-    this.used.add(name);
-    return name;
-  }
-
-  /** Add a node with one output; returns the output name (`out` if given, which must be unused). */
-  op(opType: string, inputs: string[], base: string, attrs: Record<string, AttrValue> = {}, out?: string): string {
-    const output = out ?? this.unique(`${base}/${opType}`);
-    if (out) {
-      if (this.used.has(out)) throw new Error(`tensor name ${out} already used`);
-      this.used.add(out);
-    }
-    this.nodes.push(makeNode(opType, inputs, [output], this.unique(`${base}/${opType}_node`), attrs));
-    return output;
-  }
-
-  constFloat(base: string, dims: number[], data: Float32Array | number[]): string {
-    const name = this.unique(base);
-    this.initializers.push(floatTensor(name, dims, data));
-    return name;
-  }
-
-  constInt64(base: string, dims: number[], values: number[]): string {
-    const name = this.unique(base);
-    this.initializers.push(int64Tensor(name, dims, values));
-    return name;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Encoder layers
@@ -412,104 +243,6 @@ export function emitEncoder(
     outs.push({ name: x, shape });
   }
   return outs;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Adaptive pooling
-
-export type AdaptivePoolType = 'max' | 'avg';
-
-/** PyTorch adaptive pooling bins (as train/eval/probe.ts adaptiveBins): bin i covers [floor(i*in/out), ceil((i+1)*in/out)). */
-export function adaptivePoolBins(inSize: number, outSize: number): [number, number][] {
-  if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
-    throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
-  }
-  return Array.from({ length: outSize }, (_, i) => [
-    Math.floor((i * inSize) / outSize),
-    Math.ceil(((i + 1) * inSize) / outSize),
-  ]);
-}
-
-/** Adaptive pooling of NCHW `x` along one spatial axis (2 = H, 3 = W) from `inSize` to `outSize`. */
-function emitAdaptivePoolAxis(
-  g: GraphBuilder,
-  x: string,
-  axis: 2 | 3,
-  inSize: number,
-  outSize: number,
-  type: AdaptivePoolType,
-  base: string,
-): string {
-  if (inSize === outSize) return x; // every bin is one cell
-  const bins = adaptivePoolBins(inSize, outSize);
-  const sizes = [...new Set(bins.map(([s, e]) => e - s))].sort((a, b) => a - b);
-  const groups: string[] = [];
-  const order: number[] = []; // bin index at each position of the concatenation
-  for (const k of sizes) {
-    const b = `${base}/k${k}`;
-    const pooled =
-      k === 1
-        ? x
-        : g.op(type === 'max' ? 'MaxPool' : 'AveragePool', [x], b, {
-            kernel_shape: axis === 2 ? [k, 1] : [1, k],
-            strides: [1, 1],
-            pads: [0, 0, 0, 0],
-            ceil_mode: 0,
-            ...(type === 'avg' ? { count_include_pad: 0 } : {}),
-          });
-    const members = bins.map((bin, i) => ({ i, s: bin[0], k: bin[1] - bin[0] })).filter((m) => m.k === k);
-    // Window j of the stride-1 pool covers cells [j, j + k): the bin starting at s is window s.
-    const starts = members.map((m) => m.s);
-    groups.push(g.op('Gather', [pooled, g.constInt64(`${b}/starts`, [starts.length], starts)], b, { axis }));
-    order.push(...members.map((m) => m.i));
-  }
-  if (groups.length === 1) return groups[0]; // bins of one size: the starts are already in bin order
-  const cat = g.op('Concat', groups, base, { axis });
-  const perm = new Array<number>(outSize);
-  order.forEach((bin, pos) => (perm[bin] = pos));
-  return g.op('Gather', [cat, g.constInt64(`${base}/order`, [outSize], perm)], `${base}/order`, { axis });
-}
-
-/**
- * AdaptiveMaxPool2d / AdaptiveAvgPool2d of NCHW `x` with spatial size [inH, inW] to `out` (rows, then
- * columns, as train/eval/probe.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
- */
-export function emitAdaptivePool2d(
-  g: GraphBuilder,
-  x: string,
-  inHW: [number, number],
-  out: [number, number],
-  type: AdaptivePoolType,
-  base = 'adaptive_pool',
-): string {
-  if (type !== 'max' && type !== 'avg')
-    throw new Error(`adaptive pooling type must be max or avg, got ${String(type)}`);
-  const rows = emitAdaptivePoolAxis(g, x, 2, inHW[0], out[0], type, `${base}/rows`);
-  return emitAdaptivePoolAxis(g, rows, 3, inHW[1], out[1], type, `${base}/cols`);
-}
-
-/**
- * A graph NCHW `x` [N, C, inH, inW] -> adaptive pooled `y` [N, C, out[0], out[1]] (for tests; when `out` is
- * the map size the graph is one Identity, which is not in WEBGPU_OPS: the exporter emits nothing then).
- */
-export function buildAdaptivePoolGraph(
-  c: number,
-  inHW: [number, number],
-  out: [number, number],
-  type: AdaptivePoolType,
-): IGraphProto {
-  const g = new GraphBuilder();
-  g.unique('x');
-  const y = emitAdaptivePool2d(g, 'x', inHW, out, type);
-  const yOut = y === 'x' ? g.op('Identity', ['x'], 'y', {}, 'y') : y;
-  const graph: IGraphProto = {
-    name: 'adaptive_pool',
-    node: g.nodes,
-    initializer: g.initializers,
-    input: [valueInfo('x', DataType.FLOAT, ['N', c, inHW[0], inHW[1]])],
-    output: [valueInfo(yOut, DataType.FLOAT, ['N', c, out[0], out[1]])],
-  };
-  return graph;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import {
 } from '../../core/preprocess/color.ts';
 import { GRAD_SCALE, layoutViews, YDBDR_FROM_RGB, type ViewSpace } from '../../core/preprocess/views.ts';
 import { DataType } from '../../core/onnx/onnx_proto.ts';
-import type { GraphBuilder } from './emit.ts';
+import type { GraphBuilder } from './onnx_graph.ts';
 
 /** Row-vector form: out[..., i] = sum_j x[..., j] * m[i][j] / div[i]  ->  MatMul weight [3, 3] = (m / div)^T. */
 function rowVectorMatrix(m: readonly (readonly number[])[], div: readonly number[] = [1, 1, 1]): number[] {

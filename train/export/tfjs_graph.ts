@@ -23,6 +23,11 @@
  *
  * The uint8 input stays DT_UINT8 in the graph (tfjs-converter feeds it as an int32 tensor: tfjs has no uint8
  * dtype, and tf.browser.fromPixels gives int32); Cast then makes it float as in the ONNX graph.
+ *
+ * One file above ~500 lines on purpose: onnxToTfGraph is one pass over the ONNX nodes whose cases share the
+ * table of translated values (name -> TF tensor, layout, shape, element type) and of constants; split by
+ * operator, each part would take that whole state and none would read alone. It emits its own vocabulary
+ * (TfNode), not through onnx_graph.ts's GraphBuilder, which builds ONNX nodes.
  */
 import {
   DataType,
