@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { addTfjsExport, EXPORT_FORMATS, exportModel, type ExportFormat } from '../../train/export/export.ts';
+import { refreshProvenance } from '../../train/export/provenance.ts';
 import { int } from '../options.ts';
 
 /**
@@ -27,6 +28,10 @@ export function addExportCommand(program: Command): void {
       'tfjs: store the weights as float16 (half the size; see README for the accuracy)',
       false,
     )
+    .option(
+      '--refresh_provenance <model_dir>',
+      "rewrite an existing export's training and probe configs without machine paths (data sets by name and checksum); graphs and weights stay as they are",
+    )
     .option('--head <head.json>', 'linear-probe head file (adds head.onnx and classifier.onnx)')
     .option('--name <name>', "model name (default: the checkpoint's run name)")
     .option('--version <v>', 'model version string', '1')
@@ -52,6 +57,7 @@ export function addExportCommand(program: Command): void {
       async (o: {
         checkpoint?: string;
         from?: string;
+        refresh_provenance?: string;
         quantize_float16: boolean;
         head?: string;
         name?: string;
@@ -65,6 +71,12 @@ export function addExportCommand(program: Command): void {
       }) => {
         if (o.quantize_float16 && o.format !== 'tfjs')
           throw new Error('--quantize_float16 applies to --format tfjs only');
+        if (o.refresh_provenance !== undefined) {
+          if (o.checkpoint !== undefined || o.head !== undefined || o.from !== undefined)
+            throw new Error('--refresh_provenance takes an existing export folder and nothing else');
+          for (const f of refreshProvenance(o.refresh_provenance)) console.log(f);
+          return;
+        }
         if (o.from !== undefined) {
           if (o.checkpoint !== undefined || o.head !== undefined)
             throw new Error('--from takes an existing export folder; give it without --checkpoint and --head');

@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assertFinite, readCheckpoint, type Checkpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
 import { writeFileAtomic } from '../../core/util/atomic_write.ts';
+import { portableConfig } from './provenance.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { getCmcSpec } from '../../core/network/registry.ts';
 import { subsetSpec } from '../../core/network/input.ts';
@@ -257,8 +258,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     poolType: pool ? poolType : null,
     embeddingDim,
     classNames,
-    trainConfig: header.config ?? null,
-    probeConfig: head?.probe ?? null,
+    trainConfig: portableConfig(header.config),
+    probeConfig: portableConfig(head?.probe),
     metrics: { train: header.metrics ?? [], probe: head?.metrics ?? null },
     opset: OPSET,
     irVersion: IR_VERSION,
