@@ -22,6 +22,10 @@
  *
  * Gradients are hand-written (tf.customGrad), so forward() is differentiable w.r.t. the anchors even
  * when tfjs-core's standard gradient configs are not registered.
+ *
+ * Over 500 lines on purpose: one class whose sampling, scoring (gathered rows or the B×N product),
+ * hand-written gradients, Z estimate and update share the memories and their layout; split, each part would
+ * have to expose them.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { unaryCustomGrad } from '../engine/custom_grad.ts';
