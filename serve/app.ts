@@ -35,6 +35,7 @@ import { embeddingsHandler } from './routes/embeddings.ts';
 import { mountV2, mountV2Health } from './routes/v2.ts';
 import type { Repository } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
+import { topK } from '../core/util/top_k.ts';
 import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile } from './model_files.ts';
 
 export interface AppConfig extends InputLimits, DecodeLimits {
@@ -423,13 +424,11 @@ const INFERENCE_ROUTES = new Set([
 const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;
 const TFJS_FILE_RE = /^tfjs\/(encoder|classifier)\/(model\.json|group\d{1,4}-shard\d{1,4}of\d{1,4}\.bin)$/;
 
+/** The top-k classes of one probability row, as /v1/classify answers them. */
 export function topk(
   p: Float32Array,
   names: string[],
   k: number,
 ): { label: string; index: number; probability: number }[] {
-  const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
-  return idx
-    .slice(0, Math.min(k, p.length))
-    .map((i) => ({ label: names[i] ?? String(i), index: i, probability: p[i] }));
+  return topK(p, k).map(({ index, value }) => ({ label: names[index] ?? String(index), index, probability: value }));
 }

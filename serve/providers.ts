@@ -19,6 +19,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
 import { DataType, encodeModel, makeModel, makeNode, valueInfo } from '../core/onnx/onnx_proto.ts';
+import { hasGpuDevice } from '../core/util/gpu.ts';
 
 export const PROVIDERS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 export type ProviderRequest = (typeof PROVIDERS)[number];
@@ -51,16 +52,6 @@ export function cudaLibrariesInstalled(): boolean {
     fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so')) &&
     fs.existsSync(path.join(dir, 'libonnxruntime_providers_shared.so'))
   );
-}
-
-/** A GPU device node: the system's Vulkan drivers can reach hardware (otherwise a software ICD at best). */
-export function hasGpuDevice(): boolean {
-  if (fs.existsSync('/dev/nvidia0')) return true;
-  try {
-    return fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
-  } catch {
-    return process.platform === 'darwin' || process.platform === 'win32';
-  }
 }
 
 export const CUDA_HINT =

@@ -14,7 +14,8 @@
  *
  * State for tests and the console: window.cmcDemo (see DemoState).
  */
-import { cosine, preprocessImageData, topK } from './preprocess.ts';
+import { topK } from '../core/util/top_k.ts';
+import { cosine, preprocessImageData } from './preprocess.ts';
 import { fetchManifest } from './model_cache.ts';
 import type { Backend, LoadRequest, Runtime, WorkerReply } from './protocol.ts';
 
