@@ -65,6 +65,8 @@ export interface AppDeps {
   config: AppConfig;
   /** Execution provider in use (for /v1/models and /v2). */
   provider: string;
+  /** Why that provider was chosen (GET /v2 provider_notes). */
+  providerNotes?: string[];
   /** True once shutdown began: new requests get 503. */
   isDraining?: () => boolean;
   log?: (line: string) => void;
@@ -199,7 +201,13 @@ export function createApp(deps: AppDeps): express.Express {
   // ---------------------------------------------------------------------------------------------------
   // Behind the gate from here on: the OIP routes (metadata, ready, infer), then /v1
 
-  mountV2(app, route, { repo, provider: deps.provider, limits, maxImages: config.maxImages });
+  mountV2(app, route, {
+    repo,
+    provider: deps.provider,
+    providerNotes: deps.providerNotes,
+    limits,
+    maxImages: config.maxImages,
+  });
 
   app.get(
     '/v1/models',

@@ -138,7 +138,7 @@ export async function chooseProvider(requested: ProviderRequest, log: Logger = (
     else log(`[serve] warning: provider ${requested} is unavailable (${notes[notes.length - 1]}); falling back to cpu`);
   }
   if (chosen === 'cpu') notes.push('cpu: ok');
-  log(`[serve] execution provider: ${chosen}${requested === 'auto' ? ` (auto: ${notes.join('; ')})` : ''}`);
+  log(providerLine(requested, chosen, notes));
   return { requested, provider: chosen, notes };
 }
 
@@ -167,6 +167,16 @@ export async function createSession(
     session: await ort.InferenceSession.create(bytes, sessionOptions('cpu', opts.threads, opts.spinning)),
     provider: 'cpu',
   };
+}
+
+/**
+ * The start-up line: the provider chosen and, under auto, each candidate's outcome in a word. The reasons
+ * (an install hint can run to 300 characters) are in the server metadata, GET /v2 `provider_notes`.
+ */
+export function providerLine(requested: ProviderRequest, chosen: Provider, notes: string[]): string {
+  const outcomes = notes.map((n) => n.replace(/^(\w+): (\w+).*$/, '$1 $2'));
+  const detail = requested === 'auto' ? ` (auto: ${outcomes.join(', ')}; reasons: GET /v2)` : '';
+  return `[serve] execution provider: ${chosen}${detail}`;
 }
 
 function firstLine(s: string): string {

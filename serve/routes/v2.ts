@@ -28,13 +28,22 @@ type RouteWrap = (pattern: string, h: Handler) => Handler;
 export interface V2Deps {
   repo: Repository;
   provider: string;
+  /** One line per provider tried at start-up and why it was (not) chosen (providers.ts). */
+  providerNotes?: string[];
   /** Body size, JSON size and shape limits, the shared body budget (serve/inputs.ts). */
   limits: InputLimits;
   maxImages: number;
 }
 
-export function serverMetadata(provider: string) {
-  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS, provider };
+/** The spec's name, version and extensions, plus the execution provider and why it was chosen. */
+export function serverMetadata(provider: string, providerNotes: string[] = []) {
+  return {
+    name: SERVER_NAME,
+    version: SERVER_VERSION,
+    extensions: EXTENSIONS,
+    provider,
+    provider_notes: providerNotes,
+  };
 }
 
 export function modelMetadata(m: ModelVersion, versions: string[]) {
@@ -101,7 +110,7 @@ export function mountV2(app: Express, route: RouteWrap, d: V2Deps): void {
   const { repo } = d;
   app.get(
     '/v2',
-    route('/v2', (_req, res) => void res.json(serverMetadata(d.provider))),
+    route('/v2', (_req, res) => void res.json(serverMetadata(d.provider, d.providerNotes))),
   );
   const resolve = (req: Request) => repo.resolve(String(req.params.name), req.params.version as string | undefined);
   const meta = (pattern: string) =>
