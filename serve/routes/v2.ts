@@ -11,10 +11,11 @@
  * Errors are the spec's { "error": "<message>" } (protocol_errors.ts, by path).
  */
 import type { Express, Request, Response } from 'express';
-import { badRequest, tooLarge, unsupported } from '../errors.ts';
-import { mediaType, readBody, scanJson, type InputLimits } from '../inputs.ts';
-import { BINARY_EXTENSION, encodeInferResponse, HEADER_LENGTH, splitBinaryBody } from '../oip/binary.ts';
-import { parseInferRequest, runInfer } from '../oip/infer.ts';
+import { unsupported } from '../errors.ts';
+import { mediaType, readBody, type InputLimits } from '../inputs.ts';
+import { BINARY_EXTENSION, encodeInferResponse, HEADER_LENGTH } from '../oip/binary.ts';
+import { runInfer } from '../oip/infer.ts';
+import { decodeInferBody, parseInferRequest } from '../oip/request.ts';
 import type { ModelVersion, Repository, TensorInfo } from '../repository.ts';
 
 export const SERVER_NAME = 'cmc-serve';
@@ -74,16 +75,7 @@ async function readInferBody(req: Request, limits: InputLimits): Promise<{ json:
     headerLength === undefined ? Math.min(limits.maxBodyBytes, limits.maxJsonBytes ?? Infinity) : limits.maxBodyBytes,
     limits.bodyBudget,
   );
-  const { json, binary } = splitBinaryBody(body, headerLength);
-  if (json.length === 0) throw badRequest('empty JSON body', 'bad_json');
-  if (json.length > (limits.maxJsonBytes ?? Infinity))
-    throw tooLarge(`JSON header of ${json.length} bytes exceeds the limit of ${limits.maxJsonBytes} (--max_json_mb)`);
-  scanJson(json);
-  try {
-    return { json: JSON.parse(json.toString('utf8')), binary };
-  } catch (e) {
-    throw badRequest(`malformed JSON inference request: ${(e as Error).message.slice(0, 120)}`, 'bad_json');
-  }
+  return decodeInferBody(body, headerLength, limits.maxJsonBytes);
 }
 
 /** The health routes: open even with --auth_token (app.ts mounts them before the auth gate). */
