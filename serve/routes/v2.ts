@@ -10,21 +10,19 @@
  *
  * Errors are the spec's { "error": "<message>" } (protocol_errors.ts, by path).
  */
-import type { Express, Request, Response } from 'express';
+import type { Express, Request } from 'express';
 import { unsupported } from '../errors.ts';
 import { mediaType, readBody, type InputLimits } from '../inputs.ts';
 import { BINARY_EXTENSION, encodeInferResponse, HEADER_LENGTH } from '../oip/binary.ts';
 import { runInfer } from '../oip/infer.ts';
 import { decodeInferBody, parseInferRequest } from '../oip/request.ts';
+import type { RouteWrap } from '../middleware.ts';
 import type { ModelVersion, Repository, TensorInfo } from '../repository.ts';
 
 export const SERVER_NAME = 'cmc-serve';
 export const SERVER_VERSION = '0.1.0';
 /** OIP extensions this server implements (listed in the server metadata). */
 export const EXTENSIONS = [BINARY_EXTENSION];
-
-type Handler = (req: Request, res: Response) => Promise<void> | void;
-type RouteWrap = (pattern: string, h: Handler) => Handler;
 
 export interface V2Deps {
   repo: Repository;
