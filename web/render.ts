@@ -1,4 +1,5 @@
 /** What the page draws: the runtime drop-down, one card per image, and the similar-images panel. */
+import { topK } from '../core/util/top_k.ts';
 import { $, caption, copyCanvas } from './dom.ts';
 import { cosine } from './preprocess.ts';
 import type { Backend, Runtime } from './protocol.ts';
@@ -81,13 +82,11 @@ export function renderSimilarity(): void {
     el.dataset.value = String(state.similarity);
     el.textContent = `cosine(${a.name}, ${b.name}) = ${state.similarity.toFixed(4)}`;
   }
-  state.neighbours = results.map((r, i) =>
-    results
-      .map((o, j) => [j, cosine(r.embedding, o.embedding)] as [number, number])
-      .filter(([j]) => j !== i)
-      .sort((x, y) => y[1] - x[1])
-      .slice(0, NEIGHBOURS),
-  );
+  state.neighbours = results.map((r, i) => {
+    const others = results.flatMap((_, j) => (j === i ? [] : [j]));
+    const scores = others.map((j) => cosine(r.embedding, results[j].embedding));
+    return topK(scores, NEIGHBOURS).map(({ index, value }) => [others[index], value] as [number, number]);
+  });
   const panel = $('similar');
   panel.replaceChildren(
     ...results.map((r, i) => {
