@@ -17,7 +17,7 @@ import {
   loadResults,
   probeScore,
   type ProbeJson,
-} from '../../train/log/report.ts';
+} from '../../train/results/report.ts';
 import { writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { addReportCommand } from '../../bin/commands/report.ts';
 
