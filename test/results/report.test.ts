@@ -1,7 +1,7 @@
 /**
  * `cmc report` on generated result files (no real data, no training): the markdown table, the SVG plots,
  * SGD steps from encoder files / checkpoint headers / run folders, and clear messages for missing or broken
- * inputs. Also bench/eval_protocol.sh's argument checks (they fail before any probe runs).
+ * inputs. Also train/results/eval_protocol.sh's argument checks (they fail before any probe runs).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -60,7 +60,7 @@ function write(dir: string, name: string, v: unknown): void {
   fs.writeFileSync(path.join(dir, name), typeof v === 'string' ? v : JSON.stringify(v) + '\n');
 }
 
-/** A results folder as bench/eval_protocol.sh leaves it: cmc (layers 1-8), random, supervised, intermediate cmc checkpoints. */
+/** A results folder as train/results/eval_protocol.sh leaves it: cmc (layers 1-8), random, supervised, intermediate cmc checkpoints. */
 function fixture(name: string): string {
   const dir = path.join(root, name);
   const cmc = [0.3, 0.35, 0.4, 0.45, 0.5, 0.48, 0.44, 0.42];
@@ -482,8 +482,8 @@ test('the CLI writes the markdown and the plots, with image links relative to th
   assert.ok(errs.some((l) => l.includes(`wrote ${out}`)));
 });
 
-test('bench/eval_protocol.sh checks its arguments before running anything', () => {
-  const sh = path.resolve(import.meta.dirname, '../../bench/eval_protocol.sh');
+test('train/results/eval_protocol.sh checks its arguments before running anything', () => {
+  const sh = path.resolve(import.meta.dirname, '../../train/results/eval_protocol.sh');
   const run = (...args: string[]) => spawnSync('bash', [sh, ...args], { encoding: 'utf8' });
   const help = run('--help');
   assert.equal(help.status, 0);

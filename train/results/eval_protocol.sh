@@ -5,7 +5,8 @@
 #   once): one head per candidate weight decay, trained on 90 % of the TRAIN split (--val_split 0.1, stratified and seeded) and scored by its best top-1
 #   on the held-out 10 %; the test split plays no part in the choice; then a head with the chosen weight
 #   decay on the whole train split for the fixed schedule: its accuracy after the last epoch is the number
-#   reported (with a single --wds value, just that final probe, with --final_val_split);
+#   reported (with a single --wds value, just that final probe: --final_val_split 0, the default, reports its last
+#   epoch; F > 0 the epoch chosen on F of train held out);
 # then `cmc knn` (weighted kNN on the embeddings, k 200, T 0.07).
 #
 # Usage:

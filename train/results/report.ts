@@ -142,7 +142,7 @@ const RE = {
 
 export const NAMING_HELP =
   'probe_<method>[_epoch<E>]_layer<L>.json (cmc probe --json), knn_<method>[_epoch<E>].json (cmc knn --json), ' +
-  'encoder_<method>[_epoch<E>].json, wd_<method>[_epoch<E>]_layer<L>.json (bench/eval_protocol.sh), ' +
+  'encoder_<method>[_epoch<E>].json, wd_<method>[_epoch<E>]_layer<L>.json (train/results/eval_protocol.sh), ' +
   'supervised[_<label>].json (cmc supervised --json), run folders holding metrics.jsonl';
 
 function key(method: string, epoch: number | null): string {
