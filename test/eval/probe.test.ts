@@ -84,7 +84,7 @@ test('adaptive max / avg pooling equal a hand computation (non-divisible sizes)'
   tf.dispose([x, t]);
 });
 
-test("feature sizes: upstream's table for alexnet at 224, min(map, seed size) for alexnet_small, ResNet avg pooling", () => {
+test("feature sizes: upstream's table for alexnet at 224, min(map, upstream size) for alexnet_small, ResNet avg pooling", () => {
   const upstream = getCmcSpec('alexnet', { imageSize: 224, featDim: 128 });
   const dims = [1, 2, 3, 4, 5].map((l) => probeLayerInfo(upstream, l));
   assert.deepEqual(
@@ -362,7 +362,7 @@ test('by default the probe chooses its epoch on 10% of the training images held 
   assert.equal(r.head.probe!.valSplit, 0.1);
   assert.ok(lines.some((l) => l.includes('reported epoch') && l.includes('chosen on the held-out split')));
   assert.ok(
-    lines.some((l) => /epoch 2\/3 lr 0\.02:/.test(l)),
+    lines.some((l) => /epoch 3\/3 lr 0\.02:/.test(l)),
     'the decayed lr printed rounded',
   );
   assert.ok(!lines.some((l) => /lr 0\.0200000/.test(l)));

@@ -147,37 +147,19 @@ export async function probe(opts: ProbeOptions): Promise<ProbeResult> {
     const poolOverride = o.pool !== undefined || o.poolType ? { pool: o.pool, poolType: o.poolType } : undefined;
     const info = probeLayerInfo(enc.spec, o.layer, poolOverride);
     const classNames = probeClassNames(trainSrc, held);
-    const split = o.plan.heldOut > 0 ? splitTrainVal(held.trainLabels, o.plan.heldOut, o.seed) : null;
-    const trainIdx = split?.train ?? Int32Array.from(held.trainLabels.keys()).filter((i) => held.trainLabels[i] >= 0);
-    const heldIdx = split?.val ?? new Int32Array(0);
-    log(
-      `[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed})` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${o.layer}: ` +
-        `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${classNames.length} classes; ` +
-        `${trainIdx.length} train${split ? ` + ${heldIdx.length} held out` : ''}, ${held.testIdx?.length ?? held.src.length} test; mode ${o.mode}; ${backend.name}`,
-    );
+    const { trainIdx, heldIdx } = holdOut(held, o);
+    log(describeRun(o, enc, info, classNames.length, trainIdx, heldIdx, held, backend));
     if (o.plan.note) log(`[probe] ${o.plan.note}`);
     if (held.info.source === 'held_out') log(`[probe] test split: ${describeTestSplit(held.info)}`);
     const f = await probeFeatures(o, enc, info, trainSrc, held, trainIdx, heldIdx, log);
     const run = { o, enc, info, classes: classNames.length, test: f.test, log };
-    const { fitted, wdSelection, selectedOn } = o.selectWeightDecay
-      ? await chooseWeightDecay(run, f.cached!, f.heldOut!, o.selectWeightDecay)
-      : {
-          fitted: await fitWithBatches(run, trainSrc, trainIdx, f.cached, f.heldOut, o.plan.selectOn, o.weightDecay),
-          wdSelection: undefined,
-          selectedOn: o.plan.selectOn,
-        };
+    const { fitted, wdSelection, selectedOn } = await fitProbe(run, trainSrc, trainIdx, f);
     const { epochs, best } = fitted;
     const last = epochs[epochs.length - 1];
     const nHeldOut = wdSelection ? 0 : heldIdx.length;
     const chosenOn = describeSelection(selectedOn, nHeldOut, o.plan.heldOut);
-    const head = buildHead(opts, o, enc, info, classNames, fitted, wdSelection, {
-      selectedOn,
-      chosenOn,
-      nHeldOut,
-      best,
-      last,
-      epochs,
-    });
+    const metrics = { selectedOn, chosenOn, nHeldOut, best, last, epochs };
+    const head = buildHead(opts, o, enc, info, classNames, fitted, wdSelection, metrics);
     if (o.out) writeHead(o.out, head);
     const headPath = o.out ? o.out : null;
     log(
@@ -246,6 +228,34 @@ async function openTrainAndEncoder(
     trainSrc.close();
     throw e;
   }
+}
+
+/** The training rows the head trains on and those held out to choose the epoch (none when the fraction is 0). */
+function holdOut(held: TestSplit, o: ResolvedOptions): { trainIdx: Int32Array; heldIdx: Int32Array } {
+  if (o.plan.heldOut > 0) {
+    const { train, val } = splitTrainVal(held.trainLabels, o.plan.heldOut, o.seed);
+    return { trainIdx: train, heldIdx: val };
+  }
+  const all = Int32Array.from(held.trainLabels.keys()).filter((i) => held.trainLabels[i] >= 0);
+  return { trainIdx: all, heldIdx: new Int32Array(0) };
+}
+
+/** The log line that says what is probed, on what, and how. */
+function describeRun(
+  o: ResolvedOptions,
+  enc: LoadedEncoder,
+  info: ProbeLayerInfo,
+  classes: number,
+  trainIdx: Int32Array,
+  heldIdx: Int32Array,
+  held: TestSplit,
+  backend: BackendInfo,
+): string {
+  return (
+    `[probe] encoder ${enc.source === 'random' ? `${enc.spec.arch} (random init, seed ${o.seed})` : enc.source}; views ${enc.spec.views.map((v) => v.name).join(',')}; layer ${o.layer}: ` +
+    `map [${info.mapShape.join('x')}], ${info.note} -> ${info.featureDim} features; ${classes} classes; ` +
+    `${trainIdx.length} train${heldIdx.length ? ` + ${heldIdx.length} held out` : ''}, ${held.testIdx?.length ?? held.src.length} test; mode ${o.mode}; ${backend.name}`
+  );
 }
 
 /** Class names for every label of the train and test splits (a missing name is the label itself). */
@@ -318,6 +328,19 @@ function fit(
   };
   const { info, classes, test, log } = run;
   return fitHead({ dim: info.featureDim, classes, batches, test, heldOut, selectOn, schedule, seed: o.seed, log });
+}
+
+/** The head reported: one fit with the given weight decay, or the weight decay chosen first (selectWeightDecay). */
+async function fitProbe(
+  run: ProbeRun,
+  trainSrc: DataSource,
+  trainIdx: Int32Array,
+  f: { cached: FeatureSet | null; heldOut: FeatureSet | null },
+): Promise<{ fitted: FittedHead; wdSelection?: WeightDecayChoice; selectedOn: ProbeSelection }> {
+  const { o } = run;
+  if (o.selectWeightDecay) return chooseWeightDecay(run, f.cached!, f.heldOut!, o.selectWeightDecay);
+  const fitted = await fitWithBatches(run, trainSrc, trainIdx, f.cached, f.heldOut, o.plan.selectOn, o.weightDecay);
+  return { fitted, selectedOn: o.plan.selectOn };
 }
 
 /** One head on the cached features, or on the training transform through the encoders every epoch. */
