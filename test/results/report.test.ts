@@ -29,7 +29,7 @@ function probeJson(
   layer: number,
   best: number,
   last: number,
-  o: { selectedOn?: 'val' | 'test'; encoder?: string; seconds?: number } = {},
+  o: { selectedOn?: 'held_out' | 'val' | 'test'; encoder?: string; seconds?: number } = {},
 ): ProbeJson {
   const ep = (epoch: number, top1: number) => ({
     epoch,
@@ -39,7 +39,7 @@ function probeJson(
     top1,
     top5: Math.min(1, top1 + 0.3),
     epoch_sec: 1,
-    ...(o.selectedOn === 'val' ? { val_top1: top1 + 0.01 } : {}),
+    ...(o.selectedOn === 'val' || o.selectedOn === 'held_out' ? { val_top1: top1 + 0.01 } : {}),
   });
   return {
     encoder: o.encoder ?? '/gone/runs/cmc_run/current.ckpt',
@@ -242,9 +242,11 @@ test('the table: per-layer top-1 / top-5, best layer, kNN, SGD steps, epochs, ti
 
 test('--metric: auto uses the held-out choice when there is one, else the last epoch; best and last on request', () => {
   const onTest = probeJson(5, 0.6, 0.5);
-  const onVal = probeJson(5, 0.6, 0.5, { selectedOn: 'val' });
+  const onVal = probeJson(5, 0.6, 0.5, { selectedOn: 'val' }); // written before the probe said 'held_out'
+  const onHeldOut = probeJson(5, 0.6, 0.5, { selectedOn: 'held_out' });
   assert.equal(probeScore(onTest, 'auto').top1, 0.5);
   assert.equal(probeScore(onVal, 'auto').top1, 0.6);
+  assert.equal(probeScore(onHeldOut, 'auto').top1, 0.6);
   assert.equal(probeScore(onTest, 'best').top1, 0.6);
   assert.equal(probeScore(onVal, 'last').top1, 0.5);
   const md = buildReport(loadResults(fixture('metric')), { metric: 'best' }).markdown;
