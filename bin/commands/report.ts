@@ -1,12 +1,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildReport, loadResults, PLOT_FILES, type MetricChoice } from '../../train/log/report.ts';
+import { buildReport, loadResults, PLOT_FILES, type MetricChoice } from '../../train/results/report.ts';
 import { int } from '../options.ts';
 
 const HELP = `
-Input: files directly in <results> (bench/eval_protocol.sh writes them; the format is documented at the top
-of train/log/report.ts). <method> is a label such as cmc, random, supervised; _epoch<E> marks an
+Input: files directly in <results> (train/results/eval_protocol.sh writes them; the format is documented at
+the top of train/results/report.ts). <method> is a label such as cmc, random, supervised; _epoch<E> marks an
 intermediate checkpoint of that method (epoch E), drawn against SGD steps:
 
   probe_<method>[_epoch<E>]_layer<L>.json   cmc probe --json --layer L ...

@@ -10,7 +10,7 @@
  * - MaxPool pads are ignored cells in ONNX (= PyTorch's -inf padding), floor mode (ceil_mode 0);
  * - Flatten of an NCHW map is PyTorch's flatten order directly;
  * - L2 norm is x / sqrt(ReduceSum(x * x, axes = [1], keepdims = 1)) (no LpNormalization: it is not in
- *   onnxruntime-web's WebGPU operator list); no epsilon, as the seed's Normalize(2) and build_tfjs.ts;
+ *   onnxruntime-web's WebGPU operator list); no epsilon, as upstream's Normalize(2) (`models/alexnet.py`) and build_tfjs.ts;
  * - residual is Add + Relu.
  *
  * The preprocessing runs inside the graph too: `images` uint8 [N, H, W, 3] (NHWC, RGB) -> Cast -> *1/255
@@ -21,10 +21,10 @@
  * A spec with a declared `input` layout (more views: L, ab, Y, CbCr, DbDr, grad) computes each of them
  * from RGB instead (emit_input.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
  *
- * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features, train/eval/probe.ts):
+ * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features, train/eval/linear_probe.ts):
  * the views' block outputs are concatenated along channels, pooled with PyTorch's adaptive bins
- * (bin i = [floor(i*in/out), ceil((i+1)*in/out))), then flattened. Bins are rectangles, so the pooling is
- * separable (rows, then columns, as probe.ts); along one axis, for each distinct bin size k a MaxPool /
+ * (core/network/pooling.ts), then flattened. Bins are rectangles, so the pooling is
+ * separable (rows, then columns, as train/eval/pooling.ts); along one axis, for each distinct bin size k a MaxPool /
  * AveragePool with kernel k (1 on the other axis), stride 1, gives every window of size k, a Gather takes
  * the windows starting at those bins' starts, and when there are several sizes the groups are Concat-ed and
  * a last Gather restores bin order. Exact for max; for avg the same mean of the same cells.
@@ -34,6 +34,7 @@
  */
 import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../../core/network/layers.ts';
 import { inferShapes, layerOutputShape, type Shape } from '../../core/network/shapes.ts';
+import { adaptiveBins, type PoolType } from '../../core/network/pooling.ts';
 import type { ColorView } from '../../core/preprocess/color.ts';
 import { emitChannels, emitLayoutInput } from './emit_input.ts';
 import { specInput } from '../../core/preprocess/views.ts';
@@ -417,19 +418,6 @@ export function emitEncoder(
 // ---------------------------------------------------------------------------------------------------------
 // Adaptive pooling
 
-export type AdaptivePoolType = 'max' | 'avg';
-
-/** PyTorch adaptive pooling bins (as train/eval/probe.ts adaptiveBins): bin i covers [floor(i*in/out), ceil((i+1)*in/out)). */
-export function adaptivePoolBins(inSize: number, outSize: number): [number, number][] {
-  if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
-    throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
-  }
-  return Array.from({ length: outSize }, (_, i) => [
-    Math.floor((i * inSize) / outSize),
-    Math.ceil(((i + 1) * inSize) / outSize),
-  ]);
-}
-
 /** Adaptive pooling of NCHW `x` along one spatial axis (2 = H, 3 = W) from `inSize` to `outSize`. */
 function emitAdaptivePoolAxis(
   g: GraphBuilder,
@@ -437,11 +425,11 @@ function emitAdaptivePoolAxis(
   axis: 2 | 3,
   inSize: number,
   outSize: number,
-  type: AdaptivePoolType,
+  type: PoolType,
   base: string,
 ): string {
   if (inSize === outSize) return x; // every bin is one cell
-  const bins = adaptivePoolBins(inSize, outSize);
+  const bins = adaptiveBins(inSize, outSize);
   const sizes = [...new Set(bins.map(([s, e]) => e - s))].sort((a, b) => a - b);
   const groups: string[] = [];
   const order: number[] = []; // bin index at each position of the concatenation
@@ -472,14 +460,14 @@ function emitAdaptivePoolAxis(
 
 /**
  * AdaptiveMaxPool2d / AdaptiveAvgPool2d of NCHW `x` with spatial size [inH, inW] to `out` (rows, then
- * columns, as train/eval/probe.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
+ * columns, as train/eval/pooling.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
  */
 export function emitAdaptivePool2d(
   g: GraphBuilder,
   x: string,
   inHW: [number, number],
   out: [number, number],
-  type: AdaptivePoolType,
+  type: PoolType,
   base = 'adaptive_pool',
 ): string {
   if (type !== 'max' && type !== 'avg')
@@ -496,7 +484,7 @@ export function buildAdaptivePoolGraph(
   c: number,
   inHW: [number, number],
   out: [number, number],
-  type: AdaptivePoolType,
+  type: PoolType,
 ): IGraphProto {
   const g = new GraphBuilder();
   g.unique('x');
@@ -516,14 +504,14 @@ export function buildAdaptivePoolGraph(
 // Whole graphs
 
 export interface EncoderGraphOptions {
-  /** Colour space of specs without a declared `input` layout (the seed's two views). */
+  /** Colour space of specs without a declared `input` layout (upstream's two views). */
   view: ColorView;
   /** Block (1-based) whose flattened outputs, L then ab, form the `features` output. */
   layer: number;
   /** Adaptive pooling target [h, w] of the block's map (views concatenated along channels) before the flatten. */
   pool?: [number, number] | null;
   /** Default 'max'. */
-  poolType?: AdaptivePoolType;
+  poolType?: PoolType;
 }
 
 export const INPUT_NAME = 'images';
