@@ -42,10 +42,6 @@ function seedMisuses(text: string): string[] {
     .filter((l) => SEED_AS_UPSTREAM.test(l));
 }
 
-// bin/commands/eval.ts (probe, knn, supervised) is being rewritten on another branch that also rewords these
-// help texts; once merged, these commands join the strict test below and this todo goes.
-const ELSEWHERE = new Set(['cmc probe', 'cmc knn', 'cmc supervised']);
-
 test('the pattern catches the ways "seed" was used for upstream, and not the random seed', () => {
   for (const bad of [
     "CMC pre-training (the seed's train_CMC.py flags)",
@@ -68,26 +64,10 @@ test('the pattern catches the ways "seed" was used for upstream, and not the ran
 test('no help text uses "seed" for upstream\'s code', () => {
   const bad: string[] = [];
   for (const [name, text] of allHelp()) {
-    if (ELSEWHERE.has(name)) continue;
     for (const l of seedMisuses(text)) bad.push(`${name}: ${l}`);
   }
   assert.deepEqual(bad, []);
 });
-
-test(
-  'no help text of probe, knn or supervised uses "seed" for upstream\'s code',
-  {
-    todo: 'bin/commands/eval.ts is reworded on another branch',
-  },
-  () => {
-    const bad: string[] = [];
-    for (const [name, text] of allHelp()) {
-      if (!ELSEWHERE.has(name)) continue;
-      for (const l of seedMisuses(text)) bad.push(`${name}: ${l}`);
-    }
-    assert.deepEqual(bad, []);
-  },
-);
 
 test('cmc --help defines upstream, the test split and the held-out split', () => {
   const help = allHelp().get('cmc')!;
