@@ -106,7 +106,7 @@ export async function startChild(
   args: string[],
   log: (l: string) => void,
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'serve', 'main.ts'), ...args], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'cmc.js'), 'serve', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -249,6 +249,8 @@ export async function runServeBench(o: ServeBenchOptions = {}): Promise<ServeBen
       name,
       '--max_queue',
       '4096',
+      '--web_dist',
+      '',
       ...(o.ortSpinning ? ['--ort_spinning'] : []),
     ],
     log,

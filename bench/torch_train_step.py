@@ -253,7 +253,7 @@ def main():
         loss.backward()
         optimizer.step()
         contrast.update(feat_l, feat_ab, y)
-        loss_v = loss.item()  # synchronises (no-op on CPU) and is part of the seed's logging
+        loss_v = loss.item()  # synchronises (no-op on CPU) and is part of upstream's logging
         t1 = time.perf_counter()
         if i >= args.warmup:
             times.append(t1 - t0)

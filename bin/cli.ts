@@ -13,10 +13,24 @@ import { addExportCommand } from './commands/export.ts';
 import { addImportTorchCommand } from './commands/import_torch.ts';
 import { addSpecCommand } from './commands/spec.ts';
 
+/** The words the commands' help texts use, defined once (README.md "Words used in these docs" says the same). */
+const WORDS = `
+Words used in the help texts:
+  upstream         HobbitLong/CMC (https://github.com/HobbitLong/CMC), the original PyTorch code; a flag
+                   "as upstream" keeps its behaviour (train_CMC.py, LinearProbing.py)
+  test split       a data set's labelled test images (an ImageFolder's val/ or test/): every reported
+                   accuracy is measured on it, nothing is chosen on it
+  held-out split   a fraction of the training images set aside to choose something (the probe's epoch)
+  seed             only ever a random seed (--seed)
+
+'cmc <command> --help' lists a command's flags with their defaults; docs/NEWCOMER.md walks through them.
+`;
+
 export function buildProgram(): Command {
   const program = new Command('cmc')
     .description('Contrastive Multiview Coding in TypeScript: train, evaluate, export, serve')
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', WORDS);
   addTrainCommand(program);
   addEvalCommands(program);
   addExportCommand(program);

@@ -17,25 +17,34 @@
  *
  * Every error has the right status (errors.ts) and its protocol's body (protocol_errors.ts): OpenAI's on
  * /v1/embeddings, the Open Inference Protocol's on /v2, `{ "error": { "code", "message" } }` elsewhere.
+ *
+ * This file only wires the parts in order: middleware.ts (metrics, shutdown, CORS, auth gate, errors), the
+ * route modules in routes/ (v1.ts, v2.ts, embeddings.ts, files.ts), and the image pipeline's limits.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import crypto from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { ApiError, notFound, ShuttingDownError, toApiError } from './errors.ts';
-import { intParam, readImageRequest, stringParam, type InputLimits } from './inputs.ts';
-import type { InferenceFlow } from './flow.ts';
-import type { Metrics } from './metrics.ts';
-import { openApiDocument } from './openapi.ts';
-import { type DecodeLimits } from './preprocess.ts';
+import express from 'express';
 import { Budget } from './budget.ts';
-import { imageRunner } from './image_runner.ts';
-import { errorBodyFor } from './protocol_errors.ts';
-import { embeddingsHandler } from './routes/embeddings.ts';
-import { mountV2, mountV2Health } from './routes/v2.ts';
+import { imageRunner, type ImageRunner } from './image_runner.ts';
+import type { InferenceFlow } from './flow.ts';
+import type { InputLimits } from './inputs.ts';
+import type { Metrics } from './metrics.ts';
+import {
+  cors,
+  errorHandler,
+  installAuthGate,
+  requestMetrics,
+  routeNotFound,
+  routeWrap,
+  shutdownGate,
+} from './middleware.ts';
+import { openApiDocument } from './openapi.ts';
+import type { DecodeLimits } from './preprocess.ts';
 import type { Repository } from './repository.ts';
 import type { ResizePool } from './resize_pool.ts';
-import { MAX_MANIFEST_BYTES, MAX_ONNX_BYTES, openModelFile } from './model_files.ts';
+import { mountDemo, mountModelFiles } from './routes/files.ts';
+import { mountV1 } from './routes/v1.ts';
+import { mountV2, mountV2Health } from './routes/v2.ts';
+
+export { OPEN_ROUTES } from './middleware.ts';
 
 export interface AppConfig extends InputLimits, DecodeLimits {
   /** Bearer token required on every route except OPEN_ROUTES and the demo's files (deny by default). */
@@ -64,6 +73,8 @@ export interface AppDeps {
   config: AppConfig;
   /** Execution provider in use (for /v1/models and /v2). */
   provider: string;
+  /** Why that provider was chosen (GET /v2 provider_notes). */
+  providerNotes?: string[];
   /** True once shutdown began: new requests get 503. */
   isDraining?: () => boolean;
   log?: (line: string) => void;
@@ -73,363 +84,76 @@ export interface AppDeps {
   flow?: InferenceFlow;
 }
 
-/** Routes answered without a token when --auth_token is set (besides the demo's static files). */
-export const OPEN_ROUTES: readonly string[] = ['/v2/health/live', '/v2/health/ready', '/openapi.json', '/'];
-
-type Handler = (req: Request, res: Response) => Promise<void> | void;
-
 export function createApp(deps: AppDeps): express.Express {
   const { repo, metrics, config } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  let inFlight = 0;
-  metrics.inFlight.set({}, () => inFlight);
+  app.use(requestMetrics(metrics));
+  app.use(shutdownGate(deps.isDraining));
+  if (config.corsOrigin) app.use(cors(config.corsOrigin));
+  const route = routeWrap(deps.flow);
+  const limits = inputLimits(config);
 
-  // Metrics and in-flight accounting for every request; the route label is the route pattern.
-  app.use((req, res, next) => {
-    const t0 = performance.now();
-    inFlight++;
-    let counted = false;
-    const done = () => {
-      if (counted) return;
-      counted = true;
-      inFlight--;
-      const route = (res.locals.route as string | undefined) ?? (req.method === 'GET' ? 'static' : 'unmatched');
-      const code = String(res.statusCode);
-      metrics.requests.inc({ route, method: req.method, code });
-      const seconds = (performance.now() - t0) / 1000;
-      metrics.latency.observe({ route }, seconds);
-      if (INFERENCE_ROUTES.has(route))
-        metrics.observeInference(
-          (res.locals.model as string | undefined) ?? 'unresolved',
-          route,
-          res.statusCode < 400,
-          seconds,
-        );
-      if (res.statusCode >= 400)
-        metrics.errors.inc({ route, code, error: (res.locals.errorCode as string | undefined) ?? 'unknown' });
-    };
-    res.once('finish', done);
-    res.once('close', done);
-    next();
+  // Open routes: health, the OpenAPI document and the demo. They are registered before the auth gate, so
+  // the router itself decides what is open; every request it does not answer falls through to the gate.
+  mountV2Health(app, route, { repo, isDraining: deps.isDraining });
+  app.get(
+    '/openapi.json',
+    route('/openapi.json', (_req, res) => void res.json(openApiDocument())),
+  );
+  mountDemo(app, route, config.webDist);
+  installAuthGate(app, config.authToken);
+
+  // Behind the gate from here on.
+  const { provider, providerNotes } = deps;
+  mountV2(app, route, { repo, provider, providerNotes, limits, maxImages: config.maxImages });
+  const inferImages = imageInference(deps, limits);
+  mountV1(app, route, {
+    repo,
+    provider,
+    inferImages,
+    limits,
+    maxImages: config.maxImages,
+    defaultTopK: config.defaultTopK,
   });
+  app.get(
+    '/metrics',
+    route('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.render())),
+  );
+  mountModelFiles(app, route, repo);
 
-  app.use((req, res, next) => {
-    if (deps.isDraining?.()) {
-      res.setHeader('Connection', 'close');
-      return next(new ShuttingDownError());
-    }
-    next();
-  });
+  app.use(routeNotFound());
+  app.use(errorHandler(deps.log));
+  return app;
+}
 
-  if (config.corsOrigin) {
-    const origin = config.corsOrigin;
-    app.use((req, res, next) => {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      if (origin !== '*') res.setHeader('Vary', 'Origin');
-      if (req.method === 'OPTIONS') {
-        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
-        res.setHeader('Access-Control-Max-Age', '600');
-        res.locals.route = 'preflight';
-        res.status(204).end();
-        return;
-      }
-      next();
-    });
-  }
-
-  const route = (pattern: string, h: Handler) => async (req: Request, res: Response) => {
-    res.locals.route = pattern;
-    if (deps.flow && INFERENCE_ROUTES.has(pattern)) await deps.flow.track(async () => h(req, res));
-    else await h(req, res);
-  };
-  const limits: InputLimits & DecodeLimits = {
+/** Body, JSON, image-count and pixel limits of one request, and the body bytes all requests hold at once. */
+function inputLimits(config: AppConfig): InputLimits & DecodeLimits {
+  return {
     maxBodyBytes: config.maxBodyBytes,
     maxJsonBytes: config.maxJsonBytes,
     maxImages: config.maxImages,
     maxPixels: config.maxPixels,
     bodyBudget: config.maxInflightBodyBytes ? new Budget(config.maxInflightBodyBytes, 'request body bytes') : undefined,
   };
-  const maxRequestPixels = config.maxRequestPixels ?? config.maxImages * config.maxPixels;
+}
+
+/** Encoded images → decode, resize and crop → a graph's batcher, within the decode limits. */
+function imageInference(deps: AppDeps, limits: InputLimits & DecodeLimits): ImageRunner {
+  const { config } = deps;
   // Decoded images are the big allocations (3 bytes per pixel, plus the resize): all requests together
   // decode at most this many pixels at once, each image waiting its turn (FIFO) after admission.
   const decodeBudget = new Budget(
     Math.max(config.maxDecodePixels ?? config.maxPixels, config.maxPixels),
     'decode room (--max_decode_pixels)',
   );
-
-  // ---------------------------------------------------------------------------------------------------
-  // Open routes: health, the OpenAPI document and the demo. They are registered before the auth gate, so
-  // the router itself decides what is open (with its own case and trailing-slash rules); every request
-  // it does not answer here falls through to the gate (deny by default).
-
-  mountV2Health(app, route, { repo, isDraining: deps.isDraining });
-  app.get(
-    '/openapi.json',
-    route('/openapi.json', (_req, res) => void res.json(openApiDocument())),
-  );
-
-  const webDist = config.webDist;
-  if (webDist && fs.existsSync(webDist)) {
-    app.use(express.static(webDist, { index: 'index.html', dotfiles: 'ignore', fallthrough: true }));
-  } else {
-    app.get(
-      '/',
-      route('/', (_req, res) => {
-        res
-          .type('html')
-          .send(
-            '<!doctype html><meta charset="utf-8"><title>cmc serve</title>' +
-              '<h1>cmc serve</h1><p>The browser demo is not built (web/dist is missing). ' +
-              'The API is up: see <a href="/openapi.json">/openapi.json</a>, <a href="/v1/models">/v1/models</a> and <a href="/metrics">/metrics</a>.</p>',
-          );
-      }),
-    );
-  }
-
-  for (const p of routePaths(app))
-    if (!OPEN_ROUTES.includes(p))
-      throw new Error(`route ${p} is registered before the auth gate but is not in OPEN_ROUTES`);
-  if (config.authToken) app.use(bearerAuth(config.authToken));
-
-  // ---------------------------------------------------------------------------------------------------
-  // Behind the gate from here on: the OIP routes (metadata, ready, infer), then /v1
-
-  mountV2(app, route, { repo, provider: deps.provider, limits, maxImages: config.maxImages });
-
-  app.get(
-    '/v1/models',
-    route('/v1/models', (_req, res) => {
-      res.json({
-        default: repo.defaultModel ?? null,
-        provider: deps.provider,
-        models: repo.all().map((m) => ({
-          name: m.name,
-          version: m.version,
-          input: { name: m.encoder.input.name, size: m.size, layout: 'NHWC', dtype: 'uint8' },
-          view: m.manifest.view,
-          arch: m.manifest.arch,
-          layer: m.manifest.layer,
-          embeddingDim: m.encoder.outputs.find((o) => o.name === 'embedding')?.shape[1] ?? null,
-          classifier: !!m.classifier,
-          classNames: m.classifier ? m.classNames : [],
-          provider: m.encoder.provider,
-          metrics: m.manifest.metrics ?? null,
-        })),
-      });
-    }),
-  );
-
-  app.get(
-    '/metrics',
-    route('/metrics', async (_req, res) => void res.type(metrics.contentType).send(await metrics.render())),
-  );
-
-  // ---------------------------------------------------------------------------------------------------
-  // Inference
-
-  const inferImages = imageRunner(metrics, limits, deps.resizePool, {
+  return imageRunner(deps.metrics, limits, deps.resizePool, {
     maxPixels: config.maxPixels,
-    maxRequestPixels,
+    maxRequestPixels: config.maxRequestPixels ?? config.maxImages * config.maxPixels,
     decodeBudget,
     decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000,
     admissionWaitMs: config.admissionWaitMs ?? 0,
   });
-
-  app.post(
-    '/v1/embed',
-    route('/v1/embed', async (req, res) => {
-      const { images, params } = await readImageRequest(req, limits);
-      const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
-      res.locals.model = `${m.name}:${m.version}`;
-      const outs = await inferImages(m, m.encoder, images);
-      const embeddings = outs.map((o) => Array.from(o.embedding ?? Object.values(o)[0]));
-      res.json({ model: m.name, version: m.version, dim: embeddings[0]?.length ?? 0, embeddings });
-    }),
-  );
-
-  app.post(
-    '/v1/classify',
-    route('/v1/classify', async (req, res) => {
-      const { images, params } = await readImageRequest(req, limits);
-      const m = repo.resolve(stringParam(req, params, 'model'), stringParam(req, params, 'version'));
-      res.locals.model = `${m.name}:${m.version}`;
-      const topK = intParam(req, params, 'top_k', config.defaultTopK ?? 5, 1, 100000);
-      if (!m.classifier)
-        throw notFound(
-          `model ${m.name} v${m.version} has no classifier (export it with a probe head)`,
-          'classifier_not_found',
-        );
-      const outs = await inferImages(m, m.classifier, images);
-      const predictions = outs.map((o) => topk(o.probabilities ?? Object.values(o)[0], m.classNames, topK));
-      res.json({ model: m.name, version: m.version, predictions });
-    }),
-  );
-
-  app.post(
-    '/v1/embeddings',
-    route('/v1/embeddings', embeddingsHandler({ repo, inferImages, limits, maxImages: config.maxImages })),
-  );
-
-  // ---------------------------------------------------------------------------------------------------
-  // Model files for the browser demo (read-only): manifest.json and the ONNX files the manifest lists.
-  // The name and version are looked up in memory (repo.resolve validates them); the file name must be
-  // manifest.json or a plain *.onnx name that the manifest lists, so no request can leave the model folder.
-
-  // The tfjs graph models (cmc export --format tfjs) live in tfjs/<role>/: model.json and its weight shards,
-  // again only when the manifest lists them.
-  const modelFile = (routePath: string, fileOf: (req: express.Request) => string) =>
-    route(routePath, async (req, res) => {
-      const m = repo.resolve(String(req.params.name), stringParam(req, {}, 'version'));
-      const file = fileOf(req);
-      const allowed =
-        file === 'manifest.json' ||
-        ((MODEL_FILE_RE.test(file) || TFJS_FILE_RE.test(file)) &&
-          !file.includes('..') &&
-          Object.hasOwn(m.manifest.files ?? {}, file));
-      if (!allowed)
-        throw notFound(
-          `model ${m.name} v${m.version} serves no file ${JSON.stringify(file.slice(0, 64))} (manifest.json or its .onnx files)`,
-          'file_not_found',
-        );
-      const full = path.resolve(m.dir, file);
-      if (path.relative(path.resolve(m.dir), full) !== file.split('/').join(path.sep))
-        throw notFound('no such file', 'file_not_found');
-      // Opened once and checked on the descriptor: a regular file inside the repository (a symlink swapped
-      // in after start-up cannot point the route at another file of the machine).
-      let opened: { fd: number; size: number };
-      try {
-        opened = openModelFile(full, repo.opts.root, file === 'manifest.json' ? MAX_MANIFEST_BYTES : MAX_ONNX_BYTES);
-      } catch {
-        throw notFound(`model ${m.name} v${m.version} has no ${file}`, 'file_not_found');
-      }
-      const { fd, size } = opened;
-      res.setHeader(
-        'Content-Type',
-        file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream',
-      );
-      res.setHeader('Content-Length', String(size));
-      // The browser keeps the (large) ONNX files: each request revalidates with the file's sha256 from the
-      // manifest as its ETag and gets a 304 while the model is unchanged.
-      const sha = file === 'manifest.json' ? null : m.manifest.files[file]?.sha256;
-      res.setHeader('Cache-Control', 'no-cache');
-      res.setHeader('X-Model-Version', m.version);
-      if (sha) {
-        const etag = `"${sha}"`;
-        res.setHeader('ETag', etag);
-        if (req.headers['if-none-match'] === etag) {
-          fs.closeSync(fd);
-          res.status(304).end();
-          return;
-        }
-      }
-      if (req.method === 'HEAD') {
-        fs.closeSync(fd);
-        res.end();
-        return;
-      }
-      await new Promise<void>((resolve, reject) => {
-        const s = fs.createReadStream('', { fd, start: 0, end: Math.max(0, size - 1), autoClose: true });
-        s.once('error', reject);
-        res.once('close', () => {
-          s.destroy();
-          resolve();
-        });
-        s.pipe(res);
-      });
-    });
-  app.get(
-    '/models/:name/:file',
-    modelFile('/models/{name}/{file}', (req) => String(req.params.file)),
-  );
-  app.get(
-    '/models/:name/tfjs/:role/:file',
-    modelFile(
-      '/models/{name}/tfjs/{role}/{file}',
-      (req) => `tfjs/${String(req.params.role)}/${String(req.params.file)}`,
-    ),
-  );
-
-  // ---------------------------------------------------------------------------------------------------
-  // JSON 404s and the error handler
-
-  app.use((req, res, next) => {
-    res.locals.route ??= 'unmatched';
-    next(new ApiError(404, 'route_not_found', `no route ${req.method} ${req.path.slice(0, 200)}`));
-  });
-
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = toApiError(err);
-    if (e.status >= 500 && e.code === 'internal')
-      deps.log?.(`[serve] error on ${req.method} ${req.path}: ${(err as Error)?.stack ?? String(err)}`);
-    else if (e.status >= 500 && e.code === 'non_finite_output') deps.log?.(`[serve] ${e.message}`);
-    res.locals.errorCode = e.code;
-    if (!req.complete) {
-      // The body was not read (rejected early): drop it and close the connection after answering.
-      res.setHeader('Connection', 'close');
-      req.resume();
-    }
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
-    res.status(e.status).json(errorBodyFor(req.path, e));
-  });
-
-  return app;
-}
-
-// -----------------------------------------------------------------------------------------------------
-// Helpers
-
-/** Path patterns of the routes registered on `app` so far. */
-function routePaths(app: express.Express): string[] {
-  const stack = (app.router as unknown as { stack: { route?: { path: string } }[] }).stack;
-  return stack.flatMap((l) => (l.route ? [l.route.path] : []));
-}
-
-/** 401 unless `Authorization: Bearer <token>` (constant-time compare of the hashes). */
-function bearerAuth(token: string): express.RequestHandler {
-  const want = crypto.createHash('sha256').update(token).digest();
-  return (req, _res, next) => {
-    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-    const got = crypto
-      .createHash('sha256')
-      .update(m ? m[1].trim() : '')
-      .digest();
-    if (!m || !crypto.timingSafeEqual(want, got)) {
-      return next(
-        new ApiError(401, 'unauthorized', 'missing or invalid bearer token', { 'WWW-Authenticate': 'Bearer' }),
-      );
-    }
-    next();
-  };
-}
-
-/** Routes whose requests count as inference requests (cmc_inference_requests_total, per model). */
-const INFERENCE_ROUTES = new Set([
-  '/v1/embed',
-  '/v1/classify',
-  '/v1/embeddings',
-  '/v2/models/{name}/infer',
-  '/v2/models/{name}/versions/{version}/infer',
-]);
-
-/** Model files served at /models/{name}/{file} besides manifest.json (only those the manifest lists). */
-const MODEL_FILE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.onnx$/;
-const TFJS_FILE_RE = /^tfjs\/(encoder|classifier)\/(model\.json|group\d{1,4}-shard\d{1,4}of\d{1,4}\.bin)$/;
-
-export function topk(
-  p: Float32Array,
-  names: string[],
-  k: number,
-): { label: string; index: number; probability: number }[] {
-  const idx = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
-  return idx
-    .slice(0, Math.min(k, p.length))
-    .map((i) => ({ label: names[i] ?? String(i), index: i, probability: p[i] }));
 }

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
 import { DataType, encodeModel, makeModel, makeNode, valueInfo } from '../core/onnx/onnx_proto.ts';
+import { hasGpuDevice } from '../core/util/gpu.ts';
 
 export const PROVIDERS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 export type ProviderRequest = (typeof PROVIDERS)[number];
@@ -51,16 +52,6 @@ export function cudaLibrariesInstalled(): boolean {
     fs.existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so')) &&
     fs.existsSync(path.join(dir, 'libonnxruntime_providers_shared.so'))
   );
-}
-
-/** A GPU device node: the system's Vulkan drivers can reach hardware (otherwise a software ICD at best). */
-export function hasGpuDevice(): boolean {
-  if (fs.existsSync('/dev/nvidia0')) return true;
-  try {
-    return fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
-  } catch {
-    return process.platform === 'darwin' || process.platform === 'win32';
-  }
 }
 
 export const CUDA_HINT =
@@ -147,7 +138,7 @@ export async function chooseProvider(requested: ProviderRequest, log: Logger = (
     else log(`[serve] warning: provider ${requested} is unavailable (${notes[notes.length - 1]}); falling back to cpu`);
   }
   if (chosen === 'cpu') notes.push('cpu: ok');
-  log(`[serve] execution provider: ${chosen}${requested === 'auto' ? ` (auto: ${notes.join('; ')})` : ''}`);
+  log(providerLine(requested, chosen, notes));
   return { requested, provider: chosen, notes };
 }
 
@@ -176,6 +167,16 @@ export async function createSession(
     session: await ort.InferenceSession.create(bytes, sessionOptions('cpu', opts.threads, opts.spinning)),
     provider: 'cpu',
   };
+}
+
+/**
+ * The start-up line: the provider chosen and, under auto, each candidate's outcome in a word. The reasons
+ * (an install hint can run to 300 characters) are in the server metadata, GET /v2 `provider_notes`.
+ */
+export function providerLine(requested: ProviderRequest, chosen: Provider, notes: string[]): string {
+  const outcomes = notes.map((n) => n.replace(/^(\w+): (\w+).*$/, '$1 $2'));
+  const detail = requested === 'auto' ? ` (auto: ${outcomes.join(', ')}; reasons: GET /v2)` : '';
+  return `[serve] execution provider: ${chosen}${detail}`;
 }
 
 function firstLine(s: string): string {

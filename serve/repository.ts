@@ -86,6 +86,26 @@ export interface LoadFailure {
   error: string;
 }
 
+/**
+ * Why --models gave no model, and what it should hold: the start-up error when the repository is empty
+ * (the server refuses to start without --allow_empty rather than answer 503 to everything).
+ */
+export function emptyRepositoryMessage(root: string, failures: readonly LoadFailure[]): string {
+  const layout = `a model repository: ${path.join(root, '<name>', 'manifest.json')} (or <name>/<version>/manifest.json) beside the ONNX files the manifest lists, as cmc export writes them`;
+  let why: string;
+  if (!fs.existsSync(root)) why = `${root} does not exist; --models takes ${layout}`;
+  else if (fs.existsSync(path.join(root, 'manifest.json')))
+    why = `${root} is one model (it holds manifest.json), not a repository of models: pass its parent, --models ${path.dirname(root)}`;
+  else {
+    why = `no model loaded from ${root}; --models takes ${layout}`;
+    if (failures.length > 0) {
+      const f = failures[0];
+      why += `. ${failures.length} model folder${failures.length > 1 ? 's' : ''} failed to load, e.g. ${f.dir}: ${f.error}`;
+    }
+  }
+  return why;
+}
+
 function compareVersions(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }

@@ -50,9 +50,3 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
 }
-
-/** Indices and values of the k largest entries, ties by index (the server's topk order). */
-export function topK(p: ArrayLike<number>, k: number): { index: number; value: number }[] {
-  const idx = Array.from({ length: p.length }, (_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
-  return idx.slice(0, Math.min(k, p.length)).map((i) => ({ index: i, value: p[i] }));
-}

@@ -1,5 +1,5 @@
 /**
- * Evaluation commands: `cmc probe` (linear probe on frozen features, the seed's LinearProbing.py),
+ * Evaluation commands: `cmc probe` (linear probe on frozen features, upstream's LinearProbing.py),
  * `cmc knn` (weighted kNN on frozen features) and `cmc supervised` (the supervised-from-scratch baseline).
  *
  *   cmc probe --checkpoint runs/x/current.ckpt --data_folder data/cifar --layer 5 --mode cached --json
@@ -11,15 +11,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
 import { BACKENDS, type BackendName } from '../../train/engine/backend.ts';
-import {
-  describeTestSplit,
-  knnEvaluate,
-  probe,
-  PROBE_DEFAULTS,
-  type EncoderChoice,
-  type PoolType,
-} from '../../train/eval/probe.ts';
-import { SUPERVISED_DEFAULTS, trainSupervised, type SupervisedConfig } from '../../train/eval/supervised.ts';
+import type { PoolType } from '../../core/network/pooling.ts';
+import type { EncoderChoice } from '../../train/eval/encoder.ts';
+import { knnEvaluate } from '../../train/eval/knn_eval.ts';
+import { probe, PROBE_DEFAULTS } from '../../train/eval/linear_probe.ts';
+import { HELD_OUT_DEFAULT, PROBE_SELECTIONS, type ProbeSelection } from '../../train/eval/selection.ts';
+import { describeTestSplit } from '../../train/eval/splits.ts';
+import { SUPERVISED_DEFAULTS, trainSupervised, type SupervisedConfig } from '../../train/trainer/supervised.ts';
 import type { SourceKind } from '../../train/data/sources.ts';
 import { int, intList, num, viewList } from '../options.ts';
 
@@ -107,9 +105,10 @@ export function addEvalCommands(program: Command): void {
     program
       .command('probe')
       .description(
-        "linear probe (the seed's LinearProbing.py): frozen encoders in eval mode, features of --layer (L then ab, " +
-          'seed pooling: AlexNet adaptive max to 10/6/5/5/none, ResNet adaptive avg to 8/6/4/3/none/vector), one Linear ' +
-          'layer trained with SGD; top-1/top-5 on the test split every epoch; writes the best head as JSON',
+        "linear probe (upstream's LinearProbing.py): frozen encoders in eval mode, features of --layer (L then ab, " +
+          "upstream's pooling: AlexNet adaptive max to 10/6/5/5/none, ResNet adaptive avg to 8/6/4/3/none/vector), one " +
+          'Linear layer trained with SGD; top-1/top-5 on the test split every epoch; the reported epoch is chosen on ' +
+          `${100 * HELD_OUT_DEFAULT}% of the training images held out (--select_on); writes that epoch's head as JSON`,
       ),
   )
     .option(
@@ -121,7 +120,7 @@ export function addEvalCommands(program: Command): void {
     .option('--epochs <n>', 'epochs', int, D.epochs)
     .option(
       '--learning_rate <lr>',
-      'SGD learning rate (seed: 0.1 for AlexNet; 30 for resnet50v1/v2, 50 for v3)',
+      'SGD learning rate (upstream: 0.1 for AlexNet; 30 for resnet50v1/v2, 50 for v3)',
       num,
       D.lr,
     )
@@ -133,7 +132,7 @@ export function addEvalCommands(program: Command): void {
     .addOption(
       new Option(
         '--mode <mode>',
-        "'augmented' = the seed (train augmentation through the frozen encoder every epoch); " +
+        "'augmented' = upstream's (train augmentation through the frozen encoder every epoch); " +
           "'cached' = features computed once with the val transform (much faster)",
       )
         .choices(['augmented', 'cached'])
@@ -141,9 +140,15 @@ export function addEvalCommands(program: Command): void {
     )
     .option(
       '--val_split <f>',
-      'hold out this fraction of TRAIN to choose the best epoch (0 = choose on the test split, as the seed)',
+      `hold out this fraction of the training images (per class, seeded by --seed; never trained on) as the held-out split the epoch is chosen on (default ${HELD_OUT_DEFAULT} with --select_on held_out, else 0); 0 without --select_on reports the last epoch`,
       num,
-      D.valSplit,
+    )
+    .addOption(
+      new Option(
+        '--select_on <split>',
+        'where the reported epoch is chosen: held_out (the best held-out top-1), test (the best test top-1, ' +
+          "as upstream's LinearProbing.py: optimistic, and labelled so), last (the schedule's last epoch)",
+      ).choices([...PROBE_SELECTIONS]),
     )
     .option(
       '--crop_low <s>',
@@ -152,7 +157,7 @@ export function addEvalCommands(program: Command): void {
     )
     .option(
       '--select_wd <list>',
-      'choose the weight decay from these values on the --val_split held-out images (cached mode), ' +
+      'choose the weight decay from these values on the held-out images (cached mode), ' +
         'then refit on all training images and report the last epoch',
       (v: string) => v.split(',').map((x) => num(x.trim())),
     )
@@ -185,7 +190,8 @@ export function addEvalCommands(program: Command): void {
         decayEpochs: o.lr_decay_epochs as number[],
         decayRate: o.lr_decay_rate as number,
         mode: o.mode as 'cached' | 'augmented',
-        valSplit: o.val_split as number,
+        valSplit: o.val_split as number | undefined,
+        selectOn: o.select_on as ProbeSelection | undefined,
         cropLow: o.crop_low as number | undefined,
         pool: o.pool as [number, number] | null | undefined,
         poolType: o.pool_type as PoolType | undefined,
@@ -202,6 +208,7 @@ export function addEvalCommands(program: Command): void {
             encoder: r.encoder,
             layer: r.layer,
             selected_on: r.selectedOn,
+            chosen_on: r.chosenOn,
             best: r.best,
             last: r.last,
             epochs: r.epochs,
@@ -211,12 +218,13 @@ export function addEvalCommands(program: Command): void {
               lr: o.learning_rate,
               epochs: o.epochs,
               mode: o.mode,
-              val_split: o.val_split,
+              val_split: r.heldOutFraction,
+              select_on: r.selectedOn,
               seed: o.seed,
               batch_size: o.batch_size,
             },
             n_train: r.nTrain,
-            n_val: r.nVal,
+            n_held_out: r.nHeldOut,
             n_test: r.nTest,
             test_split: r.testSplit,
             head: r.headPath,
@@ -226,8 +234,8 @@ export function addEvalCommands(program: Command): void {
         );
       } else {
         console.log(
-          `layer ${layer}: best epoch ${r.best.epoch} test top-1 ${(100 * r.best.top1).toFixed(2)}% top-5 ${(100 * r.best.top5).toFixed(2)}%` +
-            ` (chosen on ${r.selectedOn}); last epoch top-1 ${(100 * r.last.top1).toFixed(2)}%; head: ${r.headPath}` +
+          `layer ${layer}: reported epoch ${r.best.epoch} test top-1 ${(100 * r.best.top1).toFixed(2)}% top-5 ${(100 * r.best.top5).toFixed(2)}%` +
+            ` (${r.chosenOn}); last epoch top-1 ${(100 * r.last.top1).toFixed(2)}%; head: ${r.headPath}` +
             (r.testSplit.source === 'held_out' ? `; test split: ${describeTestSplit(r.testSplit)}` : ''),
         );
       }

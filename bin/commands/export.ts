@@ -1,7 +1,11 @@
 import { Command, Option } from 'commander';
+import fs from 'node:fs';
 import path from 'node:path';
+import { decodeModel } from '../../core/onnx/onnx_proto.ts';
 import { addTfjsExport, EXPORT_FORMATS, exportModel, type ExportFormat } from '../../train/export/export.ts';
+import { refreshProvenance } from '../../train/export/provenance.ts';
 import { int } from '../options.ts';
+import { formatBytes, plural } from '../units.ts';
 
 /**
  * `cmc export --checkpoint runs/demo/current.ckpt [--head head.json] [--name N] [--version V] [--out models]
@@ -26,6 +30,10 @@ export function addExportCommand(program: Command): void {
       '--quantize_float16',
       'tfjs: store the weights as float16 (half the size; see README for the accuracy)',
       false,
+    )
+    .option(
+      '--refresh_provenance <model_dir>',
+      "rewrite an existing export's training and probe configs without machine paths (data sets by name and checksum); graphs and weights stay as they are",
     )
     .option('--head <head.json>', 'linear-probe head file (adds head.onnx and classifier.onnx)')
     .option('--name <name>', "model name (default: the checkpoint's run name)")
@@ -52,6 +60,7 @@ export function addExportCommand(program: Command): void {
       async (o: {
         checkpoint?: string;
         from?: string;
+        refresh_provenance?: string;
         quantize_float16: boolean;
         head?: string;
         name?: string;
@@ -65,17 +74,25 @@ export function addExportCommand(program: Command): void {
       }) => {
         if (o.quantize_float16 && o.format !== 'tfjs')
           throw new Error('--quantize_float16 applies to --format tfjs only');
+        if (o.refresh_provenance !== undefined) {
+          if (o.checkpoint !== undefined || o.head !== undefined || o.from !== undefined)
+            throw new Error('--refresh_provenance takes an existing export folder and nothing else');
+          for (const f of refreshProvenance(o.refresh_provenance)) console.log(f);
+          return;
+        }
         if (o.from !== undefined) {
           if (o.checkpoint !== undefined || o.head !== undefined)
             throw new Error('--from takes an existing export folder; give it without --checkpoint and --head');
           if (o.format !== 'tfjs') throw new Error('--from works with --format tfjs only');
+          const files = new FileLog();
           const r = await addTfjsExport({
             modelDir: o.from,
             quantize: o.quantize_float16 ? 'float16' : undefined,
-            log: (line) => console.error(line),
+            log: files.log,
           });
+          files.flush([...r.files, r.manifestPath]);
           if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
-          else for (const f of [...r.files, r.manifestPath]) console.log(f);
+          else for (const f of [...r.files, r.manifestPath]) console.log(describeFile(f));
           return;
         }
         if (o.checkpoint === undefined)
@@ -88,6 +105,7 @@ export function addExportCommand(program: Command): void {
           (cfg?.name || (cfg?.model ? `cmc_${cfg.model}` : path.basename(path.dirname(path.resolve(o.checkpoint)))));
         if (!/^[A-Za-z0-9._-]+$/.test(name))
           throw new Error(`--name must be a plain folder name (letters, digits, . _ -), got '${name}'`);
+        const files = new FileLog();
         const r = await exportModel({
           checkpoint: ckpt,
           head: o.head,
@@ -99,10 +117,44 @@ export function addExportCommand(program: Command): void {
           views: o.export_views,
           maxBatchSize: o.max_batch_size,
           quantize: o.quantize_float16 ? 'float16' : undefined,
-          log: (line) => console.error(line),
+          log: files.log,
         });
+        files.flush([...r.files, r.manifestPath]);
         if (o.json) console.log(JSON.stringify({ out_dir: r.outDir, files: r.files, manifest: r.manifest }));
-        else for (const f of [...r.files, r.manifestPath]) console.log(f);
+        else for (const f of [...r.files, r.manifestPath]) console.log(describeFile(f));
       },
     );
+}
+
+/**
+ * The exporter logs a line per file it writes; the command lists the files itself, once, with their sizes
+ * (describeFile). FileLog holds the exporter's lines back and, at the end, prints only those that name no
+ * written file or folder (anything else the exporter has to say).
+ */
+class FileLog {
+  private readonly lines: string[] = [];
+  readonly log = (line: string): void => void this.lines.push(line);
+
+  flush(written: string[]): void {
+    const files = written.map((f) => path.resolve(f));
+    // A line names a written file, or the folder of a tfjs graph model (model.json and its shards).
+    const listed = (p: string) => files.some((f) => f === p || f.startsWith(p + path.sep));
+    for (const line of this.lines) {
+      const named = /^\[export\] (.+?)(?: \(.*\))?$/.exec(line)?.[1];
+      if (named === undefined || !listed(path.resolve(named))) console.error(line);
+    }
+  }
+}
+
+/** `file  6.9 MB, 71 nodes`: the size, and the node count of an ONNX file or a tfjs graph model. */
+export function describeFile(file: string): string {
+  const bytes = fs.statSync(file).size;
+  let nodes: number | undefined;
+  if (file.endsWith('.onnx')) nodes = decodeModel(fs.readFileSync(file)).graph?.node?.length;
+  else if (path.basename(file) === 'model.json') {
+    const topology = (JSON.parse(fs.readFileSync(file, 'utf8')) as { modelTopology?: { node?: unknown[] } })
+      .modelTopology;
+    nodes = topology?.node?.length;
+  }
+  return `${file}  ${formatBytes(bytes)}${nodes === undefined ? '' : `, ${plural(nodes, 'node')}`}`;
 }

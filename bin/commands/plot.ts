@@ -3,15 +3,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { lineChart, type Series } from '../../train/log/plot.ts';
 
-/** `cmc plot`: training curves of one or more runs (their metrics.jsonl) as SVG files. */
+/**
+ * `cmc plot`: training curves of one or more runs (their metrics.jsonl) as SVG files, by default in the first
+ * run's folder (plots/), so that nothing lands in the current folder unasked.
+ */
 export function addPlotCommand(program: Command): void {
   program
     .command('plot')
     .description('draw training curves (loss, kNN top-1 per epoch) of runs as SVG')
     .argument('<runs...>', 'run folders (holding metrics.jsonl) or metrics.jsonl files')
-    .option('--out <dir>', 'output folder', 'plots')
+    .option('--out <dir>', 'output folder (default: plots/ in the first run folder)')
     .option('--x <axis>', 'x axis: epoch or step', 'step')
-    .action((runs: string[], o: { out: string; x: 'epoch' | 'step' }) => {
+    .action((runs: string[], o: { out?: string; x: 'epoch' | 'step' }) => {
+      const out = o.out ?? path.join(runs[0].endsWith('.jsonl') ? path.dirname(runs[0]) : runs[0], 'plots');
       const loss: Series[] = [];
       const knn: Series[] = [];
       for (const r of runs) {
@@ -37,9 +41,9 @@ export function addPlotCommand(program: Command): void {
             });
         }
       }
-      fs.mkdirSync(o.out, { recursive: true });
+      fs.mkdirSync(out, { recursive: true });
       const xl = o.x === 'step' ? 'SGD steps' : 'epoch';
-      const written = [path.join(o.out, 'loss.svg')];
+      const written = [path.join(out, 'loss.svg')];
       fs.writeFileSync(
         written[0],
         lineChart({
@@ -51,7 +55,7 @@ export function addPlotCommand(program: Command): void {
         }),
       );
       if (knn.length) {
-        written.push(path.join(o.out, 'knn.svg'));
+        written.push(path.join(out, 'knn.svg'));
         fs.writeFileSync(
           written[1],
           lineChart({

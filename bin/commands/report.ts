@@ -1,18 +1,18 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildReport, loadResults, PLOT_FILES, type MetricChoice } from '../../train/log/report.ts';
+import { buildReport, loadResults, PLOT_FILES, type MetricChoice } from '../../train/results/report.ts';
 import { int } from '../options.ts';
 
 const HELP = `
-Input: files directly in <results> (bench/eval_protocol.sh writes them; the format is documented at the top
-of train/log/report.ts). <method> is a label such as cmc, random, supervised; _epoch<E> marks an
+Input: files directly in <results> (train/results/eval_protocol.sh writes them; the format is documented at
+the top of train/results/report.ts). <method> is a label such as cmc, random, supervised; _epoch<E> marks an
 intermediate checkpoint of that method (epoch E), drawn against SGD steps:
 
   probe_<method>[_epoch<E>]_layer<L>.json   cmc probe --json --layer L ...
   knn_<method>[_epoch<E>].json              cmc knn --json ...
   encoder_<method>[_epoch<E>].json          epoch / SGD steps / training time of the evaluated checkpoint
-  wd_<method>[_epoch<E>]_layer<L>.json      the probe's weight-decay selection on held-out train data
+  wd_<method>[_epoch<E>]_layer<L>.json      the probe's weight-decay selection on the held-out split
   supervised[_<label>].json                 cmc supervised --json ...
   <folder>/metrics.jsonl                    a training run (or --run <dir>): kNN per epoch against SGD steps
 
@@ -47,7 +47,7 @@ export function addReportCommand(program: Command): void {
     .addOption(
       new Option(
         '--metric <which>',
-        "probe number: 'auto' = best epoch if chosen on held-out train data, else last epoch; 'last'; 'best' (seed, may be chosen on test)",
+        "probe number: 'auto' = best epoch if chosen on the held-out split, else last epoch; 'last'; 'best' (upstream's, may have been chosen on the test split)",
       )
         .choices(['auto', 'last', 'best'])
         .default('auto'),

@@ -12,11 +12,45 @@ import { VIEW_NAMES } from '../../core/preprocess/views.ts';
 
 const D = TRAIN_DEFAULTS;
 
+/**
+ * What the words and abbreviations of the training output mean (train/trainer/train.ts and
+ * train/log/progress.ts print them); test/cli/help.test.ts checks that each one is here.
+ */
+const OUTPUT_HELP = `
+Output (stderr), e.g.
+  epoch 1/8 160/180 53.3 img/s ETA 0s  loss 12.201 (avg 11.676)  p_l 1.42e-3  p_ab 1.96e-3  lr 0.03
+  epoch 1/8        the epoch under way, of --epochs
+  160/180          training images done in this epoch, of all
+  img/s, ETA       images per second so far; estimated time left in this epoch
+  loss (avg)       the loss of the last batch (NCE, or softmax-CE with --softmax or --negatives batch), and
+                   its mean over the epoch so far
+  p_l, p_ab        the probability the L (ab) embedding gives its positive, averaged over the batch: the NCE
+                   output of the true pair, or its softmax probability with --softmax (upstream logs it as
+                   "prob"); with more views, [L>ab 1.23 ...] is each pair's loss (anchor view > other view)
+  lr               the learning rate of this epoch (--learning_rate, decayed at --lr_decay_epochs)
+  K=64             negatives per positive (--nce_k)
+  Z for L>ab       the NCE normalisation constant of a pair, estimated once on the first batch
+                   (upstream NCE/NCEAverage.py)
+  [knn] top-1, top-5
+                   weighted kNN (--knn_freq, --knn_k neighbours, temperature --nce_t): the share of test-split
+                   images whose true class is the first (among the first five) of the vote; epoch 0 is the
+                   encoder at random init, the baseline to beat
+  recomputed       kNN with the training images' features computed afresh by the encoders
+                   (--knn_source recompute); "memory bank" reuses the bank's rows instead (fast, lags)
+  estimate         the time per step, per epoch and for the run, measured on the first steps
+  [data]           a warning about the data (an unreadable image is skipped and named)
+
+Files: <model_path>/<name>/ holds current.ckpt (every epoch), ckpt_epoch_N.ckpt (every --save_freq epochs
+and the last) and metrics.jsonl; TensorBoard files go to <tb_path>/<name>/. The defaults (runs/ in the
+current folder) are git-ignored in the repository; --demo writes under the temp folder. Ctrl+C prints the
+last checkpoint and the exact --resume command.
+`;
+
 export function addTrainCommand(program: Command): void {
   program
     .command('train')
     .description(
-      "CMC pre-training (the seed's train_CMC.py flags and defaults); checkpoints every epoch, --resume to continue",
+      "CMC pre-training with upstream's flags and defaults (train_CMC.py); checkpoints every epoch, --resume to continue",
     )
     .option(
       '--data_folder <path>',
@@ -46,14 +80,14 @@ export function addTrainCommand(program: Command): void {
     .addOption(
       new Option(
         '--negatives <src>',
-        "negatives per pair: memory = K rows of the other view's memory bank (seed); batch = the other view's embeddings of the rest of the batch (softmax-CE at nce_t; ours, for small data)",
+        "negatives per pair: memory = K rows of the other view's memory bank (upstream); batch = the other view's embeddings of the rest of the batch (softmax-CE at nce_t; ours, for small data)",
       )
         .choices(['memory', 'batch'])
         .default(D.negatives),
     )
     .option('--crop_low <s>', 'RandomResizedCrop lower area bound', num, D.crop_low)
     .addOption(
-      new Option('--view <space>', 'colour space of the default views L,ab (YCbCr: Y and CbCr, as the seed)')
+      new Option('--view <space>', 'colour space of the default views L,ab (YCbCr: Y and CbCr, as upstream)')
         .choices(['Lab', 'YCbCr'])
         .default(D.view),
     )
@@ -102,6 +136,7 @@ export function addTrainCommand(program: Command): void {
     .option('--name <run>', 'run folder name (default: derived from the hyper-parameters)', D.name)
     .option('--demo', 'train a small model on generated images (no data needed): alexnet_small, 32 px, 3 epochs', false)
     .option('--json', 'print the final metrics as JSON on stdout', false)
+    .addHelpText('after', OUTPUT_HELP)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const cfg = { ...D } as TrainConfig;
       for (const k of Object.keys(D) as (keyof TrainConfig)[]) {

@@ -1,38 +1,44 @@
 /**
- * The linear-probe head file that `cmc export --head` turns into head.onnx and classifier.onnx. The probe
- * trainer writes it; the exporter only reads it. Portable: no tfjs and no static node imports (only
- * readHeadFile touches the file system, through a dynamic import of node:fs).
+ * The linear-probe head file: `cmc probe` writes it (train/eval/linear_probe.ts, through headToJson), `cmc
+ * export --head` turns it into head.onnx and classifier.onnx (through readHeadFile). The one `LinearHead`
+ * type of the project. Portable: no tfjs and no static node imports (only readHeadFile touches the file
+ * system, through a dynamic import of node:fs).
  *
  * Format (JSON, one object):
  *
  *   {
  *     "format": "cmc-linear-head",        // required, exactly this
  *     "version": 1,                        // required, 1
- *     "layer": 5,                          // encoder block (1-based, the seed's --layer) whose output feeds the head
+ *     "layer": 5,                          // encoder block (1-based, upstream's --layer) whose output feeds the head
  *     "features": "flatten",               // optional, default "flatten": the features are each view's block
  *                                          //   output flattened in PyTorch's NCHW order (C, then H, then W),
  *                                          //   concatenated L view first, then ab: F = sum over views of C*H*W
  *     "classNames": ["airplane", ...],     // C names, index = class id
  *     "pool": [5, 5] | null,               // optional, default null: adaptive pooling target [h, w] of the map
- *                                          //   (views concatenated along channels), PyTorch's bins, applied
- *                                          //   before the flatten; F is then sum over views of C*h*w
+ *                                          //   (views concatenated along channels), PyTorch's bins
+ *                                          //   (core/network/pooling.ts), applied before the flatten
  *     "poolType": "max" | "avg",           // required when pool is set (AdaptiveMaxPool2d / AdaptiveAvgPool2d)
  *     "inFeatures": 4608,                  // optional, F (checked against the encoder when given)
  *     "weight": [...],                     // F*C numbers, row-major [F, C] (logits = features @ weight + bias),
  *                                          //   or nested [F][C]
  *     "bias": [...],                       // C numbers
+ *     "views": ["L", "ab"],                // optional: the views whose features the head reads, in order
+ *     "arch": "alexnet_small",             // optional: the encoder the head was fitted on (for people;
+ *     "imageSize": 32, "view": "Lab",      //   the exporter takes these from the checkpoint)
  *     "probe": { ... },                    // optional: the probe's training config, copied into the manifest
- *     "metrics": { ... }                   // optional: e.g. { "val_top1": 0.61 }, copied into the manifest
+ *     "metrics": { ... }                   // optional: e.g. the probe's epochs and the split its epoch was
+ *                                          //   chosen on, copied into the manifest
  *   }
  *
- * The probe trainer (train/eval/probe.ts) writes `pool`, `poolType`, `featureDim` (= inFeatures) and
- * `probeConfig` (= probe); the exporter puts the same adaptive pooling into the graph (emit.ts), so the
- * exported `features` are exactly what the head was trained on. Any other "features" value is refused.
+ * Heads written before this format was shared name F `featureDim` and the config `probeConfig`, and carry a
+ * descriptive `featureLayout` string; they are read as `inFeatures` and `probe` (the string is ignored).
+ * The exporter puts the same adaptive pooling into the graph (train/export/emit.ts), so the exported
+ * `features` are exactly what the head was trained on. Any other "features" value is refused.
  */
+import type { PoolType } from '../network/pooling.ts';
+import type { ColorView } from '../preprocess/color.ts';
 
 export const HEAD_FORMAT = 'cmc-linear-head';
-
-export type HeadPoolType = 'max' | 'avg';
 
 export interface LinearHead {
   format: typeof HEAD_FORMAT;
@@ -42,7 +48,7 @@ export interface LinearHead {
   /** Adaptive pooling target [h, w] of the concatenated map before the flatten, or null (none). */
   pool?: [number, number] | null;
   /** Only meaningful with a pool (default 'max'). */
-  poolType?: HeadPoolType;
+  poolType?: PoolType;
   classNames: string[];
   inFeatures: number;
   /** Row-major [inFeatures, classNames.length]. */
@@ -52,6 +58,10 @@ export interface LinearHead {
   metrics?: Record<string, unknown>;
   /** The views whose features the head reads, in order (the probe writes them; absent = all of the model's). */
   views?: string[];
+  /** The encoder the head was fitted on (informative: the exporter reads the checkpoint's). */
+  arch?: string;
+  imageSize?: number;
+  view?: ColorView;
 }
 
 /** The JSON object as written by the probe trainer (before validation). */
@@ -62,13 +72,16 @@ export interface LinearHeadJson {
   layer: number;
   features?: string;
   pool?: [number, number] | null;
-  poolType?: HeadPoolType;
+  poolType?: PoolType;
   classNames: string[];
   inFeatures?: number;
   weight: number[] | number[][];
   bias: number[];
   probe?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
+  arch?: string;
+  imageSize?: number;
+  view?: ColorView;
 }
 
 function fail(where: string, msg: string): never {
@@ -84,9 +97,7 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
     fail(where, `unsupported head version ${JSON.stringify(o.version)} (this exporter reads version 1)`);
   if (!Number.isInteger(o.layer) || (o.layer as number) < 1)
     fail(where, `layer must be a block index >= 1, got ${JSON.stringify(o.layer)}`);
-  // The probe trainer (train/eval/probe.ts) writes `pool` (null when the map is used as is), `poolType`,
-  // `featureDim` and `probeConfig`; its layout (views concatenated along channels, adaptively pooled, then
-  // flattened channel-major) is "flatten" here with the pool applied first.
+  // Heads written before this format was shared: `featureDim` and `probeConfig` (see the header).
   const p = obj as {
     pool?: unknown;
     poolType?: unknown;
@@ -101,7 +112,7 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
     fail(where, `views must be a non-empty array of view names, got ${JSON.stringify(p.views)}`);
   }
   let pool: [number, number] | null = null;
-  let poolType: HeadPoolType = 'max';
+  let poolType: PoolType = 'max';
   if (p.pool !== undefined && p.pool !== null) {
     const q = p.pool;
     if (!Array.isArray(q) || q.length !== 2 || !q.every((v) => Number.isInteger(v) && v >= 1)) {
@@ -114,7 +125,7 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
   } else if (p.poolType !== undefined && p.poolType !== 'max' && p.poolType !== 'avg') {
     fail(where, `poolType must be "max" or "avg", got ${JSON.stringify(p.poolType)}`);
   } else if (p.poolType !== undefined) {
-    poolType = p.poolType as HeadPoolType;
+    poolType = p.poolType as PoolType;
   }
   if (o.inFeatures === undefined && typeof p.featureDim === 'number') o.inFeatures = p.featureDim;
   if (o.probe === undefined && p.probeConfig) o.probe = p.probeConfig;
@@ -170,6 +181,22 @@ export function parseHead(obj: unknown, where = 'head'): LinearHead {
     probe: o.probe,
     metrics: o.metrics,
     ...(p.views ? { views: (p.views as string[]).slice() } : {}),
+    ...encoderFields(o, where),
+  };
+}
+
+/** The optional encoder description, checked when present. */
+function encoderFields(o: Partial<LinearHeadJson>, where: string): Pick<LinearHead, 'arch' | 'imageSize' | 'view'> {
+  if (o.arch !== undefined && typeof o.arch !== 'string')
+    fail(where, `arch must be a string, got ${JSON.stringify(o.arch)}`);
+  if (o.imageSize !== undefined && !(Number.isInteger(o.imageSize) && o.imageSize > 0))
+    fail(where, `imageSize must be a positive integer, got ${JSON.stringify(o.imageSize)}`);
+  if (o.view !== undefined && o.view !== 'Lab' && o.view !== 'YCbCr')
+    fail(where, `view must be "Lab" or "YCbCr", got ${JSON.stringify(o.view)}`);
+  return {
+    ...(o.arch !== undefined ? { arch: o.arch } : {}),
+    ...(o.imageSize !== undefined ? { imageSize: o.imageSize } : {}),
+    ...(o.view !== undefined ? { view: o.view } : {}),
   };
 }
 
@@ -190,6 +217,9 @@ export function headToJson(
     ...(h.probe ? { probe: h.probe } : {}),
     ...(h.metrics ? { metrics: h.metrics } : {}),
     ...(h.views ? { views: h.views } : {}),
+    ...(h.arch !== undefined ? { arch: h.arch } : {}),
+    ...(h.imageSize !== undefined ? { imageSize: h.imageSize } : {}),
+    ...(h.view !== undefined ? { view: h.view } : {}),
   };
 }
 

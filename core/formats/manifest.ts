@@ -26,6 +26,7 @@
  *                "tfjs/encoder/group1-shard1of1.bin": { ..., "format": "tfjs-weights", "inputs": [], "outputs": [] } }
  *   }
  */
+import type { PoolType } from '../network/pooling.ts';
 import type { ColorView } from '../preprocess/color.ts';
 
 export const MANIFEST_FORMAT = 'cmc-export';
@@ -67,7 +68,7 @@ export interface Manifest {
   featuresDim: number;
   /** Adaptive pooling target [h, w] applied to the layer's map before the flatten (null/absent: none). */
   pool?: [number, number] | null;
-  poolType?: 'max' | 'avg' | null;
+  poolType?: PoolType | null;
   embeddingDim: number;
   classNames: string[];
   trainConfig: Record<string, unknown> | null;

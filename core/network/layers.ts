@@ -8,7 +8,7 @@
  * layout (conv: [kh, kw, in, out]; linear: [in, out]).
  */
 
-/** conv2d without bias unless `bias` (the seed's AlexNet convs have none). Padding is symmetric. */
+/** conv2d without bias unless `bias` (upstream's AlexNet convs have none). Padding is symmetric. */
 export interface Conv2dSpec {
   kind: 'conv2d';
   name: string;
@@ -49,7 +49,7 @@ export interface GlobalAvgPoolSpec {
   kind: 'global_avgpool';
 }
 
-/** NHWC [B,H,W,C] to [B, C*H*W] in PyTorch's NCHW flatten order, so fc weights match the seed's. */
+/** NHWC [B,H,W,C] to [B, C*H*W] in PyTorch's NCHW flatten order, so fc weights match upstream's. */
 export interface FlattenSpec {
   kind: 'flatten';
 }
@@ -63,7 +63,7 @@ export interface LinearSpec {
   init: 'pytorch';
 }
 
-/** x / ||x||_2 over the last axis, no epsilon (the seed's Normalize(2)). */
+/** x / ||x||_2 over the last axis, no epsilon (upstream's Normalize(2)). */
 export interface L2NormSpec {
   kind: 'l2norm';
 }
@@ -91,7 +91,7 @@ export type LayerKind = LayerSpec['kind'];
 
 /**
  * One view's encoder: a list of numbered blocks. `forward(x, layer)` returns the output of block `layer`
- * (1-based, as the seed's `layer` argument); the last block ends with the L2-normalised embedding.
+ * (1-based, as upstream's `layer` argument); the last block ends with the L2-normalised embedding.
  */
 export interface EncoderSpec {
   /** e.g. "alexnet", "alexnet_small", "resnet50v1". */

@@ -1,6 +1,6 @@
 /**
- * Concrete CMC encoders as plain data (see layers.ts): the seed's AlexNet halves and ResNets, plus our
- * small-image variants. Parameter names are the seed's PyTorch state_dict prefixes, so a seed checkpoint
+ * Concrete CMC encoders as plain data (see layers.ts): upstream's AlexNet halves and ResNets, plus our
+ * small-image variants. Parameter names are upstream's PyTorch state_dict prefixes, so an upstream checkpoint
  * maps one to one (after stripping `encoder.module.l_to_ab.` / `encoder.module.ab_to_l.`).
  *
  *   const spec = cmcSpec('alexnet_small', { imageSize: 32, featDim: 128 });
@@ -40,7 +40,7 @@ function maxpool(size: number, stride: number, pad = 0): MaxPoolSpec {
 
 const relu: LayerSpec = { kind: 'relu' };
 
-/** The seed's conv_block_i = Sequential(conv, bn, relu[, maxpool]); indices 0, 1 name the conv and BN. */
+/** Upstream's conv_block_i = Sequential(conv, bn, relu[, maxpool]); indices 0, 1 name the conv and BN. */
 function convBlock(i: number, filters: number, kernel: number, stride: number, pad: number, pool: boolean) {
   const name = `conv_block_${i}`;
   const layers: LayerSpec[] = [conv(`${name}.0`, filters, kernel, stride, pad), bn(`${name}.1`), relu];
@@ -82,13 +82,13 @@ export function alexnetHalf(inChannels: number, featDim = 128): EncoderSpec {
 export const ALEXNET_SMALL_SIZES = [32, 64, 96] as const;
 
 /**
- * Our small-image AlexNet half (not in the seed) for 32, 64 or 96 px inputs (CIFAR, STL-10 crops). It is
+ * Our small-image AlexNet half (not upstream) for 32, 64 or 96 px inputs (CIFAR, STL-10 crops). It is
  * alexnetHalf with the same block names and parameter names, except:
  * - conv_block_1: conv 5x5, stride imageSize/32 (1, 2, 3), pad 2, in->48, then BN, ReLU, maxpool 3/2:
  *   the conv map is always 32x32 and the pool gives 15x15;
  * - conv_block_2 (5x5 p2, 48->128, pool) gives 7x7; blocks 3 and 4 (3x3 p1) keep 7x7; conv_block_5
  *   (3x3 p1, 192->128, pool) gives 3x3;
- * - fc6 is 1152 (128*3*3) -> 2048; fc7 and fc8 are as in the seed.
+ * - fc6 is 1152 (128*3*3) -> 2048; fc7 and fc8 are as upstream.
  */
 export function alexnetSmall(inChannels: number, imageSize: number, featDim = 128): EncoderSpec {
   if (!(ALEXNET_SMALL_SIZES as readonly number[]).includes(imageSize)) {
@@ -136,7 +136,7 @@ export type ResNetDepth = 18 | 50 | 101;
 export type ResNetWidth = 'v1' | 'v2' | 'v3';
 export const RESNET_DEPTHS: readonly ResNetDepth[] = [18, 50, 101];
 export const RESNET_WIDTHS: readonly ResNetWidth[] = ['v1', 'v2', 'v3'];
-/** Width multipliers of the seed's MyResNetsCMC: v1 = 0.5, v2 = 1, v3 = 2 (per half). */
+/** Width multipliers of upstream's MyResNetsCMC: v1 = 0.5, v2 = 1, v3 = 2 (per half). */
 export const RESNET_WIDTH_MULT: Record<ResNetWidth, number> = { v1: 0.5, v2: 1, v3: 2 };
 const RESNET_STAGES: Record<ResNetDepth, { bottleneck: boolean; blocks: [number, number, number, number] }> = {
   18: { bottleneck: false, blocks: [2, 2, 2, 2] },
@@ -148,7 +148,7 @@ export const RESNET_FEAT_DIM = 128;
 
 export interface ResNetOptions {
   /**
-   * Small-image stem (ours, not in the seed) for 32-96 px inputs: conv 3x3 stride 1 pad 1 (64 channels,
+   * Small-image stem (ours, not upstream) for 32-96 px inputs: conv 3x3 stride 1 pad 1 (64 channels,
    * still named `conv1`/`bn1`) and no maxpool, so a 32 px input reaches stage 4 at 4x4 instead of 1x1.
    */
   smallStem?: boolean;
@@ -225,10 +225,10 @@ export function resnet(depth: ResNetDepth, width: ResNetWidth, inChannels: numbe
 
 export interface CmcSpecOptions {
   imageSize: number;
-  /** Embedding size; ResNets ignore it (always 128, as the seed's MyResNetsCMC), see CmcSpec.featDim. */
+  /** Embedding size; ResNets ignore it (always 128, as upstream's MyResNetsCMC), see CmcSpec.featDim. */
   featDim: number;
   /**
-   * Colour space of the input. The model is the same for both: as in the seed, with YCbCr the 'L' view
+   * Colour space of the input. The model is the same for both: as upstream, with YCbCr the 'L' view
    * takes Y (channel 0) and the 'ab' view takes CbCr (channels 1, 2); view names stay 'L' and 'ab'.
    */
   view?: 'Lab' | 'YCbCr';
@@ -249,7 +249,7 @@ export function encoderSpec(
 ): EncoderSpec {
   if (arch === 'alexnet') {
     if (opts.imageSize !== 224)
-      throw new Error(`alexnet is the seed's 224 px network; got imageSize ${opts.imageSize} (use alexnet_small)`);
+      throw new Error(`alexnet is upstream's 224 px network; got imageSize ${opts.imageSize} (use alexnet_small)`);
     return alexnetHalf(inChannels, opts.featDim);
   }
   if (arch === 'alexnet_small') return alexnetSmall(inChannels, opts.imageSize, opts.featDim);

@@ -18,7 +18,7 @@ import {
 export type Shape = number[];
 
 export interface BlockShape {
-  /** 0 = the input, 1..n = block outputs (the seed's `layer` numbering). */
+  /** 0 = the input, 1..n = block outputs (upstream's `layer` numbering). */
   index: number;
   name: string;
   shape: Shape;

@@ -4,7 +4,7 @@
  *
  * Upstream's order (HobbitLong/CMC `train_CMC.py`): RGB uint8 (after crop/flip) → skimage rgb2lab (float64) → ToTensor (no /255,
  * the array is already float) → Normalize(mean, std) in float64 → `.float()`. We compute in float64 and
- * store float32 once at the end, so the result equals the seed's input tensor up to that final rounding.
+ * store float32 once at the end, so the result equals upstream's input tensor up to that final rounding.
  *
  *   const x = toViewInput(rgbHWC, 'Lab');   // Float32Array H*W*3, channel 0 = L view, 1..2 = ab view
  *
@@ -26,7 +26,7 @@ export const LAB_STD: readonly [number, number, number] = Object.freeze([
   (107.857 + 94.478) / 2,
 ]) as readonly [number, number, number];
 
-/** YCbCr normalisation constants of the seed's `--view YCbCr`. */
+/** YCbCr normalisation constants of upstream's `--view YCbCr`. */
 export const YCBCR_MEAN: readonly [number, number, number] = Object.freeze([116.151, 121.08, 132.342]) as readonly [
   number,
   number,
@@ -175,7 +175,7 @@ export function viewStats(view: ColorView): { mean: readonly number[]; std: read
 
 /**
  * RGB uint8 HWC → normalised network input HWC (Float32Array, same length): colour conversion and
- * normalisation both in float64, rounded to float32 once (the seed's order). Channel 0 is the first
+ * normalisation both in float64, rounded to float32 once (upstream's order). Channel 0 is the first
  * view (L or Y), channels 1..2 the second (ab or CbCr).
  */
 export function toViewInput(rgb: RgbPixels, view: ColorView, out?: Float32Array): Float32Array {

@@ -19,7 +19,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ApiError, badRequest, toApiError } from '../errors.ts';
 import type { InferenceFlow } from '../flow.ts';
 import type { Metrics } from '../metrics.ts';
-import { float32Bytes, parseInferRequest, runInfer } from '../oip/infer.ts';
+import { float32Bytes, runInfer } from '../oip/infer.ts';
+import { parseInferRequest } from '../oip/request.ts';
 import type { Repository } from '../repository.ts';
 import { modelMetadata, serverMetadata } from '../routes/v2.ts';
 

@@ -10,11 +10,13 @@
  *
  * Errors are the spec's { "error": "<message>" } (protocol_errors.ts, by path).
  */
-import type { Express, Request, Response } from 'express';
-import { badRequest, tooLarge, unsupported } from '../errors.ts';
-import { mediaType, readBody, scanJson, type InputLimits } from '../inputs.ts';
-import { BINARY_EXTENSION, encodeInferResponse, HEADER_LENGTH, splitBinaryBody } from '../oip/binary.ts';
-import { parseInferRequest, runInfer } from '../oip/infer.ts';
+import type { Express, Request } from 'express';
+import { unsupported } from '../errors.ts';
+import { mediaType, readBody, type InputLimits } from '../inputs.ts';
+import { BINARY_EXTENSION, encodeInferResponse, HEADER_LENGTH } from '../oip/binary.ts';
+import { runInfer } from '../oip/infer.ts';
+import { decodeInferBody, parseInferRequest } from '../oip/request.ts';
+import type { RouteWrap } from '../middleware.ts';
 import type { ModelVersion, Repository, TensorInfo } from '../repository.ts';
 
 export const SERVER_NAME = 'cmc-serve';
@@ -22,19 +24,25 @@ export const SERVER_VERSION = '0.1.0';
 /** OIP extensions this server implements (listed in the server metadata). */
 export const EXTENSIONS = [BINARY_EXTENSION];
 
-type Handler = (req: Request, res: Response) => Promise<void> | void;
-type RouteWrap = (pattern: string, h: Handler) => Handler;
-
 export interface V2Deps {
   repo: Repository;
   provider: string;
+  /** One line per provider tried at start-up and why it was (not) chosen (providers.ts). */
+  providerNotes?: string[];
   /** Body size, JSON size and shape limits, the shared body budget (serve/inputs.ts). */
   limits: InputLimits;
   maxImages: number;
 }
 
-export function serverMetadata(provider: string) {
-  return { name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS, provider };
+/** The spec's name, version and extensions, plus the execution provider and why it was chosen. */
+export function serverMetadata(provider: string, providerNotes: string[] = []) {
+  return {
+    name: SERVER_NAME,
+    version: SERVER_VERSION,
+    extensions: EXTENSIONS,
+    provider,
+    provider_notes: providerNotes,
+  };
 }
 
 export function modelMetadata(m: ModelVersion, versions: string[]) {
@@ -65,16 +73,7 @@ async function readInferBody(req: Request, limits: InputLimits): Promise<{ json:
     headerLength === undefined ? Math.min(limits.maxBodyBytes, limits.maxJsonBytes ?? Infinity) : limits.maxBodyBytes,
     limits.bodyBudget,
   );
-  const { json, binary } = splitBinaryBody(body, headerLength);
-  if (json.length === 0) throw badRequest('empty JSON body', 'bad_json');
-  if (json.length > (limits.maxJsonBytes ?? Infinity))
-    throw tooLarge(`JSON header of ${json.length} bytes exceeds the limit of ${limits.maxJsonBytes} (--max_json_mb)`);
-  scanJson(json);
-  try {
-    return { json: JSON.parse(json.toString('utf8')), binary };
-  } catch (e) {
-    throw badRequest(`malformed JSON inference request: ${(e as Error).message.slice(0, 120)}`, 'bad_json');
-  }
+  return decodeInferBody(body, headerLength, limits.maxJsonBytes);
 }
 
 /** The health routes: open even with --auth_token (app.ts mounts them before the auth gate). */
@@ -101,7 +100,7 @@ export function mountV2(app: Express, route: RouteWrap, d: V2Deps): void {
   const { repo } = d;
   app.get(
     '/v2',
-    route('/v2', (_req, res) => void res.json(serverMetadata(d.provider))),
+    route('/v2', (_req, res) => void res.json(serverMetadata(d.provider, d.providerNotes))),
   );
   const resolve = (req: Request) => repo.resolve(String(req.params.name), req.params.version as string | undefined);
   const meta = (pattern: string) =>

@@ -1,7 +1,9 @@
 /**
  * Linear probe and kNN evaluation on generated data (alexnet_small, 32 px, wasm): adaptive pooling against
- * a hand computation, the seed's feature sizes, the held-out split, the probe learning the synthetic task,
- * the head JSON round trip, kNN on a hand-computed example, and the CLI.
+ * a hand computation, upstream's feature sizes, the held-out split and where the reported epoch is chosen
+ * (held-out by default, the test split only when asked, labelled optimistic), the probe learning the
+ * synthetic task, the head JSON round trip (and heads in the shape written before core/formats/head.ts),
+ * kNN on a hand-computed example, and the CLI.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,19 +18,18 @@ import { openSource } from '../../train/data/sources.ts';
 import { Loader } from '../../train/data/loader.ts';
 import { getCmcSpec } from '../../core/network/registry.ts';
 import { weightedKnn } from '../../train/eval/knn.ts';
-import {
-  adaptiveBins,
-  adaptivePool2d,
-  extractFeatures,
-  headLogits,
-  knnEvaluate,
-  loadEncoder,
-  probe,
-  probeLayerInfo,
-  readHead,
-  splitTrainVal,
-  SubsetLoader,
-} from '../../train/eval/probe.ts';
+import { SubsetLoader } from '../../train/data/subset.ts';
+import { readHeadFile } from '../../core/formats/head.ts';
+import { adaptivePool2d } from '../../train/eval/pooling.ts';
+import { extractFeatures, probeLayerInfo } from '../../train/eval/features.ts';
+import { loadEncoder } from '../../train/eval/encoder.ts';
+import { splitTrainVal } from '../../train/eval/splits.ts';
+import { headLogits } from '../../train/eval/head.ts';
+import { knnEvaluate } from '../../train/eval/knn_eval.ts';
+import { probe } from '../../train/eval/linear_probe.ts';
+import { DivergenceWatch } from '../../train/eval/fit_head.ts';
+import { formatLr } from '../../train/eval/metrics.ts';
+import { HELD_OUT_DEFAULT, planSelection } from '../../train/eval/selection.ts';
 import { addEvalCommands } from '../../bin/commands/eval.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-eval-test-'));
@@ -38,39 +39,6 @@ const quiet = () => {};
 before(async () => {
   await initBackend('wasm', { quiet: true });
   writeSyntheticDataset(data, { size: 32, train: 160, test: 48, seed: 5 });
-});
-
-test('adaptive bins follow PyTorch (start = floor(i*in/out), end = ceil((i+1)*in/out))', () => {
-  assert.deepEqual(adaptiveBins(3, 2), [
-    [0, 2],
-    [1, 3],
-  ]);
-  assert.deepEqual(adaptiveBins(27, 10), [
-    [0, 3],
-    [2, 6],
-    [5, 9],
-    [8, 11],
-    [10, 14],
-    [13, 17],
-    [16, 19],
-    [18, 22],
-    [21, 25],
-    [24, 27],
-  ]);
-  assert.deepEqual(adaptiveBins(13, 6), [
-    [0, 3],
-    [2, 5],
-    [4, 7],
-    [6, 9],
-    [8, 11],
-    [10, 13],
-  ]);
-  assert.deepEqual(adaptiveBins(4, 4), [
-    [0, 1],
-    [1, 2],
-    [2, 3],
-    [3, 4],
-  ]);
 });
 
 test('adaptive max / avg pooling equal a hand computation (non-divisible sizes)', () => {
@@ -116,9 +84,9 @@ test('adaptive max / avg pooling equal a hand computation (non-divisible sizes)'
   tf.dispose([x, t]);
 });
 
-test("feature sizes: the seed's table for alexnet at 224, min(map, seed size) for alexnet_small, ResNet avg pooling", () => {
-  const seed = getCmcSpec('alexnet', { imageSize: 224, featDim: 128 });
-  const dims = [1, 2, 3, 4, 5].map((l) => probeLayerInfo(seed, l));
+test("feature sizes: upstream's table for alexnet at 224, min(map, upstream size) for alexnet_small, ResNet avg pooling", () => {
+  const upstream = getCmcSpec('alexnet', { imageSize: 224, featDim: 128 });
+  const dims = [1, 2, 3, 4, 5].map((l) => probeLayerInfo(upstream, l));
   assert.deepEqual(
     dims.map((d) => d.featureDim),
     [9600, 9216, 9600, 9600, 9216],
@@ -200,10 +168,11 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
     out,
     log: quiet,
   });
-  assert.equal(r.nVal, 40);
+  assert.equal(r.nHeldOut, 40);
   assert.equal(r.nTrain, 120);
   assert.equal(r.nTest, 48);
-  assert.equal(r.selectedOn, 'val');
+  assert.equal(r.selectedOn, 'held_out');
+  assert.equal(r.chosenOn, 'chosen on the held-out split (40 training images, --val_split 0.25)');
   assert.equal(r.epochs.length, 6);
   assert.ok(r.epochs.every((m) => m.val_top1 !== undefined && m.top5 >= m.top1));
   assert.equal(r.epochs[4].lr, 0.1 * 0.2);
@@ -212,16 +181,19 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
   const bestByVal = Math.max(...r.epochs.map((m) => m.val_top1!));
   assert.equal(r.best.val_top1, bestByVal);
 
-  const head = readHead(out);
+  const head = await readHeadFile(out);
   assert.equal(head.format, 'cmc-linear-head');
   assert.equal(head.version, 1);
   assert.equal(head.layer, 3);
   assert.deepEqual(head.pool, [5, 5]);
-  assert.equal(head.featureDim, 9600);
+  assert.equal(head.inFeatures, 9600);
   assert.deepEqual(head.classNames, ['disc', 'square', 'stripes', 'ring']);
   assert.equal(head.weight.length, 9600 * 4);
-  assert.equal(head.metrics.best.epoch, r.best.epoch);
-  assert.equal(head.probeConfig.layer, 3);
+  assert.equal((head.metrics as { best: { epoch: number } }).best.epoch, r.best.epoch);
+  assert.equal(head.metrics!.selectedOn, 'held_out');
+  assert.equal(head.metrics!.nHeldOut, 40);
+  assert.equal(head.probe!.layer, 3);
+  assert.deepEqual([head.arch, head.imageSize, head.view], ['alexnet_small', 32, 'Lab']);
 
   // Recompute: same random encoder, test features, logits from the JSON by tfjs and by hand.
   const enc = loadEncoder({ checkpoint: null, arch: 'alexnet_small', imageSize: 32, seed: 1 });
@@ -241,7 +213,7 @@ test('cached probe learns the synthetic task; held-out split from train; head JS
     let arg = 0;
     for (let c = 0; c < C; c++) {
       let s = head.bias[c];
-      for (let d = 0; d < head.featureDim; d++) s += feats.features[i * head.featureDim + d] * head.weight[d * C + c];
+      for (let d = 0; d < head.inFeatures; d++) s += feats.features[i * head.inFeatures + d] * head.weight[d * C + c];
       maxErr = Math.max(maxErr, Math.abs(s - L[i * C + c]) / (1 + Math.abs(s)));
       if (L[i * C + c] > L[i * C + arg]) arg = c;
     }
@@ -279,10 +251,11 @@ test('weight decay chosen on held-out train images, then one head refitted on al
   );
   const top = Math.max(...sel.candidates.map((c) => c.val_top1));
   assert.equal(sel.chosen, sel.candidates.find((c) => c.val_top1 === top)!.weight_decay);
-  assert.equal(r.head.probeConfig.weightDecay, sel.chosen);
+  assert.equal(r.head.probe!.weightDecay, sel.chosen);
+  assert.equal(sel.n_held_out, 40);
   // The refit: every training image, no held-out part, the last epoch reported and kept.
   assert.equal(r.nTrain, 160);
-  assert.equal(r.nVal, 0);
+  assert.equal(r.nHeldOut, 0);
   assert.equal(r.selectedOn, 'last');
   assert.equal(r.best.epoch, 3);
   assert.deepEqual(r.best, r.last);
@@ -295,6 +268,7 @@ test('weight decay chosen on held-out train images, then one head refitted on al
       dataFolder: data,
       layer: 5,
       mode: 'cached',
+      valSplit: 0,
       selectWeightDecay: [0],
       backend: 'wasm',
       log: quiet,
@@ -303,7 +277,7 @@ test('weight decay chosen on held-out train images, then one head refitted on al
   );
 });
 
-test('augmented probe (the seed protocol) runs through the frozen encoder each epoch', async () => {
+test("augmented probe chosen on the test split (upstream's protocol, explicit) runs through the frozen encoder each epoch", async () => {
   const r = await probe({
     checkpoint: null,
     arch: 'alexnet_small',
@@ -315,16 +289,144 @@ test('augmented probe (the seed protocol) runs through the frozen encoder each e
     lr: 0.1,
     batchSize: 64,
     mode: 'augmented',
+    selectOn: 'test',
     backend: 'wasm',
     workers: 0,
     log: quiet,
   });
   assert.equal(r.epochs.length, 1);
   assert.equal(r.selectedOn, 'test');
+  assert.equal(r.chosenOn, 'chosen on the test split (optimistic)');
   assert.equal(r.nTrain, 160);
-  assert.equal(r.head.featureDim, 2304);
+  assert.equal(r.nHeldOut, 0);
+  assert.equal(r.head.inFeatures, 2304);
   assert.equal(r.head.pool, null);
   assert.ok(Number.isFinite(r.epochs[0].loss));
+});
+
+test('where the epoch is chosen: held-out 10% by default, --val_split 0 alone means last, the test split only when asked', () => {
+  assert.deepEqual(planSelection({}), { selectOn: 'held_out', heldOut: HELD_OUT_DEFAULT, note: null });
+  assert.equal(HELD_OUT_DEFAULT, 0.1);
+  assert.deepEqual(planSelection({ valSplit: 0.2 }), { selectOn: 'held_out', heldOut: 0.2, note: null });
+  const zero = planSelection({ valSplit: 0 });
+  assert.equal(zero.selectOn, 'last');
+  assert.equal(zero.heldOut, 0);
+  assert.match(zero.note!, /last epoch/);
+  assert.deepEqual(planSelection({ selectOn: 'test' }), { selectOn: 'test', heldOut: 0, note: null });
+  assert.deepEqual(planSelection({ selectOn: 'last', valSplit: 0.2 }), { selectOn: 'last', heldOut: 0.2, note: null });
+  assert.deepEqual(planSelection({ selectOn: 'held_out' }), { selectOn: 'held_out', heldOut: 0.1, note: null });
+  assert.throws(() => planSelection({ selectOn: 'held_out', valSplit: 0 }), /needs held-out images/);
+  assert.throws(() => planSelection({ valSplit: 1 }), /\[0, 1\)/);
+  assert.throws(() => planSelection({ selectOn: 'val' as never }), /held_out, test, last/);
+});
+
+test('learning rates print rounded; a diverging loss is warned about once', () => {
+  assert.equal(formatLr(0.004000000000000001), '0.004');
+  assert.equal(formatLr(0.1 * 0.2), '0.02');
+  assert.equal(formatLr(30), '30');
+  assert.equal(formatLr(1.2345678e-7), '1.23457e-7');
+  const w = new DivergenceWatch();
+  assert.equal(w.check(1, 1.3), null);
+  assert.equal(w.check(2, 12), null, 'below 10x the first epoch');
+  assert.match(w.check(3, 14)!, /diverged in epoch 3/);
+  assert.equal(w.check(4, NaN), null, 'once');
+  assert.match(new DivergenceWatch().check(1, NaN)!, /diverged in epoch 1/);
+});
+
+test('by default the probe chooses its epoch on 10% of the training images held out, and says so', async () => {
+  const lines: string[] = [];
+  const r = await probe({
+    checkpoint: null,
+    arch: 'alexnet_small',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    layer: 5,
+    epochs: 3,
+    lr: 0.1,
+    batchSize: 32,
+    decayEpochs: [2],
+    decayRate: 0.2,
+    mode: 'cached',
+    backend: 'wasm',
+    workers: 0,
+    log: (l) => lines.push(l),
+  });
+  assert.equal(r.selectedOn, 'held_out');
+  assert.equal(r.heldOutFraction, 0.1);
+  assert.equal(r.nHeldOut, 16); // round(0.1 * 40) per class
+  assert.equal(r.nTrain, 144);
+  assert.equal(r.chosenOn, 'chosen on the held-out split (16 training images, --val_split 0.1)');
+  assert.equal(r.best.val_top1, Math.max(...r.epochs.map((m) => m.val_top1!)));
+  assert.equal(r.head.probe!.selectOn, 'held_out');
+  assert.equal(r.head.probe!.valSplit, 0.1);
+  assert.ok(lines.some((l) => l.includes('reported epoch') && l.includes('chosen on the held-out split')));
+  assert.ok(
+    lines.some((l) => /epoch 3\/3 lr 0\.02:/.test(l)),
+    'the decayed lr printed rounded',
+  );
+  assert.ok(!lines.some((l) => /lr 0\.0200000/.test(l)));
+});
+
+test('--val_split 0 alone reports the last epoch (and says why); --select_on held_out needs held-out images', async () => {
+  const lines: string[] = [];
+  const base = {
+    checkpoint: null,
+    arch: 'alexnet_mini',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    layer: 5,
+    epochs: 2,
+    batchSize: 32,
+    mode: 'cached' as const,
+    backend: 'wasm' as const,
+    workers: 0,
+  };
+  const r = await probe({ ...base, valSplit: 0, log: (l) => lines.push(l) });
+  assert.equal(r.selectedOn, 'last');
+  assert.equal(r.nHeldOut, 0);
+  assert.equal(r.nTrain, 160);
+  assert.deepEqual(r.best, r.last);
+  assert.equal(r.chosenOn, 'not chosen: the last epoch of the schedule');
+  assert.ok(lines.some((l) => l.includes('--val_split 0 holds out no training image')));
+  await assert.rejects(probe({ ...base, valSplit: 0, selectOn: 'held_out', log: quiet }), /needs held-out images/);
+});
+
+test('a head file in the shape the probe wrote before core/formats/head.ts is still read', async () => {
+  const file = path.join(tmp, 'old_head.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      format: 'cmc-linear-head',
+      version: 1,
+      layer: 3,
+      pool: null,
+      poolType: 'max',
+      featureDim: 3,
+      classNames: ['a', 'b'],
+      weight: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+      bias: [0, 1],
+      featureLayout: 'concat(views, channel axis) -> adaptive pool -> flatten C,H,W (PyTorch NCHW order)',
+      arch: 'alexnet_small',
+      imageSize: 32,
+      view: 'Lab',
+      views: ['L', 'ab'],
+      probeConfig: { lr: 0.1, layer: 3 },
+      metrics: { selectedOn: 'val', best: { epoch: 2 }, last: { epoch: 3 }, epochs: [] },
+    }),
+  );
+  const h = await readHeadFile(file);
+  assert.equal(h.inFeatures, 3);
+  assert.equal(h.pool, null);
+  assert.deepEqual(h.probe, { lr: 0.1, layer: 3 });
+  assert.deepEqual(h.views, ['L', 'ab']);
+  assert.deepEqual([h.arch, h.imageSize, h.view], ['alexnet_small', 32, 'Lab']);
+  assert.equal((h.metrics as { best: { epoch: number } }).best.epoch, 2);
+  const logits = headLogits(h, tf.tensor2d([1, 0, 2], [1, 3]));
+  const got = Array.from(logits.dataSync());
+  [0.1 + 2 * 0.5, 0.2 + 2 * 0.6 + 1].forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 1e-6));
+  logits.dispose();
 });
 
 test('weighted kNN on a hand-computed example: the exp(sim/T) weights decide', async () => {
@@ -431,4 +533,63 @@ test('cmc probe / knn / supervised: registered with --help, and probe --json run
   assert.equal(j.epochs.length, 2);
   assert.equal(j.head, path.join(tmp, 'cli.json'));
   assert.ok(fs.existsSync(j.head));
+  assert.equal(j.selected_on, 'held_out');
+  assert.equal(j.n_held_out, 16);
+  assert.equal(j.config.val_split, 0.1);
+  assert.match(j.chosen_on, /^chosen on the held-out split \(16 training images/);
+});
+
+test('cmc probe --select_on test is labelled optimistic in the output and the JSON', async () => {
+  const help = new Command('cmc').exitOverride();
+  addEvalCommands(help);
+  assert.match(help.commands[0].helpInformation(), /--select_on <split>[\s\S]*held_out[\s\S]*optimistic/);
+  const run = async (extra: string[]) => {
+    const program = new Command('cmc').exitOverride();
+    addEvalCommands(program);
+    const lines: string[] = [];
+    const log = console.log,
+      err = console.error;
+    console.log = (s: string) => lines.push(s);
+    console.error = () => {};
+    try {
+      await program.parseAsync(
+        [
+          'probe',
+          '--random',
+          '--model',
+          'alexnet_mini',
+          '--image_size',
+          '32',
+          '--data_folder',
+          data,
+          '--mode',
+          'cached',
+          '--epochs',
+          '1',
+          '--backend',
+          'wasm',
+          '--workers',
+          '0',
+          '--out',
+          path.join(tmp, 'cli_test.json'),
+          '--select_on',
+          'test',
+          ...extra,
+        ],
+        { from: 'user' },
+      );
+    } finally {
+      console.log = log;
+      console.error = err;
+    }
+    return lines;
+  };
+  const printed = await run([]);
+  assert.match(printed[0], /\(chosen on the test split \(optimistic\)\)/);
+  const j = JSON.parse((await run(['--json']))[0]);
+  assert.equal(j.selected_on, 'test');
+  assert.equal(j.chosen_on, 'chosen on the test split (optimistic)');
+  assert.equal(j.n_held_out, 0);
+  const head = await readHeadFile(path.join(tmp, 'cli_test.json'));
+  assert.equal(head.metrics!.chosenOn, 'chosen on the test split (optimistic)');
 });

@@ -13,7 +13,8 @@ import sharp from 'sharp';
 import { Command } from 'commander';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { RawU8Source } from '../../train/data/sources.ts';
-import { knnEvaluate, probe } from '../../train/eval/probe.ts';
+import { knnEvaluate } from '../../train/eval/knn_eval.ts';
+import { probe } from '../../train/eval/linear_probe.ts';
 import { addEvalCommands } from '../../bin/commands/eval.ts';
 import { writeTinySpec } from '../helpers/tiny_spec.ts';
 
@@ -85,7 +86,7 @@ test('--test_split holds out a stratified fraction of the training images as the
   });
   assert.equal(p.testSplit.source, 'held_out');
   assert.equal(p.nTest, 8);
-  assert.equal(p.nTrain + p.nVal, 24, 'the probe neither trains nor chooses its epoch on the held-out test images');
+  assert.equal(p.nTrain + p.nHeldOut, 24, 'the probe neither trains nor chooses its epoch on the held-out test images');
   // A dataset with its own test split evaluates on it, and refuses --test_split (two test splits would be ambiguous).
   const own = await knnEvaluate({ ...enc, dataFolder: withVal, k: 5 });
   assert.deepEqual(own.testSplit, { source: 'dataset' });

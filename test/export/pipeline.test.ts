@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS } from '../../train/trainer/config.ts';
 import { train } from '../../train/trainer/train.ts';
-import { probe } from '../../train/eval/probe.ts';
+import { probe } from '../../train/eval/linear_probe.ts';
 import { exportModel } from '../../train/export/export.ts';
 import { RawU8Source } from '../../train/data/sources.ts';
 import { resizeCenterCrop } from '../../core/preprocess/resize.ts';

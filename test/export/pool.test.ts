@@ -1,9 +1,9 @@
 /**
- * Adaptive pooling in the exported graph (heads trained on pooled features, train/eval/probe.ts):
- * emitAdaptivePool2d run by onnxruntime-node (CPU) equals probe.ts adaptivePool2d (tfjs) for the sizes the
+ * Adaptive pooling in the exported graph (heads trained on pooled features, train/eval/linear_probe.ts):
+ * emitAdaptivePool2d run by onnxruntime-node (CPU) equals train/eval/pooling.ts adaptivePool2d (tfjs) for the sizes the
  * probe uses (15->10, 7->6, 7->5, 13->6, 27->10, 6->6 no-op; non-square and upsampling too), max and avg,
  * only WebGPU-listed operators; and end to end: a probe-format head with pool [5, 5] at layer 3 of
- * alexnet_small 32 px (random weights, written with the probe's writeHead) exports, and encoder.onnx
+ * alexnet_small 32 px (random weights, written with train/eval/head.ts writeHead) exports, and encoder.onnx
  * features / head.onnx / classifier.onnx logits equal the probe's layerFeatures + headLogits within 1e-4.
  */
 import { after, before, test } from 'node:test';
@@ -21,21 +21,14 @@ import { Rng } from '../../core/util/rng.ts';
 import type { Checkpoint } from '../../core/formats/checkpoint.ts';
 import { randomModelCheckpoint } from '../helpers/random_model.ts';
 import { exportModel } from '../../train/export/export.ts';
-import { adaptivePoolBins, buildAdaptivePoolGraph } from '../../train/export/emit_pool.ts';
+import { buildAdaptivePoolGraph } from '../../train/export/emit_pool.ts';
 import { checkOps } from '../../train/export/onnx_graph.ts';
-import { parseHead } from '../../core/formats/head.ts';
+import { parseHead, type LinearHead } from '../../core/formats/head.ts';
+import { adaptiveBins, type PoolType } from '../../core/network/pooling.ts';
 import { loadOnnxModel, makeModel, encodeModel } from '../../core/onnx/onnx_proto.ts';
-import {
-  adaptiveBins,
-  adaptivePool2d,
-  FEATURE_LAYOUT,
-  headLogits,
-  layerFeatures,
-  probeLayerInfo,
-  writeHead,
-  type LinearHead as ProbeHead,
-  type PoolType,
-} from '../../train/eval/probe.ts';
+import { adaptivePool2d } from '../../train/eval/pooling.ts';
+import { layerFeatures, probeLayerInfo } from '../../train/eval/features.ts';
+import { headLogits, writeHead } from '../../train/eval/head.ts';
 
 let tmp = '';
 before(async () => {
@@ -44,21 +37,6 @@ before(async () => {
 });
 after(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
-
-test("adaptive pool bins in the exporter are the probe's", () => {
-  for (const [i, o] of [
-    [15, 10],
-    [7, 6],
-    [7, 5],
-    [13, 6],
-    [27, 10],
-    [6, 6],
-    [3, 5],
-    [13, 5],
-  ]) {
-    assert.deepEqual(adaptivePoolBins(i, o), adaptiveBins(i, o));
-  }
 });
 
 const POOL_CASES: { hw: [number, number]; out: [number, number] }[] = [
@@ -73,7 +51,7 @@ const POOL_CASES: { hw: [number, number]; out: [number, number] }[] = [
 ];
 
 for (const type of ['max', 'avg'] as PoolType[]) {
-  test(`adaptive ${type} pooling in ONNX (onnxruntime-node cpu) == probe.ts adaptivePool2d`, async (t) => {
+  test(`adaptive ${type} pooling in ONNX (onnxruntime-node cpu) == tfjs adaptivePool2d`, async (t) => {
     const rng = new Rng(type === 'max' ? 21 : 22);
     const n = 2;
     const c = 5;
@@ -133,22 +111,22 @@ for (const c of E2E) {
     const info = probeLayerInfo(model.spec, c.layer, c.poolType ? { poolType: c.poolType } : undefined);
     assert.deepEqual(info.pool, c.expectPool);
     const classes = 4;
-    const head: ProbeHead = {
+    const head: LinearHead = {
       format: 'cmc-linear-head',
       version: 1,
       layer: c.layer,
+      features: 'flatten',
       pool: info.pool,
       poolType: info.poolType,
-      featureDim: info.featureDim,
+      inFeatures: info.featureDim,
       classNames: Array.from({ length: classes }, (_, i) => `class${i}`),
-      weight: Array.from({ length: info.featureDim * classes }, () => rng.normal() / Math.sqrt(info.featureDim)),
-      bias: Array.from({ length: classes }, () => rng.range(-0.1, 0.1)),
-      featureLayout: FEATURE_LAYOUT,
+      weight: Float32Array.from({ length: info.featureDim * classes }, () => rng.normal() / Math.sqrt(info.featureDim)),
+      bias: Float32Array.from({ length: classes }, () => rng.range(-0.1, 0.1)),
       arch: 'alexnet_small',
       imageSize: 32,
       view: 'Lab',
       views: model.spec.views.map((v) => v.name),
-      probeConfig: { lr: 0.1, layer: c.layer },
+      probe: { lr: 0.1, layer: c.layer },
       metrics: {
         selectedOn: 'test',
         best: { epoch: 1, lr: 0.1, loss: 1, train_top1: 0.3, top1: 0.3, top5: 1, epoch_sec: 1 },

@@ -25,6 +25,7 @@ import { featuresDim } from '../../train/export/emit.ts';
 import { onnxToTfGraph, TFJS_OPS, TfjsExportError } from '../../train/export/tfjs_graph.ts';
 import { makeNode, valueInfo, DataType, floatTensor, type IGraphProto } from '../../core/onnx/onnx_proto.ts';
 import type { LinearHead } from '../../core/formats/head.ts';
+import type { PoolType } from '../../core/network/pooling.ts';
 import type { Checkpoint, TensorEntry } from '../../core/formats/checkpoint.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
@@ -88,7 +89,7 @@ function randomHead(
   f: number,
   layer: number,
   seed: number,
-  pool?: { pool: [number, number]; poolType: 'max' | 'avg' },
+  pool?: { pool: [number, number]; poolType: PoolType },
 ): LinearHead {
   let ss = 0;
   for (const v of features) ss += v * v;
@@ -116,7 +117,7 @@ interface Case {
   size: number;
   checkpoint: () => { model: CmcModel; checkpoint: Checkpoint };
   /** A head at this layer (with optional adaptive pooling); none: encoder only. */
-  head?: { layer?: number; pool?: [number, number]; poolType?: 'max' | 'avg' };
+  head?: { layer?: number; pool?: [number, number]; poolType?: PoolType };
 }
 
 /**

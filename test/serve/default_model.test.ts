@@ -73,7 +73,7 @@ test('real data: the shipped classifier reproduces the recorded probe accuracy o
     return;
   }
   // The head holds the last epoch of the probe refitted on all training images (weight decay chosen on
-  // held-out ones, bench/eval_protocol.sh); last.top1 is its test accuracy.
+  // held-out ones, train/results/eval_protocol.sh); last.top1 is its test accuracy.
   assert.equal(manifest.metrics?.probe?.selectedOn, 'last');
   const recorded = manifest.metrics.probe.last.top1 as number;
   assert.ok(recorded > 0, 'manifest.metrics.probe.last.top1 is recorded');

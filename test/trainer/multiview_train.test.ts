@@ -15,7 +15,10 @@ import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from '../../train/trainer/config.ts';
 import { train } from '../../train/trainer/train.ts';
 import { readCheckpoint, writeCheckpoint } from '../../core/formats/checkpoint.ts';
-import { knnEvaluate, layerFeatures, loadEncoder, probe, probeLayerInfo } from '../../train/eval/probe.ts';
+import { loadEncoder } from '../../train/eval/encoder.ts';
+import { layerFeatures, probeLayerInfo } from '../../train/eval/features.ts';
+import { knnEvaluate } from '../../train/eval/knn_eval.ts';
+import { probe } from '../../train/eval/linear_probe.ts';
 import { toLayoutInput } from '../../core/preprocess/views.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { Rng } from '../../core/util/rng.ts';
@@ -167,7 +170,7 @@ test('probe and kNN of a view subset: the L encoder alone gives the L columns of
     log: quiet,
   });
   assert.deepEqual(r.head.views, ['L']);
-  assert.equal(r.head.featureDim, 16);
+  assert.equal(r.head.inFeatures, 16);
   const all = await probe({
     checkpoint: ckpt3,
     dataFolder: data,
@@ -180,7 +183,7 @@ test('probe and kNN of a view subset: the L encoder alone gives the L columns of
     log: quiet,
   });
   assert.deepEqual(all.head.views, VIEWS);
-  assert.equal(all.head.featureDim, 48);
+  assert.equal(all.head.inFeatures, 48);
   const k = await knnEvaluate({
     checkpoint: ckpt3,
     views: ['ab', 'L'],

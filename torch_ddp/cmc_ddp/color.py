@@ -1,5 +1,5 @@
 """RGB uint8 -> the normalised view input, as core/preprocess/color.ts (skimage 0.19's rgb2lab / rgb2ycbcr in
-float64, normalised in float64, rounded to float32 once: the seed's order). Constants are color.ts's."""
+float64, normalised in float64, rounded to float32 once: upstream's order). Constants are color.ts's."""
 import numpy as np
 
 LAB_MEAN = np.array([(0 + 100) / 2, (-86.183 + 98.233) / 2, (-107.857 + 94.478) / 2])

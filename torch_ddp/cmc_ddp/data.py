@@ -1,6 +1,6 @@
 """Training data as `cmc train` reads it: an image folder (class sub-folders; `<data_folder>/train` when it
 exists) or CIFAR-10's binary batches, each sample returned with its dataset index (the memory-bank row), and
-the seed's augmentation (train/data/augment.ts): RandomResizedCrop(size, scale=(crop_low, 1), ratio=(3/4, 4/3))
+upstream's augmentation (train/data/augment.ts): RandomResizedCrop(size, scale=(crop_low, 1), ratio=(3/4, 4/3))
 with bilinear resampling, RandomHorizontalFlip(0.5), then RGB -> normalised Lab (color.py).
 
 The global batch: one permutation per epoch (seeded with seed + epoch, the same on every rank), cut into

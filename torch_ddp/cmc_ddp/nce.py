@@ -22,7 +22,7 @@ class MemoryBank:
         # read and written every step
         self.gen = torch.Generator().manual_seed(seed)
         s = 1.0 / math.sqrt(dim / 3)
-        # uniform(-s, s), not normalised (the seed's init)
+        # uniform(-s, s), not normalised (upstream's init)
         self.memory_l = torch.rand(n_data, dim, generator=self.gen).mul_(2 * s).add_(-s).to(device)
         self.memory_ab = torch.rand(n_data, dim, generator=self.gen).mul_(2 * s).add_(-s).to(device)
         self.n, self.k, self.t, self.m, self.softmax = n_data, k, t, momentum, softmax
@@ -56,7 +56,7 @@ class MemoryBank:
         return out_l / self.z_l, out_ab / self.z_ab
 
     def per_example_loss(self, out):
-        """Loss of each row: NCECriterion's or softmax CE with target 0; the seed's loss is their mean."""
+        """Loss of each row: NCECriterion's or softmax CE with target 0; upstream's loss is their mean."""
         if self.softmax:
             return F.cross_entropy(out, torch.zeros(out.shape[0], dtype=torch.long, device=out.device), reduction='none')
         c = (out.shape[1] - 1) / self.n

@@ -32,7 +32,7 @@ def conv_out(n, k, s, p):
 
 class L2Norm(nn.Module):
     def forward(self, x):
-        # the seed's Normalize(2): no epsilon
+        # upstream's Normalize(2): no epsilon
         return x / x.norm(dim=1, keepdim=True)
 
 
@@ -149,7 +149,7 @@ class Encoder(nn.Module):
         self.out_shape = shape
 
     def forward(self, x, layer=None):
-        """Output of block `layer` (1-based, the seed's numbering); default the last (the embedding)."""
+        """Output of block `layer` (1-based, upstream's numbering); default the last (the embedding)."""
         if layer is None:
             return self.blocks(x)
         for b in self.blocks[:layer]:

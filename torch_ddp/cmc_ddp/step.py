@@ -6,7 +6,7 @@ from .nce import contrast_step, update_bank
 
 
 def lr_at(base, epoch, decay_epochs, rate):
-    """The seed's step schedule (train/optim/schedule.ts stepLr): base * rate ** #{d in decay_epochs: epoch > d}."""
+    """Upstream's step schedule (train/optim/schedule.ts stepLr): base * rate ** #{d in decay_epochs: epoch > d}."""
     return base * rate ** sum(1 for d in decay_epochs if epoch > d)
 
 

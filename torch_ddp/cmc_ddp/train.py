@@ -18,7 +18,7 @@ from .nce import MemoryBank
 from .spec import CMC, UnsupportedSpec, load_spec
 from .step import lr_at, train_step
 
-# The flags of `cmc train` (train/trainer/config.ts TRAIN_DEFAULTS, the seed's train_CMC.py) that apply here.
+# The flags of `cmc train` (train/trainer/config.ts TRAIN_DEFAULTS, upstream's train_CMC.py) that apply here.
 DEFAULTS = dict(model_path='runs', batch_size=128, epochs=240, learning_rate=0.03, lr_decay_epochs='120,160,200',
                 lr_decay_rate=0.1, momentum=0.9, weight_decay=1e-4, nce_k=16384, nce_t=0.07, nce_m=0.5,
                 crop_low=0.2, view='Lab', seed=0, workers=2, print_freq=10, save_freq=10, dataset='auto', name='')

@@ -41,7 +41,7 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Shuffle each epoch (default true; false = index order, e.g. for feature extraction). */
   shuffle?: boolean;
-  /** Drop a last incomplete batch (default false, as the seed's DataLoader). */
+  /** Drop a last incomplete batch (default false, as upstream's DataLoader). */
   dropLast?: boolean;
   /** Non-fatal problems (bad images); default console.warn. */
   onWarn?: WarnFn;

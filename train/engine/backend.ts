@@ -15,6 +15,7 @@ import { finishWasmThreads, prepareWasmThreads, wasmThreadsWanted } from '../ker
 import { ensureGradients } from './gradients.ts';
 import { loadNativeAddon } from '../kernels/native/addon.ts';
 import { registerNativeBackend } from '../kernels/native/register.ts';
+import { hasGpuDevice } from '../../core/util/gpu.ts';
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -145,8 +146,9 @@ async function initTensorflow(): Promise<BackendInfo> {
 let webgpuGlobalsInstalled = false;
 
 /**
- * WebGPU in Node through Dawn. Without a system Vulkan driver we point the Vulkan loader at Chromium's
- * SwiftShader ICD (software), which is how this project's tests exercise the GPU code path on CPU-only CI.
+ * WebGPU in Node through Dawn. Without a GPU device node (core/util/gpu.ts) the only system Vulkan driver is
+ * usually Mesa's llvmpipe, which Dawn rejects, so we point the Vulkan loader at Chromium's SwiftShader ICD
+ * (software), which is how this project's tests exercise the GPU code path on CPU-only CI.
  */
 async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promise<BackendInfo> {
   const usedSoftwareIcd =
@@ -185,19 +187,6 @@ async function initWebgpu({ allowSoftware }: { allowSoftware: boolean }): Promis
     throw new BackendUnavailableError('tfjs could not initialise its webgpu backend');
   await tf.ready();
   return { name: 'webgpu', device: `${desc}${software ? ' (software)' : ''}`, accelerated: !software };
-}
-
-/**
- * A GPU device node means the system's Vulkan drivers can reach hardware. Without one, the only system
- * ICD is usually Mesa's llvmpipe, which Dawn rejects, so SwiftShader is the software adapter to use.
- */
-function hasGpuDevice(): boolean {
-  if (fs.existsSync('/dev/nvidia0')) return true;
-  try {
-    return fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
-  } catch {
-    return false;
-  }
 }
 
 /** XNNPACK threads of the wasm backend: CMC_WASM_THREADS, else one per available core (at most 8). */

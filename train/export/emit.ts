@@ -10,7 +10,7 @@
  * - MaxPool pads are ignored cells in ONNX (= PyTorch's -inf padding), floor mode (ceil_mode 0);
  * - Flatten of an NCHW map is PyTorch's flatten order directly;
  * - L2 norm is x / sqrt(ReduceSum(x * x, axes = [1], keepdims = 1)) (no LpNormalization: it is not in
- *   onnxruntime-web's WebGPU operator list); no epsilon, as the seed's Normalize(2) and build_tfjs.ts;
+ *   onnxruntime-web's WebGPU operator list); no epsilon, as upstream's Normalize(2) (`models/alexnet.py`) and build_tfjs.ts;
  * - residual is Add + Relu.
  *
  * The preprocessing runs inside the graph too: `images` uint8 [N, H, W, 3] (NHWC, RGB) -> Cast -> *1/255
@@ -21,7 +21,7 @@
  * A spec with a declared `input` layout (more views: L, ab, Y, CbCr, DbDr, grad) computes each of them
  * from RGB instead (emit_preprocess.ts). Each view then takes its channels (Slice, or Gather when not contiguous).
  *
- * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features) is emit_pool.ts;
+ * Adaptive pooling of the `features` map (a linear-probe head trained on pooled features) (train/eval/linear_probe.ts) is emit_pool.ts;
  * the graph is built with onnx_graph.ts's GraphBuilder and checked against WEBGPU_OPS.
  *
  *   const g = buildEncoderGraph(spec, params, { view: 'Lab', layer: 5 });   // outputs embedding, features
@@ -29,12 +29,13 @@
  */
 import { unreachable, type CmcSpec, type EncoderSpec, type LayerSpec } from '../../core/network/layers.ts';
 import { inferShapes, layerOutputShape, type Shape } from '../../core/network/shapes.ts';
+import type { PoolType } from '../../core/network/pooling.ts';
 import type { ColorView } from '../../core/preprocess/color.ts';
 import { emitChannels, emitLayoutInput } from './emit_preprocess.ts';
 import { specInput } from '../../core/preprocess/views.ts';
 import { DataType, valueInfo, type IGraphProto } from '../../core/onnx/onnx_proto.ts';
 import { checkOps, GraphBuilder } from './onnx_graph.ts';
-import { emitAdaptivePool2d, type AdaptivePoolType } from './emit_pool.ts';
+import { emitAdaptivePool2d } from './emit_pool.ts';
 
 /** One parameter or buffer in tfjs layout (as CmcModel.toNamedArrays / checkpoint tensors). */
 export interface ParamArray {
@@ -249,14 +250,14 @@ export function emitEncoder(
 // Whole graphs
 
 export interface EncoderGraphOptions {
-  /** Colour space of specs without a declared `input` layout (the seed's two views). */
+  /** Colour space of specs without a declared `input` layout (upstream's two views). */
   view: ColorView;
   /** Block (1-based) whose flattened outputs, L then ab, form the `features` output. */
   layer: number;
   /** Adaptive pooling target [h, w] of the block's map (views concatenated along channels) before the flatten. */
   pool?: [number, number] | null;
   /** Default 'max'. */
-  poolType?: AdaptivePoolType;
+  poolType?: PoolType;
 }
 
 export const INPUT_NAME = 'images';

@@ -1,27 +1,15 @@
 /**
  * Adaptive pooling of the `features` map inside the ONNX graph (a linear-probe head trained on pooled
- * features, train/eval/probe.ts): PyTorch's adaptive bins (bin i = [floor(i*in/out), ceil((i+1)*in/out))).
- * Bins are rectangles, so the pooling is separable (rows, then columns, as probe.ts); along one axis, for each
- * distinct bin size k a MaxPool / AveragePool with kernel k (1 on the other axis), stride 1, gives every
- * window of size k, a Gather takes the windows starting at those bins' starts, and when there are several
- * sizes the groups are Concat-ed and a last Gather restores bin order. Exact for max; for avg the same mean
- * of the same cells.
+ * features, train/eval/linear_probe.ts): the views' block outputs, concatenated along channels, pooled with
+ * PyTorch's adaptive bins (core/network/pooling.ts). Bins are rectangles, so the pooling is separable (rows,
+ * then columns, as train/eval/pooling.ts); along one axis, for each distinct bin size k a MaxPool /
+ * AveragePool with kernel k (1 on the other axis), stride 1, gives every window of size k, a Gather takes the
+ * windows starting at those bins' starts, and when there are several sizes the groups are Concat-ed and a
+ * last Gather restores bin order. Exact for max; for avg the same mean of the same cells.
  */
+import { adaptiveBins, type PoolType } from '../../core/network/pooling.ts';
 import { DataType, valueInfo, type IGraphProto } from '../../core/onnx/onnx_proto.ts';
 import { GraphBuilder } from './onnx_graph.ts';
-
-export type AdaptivePoolType = 'max' | 'avg';
-
-/** PyTorch adaptive pooling bins (as train/eval/probe.ts adaptiveBins): bin i covers [floor(i*in/out), ceil((i+1)*in/out)). */
-export function adaptivePoolBins(inSize: number, outSize: number): [number, number][] {
-  if (!(Number.isInteger(inSize) && Number.isInteger(outSize) && inSize > 0 && outSize > 0)) {
-    throw new RangeError(`adaptive pooling: sizes must be positive integers (in ${inSize}, out ${outSize})`);
-  }
-  return Array.from({ length: outSize }, (_, i) => [
-    Math.floor((i * inSize) / outSize),
-    Math.ceil(((i + 1) * inSize) / outSize),
-  ]);
-}
 
 /** Adaptive pooling of NCHW `x` along one spatial axis (2 = H, 3 = W) from `inSize` to `outSize`. */
 function emitAdaptivePoolAxis(
@@ -30,11 +18,11 @@ function emitAdaptivePoolAxis(
   axis: 2 | 3,
   inSize: number,
   outSize: number,
-  type: AdaptivePoolType,
+  type: PoolType,
   base: string,
 ): string {
   if (inSize === outSize) return x; // every bin is one cell
-  const bins = adaptivePoolBins(inSize, outSize);
+  const bins = adaptiveBins(inSize, outSize);
   const sizes = [...new Set(bins.map(([s, e]) => e - s))].sort((a, b) => a - b);
   const groups: string[] = [];
   const order: number[] = []; // bin index at each position of the concatenation
@@ -65,14 +53,14 @@ function emitAdaptivePoolAxis(
 
 /**
  * AdaptiveMaxPool2d / AdaptiveAvgPool2d of NCHW `x` with spatial size [inH, inW] to `out` (rows, then
- * columns, as train/eval/probe.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
+ * columns, as train/eval/pooling.ts adaptivePool2d). Returns `x` itself when `out` is the map size.
  */
 export function emitAdaptivePool2d(
   g: GraphBuilder,
   x: string,
   inHW: [number, number],
   out: [number, number],
-  type: AdaptivePoolType,
+  type: PoolType,
   base = 'adaptive_pool',
 ): string {
   if (type !== 'max' && type !== 'avg')
@@ -89,7 +77,7 @@ export function buildAdaptivePoolGraph(
   c: number,
   inHW: [number, number],
   out: [number, number],
-  type: AdaptivePoolType,
+  type: PoolType,
 ): IGraphProto {
   const g = new GraphBuilder();
   g.unique('x');

@@ -25,6 +25,7 @@ import {
   type ModelCheckpoint,
 } from '../../core/formats/checkpoint.ts';
 import { writeFileAtomic } from '../../core/util/atomic_write.ts';
+import { portableConfig } from './provenance.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { subsetSpec } from '../../core/network/input.ts';
 import { specInput } from '../../core/preprocess/views.ts';
@@ -227,8 +228,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     poolType: pool ? poolType : null,
     embeddingDim,
     classNames,
-    trainConfig: header.config ?? null,
-    probeConfig: head?.probe ?? null,
+    trainConfig: portableConfig(header.config),
+    probeConfig: portableConfig(head?.probe),
     metrics: { train: header.metrics ?? [], probe: head?.metrics ?? null },
     opset: OPSET,
     irVersion: IR_VERSION,

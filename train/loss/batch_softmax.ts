@@ -1,5 +1,5 @@
 /**
- * Cross-view InfoNCE with in-batch negatives (ours, `--negatives batch`; the seed scores against the memory
+ * Cross-view InfoNCE with in-batch negatives (ours, `--negatives batch`; upstream scores against the memory
  * bank): for the anchor view's embeddings A [B, D] and the other view's O [B, D] of the same images,
  *
  *   logits = A·Oᵀ / T   (B×B; row i's positive is column i, the other B−1 columns are its negatives)

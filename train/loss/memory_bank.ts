@@ -12,7 +12,7 @@
  *
  * (nceLoss / softmaxLoss / sumLosses come from ./nce.ts.)
  *
- * Conventions (the seed's, easy to swap by mistake): out_l scores the L embedding against memory_ab and
+ * Conventions (upstream's, easy to swap by mistake): out_l scores the L embedding against memory_ab and
  * out_ab scores the ab embedding against memory_l; memory_l is updated with the L embedding, memory_ab
  * with the ab embedding. Memory rows are constants: no gradient reaches the bank.
  *
@@ -22,6 +22,10 @@
  *
  * Gradients are hand-written (tf.customGrad), so forward() is differentiable w.r.t. the anchors even
  * when tfjs-core's standard gradient configs are not registered.
+ *
+ * Over 500 lines on purpose: one class whose sampling, scoring (gathered rows or the B×N product),
+ * hand-written gradients, Z estimate and update share the memories and their layout; split, each part would
+ * have to expose them.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { unaryCustomGrad } from '../engine/custom_grad.ts';
@@ -30,11 +34,11 @@ import type { Rng } from '../../core/util/rng.ts';
 export interface MemoryBankOptions {
   /** N: number of training images (rows of each memory). */
   nData: number;
-  /** D: embedding size (128 in the seed). */
+  /** D: embedding size (128 upstream). */
   featDim: number;
   /** Negatives per positive. Clamped to nData − 1 (with a warning) when K >= nData. */
   K: number;
-  /** Temperature (0.07); stored float32-rounded like the seed's params tensor. */
+  /** Temperature (0.07); stored float32-rounded like upstream's params tensor. */
   T?: number;
   /** Memory momentum m (0.5): row ← normalise(m·row + (1−m)·feature). */
   momentum?: number;
@@ -58,11 +62,11 @@ export interface MemoryBankOptions {
   scoring?: 'auto' | 'bank' | 'gather';
   /** Where the K-clamp warning goes (default console.warn). */
   log?: (msg: string) => void;
-  /** Called once per pair when its Z is estimated (the seed prints "normalization constant Z_l is set to"). */
+  /** Called once per pair when its Z is estimated (upstream prints "normalization constant Z_l is set to"). */
   onZ?: (pair: readonly [number, number], z: number) => void;
 }
 
-/** Checkpointable state (the seed's memory_l, memory_ab and params). */
+/** Checkpointable state (upstream's memory_l, memory_ab and params). */
 export interface MemoryBankState {
   nData: number;
   featDim: number;
@@ -185,7 +189,7 @@ export class MemoryBank {
 
   /**
    * B×(K+1) row-major indices: B·(K+1) uniform draws in [0, N) with replacement (rng driven), then column 0
-   * overwritten with y (the seed's order). Negatives are not filtered: they may repeat or equal y.
+   * overwritten with y (upstream's order). Negatives are not filtered: they may repeat or equal y.
    */
   sampleIdx(y: Int32Array): Int32Array {
     const cols = this.K + 1;
@@ -196,7 +200,7 @@ export class MemoryBank {
   }
 
   /**
-   * The seed's forward for two views: outL scores l against memory_ab, outAb scores ab against memory_l,
+   * Upstream's forward for two views: outL scores l against memory_ab, outAb scores ab against memory_l,
    * each B×(K+1) (NCE: exp(s/T)/Z, Z estimated on the first call; softmax: s/T). `idx` (B×(K+1) row-major,
    * column 0 = y) is sampled when not given. Differentiable w.r.t. l and ab. Does not update the memory.
    */
@@ -220,7 +224,7 @@ export class MemoryBank {
 
   /**
    * Raw cross-view scores s[i,j] = ⟨memory[view][idx[i,j]], anchor[i]⟩ (B×(K+1)), differentiable w.r.t.
-   * the anchor. E.g. the seed's scores_l = rawScores(l, 1, idx).
+   * the anchor. E.g. upstream's scores_l = rawScores(l, 1, idx).
    */
   rawScores(anchor: tf.Tensor2D, memoryView: number, idx: Int32Array): tf.Tensor2D {
     this.check();
@@ -241,7 +245,7 @@ export class MemoryBank {
   /**
    * Momentum update of rows y of every memory with its own view's features, then L2 renormalisation:
    * memory_v[y_i] ← r/‖r‖, r = m·memory_v[y_i] + (1−m)·feat_v[i]. Run after forward (the scores use the
-   * pre-update memory) and outside any gradient. Duplicate y within a batch are ill-defined (as in the seed).
+   * pre-update memory) and outside any gradient. Duplicate y within a batch are ill-defined (as upstream).
    */
   update(l: tf.Tensor2D, ab: tf.Tensor2D, y: Int32Array): void {
     if (this.views !== 2) throw new Error('MemoryBank.update is the two-view API; use updateViews');
@@ -322,7 +326,7 @@ export class MemoryBank {
     tf.tidy(() => mem.assign(tf.tensor2d(Float32Array.from(data), [this.nData, this.featDim])));
   }
 
-  /** Set (or reset with −1) the Z of every pair; float32-rounded like the seed's params. */
+  /** Set (or reset with −1) the Z of every pair; float32-rounded like upstream's params. */
   setZ(z: number[]): void {
     if (z.length !== this.pairs.length) throw new RangeError(`MemoryBank.setZ: expected ${this.pairs.length} values`);
     z.forEach((v, p) => (this.z[p] = v < 0 ? -1 : Math.fround(v)));
@@ -347,7 +351,7 @@ export class MemoryBank {
     const mem = this.memory(memoryView);
     if (this.softmax) return this.scoreOp(anchor, mem, idx, 'logits', 1);
     if (this.z[p] < 0) {
-      // Z = mean(exp(s/T)) over all B·(K+1) entries · N, float32 like the seed; a constant (no gradient).
+      // Z = mean(exp(s/T)) over all B·(K+1) entries · N, float32 like upstream; a constant (no gradient).
       if (!hasSyncRead()) {
         // WebGPU cannot read synchronously: keep Z on the device for this batch (the hand-written backward
         // never differentiates through it) and read it in resolvePendingZ() after the step.
@@ -429,7 +433,7 @@ export class MemoryBank {
           for (let i = 0; i < B; i++) for (let j = 0; j < C; j++) flat[i * C + j] = i * N + idx[i * C + j];
           s = tf.reshape(tf.gather(tf.reshape(full, [B * N]), tf.tensor1d(flat, 'int32')), [B, C]);
         } else {
-          // Gather the B·(K+1) sampled rows and take one batched dot per anchor (the seed's bmm).
+          // Gather the B·(K+1) sampled rows and take one batched dot per anchor (upstream's bmm).
           const rows = tf.reshape(tf.gather(mem, tf.tensor1d(idx, 'int32')), [B, C, D]);
           s = tf.reshape(tf.matMul(rows, tf.reshape(a, [B, D, 1])), [B, C]);
         }

@@ -4,7 +4,7 @@
  *   const loss = sumLosses(nceLoss(outL, nData), nceLoss(outAb, nData));   // NCE mode
  *   const loss = sumLosses(softmaxLoss(outL), softmaxLoss(outAb));          // --softmax mode
  *
- * Inputs are the B×(K+1) outputs of MemoryBank.forward (column 0 = positive); the seed's trailing
+ * Inputs are the B×(K+1) outputs of MemoryBank.forward (column 0 = positive); upstream's trailing
  * singleton dimension is dropped. Both losses carry a hand-written gradient (tf.customGrad), so they are
  * differentiable inside tf.grads / tf.variableGrads whether or not tfjs-core's standard gradient configs
  * are registered in the process (tfjs-core alone does not register them).
@@ -92,7 +92,7 @@ export function softmaxLoss(logits: tf.Tensor2D): tf.Scalar {
 }
 
 /**
- * Differentiable sum of scalar losses (the seed's loss_l + loss_ab). Equivalent to chaining tf.add, but
+ * Differentiable sum of scalar losses (upstream's loss_l + loss_ab). Equivalent to chaining tf.add, but
  * carries its own gradient, so it works even when tfjs-core's standard gradients are not registered.
  */
 export function sumLosses(...losses: tf.Scalar[]): tf.Scalar {

@@ -21,7 +21,7 @@ export interface ForwardOptions {
   /** BatchNorm mode: batch statistics + running-stat update (true) or running statistics (false). */
   training: boolean;
   /**
-   * Return the output of block `layer` (1-based, the seed's numbering); default the last block (the
+   * Return the output of block `layer` (1-based, upstream's numbering); default the last block (the
    * L2-normalised embedding); layer <= 0 returns (a copy of) the input.
    */
   layer?: number;
@@ -154,7 +154,7 @@ export function layerForward(layer: LayerSpec, params: ParamMap, x: tf.Tensor, t
       return layer.bias ? tf.add(y, get(params, `${layer.name}.bias`)) : y;
     }
     case 'l2norm':
-      // The seed's Normalize(2): x / ||x||, no epsilon.
+      // Upstream's Normalize(2): x / ||x||, no epsilon.
       return tf.div(x, tf.sqrt(tf.sum(tf.square(x), -1, true)));
     case 'residual': {
       let body = x;

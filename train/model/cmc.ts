@@ -1,5 +1,5 @@
 /**
- * The CMC model: one encoder per view (the seed's L and ab, or any declared views), each built from the
+ * The CMC model: one encoder per view (upstream's L and ab, or any declared views), each built from the
  * CmcSpec by build_tfjs.ts. The input is the normalised Lab (or YCbCr) image, NHWC [B, H, W, 3], or the
  * spec's declared input layout (core/preprocess/views.ts, [B, H, W, C]); each view takes its channels.
  *
@@ -8,7 +8,7 @@
  *   const grads = tf.variableGrads(() => loss(...), model.trainableVariables());
  *
  * Parameter names are `${view.name}.${state_dict name}`, e.g. 'L.conv_block_1.0.weight',
- * 'ab.fc8.0.bias' (the seed's l_to_ab / ab_to_l). Checkpoints store every parameter and BN buffer.
+ * 'ab.fc8.0.bias' (upstream's l_to_ab / ab_to_l). Checkpoints store every parameter and BN buffer.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CmcSpec } from '../../core/network/layers.ts';

@@ -5,7 +5,7 @@
  *   g = grad + wd·p;   buf = g on the first step, else buf = μ·buf + g;   p ← p − lr·buf
  *
  * (With μ = 0 there is no buffer and p ← p − lr·g.) Weight decay applies to every parameter given, as in
- * the seed (BN and biases included). Parameters without a gradient in a step are skipped, buffers untouched.
+ * upstream (BN and biases included). Parameters without a gradient in a step are skipped, buffers untouched.
  *
  *   const opt = new SGD(model.trainableVariables, { lr: 0.03, momentum: 0.9, weightDecay: 1e-4 });
  *   const { grads } = tf.variableGrads(lossFn);  opt.step(grads);  tf.dispose(grads);

@@ -1,20 +1,21 @@
 /**
  * `cmc report`: collects evaluation results (linear probes, kNN, the supervised baseline, training runs) from
- * one results folder into a markdown table and SVG plots (train/log/plot.ts). bench/eval_protocol.sh writes
- * such a folder; any tool that follows the naming below can too.
+ * one results folder into a markdown table and SVG plots (train/log/plot.ts). train/results/eval_protocol.sh
+ * writes such a folder; any tool that follows the naming below can too.
  *
  * INPUT FORMAT. Files directly in the results folder (sub-folders are ignored, except run folders, below).
  * <method> is a free label ([A-Za-z0-9._-], e.g. `cmc`, `random`, `supervised`, `cmc_lr0.06`); a suffix
  * `_epoch<E>` marks an intermediate checkpoint of that method (epoch E of its training run):
  *
  *   probe_<method>[_epoch<E>]_layer<L>.json   stdout of `cmc probe --json --layer L` (one line):
- *        { encoder, layer: {layer, featureDim, ...} | L, selected_on: 'val'|'test',
- *          best: {epoch, top1, top5, val_top1?, ...}, last: {...}, epochs: [...], n_train, n_val, n_test, seconds }
+ *        { encoder, layer: {layer, featureDim, ...} | L, selected_on: 'held_out'|'test'|'last'
+ *          ('val' in files written before 'held_out'), best: {epoch, top1, top5, val_top1?, ...}, last: {...},
+ *          epochs: [...], n_train, n_held_out (n_val before), n_test, seconds }
  *   knn_<method>[_epoch<E>].json               stdout of `cmc knn --json`: { encoder, layer, k, T, top1, top5, n, seconds }
- *   encoder_<method>[_epoch<E>].json           what was evaluated (bench/eval_protocol.sh writes it):
+ *   encoder_<method>[_epoch<E>].json           what was evaluated (eval_protocol.sh writes it):
  *        { encoder: <checkpoint path> | 'random', objective: 'cmc'|'supervised'|'random', arch, image_size,
  *          epoch, step, train_seconds, epochs_planned }
- *   wd_<method>[_epoch<E>]_layer<L>.json       the probe's weight-decay selection (bench/eval_protocol.sh):
+ *   wd_<method>[_epoch<E>]_layer<L>.json       the probe's weight-decay selection (eval_protocol.sh):
  *        { layer, val_split, chosen, candidates: [{ weight_decay, val_top1, test_top1, best_epoch, seconds }] }
  *   supervised[_<label>].json                  stdout of `cmc supervised --json`:
  *        { run_dir, checkpoint, test_top1, test_top5, metrics: [{epoch, step, epoch_sec, test_top1?, ...}] }
@@ -28,14 +29,14 @@
  * from a run folder's metrics.jsonl with the checkpoint's run name and epoch; random init is 0 steps.
  *
  * The number per probe (`--metric`): 'auto' (default) is the test accuracy at the best epoch when that epoch
- * was chosen on a held-out part of train (selected_on 'val'), else after the last epoch, so no number is
+ * was chosen on a held-out part of train (selected_on 'held_out', or 'val' in older files), else after the last epoch, so no number is
  * chosen on the test split; 'last' always the last epoch; 'best' the best epoch even when it was picked on
- * the test split (the seed's protocol, optimistic).
+ * the test split (upstream `LinearProbing.py`'s protocol, optimistic).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { lineChart, type Series } from './plot.ts';
-import { formatDuration } from './progress.ts';
+import { lineChart, type Series } from '../log/plot.ts';
+import { formatDuration } from '../log/progress.ts';
 import { readCheckpointHeader } from '../../core/formats/checkpoint.ts';
 
 // ------------------------------------------------------------------------------------------------------
@@ -52,11 +53,13 @@ export interface ProbeEpoch {
 export interface ProbeJson {
   encoder?: string;
   layer: number | { layer: number; featureDim?: number };
-  selected_on?: 'val' | 'test' | 'last';
+  /** 'val' in files written before the probe called it 'held_out'. */
+  selected_on?: 'held_out' | 'val' | 'test' | 'last';
   best: ProbeEpoch;
   last: ProbeEpoch;
   epochs?: ProbeEpoch[] | number;
   n_train?: number;
+  n_held_out?: number;
   n_val?: number;
   n_test?: number;
   seconds?: number;
@@ -139,7 +142,7 @@ const RE = {
 
 export const NAMING_HELP =
   'probe_<method>[_epoch<E>]_layer<L>.json (cmc probe --json), knn_<method>[_epoch<E>].json (cmc knn --json), ' +
-  'encoder_<method>[_epoch<E>].json, wd_<method>[_epoch<E>]_layer<L>.json (bench/eval_protocol.sh), ' +
+  'encoder_<method>[_epoch<E>].json, wd_<method>[_epoch<E>]_layer<L>.json (train/results/eval_protocol.sh), ' +
   'supervised[_<label>].json (cmc supervised --json), run folders holding metrics.jsonl';
 
 function key(method: string, epoch: number | null): string {
@@ -380,7 +383,10 @@ export function probeScore(
   p: ProbeJson,
   metric: MetricChoice,
 ): { top1: number; top5: number; epoch: number; which: 'best' | 'last' } {
-  const which = metric === 'best' || (metric === 'auto' && p.selected_on === 'val') ? 'best' : 'last';
+  const which =
+    metric === 'best' || (metric === 'auto' && (p.selected_on === 'held_out' || p.selected_on === 'val'))
+      ? 'best'
+      : 'last';
   const e = p[which];
   return { top1: e.top1, top5: e.top5, epoch: e.epoch, which };
 }
@@ -522,7 +528,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
     md.push('');
     if ([...whichUsed].some((w) => w === 'best/test')) {
       md.push(
-        '**Note:** some numbers are the best epoch chosen on the test split (`--metric best` on probes run without `--val_split`): optimistic, as in the seed.',
+        '**Note:** some numbers are the best epoch chosen on the test split (`--metric best` on probes whose epoch was not chosen on held-out images): optimistic, as upstream `LinearProbing.py` does.',
         '',
       );
     }
@@ -655,7 +661,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
 function metricSentence(m: MetricChoice): string {
   if (m === 'last') return 'the accuracy after the last probe epoch';
   if (m === 'best')
-    return 'the accuracy at the best probe epoch (chosen on the held-out split when the probe had one, else on the test split, as the seed)';
+    return 'the accuracy at the best probe epoch (chosen on the held-out split when the probe had one, else on the test split, as upstream)';
   return 'the accuracy at the epoch chosen on the held-out part of train when the probe had one (`--val_split`), else after the last epoch; never chosen on the test split';
 }
 

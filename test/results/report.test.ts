@@ -1,7 +1,7 @@
 /**
  * `cmc report` on generated result files (no real data, no training): the markdown table, the SVG plots,
  * SGD steps from encoder files / checkpoint headers / run folders, and clear messages for missing or broken
- * inputs. Also bench/eval_protocol.sh's argument checks (they fail before any probe runs).
+ * inputs. Also train/results/eval_protocol.sh's argument checks (they fail before any probe runs).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import {
   loadResults,
   probeScore,
   type ProbeJson,
-} from '../../train/log/report.ts';
+} from '../../train/results/report.ts';
 import { writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { addReportCommand } from '../../bin/commands/report.ts';
 
@@ -29,7 +29,7 @@ function probeJson(
   layer: number,
   best: number,
   last: number,
-  o: { selectedOn?: 'val' | 'test'; encoder?: string; seconds?: number } = {},
+  o: { selectedOn?: 'held_out' | 'val' | 'test'; encoder?: string; seconds?: number } = {},
 ): ProbeJson {
   const ep = (epoch: number, top1: number) => ({
     epoch,
@@ -39,7 +39,7 @@ function probeJson(
     top1,
     top5: Math.min(1, top1 + 0.3),
     epoch_sec: 1,
-    ...(o.selectedOn === 'val' ? { val_top1: top1 + 0.01 } : {}),
+    ...(o.selectedOn === 'val' || o.selectedOn === 'held_out' ? { val_top1: top1 + 0.01 } : {}),
   });
   return {
     encoder: o.encoder ?? '/gone/runs/cmc_run/current.ckpt',
@@ -60,7 +60,7 @@ function write(dir: string, name: string, v: unknown): void {
   fs.writeFileSync(path.join(dir, name), typeof v === 'string' ? v : JSON.stringify(v) + '\n');
 }
 
-/** A results folder as bench/eval_protocol.sh leaves it: cmc (layers 1-8), random, supervised, intermediate cmc checkpoints. */
+/** A results folder as train/results/eval_protocol.sh leaves it: cmc (layers 1-8), random, supervised, intermediate cmc checkpoints. */
 function fixture(name: string): string {
   const dir = path.join(root, name);
   const cmc = [0.3, 0.35, 0.4, 0.45, 0.5, 0.48, 0.44, 0.42];
@@ -242,9 +242,11 @@ test('the table: per-layer top-1 / top-5, best layer, kNN, SGD steps, epochs, ti
 
 test('--metric: auto uses the held-out choice when there is one, else the last epoch; best and last on request', () => {
   const onTest = probeJson(5, 0.6, 0.5);
-  const onVal = probeJson(5, 0.6, 0.5, { selectedOn: 'val' });
+  const onVal = probeJson(5, 0.6, 0.5, { selectedOn: 'val' }); // written before the probe said 'held_out'
+  const onHeldOut = probeJson(5, 0.6, 0.5, { selectedOn: 'held_out' });
   assert.equal(probeScore(onTest, 'auto').top1, 0.5);
   assert.equal(probeScore(onVal, 'auto').top1, 0.6);
+  assert.equal(probeScore(onHeldOut, 'auto').top1, 0.6);
   assert.equal(probeScore(onTest, 'best').top1, 0.6);
   assert.equal(probeScore(onVal, 'last').top1, 0.5);
   const md = buildReport(loadResults(fixture('metric')), { metric: 'best' }).markdown;
@@ -482,8 +484,8 @@ test('the CLI writes the markdown and the plots, with image links relative to th
   assert.ok(errs.some((l) => l.includes(`wrote ${out}`)));
 });
 
-test('bench/eval_protocol.sh checks its arguments before running anything', () => {
-  const sh = path.resolve(import.meta.dirname, '../../bench/eval_protocol.sh');
+test('train/results/eval_protocol.sh checks its arguments before running anything', () => {
+  const sh = path.resolve(import.meta.dirname, '../../train/results/eval_protocol.sh');
   const run = (...args: string[]) => spawnSync('bash', [sh, ...args], { encoding: 'utf8' });
   const help = run('--help');
   assert.equal(help.status, 0);

@@ -1,5 +1,5 @@
 /**
- * `cmc supervised`: the supervised-from-scratch baseline for the same encoder pair (the seed's README compares
+ * `cmc supervised`: the supervised-from-scratch baseline for the same encoder pair (upstream's README compares
  * CMC with a supervised AlexNet). Both view encoders (L and ab, same spec as `cmc train`) are trained jointly
  * with softmax cross-entropy on the labels, through ONE linear classifier on the concatenation of the views'
  * fc8 outputs BEFORE the L2 normalisation (for AlexNet 2 x featDim = 256 inputs, for the ResNets 2 x 128).
@@ -32,11 +32,11 @@ import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
 import { writeCheckpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
 import { appendToFile } from '../../core/util/atomic_write.ts';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../trainer/config.ts';
+import { TRAIN_DEFAULTS, type TrainConfig } from './config.ts';
 import { Loader } from '../data/loader.ts';
 import { openSource, type DataSource } from '../data/sources.ts';
 import { Rng } from '../../core/util/rng.ts';
-import { crossEntropy, topkHits } from './probe.ts';
+import { crossEntropy, topkHits } from '../eval/metrics.ts';
 
 export type SupervisedConfig = Pick<
   TrainConfig,

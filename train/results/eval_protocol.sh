@@ -5,17 +5,18 @@
 #   once): one head per candidate weight decay, trained on 90 % of the TRAIN split (--val_split 0.1, stratified and seeded) and scored by its best top-1
 #   on the held-out 10 %; the test split plays no part in the choice; then a head with the chosen weight
 #   decay on the whole train split for the fixed schedule: its accuracy after the last epoch is the number
-#   reported (with a single --wds value, just that final probe, with --final_val_split);
+#   reported (with a single --wds value, just that final probe: --final_val_split 0, the default, reports its last
+#   epoch; F > 0 the epoch chosen on F of train held out);
 # then `cmc knn` (weighted kNN on the embeddings, k 200, T 0.07).
 #
 # Usage:
-#   bench/eval_protocol.sh --checkpoint runs/<run>/current.ckpt --data ../shared/data/imagenette64-sub --out results/imagenette
-#   bench/eval_protocol.sh --random alexnet_small --image_size 64 --data ../shared/data/imagenette64-sub --out results/imagenette
-#   bench/eval_protocol.sh --checkpoint runs/<run>/ckpt_epoch_10.ckpt --layers 5 --data ... --out results/imagenette
+#   train/results/eval_protocol.sh --checkpoint runs/<run>/current.ckpt --data ../shared/data/imagenette64-sub --out results/imagenette
+#   train/results/eval_protocol.sh --random alexnet_small --image_size 64 --data ../shared/data/imagenette64-sub --out results/imagenette
+#   train/results/eval_protocol.sh --checkpoint runs/<run>/ckpt_epoch_10.ckpt --layers 5 --data ... --out results/imagenette
 #   ... [--name cmc] [--layers 1,2,3,4,5,6,7,8] [--wds 0,1e-4,5e-4] [--val_split 0.1] [--final_val_split 0]
 #       [--epochs 60] [--mode cached] [--seed 0] [--no_knn] [-- <more cmc probe/knn options, e.g. --backend wasm --workers 1>]
 #
-# Output in --out (the names `cmc report` reads; see train/log/report.ts):
+# Output in --out (the names `cmc report` reads; see train/results/report.ts):
 #   probe_<name>_layer<L>.json   final probe (stdout of cmc probe --json)
 #   wd_<name>_layer<L>.json      the selection: {layer, val_split, chosen, candidates: [{weight_decay, val_top1, ...}]}
 #                                (copied from the probe JSON's wd_selection)
@@ -26,7 +27,7 @@
 # Work whose JSON exists is skipped, so an interrupted protocol resumes where it stopped (delete a JSON to redo it).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CKPT='' RANDOM_MODEL='' IMAGE_SIZE='' DATA='' OUT='' NAME=''
 LAYERS='1,2,3,4,5,6,7,8' WDS='0,1e-4,5e-4' VAL_SPLIT=0.1 FINAL_VAL_SPLIT=0 EPOCHS=60 MODE=cached SEED=0 KNN=1
 EXTRA=()
@@ -109,7 +110,7 @@ trap 'rm -f "$INFO_TMP"' EXIT
 if [ -n "$CKPT" ]; then
   node_ts -e 'import(process.argv[1]).then((m) => { const i = m.checkpointInfo(process.argv[2]);
     if (!i) { console.error(`eval_protocol: ${process.argv[2]} is not a readable cmc checkpoint`); process.exit(1); }
-    console.log(JSON.stringify(i)); })' "$ROOT/train/log/report.ts" "$CKPT" > "$INFO_TMP"
+    console.log(JSON.stringify(i)); })' "$ROOT/train/results/report.ts" "$CKPT" > "$INFO_TMP"
   if [ -z "$NAME" ]; then
     NAME=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).objective)' "$INFO_TMP")
     case $(basename "$CKPT") in ckpt_epoch_*.ckpt) E=$(basename "$CKPT" .ckpt); NAME="${NAME}_epoch${E#ckpt_epoch_}" ;; esac

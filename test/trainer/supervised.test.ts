@@ -13,8 +13,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { readCheckpoint } from '../../core/formats/checkpoint.ts';
-import { loadEncoder, probe } from '../../train/eval/probe.ts';
-import { preNormDim, preNormFeatures, trainSupervised } from '../../train/eval/supervised.ts';
+import { loadEncoder } from '../../train/eval/encoder.ts';
+import { probe } from '../../train/eval/linear_probe.ts';
+import { preNormDim, preNormFeatures, trainSupervised } from '../../train/trainer/supervised.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-supervised-test-'));
 const data = path.join(tmp, 'data');
@@ -109,5 +110,5 @@ test('an alexnet_small supervised checkpoint is a cmc-train-checkpoint the probe
     log: quiet,
   });
   assert.equal(p.encoder, r.checkpoint);
-  assert.equal(p.head.featureDim, 2304);
+  assert.equal(p.head.inFeatures, 2304);
 });
