@@ -97,9 +97,11 @@ export function addExportCommand(program: Command): void {
         }
         if (o.checkpoint === undefined)
           throw new Error('--checkpoint is required (or, with --format tfjs, --from <model_dir>)');
-        const { readCheckpoint } = await import('../../core/formats/checkpoint.ts');
-        const ckpt = readCheckpoint(o.checkpoint);
-        const cfg = (ckpt.header as { config?: { name?: string; model?: string } }).config;
+        const { readModelCheckpoint } = await import('../../core/formats/checkpoint.ts');
+        // Read once, checked as a training checkpoint, so a wrong file is refused before any work.
+        const ck = readModelCheckpoint(o.checkpoint);
+        const ckpt = { header: ck.header, tensors: ck.tensors };
+        const cfg = ck.header.config;
         const name =
           o.name ??
           (cfg?.name || (cfg?.model ? `cmc_${cfg.model}` : path.basename(path.dirname(path.resolve(o.checkpoint)))));

@@ -10,7 +10,7 @@ import { CmcModel } from '../model/cmc.ts';
 import { getCmcSpec } from '../../core/network/registry.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { subsetSpec } from '../../core/network/input.ts';
-import { readCheckpoint } from '../../core/formats/checkpoint.ts';
+import { readModelCheckpoint } from '../../core/formats/checkpoint.ts';
 import type { ColorView } from '../../core/preprocess/color.ts';
 
 export interface LoadedEncoder {
@@ -43,24 +43,12 @@ export interface EncoderChoice {
   seed?: number;
 }
 
-interface CkptHeaderView {
-  format?: string;
-  spec?: CmcSpec;
-  config?: { view?: ColorView; image_size?: number; crop_low?: number; model?: string };
-  classNames?: string[];
-}
-
 export function loadEncoder(c: EncoderChoice): LoadedEncoder {
   if (c.checkpoint) {
-    const ck = readCheckpoint<CkptHeaderView>(c.checkpoint);
-    const h = ck.header;
-    if (h.format !== 'cmc-train-checkpoint' || !h.spec)
-      throw new Error(`${c.checkpoint} is not a cmc training checkpoint (no network spec in its header)`);
-    const model = new CmcModel(h.spec, 0);
-    const arrays: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const [k, v] of Object.entries(ck.tensors)) if (k.startsWith('model/')) arrays[k.slice(6)] = v;
+    const ck = readModelCheckpoint(c.checkpoint);
+    const model = new CmcModel(ck.spec, 0);
     try {
-      model.loadNamedArrays(arrays);
+      model.loadNamedArrays(ck.model);
     } catch (e) {
       model.dispose();
       throw new Error(`${c.checkpoint}: ${(e as Error).message}`, { cause: e });
@@ -69,11 +57,11 @@ export function loadEncoder(c: EncoderChoice): LoadedEncoder {
     return {
       model: sub,
       spec: sub.spec,
-      view: h.config?.view ?? 'Lab',
-      imageSize: h.spec.imageSize,
-      cropLow: h.config?.crop_low ?? 0.2,
+      view: ck.view,
+      imageSize: ck.spec.imageSize,
+      cropLow: ck.header.config?.crop_low ?? 0.2,
       source: c.checkpoint,
-      classNames: h.classNames ?? [],
+      classNames: ck.header.classNames ?? [],
     };
   }
   if (!c.arch) throw new Error('a random-init encoder needs --model (and --image_size)');

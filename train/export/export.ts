@@ -69,7 +69,7 @@ const TFJS_ROLES: readonly ManifestFile['role'][] = ['encoder', 'classifier'];
 
 export interface ExportOptions {
   /** A checkpoint file (cmc train's current.ckpt) or one already read (header.config/spec + 'model/...' tensors). */
-  checkpoint: string | Checkpoint;
+  checkpoint: string | Checkpoint<object>;
   /** A head JSON file (core/formats/head.ts) or a parsed head. */
   head?: string | LinearHead;
   /** The model folder, e.g. models/<name> (Triton: <repository>/<name>). */
@@ -114,7 +114,7 @@ export function defaultLayer(spec: CmcSpec): number {
 }
 
 /** The checkpoint's network, colour view and model parameters, refused when a weight is not finite. */
-function exportableModel(checkpoint: string | Checkpoint): ModelCheckpoint {
+function exportableModel(checkpoint: string | Checkpoint<object>): ModelCheckpoint {
   const ckpt = typeof checkpoint === 'string' ? readModelCheckpoint(checkpoint) : checkpointModel(checkpoint);
   // A model with NaN/Inf weights exports and serves, answering null embeddings: refuse it here.
   assertFinite(ckpt.model, 'refusing to export this checkpoint');
