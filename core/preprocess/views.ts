@@ -2,10 +2,10 @@
  * The view vocabulary: named views computed from RGB, and the model input they form. PORTABLE: no tfjs and
  * no node imports (train/, serve/ and web/ share it). Every view is a pure function of the uint8 RGB image:
  *
- *   L     1 ch  Lab lightness          (L - 50) / 50                       (the seed's Lab normalisation)
- *   ab    2 ch  Lab chroma a, b        (v - LAB_MEAN) / LAB_STD            (the seed's)
- *   Y     1 ch  luma of YCbCr (BT.601) (Y - 116.151) / 109.5               (the seed's --view YCbCr)
- *   CbCr  2 ch  YCbCr chroma           (v - YCBCR_MEAN) / YCBCR_STD        (the seed's)
+ *   L     1 ch  Lab lightness          (L - 50) / 50                       (upstream's Lab normalisation)
+ *   ab    2 ch  Lab chroma a, b        (v - LAB_MEAN) / LAB_STD            (upstream's)
+ *   Y     1 ch  luma of YCbCr (BT.601) (Y - 116.151) / 109.5               (upstream's --view YCbCr)
+ *   CbCr  2 ch  YCbCr chroma           (v - YCBCR_MEAN) / YCBCR_STD        (upstream's)
  *   DbDr  2 ch  YDbDr chroma (SECAM)   v / 1.333: Db = -0.450R-0.883G+1.333B, Dr = -1.333R+1.116G+0.217B on
  *                                      R,G,B in [0,1], so each lies in [-1.333, 1.333] -> exactly [-1, 1]
  *   grad  2 ch  Sobel x, y of Lab L    sobel(L) / 400, L in [0,100]: |sobel| <= 4*100, so exactly [-1, 1];
@@ -13,7 +13,7 @@
  *
  * `Y` is the one luma (YDbDr's Y is the same BT.601 luma as YCbCr's, up to an affine map, so there is a
  * single name). The input of a model is the concatenation of its views' channels in the declared order
- * (an "input layout"); spec views index into it. ['L','ab'] is exactly the seed's normalised Lab and
+ * (an "input layout"); spec views index into it. ['L','ab'] is exactly upstream's normalised Lab and
  * ['Y','CbCr'] its YCbCr, so toLayoutInput(rgb, w, h, ['L','ab']) === toViewInput(rgb, 'Lab') bit for bit.
  *
  *   const x = toLayoutInput(rgbHWC, 64, 64, ['L', 'ab', 'grad']);   // Float32Array 64*64*5, HWC
@@ -94,7 +94,7 @@ export const VIEW_DEFS: Readonly<Record<string, ViewDef>> = Object.freeze({
 
 export const VIEW_NAMES: readonly string[] = Object.freeze(Object.keys(VIEW_DEFS));
 
-/** The seed's two views. */
+/** Upstream's two views. */
 export const DEFAULT_VIEWS: readonly string[] = Object.freeze(['L', 'ab']);
 
 /**
@@ -147,7 +147,7 @@ export function layoutChannels(layout: readonly string[]): number {
   return layout.reduce((a, n) => a + viewChannels(n), 0);
 }
 
-/** The 3-channel layout of the seed's `--view` colour space. */
+/** The 3-channel layout of upstream's `--view` colour space. */
 export function colorLayout(view: ColorView): string[] {
   return view === 'YCbCr' ? ['Y', 'CbCr'] : ['L', 'ab'];
 }

@@ -1,6 +1,6 @@
 /**
  * Exporter parity: for every architecture family at small sizes (alexnet_small 32, resnet18v1_small 32,
- * resnet50v1_small 32) and the seed AlexNet at 224 (one image), a CmcModel with random weights AND random
+ * resnet50v1_small 32) and upstream's AlexNet at 224 (one image), a CmcModel with random weights AND random
  * BN running statistics (so the BN folding is exercised) is exported with a random linear head, then
  * tfjs's eval-mode forward (inputs preprocessed by core/preprocess/color.ts) is compared with
  * onnxruntime-node (CPU), onnxruntime-web (wasm, in Node) and onnxruntime-node's WebGPU EP (Dawn on

@@ -121,7 +121,7 @@ interface Case {
 }
 
 /**
- * A small spec with what the seed's nets use at full size (alexnet_small / resnet18v1_small take minutes on
+ * A small spec with what upstream's nets use at full size (alexnet_small / resnet18v1_small take minutes on
  * the cpu backend here): padded convolutions, a padded max pool, a batch norm after a pool (Mul + Add on an
  * NCHW map), residual units with and without a projection shortcut, global average pooling, a batch norm on
  * a vector, linear + l2norm.

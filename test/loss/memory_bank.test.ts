@@ -1,5 +1,5 @@
 /**
- * MemoryBank (the seed's NCEAverage) against every number of golden.json's nce and softmax sections, on
+ * MemoryBank (upstream's NCEAverage) against every number of golden.json's nce and softmax sections, on
  * the cpu and wasm backends and through both scoring paths; plus path equivalence, K clamping, sampling,
  * checkpoint state and tensor leaks.
  */
@@ -48,7 +48,7 @@ interface StepResult {
   gradAb: Float32Array;
 }
 
-/** One training step of the seed's loop on given inputs: forward, both losses, gradients, then update. */
+/** One training step of upstream's loop on given inputs: forward, both losses, gradients, then update. */
 function step(bank: MemoryBank, inp: { y: number[]; idx: number[][]; l: number[][]; ab: number[][] }): StepResult {
   const B = inp.y.length;
   const D = cfg.feat_dim;

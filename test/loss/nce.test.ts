@@ -14,7 +14,7 @@ import { GOLDEN_BACKENDS, unavailableReason } from '../helpers/backends.ts';
 const G = loadGolden();
 const N = G.config.n_data as number;
 
-/** NCECriterion in float64, a plain loop over the seed's formula. */
+/** NCECriterion in float64, a plain loop over upstream's formula. */
 function nceRef(P: number[][], n: number): number {
   const K = P[0].length - 1;
   const c = K / n;

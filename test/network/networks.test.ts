@@ -1,4 +1,4 @@
-/** Architecture specs: parameter counts and block shapes against the seed (test/fixtures/arch.json). */
+/** Architecture specs: parameter counts and block shapes against upstream (test/fixtures/arch.json). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -47,7 +47,7 @@ test('alexnet halves: 14,840,976 (L) and 14,846,784 (ab) params, seed block shap
   checkAgainstSeed('alexnet', alexnetHalf(1), alexnetHalf(2));
 });
 
-test('resnet50 v1/v2/v3 and resnet18v1 match the seed counts and shapes', () => {
+test('resnet50 v1/v2/v3 and resnet18v1 match upstream counts and shapes', () => {
   const expected: Record<string, [number, number, number]> = {
     // exact per-half counts [L, ab], and the L half in millions to two decimals (6.03 M, 23.76 M, 94.37 M)
     v1: [6_027_456, 6_030_592, 6.03],
@@ -147,7 +147,7 @@ test('small-stem resnets keep stage shapes proportional at 32 px', () => {
   ]);
 });
 
-test('parameter names and layouts follow the seed state_dict and tfjs layout', () => {
+test('parameter names and layouts follow the upstream state_dict and tfjs layout', () => {
   const alex = new Map(paramShapes(alexnetHalf(2)).map((p) => [p.name, p]));
   assert.deepEqual(alex.get('conv_block_1.0.weight')?.shape, [11, 11, 2, 48]);
   assert.equal(alex.has('conv_block_1.0.bias'), false);

@@ -1,5 +1,5 @@
 /**
- * The view vocabulary (core/preprocess/views.ts): the seed's layouts are bit-identical to toViewInput,
+ * The view vocabulary (core/preprocess/views.ts): upstream's layouts are bit-identical to toViewInput,
  * YDbDr and the Sobel gradient match independent float64 references and known values, offsets follow
  * the declared order, and bad lists are refused.
  */
@@ -23,7 +23,7 @@ function plane(x: Float32Array, C: number, c: number): number[] {
 }
 
 describe('views', () => {
-  it('L,ab and Y,CbCr are bit-identical to the seed input (toViewInput Lab / YCbCr)', () => {
+  it('L,ab and Y,CbCr are bit-identical to the upstream input (toViewInput Lab / YCbCr)', () => {
     const rgb = randomRgb(9, 7, 1);
     assert.deepEqual(toLayoutInput(rgb, 9, 7, ['L', 'ab']), toViewInput(rgb, 'Lab'));
     assert.deepEqual(toLayoutInput(rgb, 9, 7, ['Y', 'CbCr']), toViewInput(rgb, 'YCbCr'));

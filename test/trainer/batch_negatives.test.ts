@@ -92,7 +92,7 @@ test('batch negatives: loss = sum of per-pair in-batch losses; SGD follows its g
   tf.dispose([x, refLoss, ...Object.values(grads)]);
 });
 
-test('--negatives: validated, defaults to the seed (memory), and names the run', () => {
+test('--negatives: validated, defaults to upstream (memory), and names the run', () => {
   assert.equal(TRAIN_DEFAULTS.negatives, 'memory');
   const c = { ...TRAIN_DEFAULTS, data_folder: 'x' };
   assert.throws(() => validateConfig({ ...c, negatives: 'both' as 'batch' }), /--negatives must be memory or batch/);

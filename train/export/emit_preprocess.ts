@@ -2,7 +2,7 @@
  * The model input inside the ONNX graph: `images` uint8 NHWC RGB -> normalised float NCHW, with the
  * formulas and constants of core/preprocess/color.ts and views.ts in float32 (differences ~1e-6 after
  * normalisation). Two forms:
- * - emitPreprocess(view): the seed's 3-channel colour input (Lab: sRGB linearisation with Where/Pow, the
+ * - emitPreprocess(view): upstream's 3-channel colour input (Lab: sRGB linearisation with Where/Pow, the
  *   XYZ matrix with the white point folded in as a MatMul, f(t) with Where and Pow(1/3), L/a/b as a
  *   MatMul + Add; or YCbCr: a MatMul + Add) -> (x - mean) / std -> Transpose to NCHW;
  * - emitLayoutInput(layout): any list of views (L, ab, Y, CbCr, DbDr, grad), each computed from RGB and
@@ -168,7 +168,7 @@ function emitSobel(g: GraphBuilder, l: string, p: string): string {
 }
 
 /**
- * uint8 NHWC RGB `input` -> the layout's normalised NCHW input (views concatenated in order). The seed's
+ * uint8 NHWC RGB `input` -> the layout's normalised NCHW input (views concatenated in order). Upstream's
  * layouts (L,ab and Y,CbCr) are the 3-channel emitPreprocess graph. Returns the NCHW tensor name.
  */
 export function emitLayoutInput(g: GraphBuilder, input: string, layout: readonly string[]): string {

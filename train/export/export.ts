@@ -105,7 +105,7 @@ export interface ExportResult {
 }
 
 /**
- * The default `features` block: the seed's linear-evaluation default `--layer 6` (fc6 of AlexNet, the
+ * The default `features` block: upstream's linear-evaluation default `--layer 6` (fc6 of AlexNet, the
  * pooled vector of a ResNet), or the last block before the embedding for shallower custom nets.
  */
 export function defaultLayer(spec: CmcSpec): number {
