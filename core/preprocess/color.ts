@@ -61,6 +61,11 @@ const [XN, YN, ZN] = WHITE_D65;
 const [[C00, C01, C02], [C10, C11, C12], [C20, C21, C22]] = YCBCR_FROM_RGB;
 const [CY, CB, CR] = YCBCR_OFFSET;
 
+/** sRGB linearisation (skimage's rgb2xyz): c > threshold ? ((c + offset) / scale)^gamma : c / slope. */
+export const SRGB_LINEAR = Object.freeze({ threshold: 0.04045, offset: 0.055, scale: 1.055, gamma: 2.4, slope: 12.92 });
+/** CIE Lab's f(t) (skimage's xyz2lab): t > threshold ? cbrt(t) : slope * t + offset. */
+export const LAB_F = Object.freeze({ threshold: 0.008856, slope: 7.787, offset: 16 / 116 });
+
 // skimage's img_as_float multiplies uint8 by 1/255 (not a division).
 const INV255 = 1 / 255;
 
@@ -69,13 +74,14 @@ const LINEAR: Float64Array = (() => {
   const t = new Float64Array(256);
   for (let v = 0; v < 256; v++) {
     const c = v * INV255;
-    t[v] = c > 0.04045 ? Math.pow((c + 0.055) / 1.055, 2.4) : c / 12.92;
+    const { threshold, offset, scale, gamma, slope } = SRGB_LINEAR;
+    t[v] = c > threshold ? Math.pow((c + offset) / scale, gamma) : c / slope;
   }
   return t;
 })();
 
 function labF(t: number): number {
-  return t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116;
+  return t > LAB_F.threshold ? Math.cbrt(t) : LAB_F.slope * t + LAB_F.offset;
 }
 
 /** One pixel to Lab in float64, exactly skimage 0.19's rgb2lab (L in [0, 100]). */

@@ -11,8 +11,10 @@
  *   matching views.ts's replicated borders. Only operators of emit.ts's WEBGPU_OPS are used.
  */
 import {
+  LAB_F,
   LAB_MEAN,
   LAB_STD,
+  SRGB_LINEAR,
   WHITE_D65,
   XYZ_FROM_RGB,
   YCBCR_FROM_RGB,
@@ -40,18 +42,18 @@ function emitRgb(g: GraphBuilder, input: string, p: string): string {
 
 /** float RGB NHWC -> Lab NHWC (L in [0, 100]), skimage's rgb2lab. */
 function emitLab(g: GraphBuilder, rgb: string, p: string): string {
-  // sRGB linearisation: c > 0.04045 ? ((c + 0.055) / 1.055)^2.4 : c / 12.92.
-  const hi = g.op('Greater', [rgb, g.constFloat(`${p}/srgb_threshold`, [], [0.04045])], `${p}/srgb`);
+  // sRGB linearisation, color.ts's SRGB_LINEAR.
+  const hi = g.op('Greater', [rgb, g.constFloat(`${p}/srgb_threshold`, [], [SRGB_LINEAR.threshold])], `${p}/srgb`);
   const t = g.op(
     'Div',
     [
-      g.op('Add', [rgb, g.constFloat(`${p}/srgb_a`, [], [0.055])], `${p}/srgb`),
-      g.constFloat(`${p}/srgb_1a`, [], [1.055]),
+      g.op('Add', [rgb, g.constFloat(`${p}/srgb_a`, [], [SRGB_LINEAR.offset])], `${p}/srgb`),
+      g.constFloat(`${p}/srgb_1a`, [], [SRGB_LINEAR.scale]),
     ],
     `${p}/srgb`,
   );
-  const pow = g.op('Pow', [t, g.constFloat(`${p}/srgb_gamma`, [], [2.4])], `${p}/srgb`);
-  const lin = g.op('Div', [rgb, g.constFloat(`${p}/srgb_slope`, [], [12.92])], `${p}/srgb`);
+  const pow = g.op('Pow', [t, g.constFloat(`${p}/srgb_gamma`, [], [SRGB_LINEAR.gamma])], `${p}/srgb`);
+  const lin = g.op('Div', [rgb, g.constFloat(`${p}/srgb_slope`, [], [SRGB_LINEAR.slope])], `${p}/srgb`);
   const linear = g.op('Where', [hi, pow, lin], `${p}/srgb`);
   // XYZ / white point, as one 3x3 matrix.
   const xyz = g.op(
@@ -59,14 +61,14 @@ function emitLab(g: GraphBuilder, rgb: string, p: string): string {
     [linear, g.constFloat(`${p}/xyz_from_rgb`, [3, 3], rowVectorMatrix(XYZ_FROM_RGB, WHITE_D65))],
     `${p}/xyz`,
   );
-  // f(t) = t > 0.008856 ? t^(1/3) : 7.787 t + 16/116.
-  const big = g.op('Greater', [xyz, g.constFloat(`${p}/lab_threshold`, [], [0.008856])], `${p}/lab_f`);
+  // Lab's f(t), color.ts's LAB_F.
+  const big = g.op('Greater', [xyz, g.constFloat(`${p}/lab_threshold`, [], [LAB_F.threshold])], `${p}/lab_f`);
   const cbrt = g.op('Pow', [xyz, g.constFloat(`${p}/one_third`, [], [1 / 3])], `${p}/lab_f`);
   const lin2 = g.op(
     'Add',
     [
-      g.op('Mul', [xyz, g.constFloat(`${p}/lab_slope`, [], [7.787])], `${p}/lab_f`),
-      g.constFloat(`${p}/lab_offset`, [], [16 / 116]),
+      g.op('Mul', [xyz, g.constFloat(`${p}/lab_slope`, [], [LAB_F.slope])], `${p}/lab_f`),
+      g.constFloat(`${p}/lab_offset`, [], [LAB_F.offset]),
     ],
     `${p}/lab_f`,
   );
