@@ -62,7 +62,7 @@ export function assertFinite(tensors: Record<string, TensorEntry>, what: string)
   }
 }
 
-export function writeCheckpoint(file: string, ckpt: Checkpoint): void {
+export function writeCheckpoint(file: string, ckpt: Checkpoint<object>): void {
   const index: IndexEntry[] = [];
   let offset = 0;
   for (const [name, t] of Object.entries(ckpt.tensors)) {

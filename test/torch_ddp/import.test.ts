@@ -60,7 +60,7 @@ function withFile<T>(bytes: Buffer, fn: (file: string) => T): T {
 test('import-torch converts PyTorch layouts to tfjs layouts and keeps the header the tools read', () => {
   const spec = tinySpec() as CmcSpec;
   const ck = withFile(encodeSafetensors(torchCheckpoint(spec)), (f) => importTorchCheckpoint(f));
-  const h = ck.header as Record<string, unknown>;
+  const h = ck.header;
   assert.equal(h.format, 'cmc-train-checkpoint');
   assert.deepEqual(h.spec, spec);
   assert.deepEqual(h.classNames, ['a', 'b']);

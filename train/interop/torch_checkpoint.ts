@@ -14,7 +14,12 @@
 import fs from 'node:fs';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { paramShapes } from '../../core/network/shapes.ts';
-import type { Checkpoint, TensorEntry } from '../../core/formats/checkpoint.ts';
+import {
+  TRAIN_CHECKPOINT_FORMAT,
+  type Checkpoint,
+  type CheckpointHeader,
+  type TensorEntry,
+} from '../../core/formats/checkpoint.ts';
 
 export const TORCH_CHECKPOINT_FORMAT = 'cmc-torch-checkpoint';
 export const TORCH_CHECKPOINT_VERSION = 1;
@@ -127,13 +132,34 @@ function metaJson(file: string, meta: Record<string, string>, key: string): unkn
   }
 }
 
+const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isRecords = (v: unknown): v is Record<string, unknown>[] =>
+  Array.isArray(v) && v.every((x) => x !== null && typeof x === 'object');
+
+/** metaJson, checked to be of the type the checkpoint header declares. */
+function metaOf<T>(
+  file: string,
+  meta: Record<string, string>,
+  key: string,
+  ok: (v: unknown) => v is T,
+  what: string,
+): T {
+  const v = metaJson(file, meta, key);
+  if (!ok(v)) throw new Error(`${file}: the checkpoint's metadata '${key}' is not ${what}`);
+  return v;
+}
+
 export interface ImportOptions {
   /** Refuse unless the checkpoint's architecture (spec.arch) is this one. */
   expectArch?: string;
 }
 
 /** Read and convert; throws a one-line reason for anything that is not a checkpoint of this trainer and version. */
-export function importTorchCheckpoint(file: string, o: ImportOptions = {}): Checkpoint {
+export function importTorchCheckpoint(
+  file: string,
+  o: ImportOptions = {},
+): Checkpoint<CheckpointHeader<Record<string, unknown>>> {
   const st = readSafetensors(file);
   const meta = st.metadata;
   const format = meta.format === undefined ? undefined : metaJson(file, meta, 'format');
@@ -179,16 +205,16 @@ export function importTorchCheckpoint(file: string, o: ImportOptions = {}): Chec
   // The memory bank comes along (its rows are embeddings: no layout change); momentum buffers are PyTorch's
   // to resume with (torch_ddp's --resume), so they stay behind.
   for (const [k, t] of Object.entries(st.tensors)) if (k.startsWith('memory/')) tensors[k] = t;
-  const header = {
-    format: 'cmc-train-checkpoint',
+  const header: CheckpointHeader<typeof config> = {
+    format: TRAIN_CHECKPOINT_FORMAT,
     version: 1,
     config,
     spec,
-    epoch: metaJson(file, meta, 'epoch'),
-    step: metaJson(file, meta, 'step'),
-    nData: metaJson(file, meta, 'n_data'),
-    classNames: metaJson(file, meta, 'class_names'),
-    metrics: metaJson(file, meta, 'metrics'),
+    epoch: metaOf(file, meta, 'epoch', isCount, 'a count'),
+    step: metaOf(file, meta, 'step', isCount, 'a count'),
+    nData: metaOf(file, meta, 'n_data', isCount, 'a count'),
+    classNames: metaOf(file, meta, 'class_names', isStrings, 'a list of names'),
+    metrics: metaOf(file, meta, 'metrics', isRecords, 'a list of objects'),
     // No tfjs bank or optimiser state: continue training with torch_ddp's --resume on the original file.
     importedFrom: { file, format: TORCH_CHECKPOINT_FORMAT, version, z: metaJson(file, meta, 'z') },
   };

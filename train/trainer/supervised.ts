@@ -30,7 +30,12 @@ import type { CmcSpec } from '../../core/network/layers.ts';
 import { inferShapes, layerOutputShape } from '../../core/network/shapes.ts';
 import { SGD } from '../optim/sgd.ts';
 import { stepLr } from '../optim/schedule.ts';
-import { writeCheckpoint, type TensorEntry } from '../../core/formats/checkpoint.ts';
+import {
+  TRAIN_CHECKPOINT_FORMAT,
+  writeCheckpoint,
+  type CheckpointHeader,
+  type TensorEntry,
+} from '../../core/formats/checkpoint.ts';
 import { appendToFile } from '../../core/util/atomic_write.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from './config.ts';
 import { Loader } from '../data/loader.ts';
@@ -319,8 +324,8 @@ export async function trainSupervised(
       );
 
       const config: TrainConfig = { ...TRAIN_DEFAULTS, ...cfg, name: supervisedRunName(cfg) };
-      const header = {
-        format: 'cmc-train-checkpoint',
+      const header: CheckpointHeader<TrainConfig, SupervisedEpoch> = {
+        format: TRAIN_CHECKPOINT_FORMAT,
         version: 1,
         objective: 'supervised',
         config,
