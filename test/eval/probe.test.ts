@@ -4,6 +4,8 @@
  * (held-out by default, the test split only when asked, labelled optimistic), the probe learning the
  * synthetic task, the head JSON round trip (and heads in the shape written before core/formats/head.ts),
  * kNN on a hand-computed example, and the CLI.
+ *
+ * Over 500 lines: sixteen cases of one command share one generated data set written once in before().
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -4,6 +4,9 @@
  * non-contiguous channels (Gather), identity and projection residuals, YCbCr) against tfjs; the protobuf
  * round trip; metadata == manifest; loadOnnxModel's errors on corrupt or truncated files; the WebGPU
  * operator allowlist; head validation; the Triton layout (config.pbtxt parsed back); the CLI command.
+ *
+ * One file over 500 lines on purpose: the cases share the hand-written every-layer spec and its checkpoint
+ * defined at the top (about a third of the file).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

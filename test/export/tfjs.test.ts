@@ -10,6 +10,9 @@
  * by name; the shipped models/imagenette64 tfjs export (when present) agrees with its ONNX files.
  *
  *   node --import tsx --test test/export/tfjs.test.ts
+ *
+ * Over 500 lines: the cases share the residual spec, the export-case table and the comparison helpers (about
+ * half the file); split, each part would import them from a helper module used by this file alone.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

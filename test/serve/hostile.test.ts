@@ -2,6 +2,9 @@
  * Malformed and hostile requests: each must get the right 4xx with a JSON error body in its protocol's shape
  * (`{ error: { code, message } }`, OpenAI's on /v1/embeddings, the OIP spec's on /v2; no stack trace), and
  * the server must stay up with bounded memory afterwards.
+ *
+ * One file over 500 lines on purpose: every case shares one server started once (a start loads the model and
+ * the workers), and node --test runs files apart, so splitting would start it once per file.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

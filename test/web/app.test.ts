@@ -17,6 +17,9 @@
  * playwright-core is missing.
  *
  *   node --import tsx --test test/web/app.test.ts
+ *
+ * One file over 500 lines on purpose: the cases share one Chromium and one server started once (each start
+ * costs seconds), which node --test cannot share across files.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
