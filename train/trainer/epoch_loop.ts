@@ -57,7 +57,7 @@ export async function runEpochs(
   const { metrics } = from;
   let globalStep = from.globalStep;
   let lastCkpt = from.lastCheckpoint;
-  const heartbeat = firstStepHeartbeat(o.work, log);
+  const heartbeat = firstStepHeartbeat(o.work);
   try {
     for (let epoch = from.startEpoch; epoch <= cfg.epochs; epoch++) {
       const lr = stepLr(cfg.learning_rate, epoch, cfg.lr_decay_epochs, cfg.lr_decay_rate);
