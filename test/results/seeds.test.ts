@@ -108,7 +108,7 @@ test('report: seeds of a method are one row of mean ± std per layer, n shown; s
     'cmc (mean ± std of 3 seeds: 0, 1, 2)',
     '62.00 ± 2.00 / 82.00 ± 2.00',
     '72.00 ± 2.83 (n=2) / 92.00 ± 2.83',
-    '2 conv2 (72.00 ± 2.83 (n=2))',
+    '1 conv1 (62.00 ± 2.00)', // layer 2 has a better mean, but from two seeds only
     '60.00 ± 10.00',
     '7,001',
     '70',

@@ -523,9 +523,11 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
         const scores = g.members.map((e) => e.probes.get(l)).map((p) => p && probeScore(p.json, metric));
         return { top1: meanStd(scores.map((s) => s?.top1)), top5: meanStd(scores.map((s) => s?.top5)) };
       };
-      const best = layers
-        .map((l) => ({ l, s: at(l).top1 }))
-        .filter((b) => b.s.n > 0)
+      // The best layer among those every seed has (else among those most seeds have): no partial means.
+      const byLayer = layers.map((l) => ({ l, s: at(l).top1 }));
+      const most = Math.max(0, ...byLayer.map((b) => b.s.n));
+      const best = byLayer
+        .filter((b) => b.s.n > 0 && b.s.n === most)
         .reduce<{ l: number; s: ReturnType<typeof meanStd> } | null>(
           (a, b) => (!a || b.s.mean > a.s.mean ? b : a),
           null,
