@@ -21,6 +21,20 @@ export function intList(v: string): number[] {
     .map((s) => int(s.trim()));
 }
 
+/**
+ * A repeatable option whose values may also be comma lists (`--x a --x b,c` → [a, b, c]); commander passes
+ * the values so far (first the default) as `prev`.
+ */
+export function repeatableList(v: string, prev: readonly string[]): string[] {
+  return [
+    ...prev,
+    ...v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  ];
+}
+
 /** A comma list of view names (core/preprocess/views.ts), checked: known names, no repeats, >= 2. */
 export function viewList(v: string): string[] {
   try {

@@ -18,6 +18,10 @@ intermediate checkpoint of that method (epoch E), drawn against SGD steps:
 
   e.g. probe_cmc_layer5.json, probe_cmc_epoch10_layer5.json, probe_random_layer5.json, knn_cmc_epoch10.json
 
+Seeds: a method named <method>_seed<S> is seed S of <method> (eval_protocol.sh --name cmc_seed1 writes
+probe_cmc_seed1_layer<L>.json; supervised_seed<S>.json for the baseline). Two or more seeds of a method
+are one row of mean ± sample std per layer (n shown) and one line with ±1 std error bars in the plot.
+
 A method named random* (or with encoder 'random') is the random-init baseline; one whose checkpoint was
 written by cmc supervised (or named supervised*) is the supervised encoder; the rest are CMC.
 

@@ -6,7 +6,7 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts'
 import { train } from '../../train/trainer/train.ts';
 import { SYNTHETIC_CLASSES, writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { BACKENDS } from '../../train/engine/backend.ts';
-import { int, intList, num, viewList } from '../options.ts';
+import { int, intList, num, repeatableList, viewList } from '../options.ts';
 import { OBJECTIVES } from '../../train/trainer/objective.ts';
 import { VIEW_NAMES } from '../../core/preprocess/views.ts';
 
@@ -56,6 +56,12 @@ export function addTrainCommand(program: Command): void {
       '--data_folder <path>',
       'dataset: ImageFolder tree, CIFAR-10 / STL-10 binaries, or the raw uint8 layout',
       D.data_folder,
+    )
+    .option(
+      '--extra_folder <path>',
+      "more training images for pre-training only, after --data_folder's in one memory bank (labels unused; kNN and evaluation keep to --data_folder); repeatable or a comma list",
+      repeatableList,
+      D.extra_folder,
     )
     .option('--model_path <path>', 'folder for run folders (checkpoints, metrics.jsonl)', D.model_path)
     .option('--tb_path <path>', 'folder for TensorBoard event files', D.tb_path)

@@ -88,6 +88,37 @@ test('portableConfig: data folders by name and checksum, output folders dropped,
   assert.equal(portableConfig(null), null);
 });
 
+test('portableConfig: extra pre-training folders become a list of {name, sha256}; none leaves no key', () => {
+  const sums: Record<string, string> = { 'imagenette64-sub': 'abc', 'imagenette64-extra': 'def' };
+  const sum = (f: string) => sums[path.basename(f)] ?? null;
+  const c = portableConfig(
+    {
+      data_folder: '/home/ann/data/imagenette64-sub',
+      extra_folder: ['/home/ann/data/imagenette64-extra/', '/mnt/photos'],
+      epochs: 70,
+    },
+    sum,
+  );
+  assert.deepEqual(c, {
+    data: { name: 'imagenette64-sub', sha256: 'abc' },
+    extra_data: [
+      { name: 'imagenette64-extra', sha256: 'def' },
+      { name: 'photos', sha256: null },
+    ],
+    epochs: 70,
+  });
+  assert.deepEqual(
+    portableConfig(c, () => 'other'),
+    c,
+    'a portable config stays as it is',
+  );
+  assert.deepEqual(
+    portableConfig({ data_folder: '/d/imagenette64-sub', extra_folder: [], epochs: 1 }, sum),
+    { data: { name: 'imagenette64-sub', sha256: 'abc' }, epochs: 1 },
+    'a run without extra folders exports as before the option existed',
+  );
+});
+
 test('export writes no machine path; refreshProvenance rewrites an old export and leaves graphs and weights alone', async () => {
   const data = dataFolder();
   const spec = tinySpec() as unknown as CmcSpec;

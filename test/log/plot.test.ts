@@ -113,3 +113,48 @@ test('lineChart: named x ticks with padding, fixed colours, and a legend below t
     'legend entries under the plot area',
   );
 });
+
+test('lineChart: error bars span y ± e on the plot scale, and the y range makes room for them', () => {
+  const svg = lineChart({
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    width: 400,
+    height: 300,
+    yRange: [0, 100],
+    series: [
+      {
+        name: 'mean',
+        points: [
+          [1, 50],
+          [2, 60],
+          [3, 70],
+        ],
+        errors: [10, 0, NaN],
+      },
+    ],
+  });
+  const bars = [...svg.matchAll(/<path class="error-bar" d="M([\d.]+),([\d.]+) L([\d.]+),([\d.]+) /g)];
+  assert.equal(bars.length, 1, 'a bar only where the error is a positive number');
+  // y 0..100 maps to 252..36 (216 px): 40 and 60 are at 165.6 and 122.4.
+  const [, x1, lo, x2, hi] = bars[0].map(Number);
+  assert.equal(x1, x2, 'a vertical bar');
+  assert.deepEqual([lo, hi], [165.6, 122.4]);
+  const auto = lineChart({
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    series: [
+      {
+        name: 'a',
+        points: [
+          [1, 50],
+          [2, 50.5],
+        ],
+        errors: [20, 20],
+      },
+    ],
+  });
+  const ticks = [...auto.matchAll(/text-anchor="end">([\d.]+)</g)].map((m) => Number(m[1]));
+  assert.ok(Math.min(...ticks) <= 35 && Math.max(...ticks) >= 65, `y ticks ${ticks} cover 50 ± 20`);
+});

@@ -14,6 +14,7 @@ import {
 const saved: TrainConfig = {
   ...TRAIN_DEFAULTS,
   data_folder: '/data/saved',
+  extra_folder: ['/data/photos', '/data/more'],
   model_path: 'saved_runs',
   tb_path: 'saved_runs/tb',
   model: 'alexnet_small',
@@ -43,6 +44,7 @@ const saved: TrainConfig = {
 const cmdLine: TrainConfig = {
   ...TRAIN_DEFAULTS,
   data_folder: '/data/new',
+  extra_folder: ['/mnt/moved/photos', '/mnt/moved/more'],
   model_path: 'new_runs',
   tb_path: 'new_runs/tb',
   model: 'resnet18v1',
@@ -77,6 +79,13 @@ const rows: Row[] = [
     'cmd',
   ]),
   ["data_folder: the command line's when given", 'data_folder', [], 'cmd'],
+  [
+    "extra_folder: the command line's when given (the same folders by name, moved)",
+    'extra_folder',
+    ['extra_folder'],
+    'cmd',
+  ],
+  ["extra_folder: the checkpoint's when not given", 'extra_folder', [], 'saved'],
   ...FROM_COMMAND_LINE_IF_GIVEN.map((k): Row => [`${k}: the command line's when given explicitly`, k, [k], 'cmd']),
   ...FROM_COMMAND_LINE_IF_GIVEN.map((k): Row => [`${k}: the checkpoint's when not given`, k, [], 'saved']),
   ...(['model', 'batch_size', 'nce_k', 'image_size', 'seed', 'views', 'objective', 'negatives'] as const).map(
@@ -96,10 +105,24 @@ test("resume: a bare --resume (no --data_folder) keeps the checkpoint's data fol
   assert.equal(resumeConfig(saved, { ...cmdLine, data_folder: '' }, []).data_folder, '/data/saved');
 });
 
+test("resume: --extra_folder other than the checkpoint's is refused (its images are memory-bank rows)", () => {
+  const refuse = (extra: string[], from: Partial<TrainConfig> = saved) =>
+    assert.throws(
+      () => resumeConfig(from, { ...cmdLine, extra_folder: extra }, ['extra_folder']),
+      /does not match the checkpoint's extra folders/,
+    );
+  refuse(['/data/photos']); // one fewer
+  refuse(['/data/more', '/data/photos']); // another order: other rows
+  refuse(['/data/photos', '/data/other']); // another folder
+  refuse(['/data/photos'], { ...saved, extra_folder: [] }); // the run had none
+});
+
 test('resume: fields added after the checkpoint was written reproduce its run', () => {
   const old: Partial<TrainConfig> = { ...saved };
-  for (const k of ['knn_source', 'negatives', 'views', 'objective', 'core_view'] as const) delete old[k];
+  for (const k of ['knn_source', 'negatives', 'views', 'objective', 'core_view', 'extra_folder'] as const)
+    delete old[k];
   const cfg = resumeConfig(old, cmdLine, []);
+  assert.deepEqual(cfg.extra_folder, []);
   assert.equal(cfg.knn_source, 'recompute');
   assert.equal(cfg.negatives, 'memory');
   assert.deepEqual(cfg.views, ['L', 'ab']);

@@ -11,6 +11,7 @@
  *  - ImageFolderSource torchvision ImageFolder order (class dirs sorted, files sorted, recursive), decoded by sharp
  *  - Cifar10BinSource  CIFAR-10 binary batches (1 label byte + 3072 bytes CHW per record)
  *  - Stl10BinSource    STL-10 binaries (3x96x96 per image, each plane column-major; labels 1-based on disk)
+ *  - ConcatSource      several of the above as one sample list (`cmc train --extra_folder`)
  *
  * Binary sources read records lazily with positional reads (no whole-file load), so STL-10's 2.7 GB
  * unlabeled split costs no memory and many worker threads share the OS page cache.
@@ -34,11 +35,13 @@ import { RawU8Source } from './sources/raw.ts';
 import { Cifar10BinSource, cifarDir } from './sources/cifar10.ts';
 import { Stl10BinSource, stlDir } from './sources/stl10.ts';
 import { ImageFolderSource, type ImageFolderOptions } from './sources/image_folder.ts';
+import { ConcatSource } from './sources/concat.ts';
 
 export * from './sources/source.ts';
 export { RawU8Source } from './sources/raw.ts';
 export { Cifar10BinSource } from './sources/cifar10.ts';
 export { Stl10BinSource } from './sources/stl10.ts';
+export { ConcatSource } from './sources/concat.ts';
 export {
   ImageFolderSource,
   IMAGE_EXTENSIONS,
@@ -120,5 +123,7 @@ export function sourceFromSpec(spec: SourceSpec, onWarn?: WarnFn): DataSource {
       return new Stl10BinSource(spec.dir, spec.split);
     case 'imagefolder':
       return ImageFolderSource.fromSpec(spec, onWarn);
+    case 'concat':
+      return new ConcatSource(spec.parts.map((p) => sourceFromSpec(p, onWarn)));
   }
 }

@@ -5,6 +5,8 @@
  *
  *   portableConfig({ data_folder: '/work/data/imagenette64-sub', resume: '/work/runs/a/ckpt_epoch_30.ckpt' })
  *   // → { data: { name: 'imagenette64-sub', sha256: '…' }, resume: 'a/ckpt_epoch_30.ckpt' }
+ *   portableConfig({ data_folder: '…/imagenette64-sub', extra_folder: ['…/imagenette64-extra'] })
+ *   // → { data: { name: 'imagenette64-sub', … }, extra_data: [{ name: 'imagenette64-extra', sha256: '…' }] }
  *
  * The data set checksum is the sha256 of `sha256sum`'s listing of every file under the folder, sorted by
  * path, so anyone holding the data can check it:
@@ -23,8 +25,15 @@ export interface DatasetRef {
   sha256: string | null;
 }
 
-/** Config keys that name a data folder (training: snake_case flags; probe: camelCase options). */
-const DATA_KEYS = new Set(['data_folder', 'dataFolder']);
+/**
+ * Config keys that name data folders (training: snake_case flags; probe: camelCase options), and the key
+ * their DatasetRef goes to: one folder becomes one DatasetRef, a list (--extra_folder) a list of them.
+ */
+const DATA_KEYS = new Map([
+  ['data_folder', 'data'],
+  ['dataFolder', 'data'],
+  ['extra_folder', 'extra_data'],
+]);
 /** Config keys that only say where the trainer wrote its files: meaningless elsewhere, dropped. */
 const OUTPUT_KEYS = new Set(['model_path', 'tb_path']);
 
@@ -61,7 +70,8 @@ function runRelative(p: string): string {
 }
 
 /**
- * A training or probe config without machine paths: data folders become `data: { name, sha256 }`, output
+ * A training or probe config without machine paths: data folders become `data: { name, sha256 }` (extra
+ * folders `extra_data: [{ name, sha256 }, …]`, left out when there are none), output
  * folders are dropped, any other absolute path keeps its last two segments. A config already portable
  * (its `data` is a DatasetRef) comes back unchanged.
  */
@@ -73,9 +83,15 @@ export function portableConfig(
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) {
     if (OUTPUT_KEYS.has(k)) continue;
-    if (DATA_KEYS.has(k) && typeof v === 'string') {
-      const ref: DatasetRef = { name: path.basename(path.resolve(v)), sha256: checksum(v) };
-      out.data = ref;
+    const dataKey = DATA_KEYS.get(k);
+    const ref = (folder: string): DatasetRef => ({
+      name: path.basename(path.resolve(folder)),
+      sha256: checksum(folder),
+    });
+    if (dataKey && typeof v === 'string') out[dataKey] = ref(v);
+    else if (dataKey && Array.isArray(v) && v.every((f) => typeof f === 'string')) {
+      // No extra folders (every run without --extra_folder): nothing to record, as before the option existed.
+      if (v.length) out[dataKey] = v.map(ref);
     } else out[k] = typeof v === 'string' ? runRelative(v) : v;
   }
   return out;

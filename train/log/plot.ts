@@ -12,6 +12,8 @@ export interface Series {
   dashed?: boolean;
   /** Stroke colour (default: the palette, by series position). */
   color?: string;
+  /** Error bars: errors[j] is the half-length of point j's bar (e.g. one standard deviation); 0 or missing: none. */
+  errors?: number[];
 }
 
 export interface ChartOptions {
@@ -42,7 +44,11 @@ export function lineChart(o: ChartOptions): string {
   const W = o.width ?? 640;
   const H = o.height ?? 400;
   const m = { l: 64, r: 16, t: 36, b: 48 };
-  const pts = o.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const pts = o.series
+    .flatMap((s) =>
+      s.points.flatMap(([x, y], j) => [-1, 0, 1].map((d) => [x, y + d * errorOf(s, j)] as [number, number])),
+    )
+    .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   if (pts.length === 0) throw new Error(`lineChart '${o.title}': no finite points`);
   let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
   let [y0, y1] = o.yRange ?? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
@@ -61,6 +67,9 @@ export function lineChart(o: ChartOptions): string {
       s,
       c: s.color ?? PALETTE[i % PALETTE.length],
       good: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
+      bars: s.points
+        .map(([x, y], j) => [x, y, errorOf(s, j)])
+        .filter(([x, y, e]) => Number.isFinite(x) && Number.isFinite(y) && e > 0),
     }))
     .filter((e) => e.good.length > 0);
   const HT = o.legend === 'below' ? H + 16 * drawn.length + 4 : H;
@@ -90,9 +99,17 @@ export function lineChart(o: ChartOptions): string {
   // Lines first, then the legend on a light box above them, sized to the longest name (about 6.5 px per
   // character at 12 px sans-serif).
   const dash = (s: Series) => (s.dashed ? ' stroke-dasharray="6 4"' : '');
-  for (const { s, c, good } of drawn) {
+  for (const { s, c, good, bars } of drawn) {
     const d = good.map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${dash(s)}/>`);
+    // One error bar per point: a vertical line from y - e to y + e with 8 px caps.
+    for (const [x, y, e] of bars) {
+      const [X, lo, hi] = [sx(x).toFixed(1), sy(y - e).toFixed(1), sy(y + e).toFixed(1)];
+      const cap = (Y: string) => `M${(sx(x) - 4).toFixed(1)},${Y} L${(sx(x) + 4).toFixed(1)},${Y}`;
+      out.push(
+        `<path class="error-bar" d="M${X},${lo} L${X},${hi} ${cap(lo)} ${cap(hi)}" fill="none" stroke="${c}" stroke-width="1.5"/>`,
+      );
+    }
     if (s.markers ?? good.length <= 40)
       for (const [x, y] of good)
         out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${c}"/>`);
@@ -113,6 +130,12 @@ export function lineChart(o: ChartOptions): string {
   });
   out.push('</svg>');
   return out.join('\n');
+}
+
+/** The error-bar half-length of point j of a series (0 when it has none or it is not a finite number). */
+function errorOf(s: Series, j: number): number {
+  const e = s.errors?.[j];
+  return e !== undefined && Number.isFinite(e) && e > 0 ? e : 0;
 }
 
 function ticks(a: number, b: number, n: number): number[] {

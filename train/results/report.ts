@@ -22,6 +22,12 @@
  *   <any folder>/metrics.jsonl                 a training run folder (or give --run <dir>): its kNN records
  *        ({epoch, step, knn_top1, knn_source}) are drawn against SGD steps.
  *
+ * SEEDS. A method label ending in `_seed<S>` is seed S of the method before it (train/results/seeds.ts):
+ * `probe_cmc_seed0_layer5.json`, `probe_cmc_seed1_layer5.json`, ... (eval_protocol.sh `--name cmc_seed<S>`),
+ * `supervised_seed<S>.json`. Two or more seeds of a method make one table row of mean ± sample std per layer
+ * (the seeds listed, n shown where a seed lacks a number) and one line with ±1 std error bars on the per-layer
+ * plot; a single seed, or a label without the suffix, is reported as it is.
+ *
  * Accuracies in the files are fractions; the report prints percentages. Which encoder a method is: 'random'
  * when its name starts with `random` or its encoder is 'random'; 'supervised' when its encoder checkpoint says
  * objective 'supervised' or its name starts with `supervised`; else CMC. SGD steps and epochs of a method come
@@ -38,6 +44,7 @@ import path from 'node:path';
 import { lineChart, type Series } from '../log/plot.ts';
 import { formatDuration } from '../log/progress.ts';
 import { readCheckpointHeader } from '../../core/formats/checkpoint.ts';
+import { groupSeeds, meanStd, pctMeanStd } from './seeds.ts';
 
 // ------------------------------------------------------------------------------------------------------
 // Input records (only the fields the report reads; the files may hold more)
@@ -458,6 +465,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
 
   // --- main table
   const whichUsed = new Set<string>();
+  let seedRows = false;
   if (finals.length || res.supervised.length) {
     md.push('## Linear probe and kNN, test split', '');
     md.push(
@@ -477,53 +485,102 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
       'eval time',
     ];
     md.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
-    for (const ev of finals) {
-      const cells = layers.map((l) => {
-        const p = ev.probes.get(l);
-        if (!p) return '—';
-        const s = probeScore(p.json, metric);
-        whichUsed.add(`${s.which}/${p.json.selected_on ?? '?'}`);
-        return `${pct(s.top1)} / ${pct(s.top5)}`;
-      });
-      const scored = [...ev.probes.entries()].map(([l, p]) => ({ l, s: probeScore(p.json, metric) }));
-      const best = scored.length ? scored.reduce((a, b) => (b.s.top1 > a.s.top1 ? b : a)) : null;
-      const evalSec =
-        [...ev.probes.values()].reduce((a, p) => a + (p.json.seconds ?? 0), 0) +
-        (ev.knn?.json.seconds ?? 0) +
-        [...ev.wd.values()].reduce((a, w) => a + w.candidates.reduce((b, c) => b + (c.seconds ?? 0), 0), 0);
-      const kind = kindOf(ev);
-      const label =
-        kind === 'cmc' ? ev.method : `${ev.method} (${kind === 'random' ? 'random init' : 'supervised encoder'})`;
+    const cell = (xs: string[]) => `| ${xs.join(' | ')} |`;
+    for (const g of groupSeeds(finals, (e) => e.method)) {
+      for (const ev of g.members)
+        for (const p of ev.probes.values())
+          whichUsed.add(`${probeScore(p.json, metric).which}/${p.json.selected_on ?? '?'}`);
+      const kind = kindOf(g.members[0]);
+      const what = kind === 'cmc' ? '' : kind === 'random' ? 'random init' : 'supervised encoder';
+      if (!g.seeds.length) {
+        const ev = g.members[0];
+        const cells = layers.map((l) => {
+          const p = ev.probes.get(l);
+          if (!p) return '—';
+          const s = probeScore(p.json, metric);
+          return `${pct(s.top1)} / ${pct(s.top5)}`;
+        });
+        const scored = [...ev.probes.entries()].map(([l, p]) => ({ l, s: probeScore(p.json, metric) }));
+        const best = scored.length ? scored.reduce((a, b) => (b.s.top1 > a.s.top1 ? b : a)) : null;
+        const evalSec = evalSeconds(ev);
+        md.push(
+          cell([
+            what ? `${ev.method} (${what})` : ev.method,
+            ...cells,
+            best ? `${layerName(best.l, arch)} (${pct(best.s.top1)})` : '—',
+            ev.knn ? pct(ev.knn.json.top1) : '—',
+            int(ev.encoder?.step),
+            int(ev.encoder?.epoch),
+            isNum(ev.encoder?.train_seconds) ? formatDuration(ev.encoder!.train_seconds!) : '—',
+            evalSec > 0 ? formatDuration(evalSec) : '—',
+          ]),
+        );
+        continue;
+      }
+      // Several seeds of one method: mean ± sample std over the seeds that have each number.
+      const n = g.members.length;
+      const at = (l: number) => {
+        const scores = g.members.map((e) => e.probes.get(l)).map((p) => p && probeScore(p.json, metric));
+        return { top1: meanStd(scores.map((s) => s?.top1)), top5: meanStd(scores.map((s) => s?.top5)) };
+      };
+      // The best layer among those every seed has (else among those most seeds have): no partial means.
+      const byLayer = layers.map((l) => ({ l, s: at(l).top1 }));
+      const most = Math.max(0, ...byLayer.map((b) => b.s.n));
+      const best = byLayer
+        .filter((b) => b.s.n > 0 && b.s.n === most)
+        .reduce<{ l: number; s: ReturnType<typeof meanStd> } | null>(
+          (a, b) => (!a || b.s.mean > a.s.mean ? b : a),
+          null,
+        );
+      const mean = (xs: (number | undefined)[]) => meanStd(xs).mean;
+      const trainSec = mean(g.members.map((e) => e.encoder?.train_seconds));
+      const evalSec = mean(g.members.map(evalSeconds));
       md.push(
-        `| ${[
-          label,
-          ...cells,
-          best ? `${layerName(best.l, arch)} (${pct(best.s.top1)})` : '—',
-          ev.knn ? pct(ev.knn.json.top1) : '—',
-          int(ev.encoder?.step),
-          int(ev.encoder?.epoch),
-          isNum(ev.encoder?.train_seconds) ? formatDuration(ev.encoder!.train_seconds!) : '—',
+        cell([
+          `${g.method} (${what ? `${what}, ` : ''}mean ± std of ${n} seeds: ${g.seeds.join(', ')})`,
+          ...layers.map((l) => {
+            const s = at(l);
+            return s.top1.n ? `${pctMeanStd(s.top1, n)} / ${pctMeanStd(s.top5)}` : '—';
+          }),
+          best ? `${layerName(best.l, arch)} (${pctMeanStd(best.s, n)})` : '—',
+          pctMeanStd(meanStd(g.members.map((e) => e.knn?.json.top1)), n),
+          int(mean(g.members.map((e) => e.encoder?.step))),
+          int(mean(g.members.map((e) => e.encoder?.epoch))),
+          isNum(trainSec) ? formatDuration(trainSec) : '—',
           evalSec > 0 ? formatDuration(evalSec) : '—',
-        ].join(' | ')} |`,
+        ]),
       );
+      seedRows = true;
     }
-    for (const s of res.supervised) {
-      const last = s.json.metrics[s.json.metrics.length - 1];
-      const secs = s.json.metrics.map((m) => m.epoch_sec ?? 0).reduce((a, b) => a + b, 0);
-      const top1 = s.json.test_top1 ?? last?.test_top1,
-        top5 = s.json.test_top5 ?? last?.test_top5;
+    for (const g of groupSeeds(res.supervised, (s) => (s.label === 'supervised' ? s.label : `supervised_${s.label}`))) {
+      const end = g.members.map((s) => {
+        const last = s.json.metrics[s.json.metrics.length - 1];
+        return {
+          last,
+          secs: s.json.metrics.map((m) => m.epoch_sec ?? 0).reduce((a, b) => a + b, 0),
+          top1: s.json.test_top1 ?? last?.test_top1,
+          top5: s.json.test_top5 ?? last?.test_top5,
+        };
+      });
+      const one = end.length === 1 ? end[0] : null;
+      const secs = meanStd(end.map((e) => e.secs)).mean;
       md.push(
-        `| ${[
-          `${s.label} (end-to-end classifier)`,
+        cell([
+          one
+            ? `${g.members[0].label} (end-to-end classifier)`
+            : `${g.method} (end-to-end classifier, mean ± std of ${end.length} seeds: ${g.seeds.join(', ')})`,
           ...layers.map(() => ''),
-          `${pct(top1)} / ${pct(top5)}`,
+          one
+            ? `${pct(one.top1)} / ${pct(one.top5)}`
+            : `${pctMeanStd(meanStd(end.map((e) => e.top1)), end.length)} / ${pctMeanStd(meanStd(end.map((e) => e.top5)))}`,
           '—',
-          int(last?.step),
-          int(last?.epoch),
+          int(meanStd(end.map((e) => e.last?.step)).mean),
+          int(meanStd(end.map((e) => e.last?.epoch)).mean),
           secs > 0 ? formatDuration(secs) : '—',
           '—',
-        ].join(' | ')} |`,
+        ]),
       );
+      if (!one) seedRows = true;
     }
     md.push('');
     if ([...whichUsed].some((w) => w === 'best/test')) {
@@ -532,6 +589,11 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
         '',
       );
     }
+    if (seedRows)
+      md.push(
+        'Rows over several seeds (inputs named `<method>_seed<S>`) are the mean ± sample standard deviation over the seeds named; a cell that fewer seeds have says its n. Their SGD steps, epochs and times are means.',
+        '',
+      );
     md.push(
       "kNN: weighted kNN (`cmc knn`, default k 200, T 0.07, on the embeddings). SGD steps / epochs / train time: of the encoder's training run up to the evaluated checkpoint. Eval time: probes + kNN + weight-decay selection.",
       '',
@@ -599,33 +661,47 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   if (layers.length) {
     const shade = new Map<string, number>(); // the n-th method of a kind gets the kind's n-th colour
     const colorOfMethod = new Map<string, string>();
-    const s: Series[] = finals
-      .filter((e) => e.probes.size)
-      .map((e) => {
-        const n = shade.get(kindOf(e)) ?? 0;
-        shade.set(kindOf(e), n + 1);
-        colorOfMethod.set(e.method, colorOf(e, n));
-        return {
-          name: `${e.method}${kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)'}`,
-          points: [...e.probes.entries()]
-            .sort((a, b) => a[0] - b[0])
-            .map(([l, p]) => [l, 100 * probeScore(p.json, metric).top1] as [number, number]),
-          color: colorOf(e, n),
-        };
-      });
-    for (const sup of res.supervised) {
-      const last = sup.json.metrics[sup.json.metrics.length - 1];
-      const t = sup.json.test_top1 ?? last?.test_top1;
-      if (isNum(t))
+    // One line per method; over several seeds, the mean per layer with ±1 sample std as error bars.
+    const s: Series[] = groupSeeds(
+      finals.filter((e) => e.probes.size),
+      (e) => e.method,
+    ).map((g) => {
+      const e = g.members[0];
+      const n = shade.get(kindOf(e)) ?? 0;
+      shade.set(kindOf(e), n + 1);
+      colorOfMethod.set(g.method, colorOf(e, n));
+      const kind = kindOf(e) === 'cmc' ? '' : kindOf(e) === 'random' ? ' (random init)' : ' (supervised encoder)';
+      const stats = layers
+        .map((l) => ({
+          l,
+          s: meanStd(g.members.map((m) => m.probes.get(l)).map((p) => p && probeScore(p.json, metric).top1)),
+        }))
+        .filter((x) => x.s.n > 0);
+      return {
+        name: g.seeds.length ? `${g.method}${kind}, mean ± std of ${g.seeds.length} seeds` : `${g.method}${kind}`,
+        points: stats.map((x) => [x.l, 100 * x.s.mean] as [number, number]),
+        ...(g.seeds.length ? { errors: stats.map((x) => 100 * x.s.std) } : {}),
+        color: colorOf(e, n),
+      };
+    });
+    for (const g of groupSeeds(res.supervised, (x) => (x.label === 'supervised' ? x.label : `supervised_${x.label}`))) {
+      const t = meanStd(
+        g.members.map((sup) => sup.json.test_top1 ?? sup.json.metrics[sup.json.metrics.length - 1]?.test_top1),
+      );
+      const label = g.seeds.length ? g.method : g.members[0].label;
+      if (t.n)
         s.push({
-          name: `${sup.label} (end-to-end)`,
+          name: g.seeds.length
+            ? `${label} (end-to-end), mean ± std of ${g.seeds.length} seeds`
+            : `${label} (end-to-end)`,
           points: [
-            [layers[0], 100 * t],
-            [layers[layers.length - 1], 100 * t],
+            [layers[0], 100 * t.mean],
+            [layers[layers.length - 1], 100 * t.mean],
           ],
+          ...(g.seeds.length ? { errors: [100 * t.std, 100 * t.std] } : {}),
           dashed: true,
           markers: false,
-          color: colorOfMethod.get(sup.label) ?? '#2ca02c',
+          color: colorOfMethod.get(label) ?? '#2ca02c',
         });
     }
     plots['accuracy_per_layer.svg'] = lineChart({
@@ -656,6 +732,15 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
     md.push('');
   }
   return { markdown: md.join('\n'), plots, notes };
+}
+
+/** Seconds spent evaluating one encoder: its probes, kNN and weight-decay selection. */
+function evalSeconds(ev: Evaluated): number {
+  return (
+    [...ev.probes.values()].reduce((a, p) => a + (p.json.seconds ?? 0), 0) +
+    (ev.knn?.json.seconds ?? 0) +
+    [...ev.wd.values()].reduce((a, w) => a + w.candidates.reduce((b, c) => b + (c.seconds ?? 0), 0), 0)
+  );
 }
 
 function metricSentence(m: MetricChoice): string {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { isDefaultViews, parseViews } from '../../core/preprocess/views.ts';
 import { OBJECTIVES, type Objective } from './objective.ts';
 
@@ -7,6 +8,12 @@ import { OBJECTIVES, type Objective } from './objective.ts';
  */
 export interface TrainConfig {
   data_folder: string;
+  /**
+   * More training images for pre-training only (ours): each folder's training split joins data_folder's in
+   * one memory bank, after it (rows 0..n-1 stay data_folder's); their labels are never read. The kNN monitor
+   * and evaluation use data_folder alone.
+   */
+  extra_folder: string[];
   /** Where run folders (checkpoints, metrics.jsonl) go. */
   model_path: string;
   /** TensorBoard event files go to tb_path/<run name>. */
@@ -68,6 +75,7 @@ export interface TrainConfig {
 
 export const TRAIN_DEFAULTS: TrainConfig = {
   data_folder: '',
+  extra_folder: [],
   model_path: 'runs',
   tb_path: 'runs/tensorboard',
   model: 'alexnet',
@@ -131,6 +139,13 @@ export function withViewDefaults<T extends Partial<TrainConfig>>(
 export function validateConfig(c: TrainConfig): void {
   const bad: string[] = [];
   if (!c.data_folder) bad.push('--data_folder is required');
+  const folders = [c.data_folder, ...(c.extra_folder ?? [])].filter((f) => f).map((f) => path.resolve(f));
+  if (c.extra_folder?.some((f) => !f)) bad.push('--extra_folder must name a folder (got an empty name)');
+  const twice = folders.filter((f, i) => folders.indexOf(f) !== i);
+  if (twice.length)
+    bad.push(
+      `${[...new Set(twice)].join(', ')} given twice (--data_folder / --extra_folder): its images would count twice`,
+    );
   const posInt = ['batch_size', 'epochs', 'feat_dim', 'image_size', 'print_freq', 'save_freq', 'knn_k'] as const;
   for (const k of posInt)
     if (!(Number.isInteger(c[k]) && c[k] > 0)) bad.push(`--${k} must be a positive integer (got ${c[k]})`);

@@ -2,6 +2,8 @@
  * The kNN monitor of `cmc train --knn_freq N`: weighted kNN (train/eval/knn.ts) of the labelled test split
  * against the training images, with the encoders as they are now. The training side is either recomputed
  * by the frozen encoders (eval mode, val transform) or read from the memory bank (config.ts `knn_source`).
+ * `source` is the labelled training set (--data_folder's); with --extra_folder the bank has more rows after
+ * its own, which have no labels and are left out.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { CmcSpec } from '../../core/network/layers.ts';
@@ -38,7 +40,7 @@ export function knnMonitor(o: {
       trainFeat = tf.tidy(() =>
         l2rows(
           tf.concat(
-            spec.views.map((_, v) => bank.memory(v)),
+            spec.views.map((_, v) => tf.slice(bank.memory(v), [0, 0], [source.length, -1])),
             1,
           ),
         ),

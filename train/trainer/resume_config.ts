@@ -6,7 +6,12 @@
  * learning-rate schedule when asked for explicitly (upstream's HobbitLong/CMC `train_CMC.py` re-reads them
  * from its flags on --resume); a bare --resume finishes the run as it was planned (length, checkpoint and kNN
  * frequency), not with the flags' defaults.
+ *
+ * The extra folders (--extra_folder) are rows of the memory bank, so they are the checkpoint's: a bare
+ * --resume keeps them, and folders given again (moved, say, like --data_folder) must be the same folders by
+ * name, in the same order; anything else is refused rather than silently mixing other images into the bank.
  */
+import path from 'node:path';
 import { TRAIN_DEFAULTS, withViewDefaults, type TrainConfig } from './config.ts';
 
 /** How to run: always the command line's (data_folder only when given: a bare --resume keeps the saved one). */
@@ -50,7 +55,25 @@ export function resumeConfig(
   const cfg = { ...saved } as Record<string, unknown>;
   for (const k of FROM_COMMAND_LINE) if (k !== 'data_folder' || cmdLine.data_folder) cfg[k] = cmdLine[k];
   for (const k of FROM_COMMAND_LINE_IF_GIVEN) if (given.includes(k)) cfg[k] = cmdLine[k];
+  cfg.extra_folder = resumedExtraFolders(
+    saved.extra_folder ?? [],
+    cmdLine.extra_folder,
+    given.includes('extra_folder'),
+  );
   cfg.knn_source ??= 'recompute'; // checkpoints written before the option existed
   cfg.negatives ??= 'memory';
   return withViewDefaults(cfg as unknown as TrainConfig); // ... and before --views / --objective
+}
+
+/** The extra folders of a resumed run (rule in the header); throws when the command line's differ. */
+export function resumedExtraFolders(saved: readonly string[], cmdLine: readonly string[], given: boolean): string[] {
+  if (!given) return [...saved];
+  const names = (fs: readonly string[]) => fs.map((f) => path.basename(path.resolve(f)));
+  if (names(saved).join('\0') !== names(cmdLine).join('\0'))
+    throw new Error(
+      `--extra_folder ${cmdLine.join(',') || '(none)'} does not match the checkpoint's extra folders ` +
+        `${saved.join(',') || '(none)'}: their images are rows of its memory bank. Resume without --extra_folder to ` +
+        'keep them, give the same folders (by name, in the same order), or start a new run',
+    );
+  return [...cmdLine];
 }

@@ -16,7 +16,7 @@ import { appendToFile } from '../../core/util/atomic_write.ts';
 import { validateConfig, type TrainConfig } from './config.ts';
 import { resumeConfig } from './resume_config.ts';
 import { readResumeCheckpoint, restoreState, type TrainCheckpoint } from './state.ts';
-import { openTrainingData } from './training_data.ts';
+import { describeFolders, openTrainingData } from './training_data.ts';
 import { buildTraining, disposeTraining, networkSpec } from './parts.ts';
 import { openRunFolder } from './run_folder.ts';
 import { knnMonitor } from './knn_monitor.ts';
@@ -54,7 +54,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   }
   validateConfig(cfg);
   const backend = await initBackend(cfg.backend);
-  const { source, testSource } = await openTrainingData(cfg, resume?.header.nData ?? null, log);
+  const { source, labelled, testSource, folders } = await openTrainingData(cfg, resume?.header.nData ?? null, log);
   const net = networkSpec(cfg, resume?.spec ?? null);
   cfg = net.cfg;
   const spec = net.spec;
@@ -77,7 +77,7 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
   const stepsPerEpoch = Math.ceil(source.length / cfg.batch_size);
   log(
     `[cmc] ${cfg.model} (${parts.model.numParams().toLocaleString('en')} params) on ${backend.name} (${backend.device}); ` +
-      `${source.length} images at ${cfg.image_size} px, batch ${cfg.batch_size} (${stepsPerEpoch} steps per epoch), epochs ${from.startEpoch}-${cfg.epochs}, ` +
+      `${source.length} images${folders.length > 1 ? ` (${describeFolders(folders)})` : ''} at ${cfg.image_size} px, batch ${cfg.batch_size} (${stepsPerEpoch} steps per epoch), epochs ${from.startEpoch}-${cfg.epochs}, ` +
       `K=${parts.bank.K}, ${cfg.negatives === 'batch' ? 'softmax-CE over in-batch negatives' : cfg.softmax ? 'softmax-CE' : 'NCE'} loss, run folder ${run.runDir}`,
   );
   const estimate = new RunEstimate(stepsPerEpoch, cfg.epochs - from.startEpoch + 1, backend.name, log);
@@ -86,7 +86,8 @@ export async function train(cfgIn: TrainConfig, hooks: TrainHooks = {}): Promise
       `[cmc] views ${spec.views.map((v) => v.name).join(', ')} (${spec.views.map((v) => v.channels.length).join('+')} input channels), objective ${cfg.objective}: pairs ${parts.pairLabels.join(' ')}`,
     );
 
-  const knn = testSource && knnMonitor({ cfg, spec, model: parts.model, bank: parts.bank, source, testSource });
+  const knn =
+    testSource && knnMonitor({ cfg, spec, model: parts.model, bank: parts.bank, source: labelled, testSource });
   let knnAtInit: TrainResult['knnAtInit'];
   let checkpoint = cfg.resume;
   try {

@@ -23,7 +23,8 @@ export type WarnFn = (message: string) => void;
 export class NoTestSplitError extends Error {}
 
 export interface DataSource {
-  readonly kind: SourceKind;
+  /** The format, or 'concat' for several sources as one (./concat.ts). */
+  readonly kind: SourceKind | 'concat';
   /** Number of samples = memory-bank rows. */
   readonly length: number;
   /** Fixed image size, or null when images vary (ImageFolder). */
@@ -44,7 +45,8 @@ export type SourceSpec =
   | { kind: 'raw'; dir: string; split: 'train' | 'test' }
   | { kind: 'cifar10'; dir: string; split: 'train' | 'test' }
   | { kind: 'stl10'; dir: string; split: Split }
-  | { kind: 'imagefolder'; root: string; classNames: string[]; files: string[]; labels: number[] };
+  | { kind: 'imagefolder'; root: string; classNames: string[]; files: string[]; labels: number[] }
+  | { kind: 'concat'; parts: SourceSpec[] };
 
 export function checkIndex(i: number, n: number): void {
   if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`sample index ${i} out of range [0, ${n})`);
