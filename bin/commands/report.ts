@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildReport, loadResults, PLOT_FILES, type MetricChoice } from '../../train/results/report.ts';
+import { buildReport, PLOT_FILES, type MetricChoice } from '../../train/results/report.ts';
+import { loadResults } from '../../train/results/results.ts';
 import { int } from '../options.ts';
 
 const HELP = `

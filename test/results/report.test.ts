@@ -10,14 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
-import {
-  buildReport,
-  checkpointInfo,
-  layerName,
-  loadResults,
-  probeScore,
-  type ProbeJson,
-} from '../../train/results/report.ts';
+import { buildReport, layerName, probeScore } from '../../train/results/report.ts';
+import { checkpointInfo, loadResults, type ProbeJson } from '../../train/results/results.ts';
 import { writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { addReportCommand } from '../../bin/commands/report.ts';
 

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildReport, loadResults } from '../../train/results/report.ts';
+import { buildReport } from '../../train/results/report.ts';
+import { loadResults } from '../../train/results/results.ts';
 import { groupSeeds, meanStd, pctMeanStd, seedOf } from '../../train/results/seeds.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-report-seeds-'));
