@@ -17,6 +17,8 @@ import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
 import { makeMeanConfig, makeSumConfig } from './wasm/Reduce.ts';
 import { makeCastConfig, makeIdentityConfig } from './wasm/Identity.ts';
+import { makeSliceConfig } from './wasm/Slice.ts';
+import { makeGatherV2Config } from './wasm/GatherV2.ts';
 import { sgdStepConfig } from './wasm/SgdStep.ts';
 import { batchNormTrainConfig, batchNormTrainGradConfig } from './wasm/BatchNormTrain.ts';
 import { batchNormTrainGradientConfig } from './grads/BatchNormTrain_grad.ts';
@@ -34,6 +36,8 @@ const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[
     makeMeanConfig,
     makeIdentityConfig,
     makeCastConfig,
+    makeSliceConfig,
+    makeGatherV2Config,
     () => sgdStepConfig,
     () => batchNormTrainConfig,
     () => batchNormTrainGradConfig,
