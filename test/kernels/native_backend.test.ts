@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { loadNativeAddon } from '../../train/kernels/native/addon.ts';
+import { BatchNormTrain } from '../../train/kernels/fused.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { SGD } from '../../train/optim/sgd.ts';
@@ -55,6 +56,35 @@ describe('native backend on oneDNN', () => {
     await Promise.all(outs.map((o) => o.data()));
     assert.equal(addon.info().cachedPrimitives - before, 4, 'forward, data, weights and matmul primitives');
     tf.dispose(outs);
+  });
+
+  test('batch norm (forward, backward), the max-pool gradient and ReLU (forward, backward) run on oneDNN', async (t) => {
+    if (skip) return t.skip(skip);
+    await initBackend('native', { quiet: true });
+    const addon = (loadNativeAddon() as { addon: import('../../train/kernels/native/addon.ts').NativeAddon }).addon;
+    const before = addon.info().cachedPrimitives;
+    const grads = tf.tidy(() => {
+      // Shapes no other test uses: each kernel creates exactly one new primitive.
+      const x = seededTensor([3, 9, 7, 13], 91);
+      const gamma = seededTensor([13], 92);
+      const beta = seededTensor([13], 93);
+      const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const [y] = tf.engine().runKernel(
+          BatchNormTrain,
+          { x: a, scale: g, offset: b },
+          {
+            varianceEpsilon: 1e-5,
+          },
+        ) as tf.Tensor[];
+        return tf.sum(tf.maxPool(tf.relu(y) as tf.Tensor4D, 3, 2, 1));
+      };
+      return tf
+        .grads(loss)([x, gamma, beta])
+        .map((g) => tf.keep(g));
+    });
+    await Promise.all(grads.map((g) => g.data()));
+    assert.equal(addon.info().cachedPrimitives - before, 5, 'batch norm x2, max-pool gradient, ReLU x2');
+    tf.dispose(grads);
   });
 
   test('3 training steps (two conv blocks, B 8, NCE) give the same losses and weights as wasm', async (t) => {
@@ -153,6 +183,19 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     const autoLine = r.stderr.split('\n').find((l) => l.startsWith('[cmc] backend:')) ?? '';
     return { out: r.stdout, autoLine };
   };
+  // Every function the loader requires but info(), doing nothing.
+  const STUBS = [
+    'conv2d',
+    'matMul',
+    'batchNormForward',
+    'batchNormBackward',
+    'maxPoolBackward',
+    'relu',
+    'reluBackward',
+    'setThreads',
+  ]
+    .map((f) => `${f}() {}`)
+    .join(', ');
   const cases: { what: string; file: string; content: string; reason: RegExp }[] = [
     {
       what: 'not a shared library',
@@ -169,13 +212,13 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     {
       what: 'of another oneDNN major version',
       file: 'v3.cjs',
-      content: `module.exports = { conv2d() {}, matMul() {}, setThreads() {}, info: () => ({ version: '3.1.0', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
+      content: `module.exports = { ${STUBS}, info: () => ({ version: '3.1.0', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
       reason: /built against oneDNN 2\.6\.3 but runs with 3\.1\.0/,
     },
     {
       what: 'that computes wrong results',
       file: 'wrong.cjs',
-      content: `module.exports = { conv2d() {}, matMul() {}, setThreads() {}, info: () => ({ version: '2.6.3', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
+      content: `module.exports = { ${STUBS}, info: () => ({ version: '2.6.3', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
       reason: /does not work: self-check computed conv 0 \(want 70\)/,
     },
   ];

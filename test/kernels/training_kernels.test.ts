@@ -102,6 +102,28 @@ describeBackends('training kernels', (name) => {
     });
   }
 
+  // After a ReLU many windows hold only zeros: the first of equal maxima (row-major) must get dy, as on cpu
+  // and in PyTorch. Numeric padding as the models pass it (build_tfjs.ts), windows partly in the padding.
+  for (const [size, stride, pad] of [
+    [3, 2, 1],
+    [3, 2, 0],
+    [2, 2, 0],
+  ] as const) {
+    it(`maxpool ${size}/${stride} pad ${pad} after ReLU (ties): gradient`, async (t) => {
+      if (skip) return t.skip(skip);
+      const { ref, got } = await onBoth(name, () => {
+        const x = tf.sub(seededTensor([3, 11, 12, 20], 23), 0.4);
+        const dy0 = tf.maxPool(tf.relu(x) as tf.Tensor4D, size, stride, pad);
+        const dy = seededTensor(dy0.shape, 24);
+        const f = (a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(tf.relu(a) as tf.Tensor4D, size, stride, pad), dy));
+        return [dy0, tf.grad(f)(x)];
+      });
+      // Overlapping windows add into one dx in another order; a misrouted dy would be off by O(1).
+      for (let i = 0; i < 2; i++)
+        assert.ok(scaledError(ref[i], got[i]) < TOL, `output ${i}: ${scaledError(ref[i], got[i])}`);
+    });
+  }
+
   it('batch norm (training mode statistics) forward and gradients', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {

@@ -24,6 +24,7 @@ import { batchNormTrainConfig, batchNormTrainGradConfig } from './wasm/BatchNorm
 import { batchNormTrainGradientConfig } from './grads/BatchNormTrain_grad.ts';
 import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
 import { meanGradConfig } from './grads/Mean_grad.ts';
+import { reluGradConfig } from './grads/Relu_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
@@ -65,7 +66,12 @@ export function overrideKernels(backend: string, makers: ((stock: KernelFunc | u
 }
 
 /** Gradient rules we replace in tfjs-core (backend-agnostic). */
-const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig, batchNormTrainGradientConfig];
+const GRADIENTS: GradConfig[] = [
+  fusedBatchNormGradConfig,
+  meanGradConfig,
+  batchNormTrainGradientConfig,
+  reluGradConfig,
+];
 
 /** Register our gradient rules over core's; call after core's gradients are registered. */
 export function registerTrainingGradients(): void {
