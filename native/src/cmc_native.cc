@@ -290,6 +290,21 @@ std::unique_ptr<DirectPlan> MakeMaxPoolBackwardPlan(const int64_t* p) {
   return plan;
 }
 
+// Max pooling forward (inference: no workspace) over an NHWC map; p as MakeMaxPoolBackwardPlan. Buffers: x, y.
+std::unique_ptr<DirectPlan> MakeMaxPoolForwardPlan(const int64_t* p) {
+  const memory::desc x_md({p[0], p[3], p[1], p[2]}, dt::f32, tag::nhwc);
+  const memory::desc y_md({p[0], p[3], p[4], p[5]}, dt::f32, tag::nhwc);
+  const memory::dims kernel = {p[6], p[7]}, strides = {p[8], p[9]}, pad_l = {p[10], p[11]}, pad_r = {p[12], p[13]};
+  dnnl::pooling_forward::primitive_desc pd(
+      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, x_md, y_md, strides,
+                                  kernel, pad_l, pad_r),
+      Engine());
+  auto plan = std::make_unique<DirectPlan>();
+  plan->steps.push_back(
+      {dnnl::pooling_forward(pd), {UserArg(DNNL_ARG_SRC, pd.src_desc()), UserArg(DNNL_ARG_DST, pd.dst_desc())}, {0, 1}});
+  return plan;
+}
+
 // ReLU over n values: forward (x -> y) or backward (dy, x -> dx, dx = dy where x > 0, else 0).
 std::unique_ptr<DirectPlan> MakeReluPlan(bool backward, int64_t n) {
   const memory::desc md({n}, dt::f32, tag::a);
@@ -490,6 +505,62 @@ napi_value MaxPoolBackward(napi_env env, napi_callback_info info) {
       [](const int64_t* p, float) { return MakeMaxPoolBackwardPlan(p); });
 }
 
+// maxPool(x, y, dims as maxPoolBackward's)
+napi_value MaxPool(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "maxPool", 2, 14, false,
+      [](const int64_t* p) { return std::vector<int64_t>{p[0] * p[1] * p[2] * p[3], p[0] * p[4] * p[5] * p[3]}; },
+      [](const int64_t* p, float) { return MakeMaxPoolForwardPlan(p); });
+}
+
+// sgdUpdate(p, g, old, buf, out, [lr, momentum, weightDecay]): one parameter's SGD step with PyTorch's
+// semantics, rounded op by op to float32 as the composed tfjs ops round it (train/kernels/wasm/SgdStep.ts
+// documents the cases; this build does not contract a*b+c into an FMA, see binding.gyp), so the result
+// is bit for bit the composed step's. With momentum 0, old and buf are null; on the first step old is null.
+// A plain loop: oneDNN has no optimiser primitives, and this is one pass over three arrays.
+napi_value SgdUpdate(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float* ptr[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  size_t len[5] = {0, 0, 0, 0, 0};
+  double h[3];
+  bool ok = argc == 6;
+  for (int i = 0; ok && i < 5; i++) {
+    napi_valuetype t;
+    ok = napi_typeof(env, argv[i], &t) == napi_ok && ((t == napi_null && (i == 2 || i == 3)) || GetF32(env, argv[i], &ptr[i], &len[i]));
+  }
+  for (uint32_t i = 0; ok && i < 3; i++) {
+    napi_value e;
+    ok = napi_get_element(env, argv[5], i, &e) == napi_ok && napi_get_value_double(env, e, &h[i]) == napi_ok;
+  }
+  const size_t n = len[0];
+  ok = ok && len[1] == n && len[4] == n && (ptr[2] == nullptr || len[2] == n) && (ptr[3] == nullptr || len[3] == n) &&
+       (ptr[2] == nullptr || ptr[3] != nullptr) && ((h[1] == 0) == (ptr[3] == nullptr));
+  if (!ok) {
+    return Throw(env, "sgdUpdate: expected (p, g, old | null, buf | null, out: Float32Arrays of one length, [lr, momentum, weightDecay]); buf null exactly when momentum is 0");
+  }
+  const float lr = static_cast<float>(h[0]), mu = static_cast<float>(h[1]), wd = static_cast<float>(h[2]);
+  const float *p = ptr[0], *g = ptr[1], *old = ptr[2];
+  float *buf = ptr[3], *out = ptr[4];
+  if (buf == nullptr) {
+    for (size_t j = 0; j < n; j++) out[j] = p[j] - (g[j] + p[j] * wd) * lr;
+  } else if (old == nullptr) {
+    for (size_t j = 0; j < n; j++) {
+      const float d = g[j] + p[j] * wd;
+      buf[j] = d;
+      out[j] = p[j] - d * lr;
+    }
+  } else {
+    for (size_t j = 0; j < n; j++) {
+      const float d = old[j] * mu + (g[j] + p[j] * wd);
+      buf[j] = d;
+      out[j] = p[j] - d * lr;
+    }
+  }
+  return nullptr;
+}
+
 // relu(x, y)
 napi_value Relu(napi_env env, napi_callback_info info) {
   return RunDirect(
@@ -558,6 +629,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"batchNormForward", nullptr, BatchNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, BatchNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolBackward", nullptr, MaxPoolBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdUpdate", nullptr, SgdUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"relu", nullptr, Relu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluBackward", nullptr, ReluBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

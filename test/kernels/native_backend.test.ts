@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { loadNativeAddon } from '../../train/kernels/native/addon.ts';
-import { BatchNormTrain } from '../../train/kernels/fused.ts';
+import { BatchNormTrain, setFusedKernels } from '../../train/kernels/fused.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { SGD } from '../../train/optim/sgd.ts';
@@ -58,7 +58,7 @@ describe('native backend on oneDNN', () => {
     tf.dispose(outs);
   });
 
-  test('batch norm (forward, backward), the max-pool gradient and ReLU (forward, backward) run on oneDNN', async (t) => {
+  test('batch norm, max pooling and ReLU (each forward and backward) run on oneDNN', async (t) => {
     if (skip) return t.skip(skip);
     await initBackend('native', { quiet: true });
     const addon = (loadNativeAddon() as { addon: import('../../train/kernels/native/addon.ts').NativeAddon }).addon;
@@ -83,9 +83,50 @@ describe('native backend on oneDNN', () => {
         .map((g) => tf.keep(g));
     });
     await Promise.all(grads.map((g) => g.data()));
-    assert.equal(addon.info().cachedPrimitives - before, 5, 'batch norm x2, max-pool gradient, ReLU x2');
+    assert.equal(addon.info().cachedPrimitives - before, 6, 'batch norm x2, max pooling and its gradient, ReLU x2');
     tf.dispose(grads);
   });
+
+  // The native SgdStep (train/kernels/native/SgdStep.ts) against wasm's composed ops, as test/optim/sgd.test.ts
+  // holds the wasm kernel to them: four steps, one parameter without a gradient in step 2, a changed lr.
+  for (const [mu, wd] of [
+    [0.9, 1e-4],
+    [0, 1e-2],
+    [0.9, 0],
+  ]) {
+    test(`SGD step (momentum ${mu}, weight decay ${wd}) is bit for bit the composed update on wasm`, async (t) => {
+      if (skip) return t.skip(skip);
+      const run = async (backend: 'wasm' | 'native', fused: boolean) => {
+        await initBackend(backend, { quiet: true });
+        setFusedKernels(fused);
+        try {
+          const shapes = [[3, 3, 2, 5], [5], [17, 9], [1], [1037]];
+          const params = shapes.map((s, i) => tf.variable(seededTensor(s, 10 + i), true, `sgd_${backend}_${mu}_${i}`));
+          const opt = new SGD(params, { lr: 0.05, momentum: mu, weightDecay: wd });
+          for (let k = 0; k < 4; k++) {
+            const grads = shapes.map((s, i) => (k === 1 && i === 2 ? null : seededTensor(s, 100 * k + i + 1)));
+            if (k === 2) opt.lr = 0.005;
+            opt.step(grads);
+            tf.dispose(grads.filter((g): g is tf.Tensor => g !== null));
+          }
+          const st = await opt.snapshot();
+          const values = [
+            ...params.map((p) => p.dataSync() as Float32Array),
+            ...Object.values(st.buffers).map((b) => b.data),
+          ];
+          opt.dispose();
+          tf.dispose(params);
+          return values;
+        } finally {
+          setFusedKernels(true);
+        }
+      };
+      const ref = await run('wasm', false);
+      const got = await run('native', true);
+      assert.equal(got.length, ref.length);
+      got.forEach((v, i) => assert.deepEqual(v, ref[i], `tensor ${i}`));
+    });
+  }
 
   test('3 training steps (two conv blocks, B 8, NCE) give the same losses and weights as wasm', async (t) => {
     if (skip) return t.skip(skip);
@@ -190,6 +231,8 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     'batchNormForward',
     'batchNormBackward',
     'maxPoolBackward',
+    'maxPool',
+    'sgdUpdate',
     'relu',
     'reluBackward',
     'setThreads',

@@ -43,6 +43,20 @@ export interface NativeAddon {
   ): void;
   /** Max pooling's gradient, NHWC. dims: N IH IW C OH OW KH KW SH SW PT PL PB PR. */
   maxPoolBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, dims: number[]): void;
+  /** Max pooling forward, NHWC; dims as maxPoolBackward's. */
+  maxPool(x: Float32Array, y: Float32Array, dims: number[]): void;
+  /**
+   * One parameter's SGD step (train/kernels/wasm/SgdStep.ts semantics, bit for bit): old and buf null
+   * without momentum, old null on the first momentum step. hyper: lr, momentum, weightDecay (float32 values).
+   */
+  sgdUpdate(
+    p: Float32Array,
+    g: Float32Array,
+    old: Float32Array | null,
+    buf: Float32Array | null,
+    out: Float32Array,
+    hyper: number[],
+  ): void;
   relu(x: Float32Array, y: Float32Array): void;
   /** dx = dy where x > 0, else 0. */
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -64,6 +78,8 @@ const NATIVE_FUNCTIONS = [
   'batchNormForward',
   'batchNormBackward',
   'maxPoolBackward',
+  'maxPool',
+  'sgdUpdate',
   'relu',
   'reluBackward',
   'setThreads',

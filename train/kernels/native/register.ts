@@ -15,7 +15,8 @@ import { makeConv2DBackpropInputConfig } from './Conv2DBackpropInput.ts';
 import { makeConv2DBackpropFilterConfig } from './Conv2DBackpropFilter.ts';
 import { makeBatchMatMulConfig } from './BatchMatMul.ts';
 import { makeBatchNormTrainConfig, makeBatchNormTrainGradConfig } from './BatchNormTrain.ts';
-import { makeMaxPoolGradConfig } from './MaxPoolGrad.ts';
+import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
+import { makeSgdStepConfig } from './SgdStep.ts';
 import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
 /**
@@ -29,9 +30,11 @@ const NATIVE_KERNELS = [
   makeBatchMatMulConfig,
   makeBatchNormTrainConfig,
   makeBatchNormTrainGradConfig,
+  makeMaxPoolConfig,
   makeMaxPoolGradConfig,
   makeReluConfig,
   makeReluGradConfig,
+  makeSgdStepConfig,
 ];
 
 let registered = false;
