@@ -139,7 +139,7 @@ std::unordered_map<std::string, std::unique_ptr<DirectPlan>>& DirectCache() {
   return c;
 }
 
-// The user-buffer memory of slot `slot` (its handle is set on each call).
+// An argument on a caller's buffer: a memory without data, whose handle Run sets on each call.
 std::pair<int, memory> UserArg(int arg, const memory::desc& md) { return {arg, memory(md, Engine(), DNNL_MEMORY_NONE)}; }
 
 // Activations stay NHWC unless CMC_NATIVE_ACT_LAYOUT=any lets oneDNN choose (and pay reorders).
