@@ -50,6 +50,11 @@ export function makeGatherV2Config(stock: KernelFunc | undefined): KernelConfig 
     const os = backend.typedArrayFromHeap(out);
     const is = backend.typedArrayFromHeap(indices) as Int32Array;
     const perBatch = is.length / batchSize;
+    if (batchSize === 1 && outerSize === 1 && sliceSize === 1) {
+      // The bank's picked scores: one value per index.
+      for (let k = 0; k < is.length; k++) os[k] = xs[is[k]];
+      return out;
+    }
     let dst = 0;
     for (let bi = 0; bi < batchSize; bi++) {
       for (let o = 0; o < outerSize; o++) {
