@@ -287,6 +287,8 @@ describeBackends('training kernels', (name) => {
         tf.slice(x, [0, 0, 0, 1], [-1, -1, -1, 2]),
         tf.slice(x, [1, 2, 3, 1], [2, 4, 3, 3]),
         tf.slice(wide, [1, 10], [3, 150]), // runs long enough for one copy each
+        tf.slice(wide, [0, 7], [4, 1]), // one column
+        tf.slice(tf.reshape(x, [27, 8, 5]), [2, 1, 4], [20, 6, 1]),
         tf.slice(tf.reshape(x, [3, 9, 2, 4, 5]), [0, 1, 0, 1, 2], [3, 3, 2, 2, 2]), // rank 5
         tf.gather(flat, idx), // the memory bank's picked scores
         tf.gather(rows, tf.tensor1d([29, 0, 7, 7], 'int32')), // whole rows (long runs)

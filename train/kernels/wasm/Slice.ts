@@ -32,6 +32,26 @@ export function makeSliceConfig(stock: KernelFunc | undefined): KernelConfig {
     const strides = util.computeStrides(x.shape);
     const run = s[rank - 1];
     const outer = util.sizeFromShape(s) / run;
+    if (run === 1 && rank >= 2 && s[rank - 2] > 1) {
+      // One channel of an NHWC map: a strided walk along the second-last axis, the odometer per row of it.
+      const inner = s[rank - 2];
+      const step = strides[rank - 2];
+      const rows = outer / inner;
+      const pos = new Array<number>(rank - 2).fill(0);
+      let src = b.reduce((acc, bi, i) => acc + bi * (i < rank - 1 ? strides[i] : 1), 0);
+      for (let r = 0, dst = 0; r < rows; r++) {
+        for (let j = 0, o = src; j < inner; j++, o += step) os[dst++] = xs[o];
+        for (let d = rank - 3; d >= 0; d--) {
+          if (++pos[d] < s[d]) {
+            src += strides[d];
+            break;
+          }
+          pos[d] = 0;
+          src -= (s[d] - 1) * strides[d];
+        }
+      }
+      return out;
+    }
     // Odometer over the outer dimensions of the output, tracking the input offset of each run.
     const pos = new Array<number>(rank - 1).fill(0);
     let src = b.reduce((acc, bi, i) => acc + bi * (i < rank - 1 ? strides[i] : 1), 0);
