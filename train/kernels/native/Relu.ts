@@ -2,6 +2,9 @@
  * Relu and the fused ReluGrad (../fused.ts, dx = dy·[x > 0]; ../grads/Relu_grad.ts uses it) on oneDNN's
  * eltwise ReLU, forward and backward. Non-float32 and empty tensors go to the wasm kernels (ReluGrad has
  * none: its gradient rule composes the stock ops unless this backend is active).
+ * On a [32,32,32,24] map (busy 2-core machine, medians): the gradient 2.1 ms against 7.0 ms for Step,
+ * Cast and Multiply on wasm (one thread); the forward as fast as XNNPACK's on one thread, and 0.4 ms
+ * against 6-7 ms for XNNPACK's two threads, which stall there.
  */
 import { Relu, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { ReluGrad } from '../fused.ts';
