@@ -1,12 +1,13 @@
 /**
  * MaxPool and MaxPoolGrad on oneDNN's max pooling, NHWC. For the gradient oneDNN routes each window's dy
  * through the workspace its forward pass writes, so the addon runs the forward again (training mode, into
- * scratch buffers) before the backward; together 3-7 ms for a [32,32,32,24] map, 3x3 stride 2, against
- * 44 ms for the JS kernel (../wasm/MaxPoolGrad.ts; one thread, busy machine). The forward is as fast as
- * XNNPACK's on one thread, and does not stall on a busy machine the way XNNPACK's threads did there
- * (0.6 ms against 4-9 ms at 2 threads; see the addon's one-thread rule for small maps). Like it, and like the cpu backend and PyTorch, the first maximum of a window
- * (row-major) receives dy and padding never wins. Dilated pools, non-float32 inputs and geometries oneDNN
- * would read differently go to wasm.
+ * scratch buffers) before the backward. As in the JS kernel (../wasm/MaxPoolGrad.ts), the cpu backend and
+ * PyTorch, the first maximum of a window (row-major) receives dy and padding never wins. Dilated pools,
+ * non-float32 inputs and geometries oneDNN would read differently go to wasm.
+ *
+ * Measured on a [32,32,32,24] map, 3x3 stride 2 (busy 2-core machine, medians): the gradient 3-7 ms
+ * against 44 ms for the JS kernel (one thread); the forward as fast as XNNPACK's on one thread, and
+ * 0.6 ms against 4-9 ms for XNNPACK's two threads, which stall there (see the addon's one-thread rule).
  */
 import {
   backend_util,
