@@ -3,7 +3,8 @@
     {
       "target_name": "cmc_native",
       "sources": ["src/cmc_native.cc"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fopenmp", "-fexceptions"],
+      # -ffp-contract=off: sgdUpdate must round every product and sum to float32 as tfjs does (no FMA).
+      "cflags_cc": ["-std=c++17", "-O2", "-ffp-contract=off", "-fopenmp", "-fexceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "libraries": ["-ldnnl", "-fopenmp"],
       "defines": ["NAPI_VERSION=8"]

@@ -1,17 +1,21 @@
-// cmc_native: oneDNN convolutions and matrix products for the tfjs `native` backend (train/kernels/native/).
+// cmc_native: oneDNN convolutions, matrix products, batch normalization, max pooling and ReLU for the tfjs
+// `native` backend (train/kernels/native/).
 //
 // The JS side hands us Float32Array views on the wasm backend's heap, so the kernels read and write tfjs
 // tensors in place. Tensors are NHWC with HWIO filters (tfjs's layouts); oneDNN takes those as user
 // memory formats and we let it pick its own (blocked) layouts, reordering to and from them around each
-// call. Creating a oneDNN primitive costs far more than running a small one, so primitives, reorders and
-// their scratch buffers are cached per shape.
+// call (convolutions, matmuls); the memory-bound primitives run on the user layouts directly. Creating a
+// oneDNN primitive costs far more than running a small one, so primitives, reorders and their scratch
+// buffers are cached per shape.
 #include <node_api.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -82,6 +86,61 @@ std::unordered_map<std::string, std::unique_ptr<Plan>>& Cache() {
   static std::unordered_map<std::string, std::unique_ptr<Plan>> c;
   return c;
 }
+
+// A chain of primitives that read and write the caller's buffers in their own (plain) layouts, plus
+// scratch memories of their own (a max-pooling workspace). Each step lists (argument, memory) pairs;
+// a memory whose slot is >= 0 takes the call's buffer of that index.
+struct DirectPlan {
+  struct Step {
+    dnnl::primitive prim;
+    std::vector<std::pair<int, memory>> args;
+    std::vector<int> slots;  // per arg: the buffer index, or -1 for an owned scratch memory
+  };
+  std::vector<Step> steps;
+
+  void Run(float* const* bufs) {
+    auto& s = Stream();
+    for (auto& st : steps) {
+      std::unordered_map<int, memory> args;
+      for (size_t i = 0; i < st.args.size(); i++) {
+        if (st.slots[i] >= 0) st.args[i].second.set_data_handle(bufs[st.slots[i]]);
+        args.emplace(st.args[i].first, st.args[i].second);
+      }
+      st.prim.execute(s, args);
+    }
+    s.wait();
+  }
+};
+
+// Memory-bound primitives on maps below this many values run on one thread. Their passes take well under
+// a millisecond there, and their implementations synchronise threads (oneDNN's jit batch norm has several
+// barriers per call): on a busy machine a descheduled second thread stalls each barrier for a scheduler
+// tick, which made a [32,512] batch norm take 16 ms instead of 0.07 ms on one thread.
+constexpr int64_t kOneThreadBelow = int64_t{1} << 20;
+
+// Limits OpenMP (hence oneDNN) to one thread on this (the calling) thread while it lives.
+class OneThread {
+ public:
+  explicit OneThread(bool on) : saved_(on ? omp_get_max_threads() : 0) {
+    if (on) omp_set_num_threads(1);
+  }
+  ~OneThread() {
+    if (saved_ > 0) omp_set_num_threads(saved_);
+  }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int saved_;
+};
+
+std::unordered_map<std::string, std::unique_ptr<DirectPlan>>& DirectCache() {
+  static std::unordered_map<std::string, std::unique_ptr<DirectPlan>> c;
+  return c;
+}
+
+// An argument on a caller's buffer: a memory without data, whose handle Run sets on each call.
+std::pair<int, memory> UserArg(int arg, const memory::desc& md) { return {arg, memory(md, Engine(), DNNL_MEMORY_NONE)}; }
 
 // Activations stay NHWC unless CMC_NATIVE_ACT_LAYOUT=any lets oneDNN choose (and pay reorders).
 bool ActivationsAny() {
@@ -159,6 +218,109 @@ std::unique_ptr<Plan> MakeMatMulPlan(const int64_t* p) {
   plan->in[0].Init(a_md, pd.src_desc(), true);
   plan->in[1].Init(b_md, pd.weights_desc(), true);
   plan->out.Init(c_md, pd.dst_desc(), false);
+  return plan;
+}
+
+// Batch normalization in training mode over an NHWC map (or [N, C] as N×C×1×1), with scale and shift:
+// forward y, batch mean and biased variance; backward dx, dscale, dshift from dy, x, mean, variance, scale.
+// p: N, C, H, W. Forward buffers: x, scale, shift, y, mean, variance. Backward buffers: dy, x, mean,
+// variance, scale, dx, dscale, dshift.
+dnnl::batch_normalization_forward::primitive_desc BnForwardPd(const int64_t* p, float eps) {
+  const memory::desc x_md({p[0], p[1], p[2], p[3]}, dt::f32, tag::nhwc);
+  const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  return {dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, x_md, eps, flags), Engine()};
+}
+
+std::unique_ptr<DirectPlan> MakeBnForwardPlan(const int64_t* p, float eps) {
+  const auto pd = BnForwardPd(p, eps);
+  const memory::desc c_md({p[1]}, dt::f32, tag::a);
+  if (pd.workspace_desc().get_size() != 0) throw std::runtime_error("batch norm forward wants a workspace");
+  auto plan = std::make_unique<DirectPlan>();
+  plan->steps.push_back({dnnl::batch_normalization_forward(pd),
+                         {UserArg(DNNL_ARG_SRC, pd.src_desc()), UserArg(DNNL_ARG_SCALE, c_md), UserArg(DNNL_ARG_SHIFT, c_md),
+                          UserArg(DNNL_ARG_DST, pd.dst_desc()), UserArg(DNNL_ARG_MEAN, pd.mean_desc()),
+                          UserArg(DNNL_ARG_VARIANCE, pd.variance_desc())},
+                         {0, 1, 2, 3, 4, 5}});
+  return plan;
+}
+
+std::unique_ptr<DirectPlan> MakeBnBackwardPlan(const int64_t* p, float eps) {
+  const auto fwd = BnForwardPd(p, eps);
+  const memory::desc x_md({p[0], p[1], p[2], p[3]}, dt::f32, tag::nhwc);
+  const memory::desc c_md({p[1]}, dt::f32, tag::a);
+  const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  dnnl::batch_normalization_backward::primitive_desc pd(
+      dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, x_md, x_md, eps, flags), Engine(), fwd);
+  // oneDNN 2.6 counts the shift among the backward's inputs when use_shift is set (it does not read it):
+  // without one, execution fails with invalid arguments. A scratch vector stands in.
+  auto plan = std::make_unique<DirectPlan>();
+  plan->steps.push_back({dnnl::batch_normalization_backward(pd),
+                         {UserArg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()), UserArg(DNNL_ARG_SRC, pd.src_desc()),
+                          UserArg(DNNL_ARG_MEAN, pd.mean_desc()), UserArg(DNNL_ARG_VARIANCE, pd.variance_desc()),
+                          UserArg(DNNL_ARG_SCALE, c_md), UserArg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc()),
+                          UserArg(DNNL_ARG_DIFF_SCALE, c_md), UserArg(DNNL_ARG_DIFF_SHIFT, c_md),
+                          {DNNL_ARG_SHIFT, memory(c_md, Engine())}},
+                         {0, 1, 2, 3, 4, 5, 6, 7, -1}});
+  return plan;
+}
+
+// The gradient of max pooling over an NHWC map. oneDNN's backward needs the forward's workspace (where
+// each window's maximum was), so the plan runs the forward in training mode into scratch buffers first.
+// p: N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR. Buffers: x, dy, dx.
+std::unique_ptr<DirectPlan> MakeMaxPoolBackwardPlan(const int64_t* p) {
+  const memory::desc x_md({p[0], p[3], p[1], p[2]}, dt::f32, tag::nhwc);
+  const memory::desc y_md({p[0], p[3], p[4], p[5]}, dt::f32, tag::nhwc);
+  const memory::dims kernel = {p[6], p[7]}, strides = {p[8], p[9]}, pad_l = {p[10], p[11]}, pad_r = {p[12], p[13]};
+  const auto algo = dnnl::algorithm::pooling_max;
+  dnnl::pooling_forward::primitive_desc fwd(
+      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, algo, x_md, y_md, strides, kernel, pad_l, pad_r),
+      Engine());
+  dnnl::pooling_backward::primitive_desc bwd(dnnl::pooling_backward::desc(algo, x_md, y_md, strides, kernel, pad_l, pad_r),
+                                             Engine(), fwd);
+  const memory ws(fwd.workspace_desc(), Engine());
+  const memory y(fwd.dst_desc(), Engine());
+  auto plan = std::make_unique<DirectPlan>();
+  plan->steps.push_back({dnnl::pooling_forward(fwd),
+                         {UserArg(DNNL_ARG_SRC, fwd.src_desc()), {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, ws}},
+                         {0, -1, -1}});
+  plan->steps.push_back({dnnl::pooling_backward(bwd),
+                         {UserArg(DNNL_ARG_DIFF_DST, bwd.diff_dst_desc()), {DNNL_ARG_WORKSPACE, ws},
+                          UserArg(DNNL_ARG_DIFF_SRC, bwd.diff_src_desc())},
+                         {1, -1, 2}});
+  return plan;
+}
+
+// Max pooling forward (inference: no workspace) over an NHWC map; p as MakeMaxPoolBackwardPlan. Buffers: x, y.
+std::unique_ptr<DirectPlan> MakeMaxPoolForwardPlan(const int64_t* p) {
+  const memory::desc x_md({p[0], p[3], p[1], p[2]}, dt::f32, tag::nhwc);
+  const memory::desc y_md({p[0], p[3], p[4], p[5]}, dt::f32, tag::nhwc);
+  const memory::dims kernel = {p[6], p[7]}, strides = {p[8], p[9]}, pad_l = {p[10], p[11]}, pad_r = {p[12], p[13]};
+  dnnl::pooling_forward::primitive_desc pd(
+      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, x_md, y_md, strides,
+                                  kernel, pad_l, pad_r),
+      Engine());
+  auto plan = std::make_unique<DirectPlan>();
+  plan->steps.push_back(
+      {dnnl::pooling_forward(pd), {UserArg(DNNL_ARG_SRC, pd.src_desc()), UserArg(DNNL_ARG_DST, pd.dst_desc())}, {0, 1}});
+  return plan;
+}
+
+// ReLU over n values: forward (x -> y) or backward (dy, x -> dx, dx = dy where x > 0, else 0).
+std::unique_ptr<DirectPlan> MakeReluPlan(bool backward, int64_t n) {
+  const memory::desc md({n}, dt::f32, tag::a);
+  const auto algo = dnnl::algorithm::eltwise_relu;
+  dnnl::eltwise_forward::primitive_desc fwd(
+      dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algo, md, 0.f, 0.f), Engine());
+  auto plan = std::make_unique<DirectPlan>();
+  if (!backward) {
+    plan->steps.push_back(
+        {dnnl::eltwise_forward(fwd), {UserArg(DNNL_ARG_SRC, md), UserArg(DNNL_ARG_DST, md)}, {0, 1}});
+  } else {
+    dnnl::eltwise_backward::primitive_desc bwd(dnnl::eltwise_backward::desc(algo, md, md, 0.f, 0.f), Engine(), fwd);
+    plan->steps.push_back({dnnl::eltwise_backward(bwd),
+                           {UserArg(DNNL_ARG_DIFF_DST, md), UserArg(DNNL_ARG_SRC, md), UserArg(DNNL_ARG_DIFF_SRC, md)},
+                           {0, 1, 2}});
+  }
   return plan;
 }
 
@@ -257,6 +419,162 @@ napi_value MatMul(napi_env env, napi_callback_info info) {
   return RunCached(env, "matMul", argv, want, Key("m", p, 7), [&] { return MakeMatMulPlan(p); });
 }
 
+// The common part of the memory-bound kernels: `nbufs` Float32Arrays, then (when ndims > 0) an array of
+// ndims integers, then (when with_eps) a number; each buffer's length must be want(dims)[i]. Runs the
+// cached plan for the key made of `name`, the dims and eps (made by make(dims, eps) on a miss).
+template <typename Want, typename Make>
+napi_value RunDirect(napi_env env, napi_callback_info info, const char* name, size_t nbufs, uint32_t ndims,
+                     bool with_eps, Want want, Make make) {
+  const size_t expected = nbufs + (ndims > 0 ? 1 : 0) + (with_eps ? 1 : 0);
+  size_t argc = 12;
+  napi_value argv[12];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int64_t dims[16] = {0};
+  double eps = 0;
+  if (argc != expected || (ndims > 0 && !GetDims(env, argv[nbufs], dims, ndims)) ||
+      (with_eps && napi_get_value_double(env, argv[expected - 1], &eps) != napi_ok)) {
+    return Throw(env, std::string(name) + ": expected " + std::to_string(nbufs) + " Float32Arrays" +
+                          (ndims > 0 ? ", dims[" + std::to_string(ndims) + "]" : "") + (with_eps ? ", epsilon" : ""));
+  }
+  float* ptr[10];
+  size_t len[10];
+  for (size_t i = 0; i < nbufs; i++) {
+    if (!GetF32(env, argv[i], &ptr[i], &len[i])) return Throw(env, std::string(name) + ": argument " + std::to_string(i) + " must be a Float32Array");
+  }
+  if (ndims == 0) dims[0] = static_cast<int64_t>(len[0]);  // elementwise: the length is the shape
+  const std::vector<int64_t> w = want(dims);
+  for (size_t i = 0; i < nbufs; i++) {
+    if (w[i] <= 0 || static_cast<int64_t>(len[i]) != w[i]) {
+      return Throw(env, std::string(name) + ": buffer " + std::to_string(i) + " has " + std::to_string(len[i]) +
+                            " elements, the shape needs " + std::to_string(w[i]));
+    }
+  }
+  const float feps = static_cast<float>(eps);
+  std::string key = Key(name, dims, ndims > 0 ? static_cast<int>(ndims) : 1);
+  if (with_eps) key += ",e" + std::to_string(feps);
+  int64_t largest = 0;
+  for (size_t i = 0; i < nbufs; i++) largest = std::max(largest, w[i]);
+  try {
+    // Made and run under the same thread count, so the primitive never sees more threads than it planned for.
+    const OneThread one(largest < kOneThreadBelow);
+    auto& cache = DirectCache();
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      if (cache.size() >= 512) cache.clear();
+      it = cache.emplace(key, make(dims, feps)).first;
+    }
+    it->second->Run(ptr);
+  } catch (const dnnl::error& e) {
+    return Throw(env, std::string(name) + ": oneDNN: " + e.what());
+  } catch (const std::exception& e) {
+    return Throw(env, std::string(name) + ": " + e.what());
+  }
+  return nullptr;
+}
+
+// batchNormForward(x, scale, shift, y, mean, variance, [N, C, H, W], epsilon)
+napi_value BatchNormForward(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "batchNormForward", 6, 4, true,
+      [](const int64_t* p) {
+        const int64_t x = p[0] * p[1] * p[2] * p[3];
+        return std::vector<int64_t>{x, p[1], p[1], x, p[1], p[1]};
+      },
+      [](const int64_t* p, float eps) { return MakeBnForwardPlan(p, eps); });
+}
+
+// batchNormBackward(dy, x, mean, variance, scale, dx, dscale, dshift, [N, C, H, W], epsilon)
+napi_value BatchNormBackward(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "batchNormBackward", 8, 4, true,
+      [](const int64_t* p) {
+        const int64_t x = p[0] * p[1] * p[2] * p[3];
+        return std::vector<int64_t>{x, x, p[1], p[1], p[1], x, p[1], p[1]};
+      },
+      [](const int64_t* p, float eps) { return MakeBnBackwardPlan(p, eps); });
+}
+
+// maxPoolBackward(x, dy, dx, [N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL, PB, PR])
+napi_value MaxPoolBackward(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "maxPoolBackward", 3, 14, false,
+      [](const int64_t* p) {
+        const int64_t x = p[0] * p[1] * p[2] * p[3], y = p[0] * p[4] * p[5] * p[3];
+        return std::vector<int64_t>{x, y, x};
+      },
+      [](const int64_t* p, float) { return MakeMaxPoolBackwardPlan(p); });
+}
+
+// maxPool(x, y, dims as maxPoolBackward's)
+napi_value MaxPool(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "maxPool", 2, 14, false,
+      [](const int64_t* p) { return std::vector<int64_t>{p[0] * p[1] * p[2] * p[3], p[0] * p[4] * p[5] * p[3]}; },
+      [](const int64_t* p, float) { return MakeMaxPoolForwardPlan(p); });
+}
+
+// sgdUpdate(p, g, old, buf, out, [lr, momentum, weightDecay]): one parameter's SGD step with PyTorch's
+// semantics, rounded op by op to float32 as the composed tfjs ops round it (train/kernels/wasm/SgdStep.ts
+// documents the cases; this build does not contract a*b+c into an FMA, see binding.gyp), so the result
+// is bit for bit the composed step's. With momentum 0, old and buf are null; on the first step old is null.
+// A plain loop: oneDNN has no optimiser primitives, and this is one pass over three arrays.
+napi_value SgdUpdate(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  float* ptr[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+  size_t len[5] = {0, 0, 0, 0, 0};
+  double h[3];
+  bool ok = argc == 6;
+  for (int i = 0; ok && i < 5; i++) {
+    napi_valuetype t;
+    ok = napi_typeof(env, argv[i], &t) == napi_ok && ((t == napi_null && (i == 2 || i == 3)) || GetF32(env, argv[i], &ptr[i], &len[i]));
+  }
+  for (uint32_t i = 0; ok && i < 3; i++) {
+    napi_value e;
+    ok = napi_get_element(env, argv[5], i, &e) == napi_ok && napi_get_value_double(env, e, &h[i]) == napi_ok;
+  }
+  const size_t n = len[0];
+  ok = ok && len[1] == n && len[4] == n && (ptr[2] == nullptr || len[2] == n) && (ptr[3] == nullptr || len[3] == n) &&
+       (ptr[2] == nullptr || ptr[3] != nullptr) && ((h[1] == 0) == (ptr[3] == nullptr));
+  if (!ok) {
+    return Throw(env, "sgdUpdate: expected (p, g, old | null, buf | null, out: Float32Arrays of one length, [lr, momentum, weightDecay]); buf null exactly when momentum is 0");
+  }
+  const float lr = static_cast<float>(h[0]), mu = static_cast<float>(h[1]), wd = static_cast<float>(h[2]);
+  const float *p = ptr[0], *g = ptr[1], *old = ptr[2];
+  float *buf = ptr[3], *out = ptr[4];
+  if (buf == nullptr) {
+    for (size_t j = 0; j < n; j++) out[j] = p[j] - (g[j] + p[j] * wd) * lr;
+  } else if (old == nullptr) {
+    for (size_t j = 0; j < n; j++) {
+      const float d = g[j] + p[j] * wd;
+      buf[j] = d;
+      out[j] = p[j] - d * lr;
+    }
+  } else {
+    for (size_t j = 0; j < n; j++) {
+      const float d = old[j] * mu + (g[j] + p[j] * wd);
+      buf[j] = d;
+      out[j] = p[j] - d * lr;
+    }
+  }
+  return nullptr;
+}
+
+// relu(x, y)
+napi_value Relu(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "relu", 2, 0, false, [](const int64_t* p) { return std::vector<int64_t>{p[0], p[0]}; },
+      [](const int64_t* p, float) { return MakeReluPlan(false, p[0]); });
+}
+
+// reluBackward(dy, x, dx)
+napi_value ReluBackward(napi_env env, napi_callback_info info) {
+  return RunDirect(
+      env, info, "reluBackward", 3, 0, false, [](const int64_t* p) { return std::vector<int64_t>{p[0], p[0], p[0]}; },
+      [](const int64_t* p, float) { return MakeReluPlan(true, p[0]); });
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -299,7 +617,7 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, obj, "isa", val);
   napi_create_int32(env, omp_get_max_threads(), &val);
   napi_set_named_property(env, obj, "threads", val);
-  napi_create_uint32(env, static_cast<uint32_t>(Cache().size()), &val);
+  napi_create_uint32(env, static_cast<uint32_t>(Cache().size() + DirectCache().size()), &val);
   napi_set_named_property(env, obj, "cachedPrimitives", val);
   return obj;
 }
@@ -308,6 +626,13 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormForward", nullptr, BatchNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormBackward", nullptr, BatchNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolBackward", nullptr, MaxPoolBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPool", nullptr, MaxPool, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdUpdate", nullptr, SgdUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"relu", nullptr, Relu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reluBackward", nullptr, ReluBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -64,6 +64,30 @@ describeBackends('fused kernels', (name) => {
     });
   }
 
+  // Only y reaches the loss, as in training: the statistics' gradients are zeros (native runs oneDNN's backward).
+  for (const shape of [
+    [4, 6, 5, 24],
+    [9, 7],
+  ]) {
+    it(`batch norm, training mode [${shape}]: gradients of a loss using y only`, async (t) => {
+      if (skip) return t.skip(skip);
+      const c = shape[shape.length - 1];
+      const { ref, got } = await onBoth(name, () => {
+        const x = tf.add(seededTensor(shape, 51, 3), 0.7);
+        const gamma = seededTensor([c], 52);
+        const beta = seededTensor([c], 53);
+        const w = seededTensor(shape, 54);
+        const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.relu(batchNormTrain(a, g, b)[0]), w)) as tf.Scalar;
+        return tf.grads(loss)([x, gamma, beta]);
+      });
+      ['dx', 'dgamma', 'dbeta'].forEach((what, i) => {
+        const e = scaledError(ref[i], got[i]);
+        assert.ok(e < TOL, `${what}: scaled error ${e.toExponential(2)} >= ${TOL}`);
+      });
+    });
+  }
+
   it('batch norm, training mode: gradients match finite differences', async (t) => {
     if (skip) return t.skip(skip);
     await initBackend(name, { quiet: true });

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
 import { loadNativeAddon } from '../../train/kernels/native/addon.ts';
+import { BatchNormTrain, setFusedKernels } from '../../train/kernels/fused.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
 import { SGD } from '../../train/optim/sgd.ts';
@@ -56,6 +57,76 @@ describe('native backend on oneDNN', () => {
     assert.equal(addon.info().cachedPrimitives - before, 4, 'forward, data, weights and matmul primitives');
     tf.dispose(outs);
   });
+
+  test('batch norm, max pooling and ReLU (each forward and backward) run on oneDNN', async (t) => {
+    if (skip) return t.skip(skip);
+    await initBackend('native', { quiet: true });
+    const addon = (loadNativeAddon() as { addon: import('../../train/kernels/native/addon.ts').NativeAddon }).addon;
+    const before = addon.info().cachedPrimitives;
+    const grads = tf.tidy(() => {
+      // Shapes no other test uses: each kernel creates exactly one new primitive.
+      const x = seededTensor([3, 9, 7, 13], 91);
+      const gamma = seededTensor([13], 92);
+      const beta = seededTensor([13], 93);
+      const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const [y] = tf.engine().runKernel(
+          BatchNormTrain,
+          { x: a, scale: g, offset: b },
+          {
+            varianceEpsilon: 1e-5,
+          },
+        ) as tf.Tensor[];
+        return tf.sum(tf.maxPool(tf.relu(y) as tf.Tensor4D, 3, 2, 1));
+      };
+      return tf
+        .grads(loss)([x, gamma, beta])
+        .map((g) => tf.keep(g));
+    });
+    await Promise.all(grads.map((g) => g.data()));
+    assert.equal(addon.info().cachedPrimitives - before, 6, 'batch norm x2, max pooling and its gradient, ReLU x2');
+    tf.dispose(grads);
+  });
+
+  // The native SgdStep (train/kernels/native/SgdStep.ts) against wasm's composed ops, as test/optim/sgd.test.ts
+  // holds the wasm kernel to them: four steps, one parameter without a gradient in step 2, a changed lr.
+  for (const [mu, wd] of [
+    [0.9, 1e-4],
+    [0, 1e-2],
+    [0.9, 0],
+  ]) {
+    test(`SGD step (momentum ${mu}, weight decay ${wd}) is bit for bit the composed update on wasm`, async (t) => {
+      if (skip) return t.skip(skip);
+      const run = async (backend: 'wasm' | 'native', fused: boolean) => {
+        await initBackend(backend, { quiet: true });
+        setFusedKernels(fused);
+        try {
+          const shapes = [[3, 3, 2, 5], [5], [17, 9], [1], [1037]];
+          const params = shapes.map((s, i) => tf.variable(seededTensor(s, 10 + i), true, `sgd_${backend}_${mu}_${i}`));
+          const opt = new SGD(params, { lr: 0.05, momentum: mu, weightDecay: wd });
+          for (let k = 0; k < 4; k++) {
+            const grads = shapes.map((s, i) => (k === 1 && i === 2 ? null : seededTensor(s, 100 * k + i + 1)));
+            if (k === 2) opt.lr = 0.005;
+            opt.step(grads);
+            tf.dispose(grads.filter((g): g is tf.Tensor => g !== null));
+          }
+          const st = await opt.snapshot();
+          const values = [
+            ...params.map((p) => p.dataSync() as Float32Array),
+            ...Object.values(st.buffers).map((b) => b.data),
+          ];
+          opt.dispose();
+          tf.dispose(params);
+          return values;
+        } finally {
+          setFusedKernels(true);
+        }
+      };
+      const ref = await run('wasm', false);
+      const got = await run('native', true);
+      assert.equal(got.length, ref.length);
+      got.forEach((v, i) => assert.deepEqual(v, ref[i], `tensor ${i}`));
+    });
+  }
 
   test('3 training steps (two conv blocks, B 8, NCE) give the same losses and weights as wasm', async (t) => {
     if (skip) return t.skip(skip);
@@ -153,6 +224,21 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     const autoLine = r.stderr.split('\n').find((l) => l.startsWith('[cmc] backend:')) ?? '';
     return { out: r.stdout, autoLine };
   };
+  // Every function the loader requires but info(), doing nothing.
+  const STUBS = [
+    'conv2d',
+    'matMul',
+    'batchNormForward',
+    'batchNormBackward',
+    'maxPoolBackward',
+    'maxPool',
+    'sgdUpdate',
+    'relu',
+    'reluBackward',
+    'setThreads',
+  ]
+    .map((f) => `${f}() {}`)
+    .join(', ');
   const cases: { what: string; file: string; content: string; reason: RegExp }[] = [
     {
       what: 'not a shared library',
@@ -169,13 +255,13 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     {
       what: 'of another oneDNN major version',
       file: 'v3.cjs',
-      content: `module.exports = { conv2d() {}, matMul() {}, setThreads() {}, info: () => ({ version: '3.1.0', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
+      content: `module.exports = { ${STUBS}, info: () => ({ version: '3.1.0', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
       reason: /built against oneDNN 2\.6\.3 but runs with 3\.1\.0/,
     },
     {
       what: 'that computes wrong results',
       file: 'wrong.cjs',
-      content: `module.exports = { conv2d() {}, matMul() {}, setThreads() {}, info: () => ({ version: '2.6.3', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
+      content: `module.exports = { ${STUBS}, info: () => ({ version: '2.6.3', builtWith: '2.6.3', isa: 'x', threads: 1, cachedPrimitives: 0 }) };`,
       reason: /does not work: self-check computed conv 0 \(want 70\)/,
     },
   ];

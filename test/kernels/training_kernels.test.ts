@@ -102,6 +102,28 @@ describeBackends('training kernels', (name) => {
     });
   }
 
+  // After a ReLU many windows hold only zeros: the first of equal maxima (row-major) must get dy, as on cpu
+  // and in PyTorch. Numeric padding as the models pass it (build_tfjs.ts), windows partly in the padding.
+  for (const [size, stride, pad] of [
+    [3, 2, 1],
+    [3, 2, 0],
+    [2, 2, 0],
+  ] as const) {
+    it(`maxpool ${size}/${stride} pad ${pad} after ReLU (ties): gradient`, async (t) => {
+      if (skip) return t.skip(skip);
+      const { ref, got } = await onBoth(name, () => {
+        const x = tf.sub(seededTensor([3, 11, 12, 20], 23), 0.4);
+        const dy0 = tf.maxPool(tf.relu(x) as tf.Tensor4D, size, stride, pad);
+        const dy = seededTensor(dy0.shape, 24);
+        const f = (a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(tf.relu(a) as tf.Tensor4D, size, stride, pad), dy));
+        return [dy0, tf.grad(f)(x)];
+      });
+      // Overlapping windows add into one dx in another order; a misrouted dy would be off by O(1).
+      for (let i = 0; i < 2; i++)
+        assert.ok(scaledError(ref[i], got[i]) < TOL, `output ${i}: ${scaledError(ref[i], got[i])}`);
+    });
+  }
+
   it('batch norm (training mode statistics) forward and gradients', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {
@@ -249,6 +271,48 @@ describeBackends('training kernels', (name) => {
     });
     for (let i = 0; i < ref.length; i++)
       assert.ok(scaledError(ref[i], got[i]) < TOL, `reduction ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
+  it('slice (channel, strided and long runs) and gather (flat scores, rows, inner axis, int32) are exact', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const x = seededTensor([3, 9, 8, 5], 81);
+      const wide = seededTensor([4, 200], 82);
+      const flat = seededTensor([6 * 70], 83);
+      const idx = tf.tensor1d([0, 69, 140, 419, 5, 5, 333], 'int32');
+      const rows = seededTensor([30, 100], 84);
+      const ints = tf.cast(tf.mul(seededTensor([5, 4, 3], 85), 100), 'int32');
+      return [
+        tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, 1]), // one channel of NHWC (cmc.ts sliceChannels)
+        tf.slice(x, [0, 0, 0, 1], [-1, -1, -1, 2]),
+        tf.slice(x, [1, 2, 3, 1], [2, 4, 3, 3]),
+        tf.slice(wide, [1, 10], [3, 150]), // runs long enough for one copy each
+        tf.slice(wide, [0, 7], [4, 1]), // one column
+        tf.slice(tf.reshape(x, [27, 8, 5]), [2, 1, 4], [20, 6, 1]),
+        tf.slice(tf.reshape(x, [3, 9, 2, 4, 5]), [0, 1, 0, 1, 2], [3, 3, 2, 2, 2]), // rank 5
+        tf.gather(flat, idx), // the memory bank's picked scores
+        tf.gather(rows, tf.tensor1d([29, 0, 7, 7], 'int32')), // whole rows (long runs)
+        tf.gather(x, tf.tensor1d([4, 0, 4], 'int32'), 3), // innermost axis
+        tf.gather(
+          x,
+          tf.tensor2d(
+            [
+              [1, 8],
+              [0, 3],
+              [2, 2],
+            ],
+            [3, 2],
+            'int32',
+          ),
+          1,
+          1,
+        ), // batchDims 1
+        tf.cast(tf.gather(ints, tf.tensor1d([3, 1], 'int32'), 1), 'float32'),
+        tf.cast(tf.slice(ints, [0, 1, 1], [-1, 2, 1]), 'float32'),
+      ];
+    });
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
   it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {

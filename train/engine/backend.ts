@@ -1,9 +1,9 @@
 /**
  * Chooses and initialises the tfjs compute backend: `tensorflow` (tfjs-node-gpu / tfjs-node, CUDA or
  * native CPU, only if the user installed it), `webgpu` (Dawn through the `webgpu` npm package: Vulkan,
- * Metal, D3D12, or SwiftShader in software), `native` (wasm with oneDNN convolutions and matmuls through
- * the optional addon in native/), `wasm` (XNNPACK plus our own training kernels) and `cpu` (plain JS
- * reference). `auto` takes the fastest that works and says what it chose.
+ * Metal, D3D12, or SwiftShader in software), `native` (wasm with oneDNN convolutions, matmuls, batch
+ * norm, pooling and ReLU through the optional addon in native/), `wasm` (XNNPACK plus our own training
+ * kernels) and `cpu` (plain JS reference). `auto` takes the fastest that works and says what it chose.
  *
  *   const info = await initBackend('auto'); console.log(info.name, info.device);
  */
@@ -212,8 +212,9 @@ async function initWasm(): Promise<BackendInfo> {
 const NATIVE_UNAVAILABLE = 'The native backend is unavailable: ';
 
 /**
- * The wasm backend with oneDNN convolutions and matrix products (train/kernels/native/). It needs the
- * addon built by `npm ci` where libdnnl-dev and a compiler exist; without it this says why.
+ * The wasm backend with oneDNN convolutions, matrix products, batch norm, pooling and ReLU, and the SGD
+ * step in the addon (train/kernels/native/). It needs the addon built by `npm ci` where libdnnl-dev and
+ * a compiler exist; without it this says why.
  */
 async function initNative(): Promise<BackendInfo> {
   const loaded = loadNativeAddon();
@@ -227,7 +228,7 @@ async function initNative(): Promise<BackendInfo> {
   await tf.ready();
   return {
     name: 'native',
-    device: `oneDNN ${version} (${isa}) for convolutions and matmuls, the rest ${wasmInfo.device}`,
+    device: `oneDNN ${version} (${isa}) for convolutions, matmuls, batch norm, pooling and ReLU, the rest ${wasmInfo.device}`,
     accelerated: false,
   };
 }

@@ -20,6 +20,9 @@ export const BatchNormTrain = 'CmcBatchNormTrain';
 /** Its gradient w.r.t. x, gamma and beta in two passes over the map. */
 export const BatchNormTrainGrad = 'CmcBatchNormTrainGrad';
 
+/** ReLU's gradient dy·[x > 0] in one pass (tfjs composes Step, Cast and Multiply). */
+export const ReluGrad = 'CmcReluGrad';
+
 let enabled = process.env.CMC_FUSED_KERNELS !== '0';
 
 export function setFusedKernels(on: boolean): void {

@@ -17,11 +17,14 @@ import { maxPoolGradConfig } from './wasm/MaxPoolGrad.ts';
 import { makeBatchMatMulConfig } from './wasm/BatchMatMul.ts';
 import { makeMeanConfig, makeSumConfig } from './wasm/Reduce.ts';
 import { makeCastConfig, makeIdentityConfig } from './wasm/Identity.ts';
+import { makeSliceConfig } from './wasm/Slice.ts';
+import { makeGatherV2Config } from './wasm/GatherV2.ts';
 import { sgdStepConfig } from './wasm/SgdStep.ts';
 import { batchNormTrainConfig, batchNormTrainGradConfig } from './wasm/BatchNormTrain.ts';
 import { batchNormTrainGradientConfig } from './grads/BatchNormTrain_grad.ts';
 import { fusedBatchNormGradConfig } from './grads/FusedBatchNorm_grad.ts';
 import { meanGradConfig } from './grads/Mean_grad.ts';
+import { reluGradConfig } from './grads/Relu_grad.ts';
 
 /** Each entry either fills a missing kernel or replaces a slow stock one (which it may call back). */
 const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[]> = {
@@ -34,6 +37,8 @@ const KERNELS: Record<string, ((stock: KernelFunc | undefined) => KernelConfig)[
     makeMeanConfig,
     makeIdentityConfig,
     makeCastConfig,
+    makeSliceConfig,
+    makeGatherV2Config,
     () => sgdStepConfig,
     () => batchNormTrainConfig,
     () => batchNormTrainGradConfig,
@@ -61,7 +66,12 @@ export function overrideKernels(backend: string, makers: ((stock: KernelFunc | u
 }
 
 /** Gradient rules we replace in tfjs-core (backend-agnostic). */
-const GRADIENTS: GradConfig[] = [fusedBatchNormGradConfig, meanGradConfig, batchNormTrainGradientConfig];
+const GRADIENTS: GradConfig[] = [
+  fusedBatchNormGradConfig,
+  meanGradConfig,
+  batchNormTrainGradientConfig,
+  reluGradConfig,
+];
 
 /** Register our gradient rules over core's; call after core's gradients are registered. */
 export function registerTrainingGradients(): void {

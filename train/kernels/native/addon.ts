@@ -17,6 +17,49 @@ export interface NativeAddon {
   conv2d(kind: 0 | 1 | 2, in0: Float32Array, in1: Float32Array, out: Float32Array, dims: number[]): void;
   /** dims: BA BB M K N transposeA transposeB (0/1); c = op(a) · op(b). */
   matMul(a: Float32Array, b: Float32Array, c: Float32Array, dims: number[]): void;
+  /** Batch norm in training mode over [N, C, H, W] (NHWC, or [N, C] as H = W = 1): y, mean, biased variance. */
+  batchNormForward(
+    x: Float32Array,
+    scale: Float32Array,
+    shift: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    dims: number[],
+    epsilon: number,
+  ): void;
+  /** Its gradient (dmean = dvariance = 0): dx, dscale, dshift. */
+  batchNormBackward(
+    dy: Float32Array,
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array,
+    dx: Float32Array,
+    dscale: Float32Array,
+    dshift: Float32Array,
+    dims: number[],
+    epsilon: number,
+  ): void;
+  /** Max pooling's gradient, NHWC. dims: N IH IW C OH OW KH KW SH SW PT PL PB PR. */
+  maxPoolBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, dims: number[]): void;
+  /** Max pooling forward, NHWC; dims as maxPoolBackward's. */
+  maxPool(x: Float32Array, y: Float32Array, dims: number[]): void;
+  /**
+   * One parameter's SGD step (train/kernels/wasm/SgdStep.ts semantics, bit for bit): old and buf null
+   * without momentum, old null on the first momentum step. hyper: lr, momentum, weightDecay (float32 values).
+   */
+  sgdUpdate(
+    p: Float32Array,
+    g: Float32Array,
+    old: Float32Array | null,
+    buf: Float32Array | null,
+    out: Float32Array,
+    hyper: number[],
+  ): void;
+  relu(x: Float32Array, y: Float32Array): void;
+  /** dx = dy where x > 0, else 0. */
+  reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
   info(): { version: string; builtWith: string; isa: string; threads: number; cachedPrimitives: number };
 }
@@ -28,6 +71,20 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
 /** What a user sees when the addon is not there: how to get it. */
 export const NATIVE_HINT =
   'install libdnnl-dev, g++, make and python3 (Debian/Ubuntu: apt-get install libdnnl-dev g++ make python3) and run `npm run build:native`';
+
+const NATIVE_FUNCTIONS = [
+  'conv2d',
+  'matMul',
+  'batchNormForward',
+  'batchNormBackward',
+  'maxPoolBackward',
+  'maxPool',
+  'sgdUpdate',
+  'relu',
+  'reluBackward',
+  'setThreads',
+  'info',
+] as const;
 
 let loaded: { addon: NativeAddon } | { error: string } | null = null;
 
@@ -56,7 +113,7 @@ function tryLoad(file: string): { addon: NativeAddon } | { error: string } {
   } catch (e) {
     return { error: `the oneDNN addon at ${file} failed to load: ${firstLine(e)}` };
   }
-  for (const f of ['conv2d', 'matMul', 'setThreads', 'info'] as const) {
+  for (const f of NATIVE_FUNCTIONS) {
     if (typeof addon?.[f] !== 'function')
       return { error: `the oneDNN addon at ${file} lacks the function ${f}(); rebuild it: npm run build:native` };
   }

@@ -14,13 +14,27 @@ import { makeConv2DConfig } from './Conv2D.ts';
 import { makeConv2DBackpropInputConfig } from './Conv2DBackpropInput.ts';
 import { makeConv2DBackpropFilterConfig } from './Conv2DBackpropFilter.ts';
 import { makeBatchMatMulConfig } from './BatchMatMul.ts';
+import { makeBatchNormTrainConfig, makeBatchNormTrainGradConfig } from './BatchNormTrain.ts';
+import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
+import { makeSgdStepConfig } from './SgdStep.ts';
+import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
-/** The kernels oneDNN runs; each falls back to the wasm kernel it replaces for calls it does not cover. */
+/**
+ * The kernels oneDNN runs; each falls back to the wasm kernel it replaces for calls it does not cover
+ * (ReluGrad has no wasm kernel: it takes only what its gradient rule gives it, float32 tensors).
+ */
 const NATIVE_KERNELS = [
   makeConv2DConfig,
   makeConv2DBackpropInputConfig,
   makeConv2DBackpropFilterConfig,
   makeBatchMatMulConfig,
+  makeBatchNormTrainConfig,
+  makeBatchNormTrainGradConfig,
+  makeMaxPoolConfig,
+  makeMaxPoolGradConfig,
+  makeReluConfig,
+  makeReluGradConfig,
+  makeSgdStepConfig,
 ];
 
 let registered = false;
