@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { writeFileAtomic } from '../../core/util/atomic_write.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -51,11 +52,7 @@ export function prepareWasmThreads(threads: number, wasm: { setThreadsCount(n: n
   const script = workerSrc.replace(/\n/g, '\\n').replace(load, `if(true){importScripts(${JSON.stringify(mainJs)})}`);
   const file = path.join(os.tmpdir(), `cmc-tfjs-wasm-worker-${tf.version_core}-${hash(script)}.cjs`);
   try {
-    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== script) {
-      const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, script);
-      fs.renameSync(tmp, file);
-    }
+    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== script) writeFileAtomic(file, script);
   } catch {
     return false;
   }
