@@ -233,6 +233,7 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     'maxPoolBackward',
     'maxPool',
     'sgdUpdate',
+    'gather',
     'relu',
     'reluBackward',
     'setThreads',

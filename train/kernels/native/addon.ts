@@ -57,6 +57,8 @@ export interface NativeAddon {
     out: Float32Array,
     hyper: number[],
   ): void;
+  /** GatherV2 with batchDims 0: out[o][k][j] = x[o][idx[k]][j]; dims: outer, dim, slice. Throws on an index outside [0, dim). */
+  gather(x: Float32Array, idx: Int32Array, out: Float32Array, dims: number[]): void;
   relu(x: Float32Array, y: Float32Array): void;
   /** dx = dy where x > 0, else 0. */
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -80,6 +82,7 @@ const NATIVE_FUNCTIONS = [
   'maxPoolBackward',
   'maxPool',
   'sgdUpdate',
+  'gather',
   'relu',
   'reluBackward',
   'setThreads',

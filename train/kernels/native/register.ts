@@ -17,10 +17,11 @@ import { makeBatchMatMulConfig } from './BatchMatMul.ts';
 import { makeBatchNormTrainConfig, makeBatchNormTrainGradConfig } from './BatchNormTrain.ts';
 import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
 import { makeSgdStepConfig } from './SgdStep.ts';
+import { makeGatherV2Config } from './GatherV2.ts';
 import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
 /**
- * The kernels oneDNN runs; each falls back to the wasm kernel it replaces for calls it does not cover
+ * The kernels oneDNN (or a plain loop in the addon) runs; each falls back to the wasm kernel it replaces for calls it does not cover
  * (ReluGrad has no wasm kernel: it takes only what its gradient rule gives it, float32 tensors).
  */
 const NATIVE_KERNELS = [
@@ -35,6 +36,7 @@ const NATIVE_KERNELS = [
   makeReluConfig,
   makeReluGradConfig,
   makeSgdStepConfig,
+  makeGatherV2Config,
 ];
 
 let registered = false;
