@@ -234,6 +234,7 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     'maxPool',
     'sgdUpdate',
     'gather',
+    'binary',
     'relu',
     'reluBackward',
     'setThreads',

@@ -315,6 +315,36 @@ describeBackends('training kernels', (name) => {
       assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
+  it('add, sub, mul and div with broadcasting (bias, row scale, scalar, both sides, rank 1-4) are exact', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const m = seededTensor([32, 47], 91);
+      const col = tf.add(seededTensor([32, 1], 92), 2); // away from 0: divisors
+      const bias = seededTensor([47], 93);
+      const map = seededTensor([2, 5, 6, 7], 94);
+      const chan = tf.add(seededTensor([7], 95), 2);
+      const s = tf.scalar(0.07);
+      const out: tf.Tensor[] = [];
+      for (const op of [tf.add, tf.sub, tf.mul, tf.div]) {
+        out.push(
+          op(m, m), // same shape
+          op(m, bias), // a bias over rows
+          op(m, col), // one value per row (L2 norm, max shift)
+          op(col, bias), // both sides broadcast: [32,1] with [47]
+          op(s, m), // scalar on the left
+          op(m, s),
+          op(map, chan), // NHWC channel-wise
+          op(tf.slice(map, [0, 0, 0, 0], [1, 5, 1, 7]), map), // broadcast inside a rank-4 map
+          op(chan, s), // rank 1
+        );
+      }
+      out.push(tf.cast(tf.add(tf.cast(m, 'int32'), tf.scalar(3, 'int32')), 'float32')); // int32 to the wasm kernel
+      return out;
+    });
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
   it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {

@@ -59,6 +59,11 @@ export interface NativeAddon {
   ): void;
   /** GatherV2 with batchDims 0: out[o][k][j] = x[o][idx[k]][j]; dims: outer, dim, slice. Throws on an index outside [0, dim). */
   gather(x: Float32Array, idx: Int32Array, out: Float32Array, dims: number[]): void;
+  /**
+   * out = a op b (op 0 add, 1 sub, 2 mul, 3 div) with broadcasting; dims: the output shape padded to rank 4,
+   * then a's and b's element strides per output axis (0 where broadcast).
+   */
+  binary(op: 0 | 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): void;
   relu(x: Float32Array, y: Float32Array): void;
   /** dx = dy where x > 0, else 0. */
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -83,6 +88,7 @@ const NATIVE_FUNCTIONS = [
   'maxPool',
   'sgdUpdate',
   'gather',
+  'binary',
   'relu',
   'reluBackward',
   'setThreads',

@@ -18,6 +18,7 @@ import { makeBatchNormTrainConfig, makeBatchNormTrainGradConfig } from './BatchN
 import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
 import { makeSgdStepConfig } from './SgdStep.ts';
 import { makeGatherV2Config } from './GatherV2.ts';
+import { makeAddConfig, makeMultiplyConfig, makeRealDivConfig, makeSubConfig } from './Binary.ts';
 import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
 /**
@@ -37,6 +38,10 @@ const NATIVE_KERNELS = [
   makeReluGradConfig,
   makeSgdStepConfig,
   makeGatherV2Config,
+  makeAddConfig,
+  makeSubConfig,
+  makeMultiplyConfig,
+  makeRealDivConfig,
 ];
 
 let registered = false;
