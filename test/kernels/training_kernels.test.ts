@@ -315,7 +315,7 @@ describeBackends('training kernels', (name) => {
       assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
-  it('add, sub, mul and div with broadcasting (bias, row scale, scalar, both sides, rank 1-4) are exact', async (t) => {
+  it('add, sub, mul and div with broadcasting (bias, row scale, scalar, both sides, rank 1-4) and square are exact', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {
       const m = seededTensor([32, 47], 91);
@@ -339,6 +339,7 @@ describeBackends('training kernels', (name) => {
         );
       }
       out.push(tf.cast(tf.add(tf.cast(m, 'int32'), tf.scalar(3, 'int32')), 'float32')); // int32 to the wasm kernel
+      out.push(tf.square(m), tf.square(map), tf.square(s));
       return out;
     });
     for (let i = 0; i < ref.length; i++)

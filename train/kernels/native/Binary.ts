@@ -3,13 +3,15 @@
  * calling thread: one IEEE operation per value, so bit for bit the wasm kernels' result. The stock
  * kernels' broadcasting paths (a bias over a [32,512] map, an L2 norm dividing [32,128] by [32,1], the
  * softmax loss's max shift of [32,4097]) took 0.5-1.3 ms a call at these sizes; a step makes ~170 such calls.
- * Other dtypes, empty tensors and higher ranks go to the wasm kernels.
+ * Square is x·x through the same loop (4 calls of [32,128] in the L2 norms took ~0.9 ms each on XNNPACK's
+ * threads). Other dtypes, empty tensors and higher ranks go to the wasm kernels.
  */
 import {
   Add,
   backend_util,
   Multiply,
   RealDiv,
+  Square,
   Sub,
   type KernelConfig,
   type KernelFunc,
@@ -57,3 +59,17 @@ export const makeAddConfig = makeBinaryConfig(Add);
 export const makeSubConfig = makeBinaryConfig(Sub);
 export const makeMultiplyConfig = makeBinaryConfig(Multiply);
 export const makeRealDivConfig = makeBinaryConfig(RealDiv);
+
+export function makeSquareConfig(stock: KernelFunc | undefined): KernelConfig {
+  const kernelFunc: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (x.dtype !== 'float32' || x.shape.some((d) => d === 0)) return stock!(args) as TensorInfo;
+    const backend = args.backend as HeapBackend;
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const n = out.shape.reduce((a, d) => a * d, 1);
+    const v = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+    requireNativeAddon().binary(OPS[Multiply], v(x), v(x), v(out), [1, 1, 1, n, 0, 0, 0, 1, 0, 0, 0, 1]);
+    return out;
+  };
+  return { kernelName: Square, backendName: 'native', kernelFunc };
+}

@@ -18,7 +18,7 @@ import { makeBatchNormTrainConfig, makeBatchNormTrainGradConfig } from './BatchN
 import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
 import { makeSgdStepConfig } from './SgdStep.ts';
 import { makeGatherV2Config } from './GatherV2.ts';
-import { makeAddConfig, makeMultiplyConfig, makeRealDivConfig, makeSubConfig } from './Binary.ts';
+import { makeAddConfig, makeMultiplyConfig, makeRealDivConfig, makeSquareConfig, makeSubConfig } from './Binary.ts';
 import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
 /**
@@ -42,6 +42,7 @@ const NATIVE_KERNELS = [
   makeSubConfig,
   makeMultiplyConfig,
   makeRealDivConfig,
+  makeSquareConfig,
 ];
 
 let registered = false;
