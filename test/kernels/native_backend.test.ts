@@ -235,6 +235,7 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     'sgdUpdate',
     'gather',
     'binary',
+    'scatterNd',
     'relu',
     'reluBackward',
     'setThreads',

@@ -346,6 +346,21 @@ describeBackends('training kernels', (name) => {
       assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
   });
 
+  it('scatterND (the bank gradient: coordinates with repeats; whole rows) adds in order, exactly', async (t) => {
+    if (skip) return t.skip(skip);
+    const { ref, got } = await onBoth(name, () => {
+      const coords = tf.tensor2d([0, 3, 2, 9, 0, 3, 1, 0, 2, 9, 0, 3, 2, 1], [7, 2], 'int32');
+      const rows = tf.tensor2d([4, 0, 4, 2], [4, 1], 'int32');
+      return [
+        tf.scatterND(coords, seededTensor([7], 96), [3, 10]),
+        tf.scatterND(rows, seededTensor([4, 6], 97), [5, 6]),
+        tf.scatterND(tf.tensor2d([1, 1, 0], [3, 1], 'int32'), seededTensor([3], 98), [4]),
+      ];
+    });
+    for (let i = 0; i < ref.length; i++)
+      assert.ok(scaledError(ref[i], got[i]) === 0, `output ${i}: ${scaledError(ref[i], got[i])}`);
+  });
+
   it('ops of the losses and memory bank: gather, batched dot, exp/log, logSumExp, L2 norm, scatter', async (t) => {
     if (skip) return t.skip(skip);
     const { ref, got } = await onBoth(name, () => {

@@ -64,6 +64,8 @@ export interface NativeAddon {
    * then a's and b's element strides per output axis (0 where broadcast).
    */
   binary(op: 0 | 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): void;
+  /** tfjs ScatterNd (repeated indices accumulate, in order); dims: numUpdates, sliceRank, sliceSize, then the strides. */
+  scatterNd(indices: Int32Array, updates: Float32Array, out: Float32Array, dims: number[]): void;
   relu(x: Float32Array, y: Float32Array): void;
   /** dx = dy where x > 0, else 0. */
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -89,6 +91,7 @@ const NATIVE_FUNCTIONS = [
   'sgdUpdate',
   'gather',
   'binary',
+  'scatterNd',
   'relu',
   'reluBackward',
   'setThreads',

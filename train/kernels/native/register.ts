@@ -18,6 +18,7 @@ import { makeBatchNormTrainConfig, makeBatchNormTrainGradConfig } from './BatchN
 import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
 import { makeSgdStepConfig } from './SgdStep.ts';
 import { makeGatherV2Config } from './GatherV2.ts';
+import { makeScatterNdConfig } from './ScatterNd.ts';
 import { makeAddConfig, makeMultiplyConfig, makeRealDivConfig, makeSquareConfig, makeSubConfig } from './Binary.ts';
 import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
@@ -43,6 +44,7 @@ const NATIVE_KERNELS = [
   makeMultiplyConfig,
   makeRealDivConfig,
   makeSquareConfig,
+  makeScatterNdConfig,
 ];
 
 let registered = false;
