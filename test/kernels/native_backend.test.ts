@@ -236,6 +236,7 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     'gather',
     'binary',
     'scatterNd',
+    'slice',
     'relu',
     'reluBackward',
     'setThreads',

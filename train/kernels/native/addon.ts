@@ -66,6 +66,8 @@ export interface NativeAddon {
   binary(op: 0 | 1 | 2 | 3, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[]): void;
   /** tfjs ScatterNd (repeated indices accumulate, in order); dims: numUpdates, sliceRank, sliceSize, then the strides. */
   scatterNd(indices: Int32Array, updates: Float32Array, out: Float32Array, dims: number[]): void;
+  /** The block of x at begin of the given size; dims: x shape, begin, size, each padded to rank 6. */
+  slice(x: Float32Array, out: Float32Array, dims: number[]): void;
   relu(x: Float32Array, y: Float32Array): void;
   /** dx = dy where x > 0, else 0. */
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -92,6 +94,7 @@ const NATIVE_FUNCTIONS = [
   'gather',
   'binary',
   'scatterNd',
+  'slice',
   'relu',
   'reluBackward',
   'setThreads',

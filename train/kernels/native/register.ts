@@ -19,6 +19,7 @@ import { makeMaxPoolConfig, makeMaxPoolGradConfig } from './MaxPool.ts';
 import { makeSgdStepConfig } from './SgdStep.ts';
 import { makeGatherV2Config } from './GatherV2.ts';
 import { makeScatterNdConfig } from './ScatterNd.ts';
+import { makeSliceConfig } from './Slice.ts';
 import { makeAddConfig, makeMultiplyConfig, makeRealDivConfig, makeSquareConfig, makeSubConfig } from './Binary.ts';
 import { makeReluConfig, makeReluGradConfig } from './Relu.ts';
 
@@ -45,6 +46,7 @@ const NATIVE_KERNELS = [
   makeRealDivConfig,
   makeSquareConfig,
   makeScatterNdConfig,
+  makeSliceConfig,
 ];
 
 let registered = false;
