@@ -228,7 +228,7 @@ async function initNative(): Promise<BackendInfo> {
   await tf.ready();
   return {
     name: 'native',
-    device: `oneDNN ${version} (${isa}) for convolutions, matmuls, batch norm, pooling and ReLU, the rest ${wasmInfo.device}`,
+    device: `oneDNN ${version} (${isa}) for convolutions, matmuls, batch norm, pooling and ReLU, native loops for SGD, gathers, slices and elementwise ops, the rest ${wasmInfo.device}`,
     accelerated: false,
   };
 }
