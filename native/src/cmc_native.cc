@@ -1,5 +1,9 @@
-// cmc_native: oneDNN convolutions, matrix products, batch normalization, max pooling and ReLU for the tfjs
-// `native` backend (train/kernels/native/).
+// cmc_native: oneDNN convolutions, matrix products, batch normalization, max pooling and ReLU, and plain loops
+// for the SGD step and float32 elementwise ops, gathers, scatters and slices, for the tfjs `native` backend
+// (train/kernels/native/).
+//
+// One file over 500 lines on purpose: every kernel shares the per-shape plan cache, the N-API argument
+// checks and the thread setting below, and the addon is one translation unit for node-gyp (binding.gyp).
 //
 // The JS side hands us Float32Array views on the wasm backend's heap, so the kernels read and write tfjs
 // tensors in place. Tensors are NHWC with HWIO filters (tfjs's layouts); oneDNN takes those as user
