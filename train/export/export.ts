@@ -25,7 +25,7 @@ import {
   type ModelCheckpoint,
 } from '../../core/formats/checkpoint.ts';
 import { writeFileAtomic } from '../../core/util/atomic_write.ts';
-import { portableConfig } from './provenance.ts';
+import { checksumOnce, portableConfig } from './provenance.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { subsetSpec } from '../../core/network/input.ts';
 import { specInput } from '../../core/preprocess/views.ts';
@@ -211,6 +211,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const embeddingDim = spec.featDim * spec.views.length;
   const classNames = head ? head.classNames : (header.classNames ?? []);
 
+  const checksum = checksumOnce();
   const base: Omit<Manifest, 'files'> = {
     format: MANIFEST_FORMAT,
     formatVersion: 1,
@@ -228,8 +229,8 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
     poolType: pool ? poolType : null,
     embeddingDim,
     classNames,
-    trainConfig: portableConfig(header.config),
-    probeConfig: portableConfig(head?.probe),
+    trainConfig: portableConfig(header.config, checksum),
+    probeConfig: portableConfig(head?.probe, checksum),
     metrics: { train: header.metrics ?? [], probe: head?.metrics ?? null },
     opset: OPSET,
     irVersion: IR_VERSION,

@@ -44,12 +44,25 @@ export function datasetChecksum(folder: string): string | null {
     files = (fs.readdirSync(folder, { recursive: true }) as string[])
       .filter((f) => fs.statSync(path.join(folder, f)).isFile())
       .map((f) => f.split(path.sep).join('/'))
-      .sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0));
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))); // byte order, as LC_ALL=C sort
   } catch {
     return null;
   }
   const listing = files.map((f) => `${fileSha256(path.join(folder, f))}  ${f}\n`).join('');
   return crypto.createHash('sha256').update(listing).digest('hex');
+}
+
+/**
+ * datasetChecksum that reads each folder once: a training config and a probe config usually name the same
+ * data set, and hashing it is the slow part of an export.
+ */
+export function checksumOnce(): (folder: string) => string | null {
+  const seen = new Map<string, string | null>();
+  return (folder) => {
+    const key = path.resolve(folder);
+    if (!seen.has(key)) seen.set(key, datasetChecksum(folder));
+    return seen.get(key)!;
+  };
 }
 
 function fileSha256(file: string): string {
@@ -105,7 +118,7 @@ export function portableConfig(
  */
 export function refreshProvenance(
   modelDir: string,
-  checksum: (folder: string) => string | null = datasetChecksum,
+  checksum: (folder: string) => string | null = checksumOnce(),
 ): string[] {
   const manifestPath = path.join(modelDir, 'manifest.json');
   const manifest = parseManifest(JSON.parse(fs.readFileSync(manifestPath, 'utf8')), manifestPath);
