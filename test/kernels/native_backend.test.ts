@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../train/engine/backend.ts';
-import { loadNativeAddon } from '../../train/kernels/native/addon.ts';
+import { loadNativeAddon, NATIVE_FUNCTIONS } from '../../train/kernels/native/addon.ts';
 import { BatchNormTrain, setFusedKernels } from '../../train/kernels/fused.ts';
 import { CmcModel } from '../../train/model/cmc.ts';
 import { MemoryBank } from '../../train/loss/memory_bank.ts';
@@ -225,22 +225,7 @@ try { await initBackend('native', { quiet: true }); console.log('NATIVE=ok'); } 
     return { out: r.stdout, autoLine };
   };
   // Every function the loader requires but info(), doing nothing.
-  const STUBS = [
-    'conv2d',
-    'matMul',
-    'batchNormForward',
-    'batchNormBackward',
-    'maxPoolBackward',
-    'maxPool',
-    'sgdUpdate',
-    'gather',
-    'binary',
-    'scatterNd',
-    'slice',
-    'relu',
-    'reluBackward',
-    'setThreads',
-  ]
+  const STUBS = NATIVE_FUNCTIONS.filter((f) => f !== 'info')
     .map((f) => `${f}() {}`)
     .join(', ');
   const cases: { what: string; file: string; content: string; reason: RegExp }[] = [

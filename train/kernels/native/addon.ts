@@ -83,7 +83,8 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
 export const NATIVE_HINT =
   'install libdnnl-dev, g++, make and python3 (Debian/Ubuntu: apt-get install libdnnl-dev g++ make python3) and run `npm run build:native`';
 
-const NATIVE_FUNCTIONS = [
+/** The functions the loader requires of an addon build (a build lacking one is refused with a rebuild hint). */
+export const NATIVE_FUNCTIONS = [
   'conv2d',
   'matMul',
   'batchNormForward',
