@@ -57,7 +57,11 @@ export function firstStepHeartbeat(
   const worker = spawnTsWorker(new URL(import.meta.url), { workerData: data });
   worker.unref();
   const exited = new Promise<void>((res) => worker.once('exit', () => res()));
+  // step() runs every training step; only the first one has anything to do.
+  let stopped = false;
   const stop = () => {
+    if (stopped) return;
+    stopped = true;
     const f = new Int32Array(flag);
     Atomics.store(f, 0, 1);
     Atomics.notify(f, 0);
