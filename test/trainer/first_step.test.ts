@@ -33,7 +33,9 @@ test('the heartbeat prints while the main thread is blocked, stops at the first 
     const during = fs.readFileSync(file, 'utf8');
     assert.match(during, /^\[cmc\] still on the first step after \d+ s \(x\)$/m, 'lines written during the block');
     beat.step();
-    await beat.exited;
+    // The worker is unref'd, so nothing else keeps this test's event loop turning until its exit event.
+    const alive = setInterval(() => {}, 1000);
+    await beat.exited.finally(() => clearInterval(alive));
     const after = fs.readFileSync(file, 'utf8');
     assert.equal(after.split('\n').length, during.split('\n').length, 'no line after the first step');
     beat.stop(); // idempotent
