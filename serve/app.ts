@@ -61,8 +61,10 @@ export interface AppConfig extends InputLimits, DecodeLimits {
   maxDecodePixels?: number;
   /** Bytes of request bodies held in memory by all requests together; 429 beyond (default unbounded). */
   maxInflightBodyBytes?: number;
-  /** Longest wait for queue places before 429 (default 0: refuse at once). */
+  /** How long a request may wait for queue places and still be admitted (default 0: refuse at once). */
   admissionWaitMs?: number;
+  /** When a request that got no place is answered 429, from its arrival (default admissionWaitMs). */
+  refuseAfterMs?: number;
   /** Longest wait for decode room before 503 (default 30 s). */
   decodeTimeoutMs?: number;
 }
@@ -155,5 +157,6 @@ function imageInference(deps: AppDeps, limits: InputLimits & DecodeLimits): Imag
     decodeBudget,
     decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000,
     admissionWaitMs: config.admissionWaitMs ?? 0,
+    refuseAfterMs: config.refuseAfterMs ?? config.admissionWaitMs ?? 0,
   });
 }

@@ -49,6 +49,10 @@ interface Waiting<I, O> {
   resolve: (r: Reservation<I, O>) => void;
   reject: (e: unknown) => void;
   timer?: NodeJS.Timeout;
+  /** When it arrived (performance.now()). */
+  since: number;
+  /** It may be admitted until since + admitMs; after that it only waits for its 429. */
+  admitMs: number;
 }
 
 interface Pending<I, O> {
@@ -130,38 +134,54 @@ export class Batcher<I, O> {
   /**
    * reserve(n), waiting up to `waitMs` for the places when the queue is full: under overload a request
    * waits (costing nothing) instead of being refused at once and sent again at once by its client, which
-   * would spend the server's CPU on refusals. OverloadedError (429) after the wait. The newest waiter is
-   * admitted first (LIFO): admitted requests then see little waiting while the oldest ones give up, rather
-   * than every request waiting nearly `waitMs` under a FIFO.
+   * would spend the server's CPU on refusals. The newest waiter is admitted first (LIFO), so admitted
+   * requests see little waiting while the oldest ones give up, rather than every request waiting nearly
+   * `waitMs` under a FIFO.
+   *
+   * `holdMs` (>= waitMs) separates the two jobs of that wait: a request may be admitted only within its
+   * first `waitMs`, which bounds the latency an admitted request can have spent waiting, while its 429 is
+   * sent `holdMs` after it arrived, which bounds how often a client that retries at once can make the server
+   * refuse it (a held request costs a timer and an open socket; --max_connections caps those).
    */
-  reserveWithin(n: number, waitMs: number): Promise<Reservation<I, O>> {
-    if (this.waiting.length === 0 || n > this.o.maxQueue) {
+  reserveWithin(n: number, waitMs: number, holdMs = waitMs): Promise<Reservation<I, O>> {
+    const noneAhead = this.waiting.length === 0 || !this.admissible(this.waiting[this.waiting.length - 1]);
+    if (noneAhead) {
       try {
         return Promise.resolve(this.reserve(n));
       } catch (e) {
-        if (!(e instanceof OverloadedError) || waitMs <= 0 || n > this.o.maxQueue) return Promise.reject(e);
+        if (!(e instanceof OverloadedError) || Math.max(waitMs, holdMs) <= 0) return Promise.reject(e);
       }
     }
+    const hold = Math.max(waitMs, holdMs);
     return new Promise((resolve, reject) => {
-      const w: Waiting<I, O> = { n, resolve, reject };
+      const w: Waiting<I, O> = { n, resolve, reject, since: performance.now(), admitMs: waitMs };
       w.timer = setTimeout(() => {
         const i = this.waiting.indexOf(w);
         if (i >= 0) this.waiting.splice(i, 1);
         reject(
           new OverloadedError(
-            `${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images admitted) for ${waitMs} ms; retry later`,
+            `${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images admitted), no place within ${waitMs} ms; retry later`,
           ),
         );
-      }, waitMs);
+      }, hold);
       this.waiting.push(w);
+      this.admitWaiting();
     });
   }
 
+  /** A waiter still within its admission window. */
+  private admissible(w: Waiting<I, O>): boolean {
+    return performance.now() - w.since <= w.admitMs;
+  }
+
   private admitWaiting(): void {
+    // Newest first; once the newest is past its window every older one is too (they arrived earlier), so
+    // they stay until their timers refuse them.
     while (
       this.waiting.length > 0 &&
       !this.closed &&
-      this.depth + this.waiting[this.waiting.length - 1].n <= this.o.maxQueue
+      this.admissible(this.waiting[this.waiting.length - 1]) &&
+      this.fits(this.waiting[this.waiting.length - 1].n)
     ) {
       const w = this.waiting.pop()!;
       clearTimeout(w.timer);
@@ -174,9 +194,17 @@ export class Batcher<I, O> {
       }
   }
 
+  /**
+   * n more items fit: within maxQueue, or a request larger than the whole queue (maxQueue bounds the wait,
+   * not the request: --max_images may exceed it) alone in an empty queue.
+   */
+  private fits(n: number): boolean {
+    return this.depth + n <= this.o.maxQueue || this.depth === 0;
+  }
+
   private admit(n: number): void {
     if (this.closed) throw new ShuttingDownError();
-    if (this.depth + n > this.o.maxQueue) {
+    if (!this.fits(n)) {
       throw new OverloadedError(
         `${this.name}: queue full (${this.depth} of ${this.o.maxQueue} images waiting); retry later`,
       );

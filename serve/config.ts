@@ -27,8 +27,10 @@ export interface ServeConfig {
   max_queue: number;
   /** Longest wait in the queue before 503. */
   timeout_ms: number;
-  /** Longest wait for a place in a full queue before 429 (newest request admitted first). */
+  /** How long a request that finds the queue full may wait for a place and still be admitted (newest first). */
   admission_wait_ms: number;
+  /** When a request that found no place is answered 429, counted from its arrival (>= admission_wait_ms). */
+  refuse_after_ms: number;
   max_body_mb: number;
   /** Images per request. */
   max_images: number;
@@ -116,15 +118,21 @@ export const SERVE_FLAGS: { readonly [K in keyof ServeConfig]: FlagSpec<ServeCon
   max_queue: {
     type: 'int',
     arg: '<n>',
-    default: 128,
-    help: 'images admitted per model graph (being decoded or waiting for a batch) before 429 Too Many Requests',
+    default: 32,
+    help: 'images admitted per model graph (being decoded or waiting for a batch) before 429 Too Many Requests (a larger request is admitted alone into an empty queue)',
   },
   timeout_ms: { type: 'int', arg: '<ms>', default: 30000, help: 'longest wait in the queue before 503' },
   admission_wait_ms: {
     type: 'int',
     arg: '<ms>',
+    default: 100,
+    help: 'how long a request that finds the queue full may wait for a place and still be admitted (newest first); this bounds the wait of admitted requests under overload',
+  },
+  refuse_after_ms: {
+    type: 'int',
+    arg: '<ms>',
     default: 2000,
-    help: 'longest wait for a place in a full queue before 429 (newest request admitted first; 0 = refuse at once)',
+    help: 'when a request that got no place is answered 429, counted from its arrival, so that clients retrying at once cost few refusals (0 = refuse at once)',
   },
   max_body_mb: { type: 'number', arg: '<mb>', default: 32, help: 'largest request body' },
   max_images: { type: 'int', arg: '<n>', default: 64, help: 'images per request' },
@@ -266,6 +274,7 @@ export function validateConfig(c: ServeConfig): void {
   pos('max_queue');
   pos('timeout_ms', 0);
   pos('admission_wait_ms', 0);
+  pos('refuse_after_ms', 0);
   pos('max_body_mb', 0.001);
   pos('max_images');
   pos('max_pixels');

@@ -32,8 +32,10 @@ export interface Admission {
   decodeBudget: Budget;
   /** How long an image waits for decode room before the request fails. */
   decodeTimeoutMs: number;
-  /** How long a request waits for places in a full queue before 429 (--admission_wait_ms). */
+  /** How long a request may wait for places in a full queue and still be admitted (--admission_wait_ms). */
   admissionWaitMs: number;
+  /** When a request that got no place is answered 429, from its arrival (--refuse_after_ms). */
+  refuseAfterMs: number;
 }
 
 export function imageRunner(
@@ -43,7 +45,7 @@ export function imageRunner(
   adm: Admission,
 ): ImageRunner {
   return async (m, graph, images, indexLabel = 'images') => {
-    const places = await graph.batcher.reserveWithin(images.length, adm.admissionWaitMs);
+    const places = await graph.batcher.reserveWithin(images.length, adm.admissionWaitMs, adm.refuseAfterMs);
     try {
       // Each header is parsed once, here: its pixels count against the budgets, and the decode reuses it.
       const headers = await Promise.all(images.map((b) => readHeader(b)));

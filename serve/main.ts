@@ -86,6 +86,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
       maxInflightBodyBytes: Math.floor(cfg.max_inflight_body_mb * 1024 * 1024),
       decodeTimeoutMs: cfg.timeout_ms,
       admissionWaitMs: cfg.admission_wait_ms,
+      refuseAfterMs: cfg.refuse_after_ms,
       authToken: cfg.auth_token || undefined,
       corsOrigin: cfg.cors_origin || undefined,
       webDist: cfg.web_dist || undefined,
@@ -114,7 +115,9 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(cfg.port, cfg.host, () => {
+    // The accept backlog holds as many connections as the cap allows (the kernel trims it to somaxconn):
+    // with Node's default of 511, a burst of clients beyond it waits for SYN retries (1 s, then 3 s).
+    server.listen({ port: cfg.port, host: cfg.host, backlog: cfg.max_connections }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -91,6 +91,11 @@ export function addServeBenchCommand(parent: Command): void {
       'instead: peak RSS and /v2/health/live latency under a mix of requests within the default limits',
       false,
     )
+    .option(
+      '--server_args <flags>',
+      "with --overload or --hostile: more 'cmc serve' flags for the server under test, e.g. '--max_queue 64'",
+      '',
+    )
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       if (o.overload || o.hostile) {
         const b = await import('../../bench/serve_limits.ts');
@@ -101,6 +106,7 @@ export function addServeBenchCommand(parent: Command): void {
           size: o.size as number,
           imageSide: o.image_side as number,
           provider: o.provider === 'auto' ? undefined : (o.provider as string),
+          serverArgs: String(o.server_args).split(/\s+/).filter(Boolean),
           log: (l: string) => console.error(l),
         };
         const dur = cmd.getOptionValueSource('duration') === 'cli' ? (o.duration as number) : undefined;

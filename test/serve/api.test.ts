@@ -340,6 +340,8 @@ test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) 
     auth_token: 's3cret',
     cors_origin: 'https://demo.example',
     max_queue: 1,
+    admission_wait_ms: 0,
+    refuse_after_ms: 0,
     web_dist: '',
   });
   try {
@@ -367,13 +369,18 @@ test('auth token, CORS, back-pressure (429 + Retry-After, 503 on queue timeout) 
     });
     assert.equal(pre.status, 204);
     assert.match(pre.headers.get('access-control-allow-headers') ?? '', /Authorization/);
-    // Two images into a queue of one: 429 with Retry-After.
-    const mp = multipart([{ data: jpeg }, { data: png }]);
-    const over = await request(`${t.url}/v1/embed`, {
-      method: 'POST',
-      body: mp.body,
-      headers: { 'content-type': mp.type, authorization: 'Bearer s3cret' },
-    });
+    // A burst into a queue of one (no wait, refused at once): 429 with Retry-After.
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        request(`${t.url}/v1/embed`, {
+          method: 'POST',
+          body: jpeg,
+          headers: { 'content-type': 'image/jpeg', authorization: 'Bearer s3cret' },
+        }),
+      ),
+    );
+    const over = burst.find((r) => r.status !== 200);
+    assert.ok(over, 'some request of the burst is refused');
     assert.equal(over.status, 429, over.text);
     assert.equal(over.json.error.code, 'overloaded');
     assert.equal(over.headers.get('retry-after'), '1');

@@ -139,5 +139,34 @@ test('batcher.reserveWithin: a full queue makes callers wait (newest admitted fi
   const [po, pn] = await Promise.all([older, newer]);
   assert.deepEqual(order, ['newer', 'older']);
   assert.deepEqual(await Promise.all([po.submit([1]), pn.submit([2])]), [[10], [20]]);
-  await assert.rejects(b.reserveWithin(3, 1000), OverloadedError, 'more than the whole queue fails at once');
+  const hold = b.reserve(1);
+  const big = b.reserveWithin(3, 1000);
+  let bigDone = false;
+  void big.then(() => (bigDone = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(bigDone, false, 'more than the whole queue waits while the queue holds anything');
+  hold.release();
+  const pb = await big;
+  assert.equal(pb.size, 3, 'and is admitted alone once the queue is empty');
+  assert.deepEqual(await pb.submit([1, 2, 3]), [10, 20, 30]);
+});
+
+test('batcher.reserveWithin: a request may be admitted only within its wait, and is refused at its hold time', async () => {
+  const r = recorder();
+  const b = new Batcher({ maxBatch: 4, maxDelayMs: 0, maxQueue: 1, timeoutMs: 0, run: r.run });
+  const first = b.reserve(1);
+  const t0 = performance.now();
+  const stale = b.reserveWithin(1, 20, 150);
+  await new Promise((res) => setTimeout(res, 60));
+  first.release(); // a place frees after the waiter's 20 ms window: it is not admitted...
+  const fresh = await b.reserveWithin(1, 20, 150); // ...a newcomer takes the place at once
+  assert.equal(fresh.size, 1);
+  await assert.rejects(stale, OverloadedError);
+  const held = performance.now() - t0;
+  assert.ok(held >= 145, `the refusal came after the hold time (${held.toFixed(0)} ms)`);
+  fresh.release();
+  const first2 = b.reserve(1);
+  const quick = b.reserveWithin(1, 0, 0);
+  await assert.rejects(quick, OverloadedError, 'no wait and no hold: refused at once');
+  first2.release();
 });

@@ -58,7 +58,7 @@ test('Budget: FIFO waits, capacity never exceeded, timeouts give up their place'
   await assert.rejects(b.take(11, 0), RangeError);
 });
 
-test('admission happens before decoding: a request refused for a full queue (429) decodes nothing', async () => {
+test('admission happens before decoding: requests refused for a full queue (429) decode nothing', async () => {
   const t = await startServer({
     models,
     port: 0,
@@ -68,25 +68,34 @@ test('admission happens before decoding: a request refused for a full queue (429
     threads: 1,
     web_dist: '',
     max_queue: 2,
+    admission_wait_ms: 0,
+    refuse_after_ms: 0,
   });
   try {
     const jpeg = await testImage('jpeg', 300, 200, 4);
     const before = await preprocessed(t.url);
-    const mp = multipart([{ data: jpeg }, { data: jpeg }, { data: jpeg }]);
-    const r = await request(`${t.url}/v1/embed`, {
+    // A burst of two-image requests into a queue of two: the first holds both places while it decodes.
+    const mp = multipart([{ data: jpeg }, { data: jpeg }]);
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        request(`${t.url}/v1/embed`, { method: 'POST', body: mp.body, headers: { 'content-type': mp.type } }),
+      ),
+    );
+    const ok = burst.filter((r) => r.status === 200).length;
+    const refused = burst.filter((r) => r.status === 429);
+    assert.equal(ok + refused.length, burst.length, burst.map((r) => r.status).join(','));
+    assert.ok(refused.length > 0, 'a burst into a full queue is refused');
+    for (const r of refused) assert.equal(r.json.error.code, 'overloaded');
+    assert.equal(await preprocessed(t.url), before + 2 * ok, 'only the admitted requests decoded their images');
+    // A request larger than the whole queue is admitted alone once the queue is empty.
+    const three = multipart([{ data: jpeg }, { data: jpeg }, { data: jpeg }]);
+    const big = await request(`${t.url}/v1/embed`, {
       method: 'POST',
-      body: mp.body,
-      headers: { 'content-type': mp.type },
+      body: three.body,
+      headers: { 'content-type': three.type },
     });
-    assert.equal(r.status, 429, r.text);
-    assert.equal(r.json.error.code, 'overloaded');
-    assert.equal(await preprocessed(t.url), before, 'images were decoded for a refused request');
-    const ok = await request(`${t.url}/v1/embed`, {
-      method: 'POST',
-      body: jpeg,
-      headers: { 'content-type': 'image/jpeg' },
-    });
-    assert.equal(ok.status, 200, 'the reserved places were given back');
+    assert.equal(big.status, 200, big.text);
+    assert.equal(await preprocessed(t.url), before + 2 * ok + 3);
   } finally {
     await t.close();
   }
