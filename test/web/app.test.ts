@@ -76,6 +76,7 @@ interface PageState {
   busy: number;
   logs: string[];
   serviceWorker?: string;
+  model?: { name: string };
 }
 
 /** A small net (two conv blocks, a linear embedding) so SwiftShader's WebGPU stays quick. */
@@ -763,8 +764,21 @@ test(
       for (const img of st.images)
         assert.ok(img.serverCosine! >= 0.99, `${img.name}: browser vs server cosine ${img.serverCosine}`);
       await page.screenshot({ path: path.join(shots, 'cmc-serve.png'), fullPage: true });
+      const online = st;
+
+      // Offline the page comes from the service worker and, with no /v1/models to ask, runs the model the
+      // server named last (cached), not the static-host default.
+      await ctx.setOffline(true);
+      const nav = await page.reload();
+      assert.ok(nav?.fromServiceWorker(), 'the page from the service worker');
+      await waitReady(page, []);
+      st = await state(page);
+      assert.equal(st.model?.name, 'demo');
+      st = await addFiles(page, (await pngs()).slice(0, 1), 1);
+      assert.deepEqual(st.images[0].embedding, online.images[0].embedding, 'offline under cmc serve');
+      assert.equal(await page.isHidden('#compare'), true, 'no server to compare with offline');
       t.diagnostic(
-        `browser (tfjs wasm) vs server cosine ${st.images.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}`,
+        `browser (tfjs wasm) vs server cosine ${online.images.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}; offline reload ran ${st.model?.name} again`,
       );
     } finally {
       await ctx.close();
