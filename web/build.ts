@@ -129,7 +129,7 @@ export async function buildWeb(
   const shell = await writeServiceWorker(outdir, shellFiles, o.minify ?? true);
   const res = { outdir, bundleBytes, runtimeFiles, shell, ms: performance.now() - t0 };
   o.log?.(
-    `[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')}, sw.js (app shell ${shell.version}, ${shell.files.length} files) (${res.ms.toFixed(0)} ms)`,
+    `[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ${shell.files.filter((f) => f.endsWith('.wasm') || f.endsWith('.mjs')).join(', ')}, sw.js (app shell ${shell.version}, ${shell.files.length} files) (${res.ms.toFixed(0)} ms)`,
   );
   void r;
   return res;

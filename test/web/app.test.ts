@@ -13,7 +13,8 @@
  *   photos (skipped without ../shared/data or CMC_DATA_DIR);
  * - the service worker: with the network gone (context offline, the server resetting every connection) a
  *   reload opens the page from its cache and it classifies; a new build replaces its cache;
- * - cmc serve still serves the app at / (and its service worker) (tfjs files through /models/<name>/tfjs/...), and the browser's
+ * - cmc serve still serves the app at / (and its service worker; offline the page reloads and runs the
+ *   server's model) (tfjs files through /models/<name>/tfjs/...), and the browser's
  *   embeddings match the server's (/v1/embed, cosine >= 0.99).
  * Screenshots go to a temp folder (printed). Skipped when /usr/bin/chromium (or CMC_CHROMIUM) or
  * playwright-core is missing.
