@@ -3,16 +3,19 @@
  * preprocessing of core/preprocess/resize.ts) to dist/main.js, copies index.html, and copies the
  * onnxruntime-web runtime files the bundle loads at run time (ort-wasm-simd-threaded*.mjs + .wasm) to
  * dist/ort/, so the page needs nothing beyond the server (main.ts sets ort.env.wasm.wasmPaths to ./ort/).
+ * Last, dist/sw.js: the service worker (sw.ts) with the list and hash of those files (app_shell.ts).
  *
  *   npm run build:web            # or: node --import tsx web/build.ts [--outdir web/dist] [--no-minify]
  *   cmc serve --models models    # serves web/dist at /
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
+import { isShellFile, type AppShell } from './app_shell.ts';
 
 const WEB = path.dirname(fileURLToPath(import.meta.url));
 
@@ -20,7 +23,44 @@ export interface WebBuildResult {
   outdir: string;
   bundleBytes: number;
   runtimeFiles: string[];
+  /** What dist/sw.js precaches, and the build's version (a hash of those files). */
+  shell: AppShell;
   ms: number;
+}
+
+/** The shell's version: a hash of each file's path and content (so a rename counts too). */
+export function shellVersion(outdir: string, files: string[]): string {
+  const h = crypto.createHash('sha256');
+  for (const f of [...files].sort()) {
+    const fileHash = crypto
+      .createHash('sha256')
+      .update(fs.readFileSync(path.join(outdir, f)))
+      .digest('hex');
+    h.update(`${f}\0${fileHash}\n`);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * Bundle sw.ts into outdir/sw.js for these shell files (paths relative to outdir), with their current hash.
+ * Run again after any of them changes (the tests do, to make a "new build").
+ */
+export async function writeServiceWorker(outdir: string, files: string[], minify = true): Promise<AppShell> {
+  const shell: AppShell = { version: shellVersion(outdir, files), files: files.filter(isShellFile).sort() };
+  await esbuild.build({
+    entryPoints: [path.join(WEB, 'sw.ts')],
+    outfile: path.join(outdir, 'sw.js'),
+    bundle: true,
+    // A classic script: every browser with service workers runs those (module workers came later).
+    format: 'iife',
+    platform: 'browser',
+    target: ['es2022'],
+    minify,
+    legalComments: 'none',
+    logLevel: 'warning',
+    define: { __CMC_SHELL__: JSON.stringify(shell) },
+  });
+  return shell;
 }
 
 /** The directory holding onnxruntime-web's dist files. */
@@ -79,9 +119,17 @@ export async function buildWeb(
   }
   fs.copyFileSync(path.join(WEB, 'index.html'), path.join(outdir, 'index.html'));
   const bundleBytes = Buffer.byteLength(bundle) + fs.statSync(path.join(outdir, 'main.js')).size;
-  const res = { outdir, bundleBytes, runtimeFiles, ms: performance.now() - t0 };
+  // Exactly what this build wrote (not a listing of outdir, which may hold files of older builds).
+  const shellFiles = [
+    'index.html',
+    'main.js',
+    'worker.js',
+    ...runtimeFiles.map((f) => (f.startsWith('tfjs/') ? f : `ort/${f}`)),
+  ];
+  const shell = await writeServiceWorker(outdir, shellFiles, o.minify ?? true);
+  const res = { outdir, bundleBytes, runtimeFiles, shell, ms: performance.now() - t0 };
   o.log?.(
-    `[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ort/${runtimeFiles.join(', ort/')} (${res.ms.toFixed(0)} ms)`,
+    `[web] ${path.relative(process.cwd(), outdir) || outdir}: main.js + worker.js ${(res.bundleBytes / 1e3).toFixed(0)} kB, ${shell.files.filter((f) => f.endsWith('.wasm') || f.endsWith('.mjs')).join(', ')}, sw.js (app shell ${shell.version}, ${shell.files.length} files) (${res.ms.toFixed(0)} ms)`,
   );
   void r;
   return res;

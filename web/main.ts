@@ -11,7 +11,8 @@
  * Inference runs in a Web Worker (worker.ts, driven by inference.ts); the main thread decodes images
  * (createImageBitmap + canvas), runs the server's resize + centre crop (preprocess.ts) and draws
  * (render.ts). Model files are cached under their sha256 (model_cache.ts): a second visit and an offline
- * one load them from the cache. This file starts it all and handles the page's buttons.
+ * one load them from the cache. The service worker (sw.ts) keeps the page's own files, so it also opens
+ * offline. This file starts it all and handles the page's buttons.
  *
  * State for tests and the console: window.cmcDemo (state.ts).
  */
@@ -208,7 +209,27 @@ function wire(): void {
   state.api = { benchBatch: (n) => benchBatch((images, k) => worker!.run(images, k), manifest!.input.size, n) };
 }
 
+/**
+ * The app-shell service worker, next to the page (its scope: the page's folder). Only over http(s): a
+ * file:// page has none, and navigator.serviceWorker is absent outside secure contexts (localhost counts).
+ */
+function registerServiceWorker(): void {
+  if (!('serviceWorker' in navigator) || !/^https?:$/.test(location.protocol)) {
+    state.serviceWorker = 'unsupported';
+    return;
+  }
+  navigator.serviceWorker.register(asset('sw.js')).then(
+    (r) => (state.serviceWorker = `registered ${r.scope}`),
+    (e: unknown) => {
+      // The page works without it (just not offline).
+      state.serviceWorker = `failed: ${(e as Error)?.message ?? e}`;
+      console.warn('service worker:', e);
+    },
+  );
+}
+
 wire();
+registerServiceWorker();
 init().catch((e) => {
   state.error = String((e as Error)?.message ?? e);
   document.body.dataset.ready = 'error';

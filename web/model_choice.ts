@@ -1,6 +1,6 @@
 /**
  * Which model, runtime and backend the page runs: the model name (?model=, else the server's default when
- * the page comes from cmc serve, else imagenette64), the graph (the classifier when exported, else the
+ * the page comes from cmc serve, offline the one it named last, else imagenette64), the graph (the classifier when exported, else the
  * encoder), the runtimes its files allow (onnxruntime on <role>.onnx, tfjs on tfjs/<role>/model.json) and
  * the backends this browser offers (webgpu when it gives an adapter, then wasm).
  */
@@ -19,25 +19,49 @@ export async function webgpuAvailable(): Promise<boolean> {
   }
 }
 
+/**
+ * Where the page keeps the model cmc serve chose last: offline (the service worker opens the page, /v1/models
+ * does not answer) it runs that one, whose files are cached, not the static-host default.
+ */
+const LAST_SERVER_MODEL = 'cmc-last-server-model';
+
+function remember(name: string): string {
+  try {
+    localStorage.setItem(LAST_SERVER_MODEL, name);
+  } catch {
+    // storage off: offline falls back to the default
+  }
+  return name;
+}
+
+function lastServerModel(): string | null {
+  try {
+    return localStorage.getItem(LAST_SERVER_MODEL);
+  } catch {
+    return null;
+  }
+}
+
 /** The model name, and whether the page comes from cmc serve (its /v1 API answers). */
 export async function modelName(
   params: URLSearchParams,
   asset: (p: string) => string,
 ): Promise<{ name: string; serverApi: boolean }> {
+  const p = params.get('model');
   try {
     const r = await fetch(asset('v1/models'));
     if (r.ok && (r.headers.get('content-type') ?? '').includes('json')) {
       const list = (await r.json()) as { default?: string | null; models?: { name: string }[] };
-      const p = params.get('model');
       if (p) return { name: p, serverApi: true };
-      if (list.default) return { name: list.default, serverApi: true };
-      if (list.models?.length) return { name: list.models[0].name, serverApi: true };
+      if (list.default) return { name: remember(list.default), serverApi: true };
+      if (list.models?.length) return { name: remember(list.models[0].name), serverApi: true };
       return { name: 'imagenette64', serverApi: true };
     }
   } catch {
-    // a static host (or offline): no API
+    // offline (or no server at all): the model cmc serve chose last time, if any
+    return { name: p ?? lastServerModel() ?? 'imagenette64', serverApi: false };
   }
-  return { name: params.get('model') ?? 'imagenette64', serverApi: false };
+  return { name: p ?? 'imagenette64', serverApi: false };
 }
 
 export function roleOf(m: Manifest): Role {

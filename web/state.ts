@@ -67,6 +67,8 @@ export interface DemoState {
   similarity?: number;
   busy: number;
   logs: string[];
+  /** The app-shell service worker: 'registered' (its scope follows), 'unsupported', or why it failed. */
+  serviceWorker?: string;
   api?: {
     benchBatch(n: number): Promise<BenchFigures>;
   };

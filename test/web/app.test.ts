@@ -11,7 +11,10 @@
  * - a model folder without a tfjs export offers the ONNX runtimes only;
  * - the shipped imagenette64 (float16 tfjs) on tfjs wasm and webgpu gives onnxruntime-node's top-1 on real
  *   photos (skipped without ../shared/data or CMC_DATA_DIR);
- * - cmc serve still serves the app at / (tfjs files through /models/<name>/tfjs/...), and the browser's
+ * - the service worker: with the network gone (context offline, the server resetting every connection) a
+ *   reload opens the page from its cache and it classifies; a new build replaces its cache;
+ * - cmc serve still serves the app at / (and its service worker; offline the page reloads and runs the
+ *   server's model) (tfjs files through /models/<name>/tfjs/...), and the browser's
  *   embeddings match the server's (/v1/embed, cosine >= 0.99).
  * Screenshots go to a temp folder (printed). Skipped when /usr/bin/chromium (or CMC_CHROMIUM) or
  * playwright-core is missing.
@@ -29,7 +32,8 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startServer } from '../../serve/main.ts';
-import { buildWeb } from '../../web/build.ts';
+import { appCacheName, APP_CACHE_PREFIX, type AppShell } from '../../web/app_shell.ts';
+import { buildWeb, writeServiceWorker } from '../../web/build.ts';
 import { request, testImage } from '../serve/fixture.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { startStaticServer, type StaticServer } from './static_server.ts';
@@ -72,6 +76,8 @@ interface PageState {
   neighbours: [number, number][][];
   busy: number;
   logs: string[];
+  serviceWorker?: string;
+  model?: { name: string };
 }
 
 /** A small net (two conv blocks, a linear embedding) so SwiftShader's WebGPU stays quick. */
@@ -174,6 +180,7 @@ let tmp = '';
 let shots = '';
 let models = '';
 let dist = '';
+let shell: AppShell | undefined;
 let site: StaticServer | undefined;
 let browser: Browser | undefined;
 const t0 = performance.now();
@@ -194,7 +201,9 @@ before(async () => {
   fs.mkdirSync(shots, { recursive: true });
   models = path.join(tmp, 'models');
   await exportDemo(models);
-  dist = (await buildWeb({ outdir: path.join(tmp, 'dist') })).outdir;
+  const built = await buildWeb({ outdir: path.join(tmp, 'dist') });
+  dist = built.outdir;
+  shell = built.shell;
   site = await startStaticServer({ '/': dist, '/models/': models, '/models/imagenette64/': SHIPPED });
   browser = await pw.chromium.launch({
     executablePath: CHROMIUM,
@@ -536,6 +545,109 @@ test(
   },
 );
 
+/** The page's service worker controls it (it claims open pages once its cache is filled). */
+async function waitControlled(page: Page): Promise<void> {
+  await page.waitForFunction(() => navigator.serviceWorker?.controller != null, undefined, {
+    timeout: LOAD_TIMEOUT_MS,
+  });
+}
+
+/** The app-shell caches and, for each, the paths it holds. */
+async function appCaches(page: Page): Promise<Record<string, string[]>> {
+  return page.evaluate(async (prefix) => {
+    const out: Record<string, string[]> = {};
+    for (const k of await caches.keys()) {
+      if (!k.startsWith(prefix)) continue;
+      const c = await caches.open(k);
+      out[k] = (await c.keys()).map((r) => new URL(r.url).pathname.slice(1)).sort();
+    }
+    return out;
+  }, APP_CACHE_PREFIX);
+}
+
+test(
+  'service worker: offline (network gone) a reload opens the app from its cache and classifies; a new build replaces the cache',
+  { timeout: 300_000 },
+  async (t) => {
+    if (skip) return t.skip(skip);
+    // Its own copy of the build and its own server: this test takes the server down and rebuilds sw.js.
+    const swDist = path.join(tmp, 'dist-sw');
+    fs.cpSync(dist, swDist, { recursive: true });
+    const host = await startStaticServer({ '/': swDist, '/models/': models });
+    const ctx = await browser!.newContext();
+    try {
+      const url = `${host.url}/?model=demo&runtime=tfjs&backend=wasm`;
+      const { page, logs } = await open(ctx, url);
+      await waitControlled(page);
+      const online = await addFiles(page, (await pngs()).slice(0, 1), 1);
+      assert.match((await state(page)).serviceWorker ?? '', /^registered /);
+      const v1 = appCacheName(shell!.version);
+      assert.deepEqual(await appCaches(page), { [v1]: shell!.files }, 'one app cache, holding exactly the shell');
+
+      // The network gone for everything: the context offline (the page and its worker) and the server
+      // resetting every connection (also what the service worker itself would fetch).
+      host.down = true;
+      await ctx.setOffline(true);
+      const responses: { path: string; sw: boolean }[] = [];
+      page.on('response', (r) => responses.push({ path: new URL(r.url()).pathname, sw: r.fromServiceWorker() }));
+      const hitsBefore = host.hits.length;
+      const nav = await page.reload();
+      assert.ok(nav?.ok() && nav.fromServiceWorker(), `the page itself from the service worker (${nav?.status()})`);
+      await waitReady(page, logs);
+      let st = await state(page);
+      assert.equal(st.manifestSource, 'cache');
+      assert.ok(
+        Object.values(st.sources!).every((s) => s === 'cache'),
+        `model files: ${JSON.stringify(st.sources)}`,
+      );
+      const fromSw = new Set(responses.filter((r) => r.sw).map((r) => r.path.slice(1)));
+      for (const f of ['main.js', 'worker.js'])
+        assert.ok(fromSw.has(f), `${f} from the service worker: ${JSON.stringify(responses)}`);
+      st = await addFiles(page, (await pngs()).slice(0, 1), 1);
+      assert.equal(st.images[0].top[0].label, online.images[0].top[0].label, 'offline top-1');
+      assert.deepEqual(st.images[0].embedding, online.images[0].embedding);
+      const shot = path.join(shots, 'offline-service-worker.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      t.diagnostic(
+        `offline reload: ${[...fromSw]
+          .sort()
+          .map((f) => f || '(the page)')
+          .join(
+            ', ',
+          )} from the service worker; ${host.hits.length - hitsBefore} request(s) reached the (down) server: ${host.hits.slice(hitsBefore).join(', ')}; top-1 ${st.images[0].top[0].label}; ${shot}`,
+      );
+
+      // A new build: one file changed, so a new version and a new sw.js; the browser's update check
+      // installs it, which fills a new cache and deletes the old one (the models' cache stays).
+      host.down = false;
+      await ctx.setOffline(false);
+      fs.appendFileSync(path.join(swDist, 'index.html'), '<!-- build 2 -->\n');
+      const s2 = await writeServiceWorker(swDist, shell!.files);
+      const v2 = appCacheName(s2.version);
+      assert.notEqual(v2, v1);
+      await page.evaluate(async () => {
+        await (await navigator.serviceWorker.getRegistration())!.update();
+      });
+      // Until the old cache is gone (the new one is filled first: install, then activate deletes the old).
+      let seen = await appCaches(page);
+      for (const until = Date.now() + LOAD_TIMEOUT_MS; !(v2 in seen && !(v1 in seen)) && Date.now() < until;) {
+        await new Promise((r) => setTimeout(r, 250));
+        seen = await appCaches(page);
+      }
+      assert.deepEqual(seen, { [v2]: s2.files }, 'the new build only');
+      assert.ok(await page.evaluate(async () => (await caches.keys()).includes('cmc-models-v1')), 'models kept');
+      const again = await page.reload();
+      assert.ok(again?.fromServiceWorker(), 'the new page from the service worker');
+      assert.match((await again!.text()) ?? '', /<!-- build 2 -->/, 'the new build is what it serves');
+      await waitReady(page, logs);
+      t.diagnostic(`new build: ${v1} replaced by ${v2}`);
+    } finally {
+      await ctx.close();
+      await host.close();
+    }
+  },
+);
+
 test(
   'similar images: nearest neighbours by cosine, an undecodable file reported, the camera on a fake device',
   { timeout: 300_000 },
@@ -629,7 +741,14 @@ test(
       assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/..%2F..%2Fmanifest.json`)).status, 404);
       assert.equal((await request(`${s.url}/models/demo/tfjs/head/model.json`)).status, 404);
       assert.equal((await request(`${s.url}/models/demo/tfjs/classifier/group9-shard1of1.bin`)).status, 404);
+      // The service worker script at the root (its scope: the whole app) as JavaScript, which browsers require.
+      const swScript = await request(`${s.url}/sw.js`);
+      assert.equal(swScript.status, 200);
+      assert.match(swScript.headers.get('content-type') ?? '', /^(application|text)\/javascript\b/);
       const { page } = await open(ctx, `${s.url}/?runtime=tfjs&backend=wasm`);
+      // Under the service worker the page still reaches the API (/v1/models gave the default model; the
+      // comparison below posts to /v1/embed).
+      await waitControlled(page);
       let st = await state(page);
       assert.equal(st.runtime, 'tfjs');
       st = await addFiles(page, await pngs(), 2);
@@ -646,8 +765,21 @@ test(
       for (const img of st.images)
         assert.ok(img.serverCosine! >= 0.99, `${img.name}: browser vs server cosine ${img.serverCosine}`);
       await page.screenshot({ path: path.join(shots, 'cmc-serve.png'), fullPage: true });
+      const online = st;
+
+      // Offline the page comes from the service worker and, with no /v1/models to ask, runs the model the
+      // server named last (cached), not the static-host default.
+      await ctx.setOffline(true);
+      const nav = await page.reload();
+      assert.ok(nav?.fromServiceWorker(), 'the page from the service worker');
+      await waitReady(page, []);
+      st = await state(page);
+      assert.equal(st.model?.name, 'demo');
+      st = await addFiles(page, (await pngs()).slice(0, 1), 1);
+      assert.deepEqual(st.images[0].embedding, online.images[0].embedding, 'offline under cmc serve');
+      assert.equal(await page.isHidden('#compare'), true, 'no server to compare with offline');
       t.diagnostic(
-        `browser (tfjs wasm) vs server cosine ${st.images.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}`,
+        `browser (tfjs wasm) vs server cosine ${online.images.map((i) => i.serverCosine!.toFixed(6)).join(' / ')}; offline reload ran ${st.model?.name} again`,
       );
     } finally {
       await ctx.close();

@@ -22,15 +22,22 @@ export interface StaticServer {
   url: string;
   /** Requests served, by path (for checks of what the page fetched). */
   hits: string[];
+  /** While true every request's connection is reset, as if the network were gone (service worker fetches too). */
+  down: boolean;
   close(): Promise<void>;
 }
 
 export async function startStaticServer(mounts: Record<string, string>): Promise<StaticServer> {
   const hits: string[] = [];
+  let down = false;
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server = http.createServer((req, res) => {
     const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     hits.push(p);
+    if (down) {
+      req.socket.destroy();
+      return;
+    }
     const prefix = prefixes.find((m) => p.startsWith(m));
     const root = prefix ? path.resolve(mounts[prefix]) : null;
     let file = root ? path.resolve(root, '.' + p.slice(prefix!.length - 1)) : '';
@@ -61,6 +68,12 @@ export async function startStaticServer(mounts: Record<string, string>): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     hits,
+    get down() {
+      return down;
+    },
+    set down(v: boolean) {
+      down = v;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
