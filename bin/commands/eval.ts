@@ -328,6 +328,12 @@ export function addEvalCommands(program: Command): void {
     .option('--seed <n>', 'random seed', int, S.seed)
     .option('--workers <n>', 'data-loading worker threads', int, S.workers)
     .option('--name <run>', 'run folder name (default: supervised_<model>_lr_..._bsz_..._view_...)', S.name)
+    .option(
+      '--val_split <f>',
+      'hold out this fraction of the training images per class and score it every epoch, to choose the epochs and schedule on it (0: train on all)',
+      num,
+      S.val_split,
+    )
     .option('--json', 'print the result as JSON on stdout', false)
     .action(async (o: Record<string, unknown>) => {
       const cfg = { ...S } as SupervisedConfig;
@@ -343,6 +349,15 @@ export function addEvalCommands(program: Command): void {
             backend: r.backend,
             test_top1: last?.test_top1,
             test_top5: last?.test_top5,
+            ...(r.bestHeldOut
+              ? {
+                  best_held_out: {
+                    epoch: r.bestHeldOut.epoch,
+                    held_out_top1: r.bestHeldOut.held_out_top1,
+                    test_top1: r.bestHeldOut.test_top1,
+                  },
+                }
+              : {}),
             metrics: r.metrics,
           }),
         );
@@ -352,6 +367,12 @@ export function addEvalCommands(program: Command): void {
           console.log(
             `epoch ${last.epoch}: loss ${last.loss.toFixed(4)}` +
               (last.test_top1 !== undefined ? `, test top-1 ${(100 * last.test_top1).toFixed(2)}%` : ''),
+          );
+        const best = r.bestHeldOut;
+        if (best)
+          console.log(
+            `best held-out top-1 ${(100 * best.held_out_top1!).toFixed(2)}% at epoch ${best.epoch}` +
+              (best.test_top1 !== undefined ? ` (test top-1 there ${(100 * best.test_top1).toFixed(2)}%)` : ''),
           );
       }
     });

@@ -62,6 +62,44 @@ test('supervised training lowers its cross-entropy and scores the test split eve
   assert.deepEqual(ck.tensors['classifier/weight'].shape, [32, 4]);
 });
 
+test('--val_split: trains on the rest, scores the held-out images every epoch and names the best epoch', async () => {
+  const steps: number[] = [];
+  const r = await trainSupervised(
+    {
+      data_folder: data,
+      model: tinySpecFile,
+      image_size: 16,
+      batch_size: 16,
+      epochs: 3,
+      learning_rate: 0.05,
+      lr_decay_epochs: [],
+      crop_low: 0.8,
+      backend: 'wasm',
+      workers: 0,
+      model_path: tmp,
+      name: 'tiny_val',
+      seed: 3,
+      val_split: 0.25,
+    },
+    { log: quiet, onStep: (_e, s) => steps.push(s) },
+  );
+  // 64 images, 16 per class: 4 per class held out, 48 trained on (3 batches of 16 per epoch).
+  assert.equal(steps.length, 9);
+  for (const m of r.metrics) {
+    assert.ok(m.held_out_top1 !== undefined && m.held_out_top1 >= 0 && m.held_out_top1 <= 1);
+    // 16 held-out images: top-1 is a multiple of 1/16.
+    assert.equal(Math.round(m.held_out_top1 * 16), m.held_out_top1 * 16);
+    assert.ok(m.test_top1 !== undefined, 'the test split is still scored');
+  }
+  const best = Math.max(...r.metrics.map((m) => m.held_out_top1!));
+  assert.equal(r.bestHeldOut?.held_out_top1, best);
+  assert.equal(r.bestHeldOut?.epoch, r.metrics.find((m) => m.held_out_top1 === best)!.epoch, 'the earliest best');
+  await assert.rejects(
+    trainSupervised({ data_folder: data, model: tinySpecFile, val_split: 1, backend: 'wasm' }, { log: quiet }),
+    /--val_split must be in \[0, 1\)/,
+  );
+});
+
 test('an alexnet_small supervised checkpoint is a cmc-train-checkpoint the probe loads', async () => {
   const r = await trainSupervised(
     {

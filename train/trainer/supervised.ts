@@ -39,6 +39,8 @@ import {
 import { appendToFile } from '../../core/util/atomic_write.ts';
 import { TRAIN_DEFAULTS, type TrainConfig } from './config.ts';
 import { Loader } from '../data/loader.ts';
+import { SubsetLoader } from '../data/subset.ts';
+import { splitTrainVal } from '../eval/splits.ts';
 import { openSource, type DataSource } from '../data/sources.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { crossEntropy, topkHits } from '../eval/metrics.ts';
@@ -64,7 +66,13 @@ export type SupervisedConfig = Pick<
   | 'workers'
   | 'model_path'
   | 'name'
->;
+> & {
+  /**
+   * Fraction of the training images per class held out (stratified, seeded by `seed`) and scored every
+   * epoch: the epochs and schedule of the baseline are chosen on it, never on the test split. 0 = train on all.
+   */
+  val_split: number;
+};
 
 /** `cmc train`'s defaults (those of HobbitLong/CMC `train_CMC.py`), so the two runs differ only in the objective. */
 export const SUPERVISED_DEFAULTS: SupervisedConfig = {
@@ -87,6 +95,7 @@ export const SUPERVISED_DEFAULTS: SupervisedConfig = {
   workers: TRAIN_DEFAULTS.workers,
   model_path: TRAIN_DEFAULTS.model_path,
   name: '',
+  val_split: 0,
 };
 
 export interface SupervisedEpoch {
@@ -96,6 +105,9 @@ export interface SupervisedEpoch {
   /** Mean training cross-entropy over the epoch (augmented crops, BN in training mode). */
   loss: number;
   train_top1: number;
+  /** Held-out training images (--val_split; val transform, eval mode). */
+  held_out_top1?: number;
+  held_out_top5?: number;
   /** Test split (val transform, eval mode), when the dataset has one. */
   test_top1?: number;
   test_top5?: number;
@@ -107,6 +119,8 @@ export interface SupervisedResult {
   runDir: string;
   checkpoint: string;
   metrics: SupervisedEpoch[];
+  /** With --val_split: the epoch of the best held-out top-1 (the earliest on a tie) and its metrics. */
+  bestHeldOut?: SupervisedEpoch;
   classNames: string[];
   backend: BackendInfo;
 }
@@ -156,6 +170,7 @@ function validate(c: SupervisedConfig): void {
   if (!(c.learning_rate > 0)) bad.push('--learning_rate must be > 0');
   if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
+  if (!(c.val_split >= 0 && c.val_split < 1)) bad.push(`--val_split must be in [0, 1) (got ${c.val_split})`);
   if (bad.length) throw new Error(bad.join('; '));
 }
 
@@ -210,27 +225,58 @@ export async function trainSupervised(
     const runDir = path.join(cfg.model_path, supervisedRunName(cfg));
     fs.mkdirSync(runDir, { recursive: true });
     const ckptPath = path.join(runDir, 'current.ckpt');
-    const loader = new Loader(source, {
+    const split = cfg.val_split > 0 ? splitTrainVal(labels, cfg.val_split, cfg.seed) : null;
+    const trainOpts = {
       batchSize: cfg.batch_size,
       seed: cfg.seed,
       workers: cfg.workers,
-      transform: { mode: 'train', size: cfg.image_size, view: cfg.view, cropLow: cfg.crop_low },
+      transform: { mode: 'train' as const, size: cfg.image_size, view: cfg.view, cropLow: cfg.crop_low },
       onWarn,
-    });
+    };
+    const loader = split ? new SubsetLoader(source, trainOpts, split.train) : new Loader(source, trainOpts);
     loaders.push(loader);
-    const testLoader = testSource
-      ? new Loader(testSource, {
-          batchSize: 256,
-          workers: cfg.workers,
-          shuffle: false,
-          transform: { mode: 'val', size: cfg.image_size, view: cfg.view },
-          onWarn,
-        })
-      : null;
+    const evalOpts = {
+      batchSize: 256,
+      workers: cfg.workers,
+      shuffle: false,
+      transform: { mode: 'val' as const, size: cfg.image_size, view: cfg.view },
+      onWarn,
+    };
+    const heldOutLoader = split ? new SubsetLoader(source, evalOpts, split.val) : null;
+    if (heldOutLoader) loaders.push(heldOutLoader);
+    const testLoader = testSource ? new Loader(testSource, evalOpts) : null;
     if (testLoader) loaders.push(testLoader);
+    /** Top-1/top-5 of the classifier on a loader's images (eval mode), or null when it holds none. */
+    const score = async (l: Loader): Promise<{ top1: number; top5: number } | null> => {
+      let h1 = 0,
+        h5 = 0,
+        nt = 0;
+      for await (const batch of l.epoch(0)) {
+        const logits = tf.tidy(
+          () =>
+            tf.add(
+              tf.matMul(
+                preNormFeatures(
+                  model,
+                  tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]),
+                  false,
+                ),
+                W,
+              ),
+              b,
+            ) as tf.Tensor2D,
+        );
+        const h = await topkHits(logits, batch.label);
+        logits.dispose();
+        h1 += h.hit1;
+        h5 += h.hit5;
+        nt += h.n;
+      }
+      return nt > 0 ? { top1: h1 / nt, top5: h5 / nt } : null;
+    };
     log(
       `[supervised] ${cfg.model} (${model.numParams().toLocaleString('en')} params) + linear ${inDim}->${nClasses} on pre-normalisation fc8 ` +
-        `features; ${source.length} train images${testSource ? `, ${testSource.length} test` : ' (no test split)'}; ${backend.name}; run folder ${runDir}`,
+        `features; ${split ? `${split.train.length} train images (${split.val.length} held out)` : `${source.length} train images`}${testSource ? `, ${testSource.length} test` : ' (no test split)'}; ${backend.name}; run folder ${runDir}`,
     );
 
     const metrics: SupervisedEpoch[] = [];
@@ -283,40 +329,21 @@ export async function trainSupervised(
         epoch_sec: sec,
         images_per_s: n / sec,
       };
-      if (testLoader) {
-        let h1 = 0,
-          h5 = 0,
-          nt = 0;
-        for await (const batch of testLoader.epoch(0)) {
-          const logits = tf.tidy(
-            () =>
-              tf.add(
-                tf.matMul(
-                  preNormFeatures(
-                    model,
-                    tf.tensor4d(batch.x, [batch.size, batch.height, batch.width, batch.channels]),
-                    false,
-                  ),
-                  W,
-                ),
-                b,
-              ) as tf.Tensor2D,
-          );
-          const h = await topkHits(logits, batch.label);
-          logits.dispose();
-          h1 += h.hit1;
-          h5 += h.hit5;
-          nt += h.n;
-        }
-        if (nt > 0) {
-          m.test_top1 = h1 / nt;
-          m.test_top5 = h5 / nt;
-        }
+      const held = heldOutLoader ? await score(heldOutLoader) : null;
+      if (held) {
+        m.held_out_top1 = held.top1;
+        m.held_out_top5 = held.top5;
+      }
+      const test = testLoader ? await score(testLoader) : null;
+      if (test) {
+        m.test_top1 = test.top1;
+        m.test_top5 = test.top5;
       }
       metrics.push(m);
       appendToFile(path.join(runDir, 'metrics.jsonl'), JSON.stringify(m) + '\n');
       log(
         `[supervised] epoch ${epoch}/${cfg.epochs} lr ${lr}: loss ${m.loss.toFixed(4)}  train top-1 ${(100 * m.train_top1).toFixed(2)}%` +
+          (m.held_out_top1 !== undefined ? `  held-out top-1 ${(100 * m.held_out_top1).toFixed(2)}%` : '') +
           (m.test_top1 !== undefined
             ? `  test top-1 ${(100 * m.test_top1).toFixed(2)}% top-5 ${(100 * m.test_top5!).toFixed(2)}%`
             : '') +
@@ -351,7 +378,10 @@ export async function trainSupervised(
       tensors['classifier/bias'] = { shape: [nClasses], data: Float32Array.from((await b.data()) as Float32Array) };
       writeCheckpoint(ckptPath, { header, tensors });
     }
-    return { runDir, checkpoint: ckptPath, metrics, classNames, backend };
+    const bestHeldOut = split
+      ? metrics.reduce((a, e) => ((e.held_out_top1 ?? -1) > (a.held_out_top1 ?? -1) ? e : a), metrics[0])
+      : undefined;
+    return { runDir, checkpoint: ckptPath, metrics, bestHeldOut, classNames, backend };
   } finally {
     for (const l of loaders) await l.close();
     for (const d of disposables) d.dispose();
