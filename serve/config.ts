@@ -56,6 +56,8 @@ export interface ServeConfig {
   threads: number;
   /** Let onnxruntime's idle intra-op threads busy-wait (faster alone, slower next to decoding). */
   ort_spinning: boolean;
+  /** Every batch on the event loop instead of the inference worker thread. */
+  inline_inference: boolean;
   /** Worker threads that decode + resize + crop (0 = the resize in the event loop, where a 36 MP image blocks it for ~0.3 s). */
   preprocess_workers: number;
   default_model: string;
@@ -191,6 +193,11 @@ export const SERVE_FLAGS: { readonly [K in keyof ServeConfig]: FlagSpec<ServeCon
     help: 'idle keep-alive connections are closed after this',
   },
   threads: { type: 'int', arg: '<n>', default: 0, help: 'onnxruntime intra-op threads per session (0 = its default)' },
+  inline_inference: {
+    type: 'boolean',
+    default: false,
+    help: 'run onnxruntime on the event loop for every batch (its run holds the loop for the whole batch); by default batches run in a worker thread and only a lone image runs inline',
+  },
   ort_spinning: {
     type: 'boolean',
     default: false,

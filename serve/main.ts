@@ -52,6 +52,7 @@ export async function startServer(partial: Partial<ServeConfig> = {}): Promise<R
     timeoutMs: cfg.timeout_ms,
     threads: cfg.threads,
     spinning: cfg.ort_spinning,
+    inlineInference: cfg.inline_inference,
     defaultModel: cfg.default_model || undefined,
     metrics,
     flow,
