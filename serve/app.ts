@@ -158,5 +158,6 @@ function imageInference(deps: AppDeps, limits: InputLimits & DecodeLimits): Imag
     decodeTimeoutMs: config.decodeTimeoutMs ?? 30_000,
     admissionWaitMs: config.admissionWaitMs ?? 0,
     refuseAfterMs: config.refuseAfterMs ?? config.admissionWaitMs ?? 0,
+    ...(deps.flow ? { alone: () => deps.flow!.alone } : {}),
   });
 }

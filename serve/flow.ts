@@ -34,6 +34,11 @@ export class InferenceFlow {
     }
   }
 
+  /** The current request is the only one on its way (it counts itself until it submits). */
+  get alone(): boolean {
+    return this.onTheWay <= 1;
+  }
+
   /** Some request is still reading or decoding and will submit soon. */
   get expectMore(): boolean {
     return this.onTheWay > 0;
