@@ -2,6 +2,11 @@
  * cmcDemo.api.benchBatch(n): n random images through the worker while the main thread records the largest
  * gap between its own MessageChannel ticks: a main thread busy with inference would show a gap as long as
  * the batch.
+ *
+ * An unmeasured batch of the same n goes first: the first large batch after a load makes V8 tier up the
+ * runtime's hot wasm functions (TurboFan on its background threads, measured ~240 ms of CPU for tfjs-wasm
+ * and over a second for onnxruntime-web): one-off work of the browser, not of the page, that on a 2-core
+ * machine holds the page's main thread off a core for more than a frame while it lasts.
  */
 import type { RunResult } from './inference.ts';
 import type { BenchFigures } from './state.ts';
@@ -13,6 +18,7 @@ export async function benchBatch(
 ): Promise<BenchFigures> {
   const images = new Uint8Array(n * size * size * 3);
   for (let i = 0; i < images.length; i++) images[i] = (i * 2654435761) >>> 24;
+  await run(images.slice(), n); // the warm-up (see above); run() transfers the buffer it is given
   const r = await tickWhile(() => run(images, n).then((x) => x.ms));
   // Control: the same ticks while another worker only spins for as long: how late a busy CPU alone makes
   // them (on a loaded machine the page's threads wait for a core), with nothing of ours on the main thread.
