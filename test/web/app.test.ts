@@ -4,7 +4,8 @@
  * plus an ONNX-only copy) and served by a plain node:http static server (not cmc serve):
  * - every runtime x backend pair (onnxruntime-web webgpu / wasm, tfjs webgpu / wasm) loads in the worker and
  *   gives, for the page's own model inputs, the embeddings and probabilities of onnxruntime-node (<= 1e-4);
- * - inference runs in a worker: the main thread's largest task gap while a batch runs stays under a frame;
+ * - inference runs in a worker: the main thread's largest task gap while a batch runs stays under a frame
+ *   (cmcDemo.api.benchBatch: after a warm-up batch, against a control; best of up to 3 tries);
  * - cache: the second visit loads every file from the Cache API, with the network cut it still classifies,
  *   a corrupt cached file is discarded and fetched again;
  * - the similar-images panel, an undecodable file reported while the others run, the camera (fake device);
