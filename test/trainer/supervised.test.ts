@@ -15,7 +15,7 @@ import { writeSyntheticDataset } from '../../train/data/synthetic.ts';
 import { readCheckpoint } from '../../core/formats/checkpoint.ts';
 import { loadEncoder } from '../../train/eval/encoder.ts';
 import { probe } from '../../train/eval/linear_probe.ts';
-import { preNormDim, preNormFeatures, trainSupervised } from '../../train/trainer/supervised.ts';
+import { preNormDim, preNormFeatures, trainSupervised, type SupervisedConfig } from '../../train/trainer/supervised.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmc-supervised-test-'));
 const data = path.join(tmp, 'data');
@@ -30,24 +30,25 @@ before(async () => {
   writeTinySpec(tinySpecFile, { convStride: 1 });
 });
 
+/** The tiny network's run on the generated data (wasm, no loader threads). */
+const tiny = (): Partial<SupervisedConfig> & { data_folder: string } => ({
+  data_folder: data,
+  model: tinySpecFile,
+  image_size: 16,
+  batch_size: 16,
+  learning_rate: 0.05,
+  lr_decay_epochs: [],
+  crop_low: 0.8,
+  backend: 'wasm',
+  workers: 0,
+  model_path: tmp,
+  seed: 3,
+});
+
 test('supervised training lowers its cross-entropy and scores the test split every epoch', async () => {
   const losses: number[] = [];
   const r = await trainSupervised(
-    {
-      data_folder: data,
-      model: tinySpecFile,
-      image_size: 16,
-      batch_size: 16,
-      epochs: 6,
-      learning_rate: 0.05,
-      lr_decay_epochs: [],
-      crop_low: 0.8,
-      backend: 'wasm',
-      workers: 0,
-      model_path: tmp,
-      name: 'tiny',
-      seed: 3,
-    },
+    { ...tiny(), epochs: 6, name: 'tiny' },
     { log: quiet, onStep: (_e, _s, l) => losses.push(l) },
   );
   assert.equal(r.metrics.length, 6);
@@ -65,22 +66,7 @@ test('supervised training lowers its cross-entropy and scores the test split eve
 test('--val_split: trains on the rest, scores the held-out images every epoch and names the best epoch', async () => {
   const steps: number[] = [];
   const r = await trainSupervised(
-    {
-      data_folder: data,
-      model: tinySpecFile,
-      image_size: 16,
-      batch_size: 16,
-      epochs: 3,
-      learning_rate: 0.05,
-      lr_decay_epochs: [],
-      crop_low: 0.8,
-      backend: 'wasm',
-      workers: 0,
-      model_path: tmp,
-      name: 'tiny_val',
-      seed: 3,
-      val_split: 0.25,
-    },
+    { ...tiny(), epochs: 3, name: 'tiny_val', val_split: 0.25 },
     { log: quiet, onStep: (_e, s) => steps.push(s) },
   );
   // 64 images, 16 per class: 4 per class held out, 48 trained on (3 batches of 16 per epoch).
