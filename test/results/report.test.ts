@@ -500,4 +500,12 @@ test('train/results/eval_protocol.sh checks its arguments before running anythin
     /needs --val_split > 0/,
   );
   assert.equal(run('--bogus').status, 2);
+  // The checkpoint is read through train/results/results.ts (a path the script names): a file that is not a
+  // checkpoint gets the script's own message, not a stack trace of a missing function.
+  const junk = path.join(root, 'junk.ckpt');
+  fs.writeFileSync(junk, 'not a checkpoint');
+  const r = run('--data', root, '--out', path.join(root, 'out_junk'), '--checkpoint', junk);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /junk\.ckpt is not a readable cmc checkpoint/);
+  assert.doesNotMatch(r.stderr, /is not a function/);
 });

@@ -110,7 +110,7 @@ trap 'rm -f "$INFO_TMP"' EXIT
 if [ -n "$CKPT" ]; then
   node_ts -e 'import(process.argv[1]).then((m) => { const i = m.checkpointInfo(process.argv[2]);
     if (!i) { console.error(`eval_protocol: ${process.argv[2]} is not a readable cmc checkpoint`); process.exit(1); }
-    console.log(JSON.stringify(i)); })' "$ROOT/train/results/report.ts" "$CKPT" > "$INFO_TMP"
+    console.log(JSON.stringify(i)); })' "$ROOT/train/results/results.ts" "$CKPT" > "$INFO_TMP"
   if [ -z "$NAME" ]; then
     NAME=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).objective)' "$INFO_TMP")
     case $(basename "$CKPT") in ckpt_epoch_*.ckpt) E=$(basename "$CKPT" .ckpt); NAME="${NAME}_epoch${E#ckpt_epoch_}" ;; esac
