@@ -144,15 +144,15 @@ export class Batcher<I, O> {
    * refuse it (a held request costs a timer and an open socket; --max_connections caps those).
    */
   reserveWithin(n: number, waitMs: number, holdMs = waitMs): Promise<Reservation<I, O>> {
+    const hold = Math.max(waitMs, holdMs);
     const noneAhead = this.waiting.length === 0 || !this.admissible(this.waiting[this.waiting.length - 1]);
     if (noneAhead) {
       try {
         return Promise.resolve(this.reserve(n));
       } catch (e) {
-        if (!(e instanceof OverloadedError) || Math.max(waitMs, holdMs) <= 0) return Promise.reject(e);
+        if (!(e instanceof OverloadedError) || hold <= 0) return Promise.reject(e);
       }
     }
-    const hold = Math.max(waitMs, holdMs);
     return new Promise((resolve, reject) => {
       const w: Waiting<I, O> = { n, resolve, reject, since: performance.now(), admitMs: waitMs };
       w.timer = setTimeout(() => {

@@ -42,7 +42,7 @@ export interface Admission {
 
 /**
  * Images up to this many pixels are decoded on the event loop when their request is alone with an idle graph:
- * the worker hop would only add time (~0.5 ms) and there is nothing else for the loop to do. ~1 ms of resize.
+ * the worker hop would only add time, and there is nothing else for the loop to do.
  */
 export const INLINE_DECODE_PIXELS = 1_000_000;
 
@@ -66,18 +66,19 @@ export function imageRunner(
           'request_too_large',
         );
       }
+      // A lone small image with the graph idle skips the preprocessing worker (decided once per request).
+      const inline =
+        images.length === 1 &&
+        pixels[0] <= INLINE_DECODE_PIXELS &&
+        !graph.batcher.busy &&
+        graph.batcher.depth === images.length &&
+        (adm.alone?.() ?? false);
       const inputs = await Promise.all(
         images.map(async (buf, i) => {
           const room = pixels[i] <= adm.maxPixels ? Math.max(pixels[i], 1) : 0;
           if (room > 0) await adm.decodeBudget.take(room, adm.decodeTimeoutMs);
           const t0 = performance.now();
           try {
-            const inline =
-              images.length === 1 &&
-              pixels[i] <= INLINE_DECODE_PIXELS &&
-              !graph.batcher.busy &&
-              graph.batcher.depth === images.length &&
-              (adm.alone?.() ?? false);
             // With worker threads, decode there too: a decoded image never crosses threads.
             return pool && !inline
               ? await pool.decode(buf, m.size, adm.maxPixels, headers[i])
