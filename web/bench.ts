@@ -6,6 +6,9 @@
 import type { RunResult } from './inference.ts';
 import type { BenchFigures } from './state.ts';
 
+export const BENCH_START = 'cmc:bench-start';
+export const BENCH_END = 'cmc:bench-end';
+
 export async function benchBatch(
   run: (images: Uint8Array, n: number) => Promise<RunResult>,
   size: number,
@@ -13,6 +16,8 @@ export async function benchBatch(
 ): Promise<BenchFigures> {
   const images = new Uint8Array(n * size * size * 3);
   for (let i = 0; i < images.length; i++) images[i] = (i * 2654435761) >>> 24;
+  // Marks for a trace (Chromium's blink.user_timing): the tasks between them are the page's during the bench.
+  performance.mark(BENCH_START);
   const r = await tickWhile(() => run(images, n).then((x) => x.ms));
   // Control: the same ticks while another worker only spins for as long: how late a busy CPU alone makes
   // them (on a loaded machine the page's threads wait for a core), with nothing of ours on the main thread.
@@ -34,6 +39,7 @@ export async function benchBatch(
       }),
   );
   spin.terminate();
+  performance.mark(BENCH_END);
   return { n, ms: r.ms, maxGapMs: r.maxGapMs, ticks: r.ticks, idleMaxGapMs: control.maxGapMs };
 }
 
