@@ -127,7 +127,7 @@ export const SERVE_FLAGS: { readonly [K in keyof ServeConfig]: FlagSpec<ServeCon
   admission_wait_ms: {
     type: 'int',
     arg: '<ms>',
-    default: 100,
+    default: 50,
     help: 'how long a request that finds the queue full may wait for a place and still be admitted (newest first); this bounds the wait of admitted requests under overload',
   },
   refuse_after_ms: {
