@@ -322,6 +322,11 @@ export function addEvalCommands(program: Command): void {
       S.lr_decay_epochs,
     )
     .option('--lr_decay_rate <r>', 'learning-rate decay factor', num, S.lr_decay_rate)
+    .option(
+      '--cosine',
+      'cosine learning-rate schedule from --learning_rate to learning_rate * lr_decay_rate^3 (--lr_decay_epochs unused)',
+      S.cosine,
+    )
     .option('--momentum <m>', 'SGD momentum', num, S.momentum)
     .option('--weight_decay <wd>', 'L2 weight decay (coupled, all parameters)', num, S.weight_decay)
     .addOption(new Option('--backend <name>', 'compute backend').choices(BACKENDS).default(S.backend))

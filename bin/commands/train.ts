@@ -76,6 +76,11 @@ export function addTrainCommand(program: Command): void {
       D.lr_decay_epochs,
     )
     .option('--lr_decay_rate <r>', 'learning-rate decay factor', num, D.lr_decay_rate)
+    .option(
+      '--cosine',
+      'cosine learning-rate schedule from --learning_rate to learning_rate * lr_decay_rate^3 (--lr_decay_epochs unused)',
+      D.cosine,
+    )
     .option('--momentum <m>', 'SGD momentum', num, D.momentum)
     .option('--weight_decay <wd>', 'L2 weight decay (coupled, all parameters)', num, D.weight_decay)
     .option('--nce_k <k>', 'negatives per positive', int, D.nce_k)

@@ -53,6 +53,7 @@ const cmdLine: TrainConfig = {
   learning_rate: 0.01,
   lr_decay_epochs: [5, 8],
   lr_decay_rate: 0.2,
+  cosine: true,
   nce_k: 128,
   image_size: 64,
   backend: 'cpu',
@@ -119,7 +120,7 @@ test("resume: --extra_folder other than the checkpoint's is refused (its images 
 
 test('resume: fields added after the checkpoint was written reproduce its run', () => {
   const old: Partial<TrainConfig> = { ...saved };
-  for (const k of ['knn_source', 'negatives', 'views', 'objective', 'core_view', 'extra_folder'] as const)
+  for (const k of ['knn_source', 'negatives', 'views', 'objective', 'core_view', 'extra_folder', 'cosine'] as const)
     delete old[k];
   const cfg = resumeConfig(old, cmdLine, []);
   assert.deepEqual(cfg.extra_folder, []);
@@ -128,6 +129,7 @@ test('resume: fields added after the checkpoint was written reproduce its run', 
   assert.deepEqual(cfg.views, ['L', 'ab']);
   assert.equal(cfg.objective, 'core');
   assert.equal(cfg.core_view, '');
+  assert.equal(cfg.cosine, false);
 });
 
 test('resume: without an explicit list, the flags that differ from the defaults count as given', () => {

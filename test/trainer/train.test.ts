@@ -15,6 +15,7 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../../train/trainer/config.ts'
 import { train } from '../../train/trainer/train.ts';
 import { NonFiniteLossError } from '../../train/trainer/epoch_loop.ts';
 import { runFolder } from '../../train/trainer/run_folder.ts';
+import { cosineLr } from '../../train/optim/schedule.ts';
 import { readCheckpoint, writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { readEvents } from '../../train/log/tensorboard.ts';
 
@@ -179,6 +180,19 @@ test('--resume with a new --name forks the run: its own folder, the history up t
     'the source run is untouched',
   );
   assert.ok(fs.readFileSync(src.checkpoint).equals(srcCkpt));
+  // A cosine branch off the same epoch: its epochs 2 and 3 follow the cosine schedule over 3 epochs.
+  const cos = await train(
+    config({ ...base, name: 'cosine', epochs: 3, cosine: true, resume: path.join(src.runDir, 'ckpt_epoch_1.ckpt') }),
+    { log: quiet },
+  );
+  assert.deepEqual(
+    fs
+      .readFileSync(path.join(cos.runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).lr),
+    [0.03, cosineLr(0.03, 2, 3, 0.1), cosineLr(0.03, 3, 3, 0.1)],
+  );
 });
 
 test('a resume in place after a kill keeps each epoch once in metrics.jsonl and removes stale temporary files', async () => {

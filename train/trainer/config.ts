@@ -24,6 +24,8 @@ export interface TrainConfig {
   learning_rate: number;
   lr_decay_epochs: number[];
   lr_decay_rate: number;
+  /** Cosine learning-rate schedule instead of the step one (train/optim/schedule.ts). */
+  cosine: boolean;
   momentum: number;
   weight_decay: number;
   nce_k: number;
@@ -84,6 +86,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   learning_rate: 0.03,
   lr_decay_epochs: [120, 160, 200],
   lr_decay_rate: 0.1,
+  cosine: false,
   momentum: 0.9,
   weight_decay: 1e-4,
   nce_k: 16384,

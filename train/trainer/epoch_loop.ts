@@ -11,7 +11,7 @@ import { writeCheckpoint } from '../../core/formats/checkpoint.ts';
 import { appendToFile, copyFileAtomic } from '../../core/util/atomic_write.ts';
 import type { Loader } from '../data/loader.ts';
 import { Progress, type RunEstimate, formatDuration } from '../log/progress.ts';
-import { stepLr } from '../optim/schedule.ts';
+import { epochLr } from '../optim/schedule.ts';
 import type { TrainConfig } from './config.ts';
 import type { CmcStep } from './step.ts';
 import { EpochSums, type EpochMetrics } from './epoch_metrics.ts';
@@ -60,7 +60,7 @@ export async function runEpochs(
   const heartbeat = firstStepHeartbeat(o.work);
   try {
     for (let epoch = from.startEpoch; epoch <= cfg.epochs; epoch++) {
-      const lr = stepLr(cfg.learning_rate, epoch, cfg.lr_decay_epochs, cfg.lr_decay_rate);
+      const lr = epochLr(cfg, epoch);
       parts.sgd.lr = lr;
       const progress = new Progress(o.data.length, `epoch ${epoch}/${cfg.epochs}`, { every: cfg.print_freq });
       const sums = new EpochSums(o.pairLabels);

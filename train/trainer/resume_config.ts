@@ -29,6 +29,7 @@ export const FROM_COMMAND_LINE_IF_GIVEN = [
   'learning_rate',
   'lr_decay_epochs',
   'lr_decay_rate',
+  'cosine',
   'knn_k',
   'knn_source',
   'name',
@@ -62,6 +63,7 @@ export function resumeConfig(
   );
   cfg.knn_source ??= 'recompute'; // checkpoints written before the option existed
   cfg.negatives ??= 'memory';
+  cfg.cosine ??= false;
   return withViewDefaults(cfg as unknown as TrainConfig); // ... and before --views / --objective
 }
 

@@ -29,7 +29,7 @@ import { loadCmcSpec } from '../../core/network/load.ts';
 import type { CmcSpec } from '../../core/network/layers.ts';
 import { inferShapes, layerOutputShape } from '../../core/network/shapes.ts';
 import { SGD } from '../optim/sgd.ts';
-import { stepLr } from '../optim/schedule.ts';
+import { epochLr } from '../optim/schedule.ts';
 import {
   TRAIN_CHECKPOINT_FORMAT,
   writeCheckpoint,
@@ -59,6 +59,7 @@ export type SupervisedConfig = Pick<
   | 'learning_rate'
   | 'lr_decay_epochs'
   | 'lr_decay_rate'
+  | 'cosine'
   | 'momentum'
   | 'weight_decay'
   | 'backend'
@@ -88,6 +89,7 @@ export const SUPERVISED_DEFAULTS: SupervisedConfig = {
   learning_rate: TRAIN_DEFAULTS.learning_rate,
   lr_decay_epochs: TRAIN_DEFAULTS.lr_decay_epochs,
   lr_decay_rate: TRAIN_DEFAULTS.lr_decay_rate,
+  cosine: TRAIN_DEFAULTS.cosine,
   momentum: TRAIN_DEFAULTS.momentum,
   weight_decay: TRAIN_DEFAULTS.weight_decay,
   backend: TRAIN_DEFAULTS.backend,
@@ -283,7 +285,7 @@ export async function trainSupervised(
     let step = 0;
     for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
       const t0 = performance.now();
-      const lr = stepLr(cfg.learning_rate, epoch, cfg.lr_decay_epochs, cfg.lr_decay_rate);
+      const lr = epochLr(cfg, epoch);
       sgd.lr = lr;
       let lossSum = 0,
         hitSum = 0,
