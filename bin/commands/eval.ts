@@ -19,7 +19,7 @@ import { HELD_OUT_DEFAULT, PROBE_SELECTIONS, type ProbeSelection } from '../../t
 import { describeTestSplit } from '../../train/eval/splits.ts';
 import { SUPERVISED_DEFAULTS, trainSupervised, type SupervisedConfig } from '../../train/trainer/supervised.ts';
 import type { SourceKind } from '../../train/data/sources.ts';
-import { int, intList, num, viewList } from '../options.ts';
+import { int, intList, num, repeatableList, viewList } from '../options.ts';
 
 const DATASETS = ['auto', 'raw', 'imagefolder', 'cifar10', 'stl10'];
 
@@ -302,6 +302,12 @@ export function addEvalCommands(program: Command): void {
     )
     .requiredOption('--data_folder <path>', 'labelled dataset (a test split, when present, is evaluated every epoch)')
     .addOption(new Option('--dataset <kind>', 'dataset format').choices(DATASETS).default(S.dataset))
+    .option(
+      '--extra_folder <path>',
+      "more labelled training images after --data_folder's (the same classes; e.g. an upper bound on every label); repeatable or a comma list. The test split stays --data_folder's",
+      repeatableList,
+      S.extra_folder,
+    )
     .option('--model_path <path>', 'folder for run folders', S.model_path)
     .option(
       '--model <arch>',

@@ -39,6 +39,46 @@ function rawFolder(name: string, tag: number, n: number, h = 4, w = 6): string {
   return d;
 }
 
+describe("ConcatSource, labelled (a supervised run on every folder's labels)", () => {
+  it("keeps every folder's labels, in the sample list and in a reopened copy (loader workers)", async () => {
+    const a = new RawU8Source(rawFolder('la', 1, 5), 'train');
+    const b = new RawU8Source(rawFolder('lb', 2, 4), 'train');
+    const all = new ConcatSource([a, b], ['la', 'lb'], { labelled: true });
+    const again = sourceFromSpec(all.spec());
+    try {
+      const want = [0, 1, 2, 0, 1, 0, 1, 2, 0];
+      assert.deepEqual(Array.from(all.labels()!), want);
+      assert.deepEqual(Array.from(again.labels()!), want);
+      assert.equal((await all.get(6)).label, 1);
+      assert.equal((await again.get(6)).label, 1);
+      // Unlabelled by default: the second folder's images count as -1.
+      assert.deepEqual(Array.from(new ConcatSource([a, b]).labels()!).slice(5), [-1, -1, -1, -1]);
+    } finally {
+      all.close();
+      again.close();
+    }
+  });
+
+  it('refuses folders that name other classes', () => {
+    const a = new RawU8Source(rawFolder('lc', 1, 3), 'train');
+    const dir = rawFolder('ld', 2, 3);
+    fs.writeFileSync(
+      path.join(dir, 'meta.json'),
+      JSON.stringify({ class_names: ['b', 'a', 'c'], splits: { train: { shape: [3, 4, 6, 3] } } }),
+    );
+    const b = new RawU8Source(dir, 'train');
+    try {
+      assert.throws(
+        () => new ConcatSource([a, b], ['/x/lc', '/x/ld'], { labelled: true }),
+        /\/x\/ld names the classes b, a, c but \/x\/lc names a, b, c/,
+      );
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe('ConcatSource', () => {
   it("counts every folder's images and maps each index to its folder and image", async () => {
     const a = new RawU8Source(rawFolder('a', 1, 5), 'train');

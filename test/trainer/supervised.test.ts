@@ -86,6 +86,23 @@ test('--val_split: trains on the rest, scores the held-out images every epoch an
   );
 });
 
+test("--extra_folder: trains on every folder's labelled images, scores --data_folder's test split; a folder given twice is refused", async () => {
+  const extra = path.join(tmp, 'extra');
+  writeSyntheticDataset(extra, { size: 32, train: 32, test: 8, seed: 11 });
+  const steps: number[] = [];
+  const r = await trainSupervised(
+    { ...tiny(), epochs: 1, name: 'tiny_extra', extra_folder: [extra] },
+    { log: quiet, onStep: (_e, s) => steps.push(s) },
+  );
+  // 64 + 32 images, batch 16: 6 steps (4 without the extra folder); the test split is data's 32 images.
+  assert.equal(steps.length, 6);
+  assert.equal(r.metrics[0].test_top1! * 32, Math.round(r.metrics[0].test_top1! * 32));
+  await assert.rejects(
+    trainSupervised({ ...tiny(), epochs: 1, extra_folder: [data] }, { log: quiet }),
+    /a folder is given twice/,
+  );
+});
+
 test('an alexnet_small supervised checkpoint is a cmc-train-checkpoint the probe loads', async () => {
   const r = await trainSupervised(
     {

@@ -124,6 +124,10 @@ export function sourceFromSpec(spec: SourceSpec, onWarn?: WarnFn): DataSource {
     case 'imagefolder':
       return ImageFolderSource.fromSpec(spec, onWarn);
     case 'concat':
-      return new ConcatSource(spec.parts.map((p) => sourceFromSpec(p, onWarn)));
+      return new ConcatSource(
+        spec.parts.map((p) => sourceFromSpec(p, onWarn)),
+        undefined,
+        { labelled: spec.labelled },
+      );
   }
 }

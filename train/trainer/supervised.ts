@@ -41,13 +41,14 @@ import { TRAIN_DEFAULTS, type TrainConfig } from './config.ts';
 import { Loader } from '../data/loader.ts';
 import { SubsetLoader } from '../data/subset.ts';
 import { splitTrainVal } from '../eval/splits.ts';
-import { openSource, type DataSource } from '../data/sources.ts';
+import { ConcatSource, openSource, type DataSource } from '../data/sources.ts';
 import { Rng } from '../../core/util/rng.ts';
 import { crossEntropy, topkHits } from '../eval/metrics.ts';
 
 export type SupervisedConfig = Pick<
   TrainConfig,
   | 'data_folder'
+  | 'extra_folder'
   | 'dataset'
   | 'model'
   | 'image_size'
@@ -78,6 +79,7 @@ export type SupervisedConfig = Pick<
 /** `cmc train`'s defaults (those of HobbitLong/CMC `train_CMC.py`), so the two runs differ only in the objective. */
 export const SUPERVISED_DEFAULTS: SupervisedConfig = {
   data_folder: TRAIN_DEFAULTS.data_folder,
+  extra_folder: [],
   dataset: TRAIN_DEFAULTS.dataset,
   model: TRAIN_DEFAULTS.model,
   image_size: TRAIN_DEFAULTS.image_size,
@@ -173,7 +175,28 @@ function validate(c: SupervisedConfig): void {
   if (!(c.crop_low > 0 && c.crop_low <= 1)) bad.push('--crop_low must be in (0, 1]');
   if (!(c.momentum >= 0) || !(c.weight_decay >= 0)) bad.push('--momentum and --weight_decay must be >= 0');
   if (!(c.val_split >= 0 && c.val_split < 1)) bad.push(`--val_split must be in [0, 1) (got ${c.val_split})`);
+  const folders = [c.data_folder, ...c.extra_folder].map((f) => path.resolve(f));
+  if (new Set(folders).size !== folders.length)
+    bad.push('a folder is given twice (--data_folder / --extra_folder): its images would count twice');
   if (bad.length) throw new Error(bad.join('; '));
+}
+
+/**
+ * --data_folder's training images, then each --extra_folder's with their labels (ConcatSource labelled):
+ * a supervised run on more labels, e.g. the upper bound on every label of imagenette64-sub + -extra. The
+ * test split stays --data_folder's.
+ */
+async function openLabelledTraining(cfg: SupervisedConfig, onWarn: (m: string) => void): Promise<DataSource> {
+  const first = await openSource(cfg.dataset, cfg.data_folder, 'train', { onWarn });
+  if (!cfg.extra_folder.length) return first;
+  const parts: DataSource[] = [first];
+  try {
+    for (const f of cfg.extra_folder) parts.push(await openSource('auto', f, 'train', { onWarn }));
+    return new ConcatSource(parts, [cfg.data_folder, ...cfg.extra_folder], { labelled: true });
+  } catch (e) {
+    for (const s of parts) s.close();
+    throw e;
+  }
 }
 
 export async function trainSupervised(
@@ -188,7 +211,7 @@ export async function trainSupervised(
   validate(cfg);
   const backend = await initBackend(cfg.backend);
   const onWarn = (m: string) => log(`[data] ${m}`);
-  const source = await openSource(cfg.dataset, cfg.data_folder, 'train', { onWarn });
+  const source = await openLabelledTraining(cfg, onWarn);
   let testSource: DataSource | null = null;
   const disposables: { dispose(): void }[] = [];
   const loaders: Loader[] = [];

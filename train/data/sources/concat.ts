@@ -8,7 +8,8 @@
  *
  * The first part is the labelled data set: its class names and labels stand; the images of the other parts
  * count as unlabelled (label -1), since pre-training never reads labels and evaluation uses the first part
- * alone. Fixed image sizes must agree: every image is cropped and resized to --image_size anyway, but a
+ * alone. With `labelled: true` (a supervised upper bound on every label, `cmc supervised --extra_folder`)
+ * every part keeps its labels, and all parts must name the same classes in the same order. Fixed image sizes must agree: every image is cropped and resized to --image_size anyway, but a
  * 32 px folder beside a 64 px one would train the encoders on two kinds of image (upsampled and not), which
  * is a mistake more often than a plan; resize such a folder first. ImageFolder parts (sizes vary) mix with
  * any size, as they do on their own.
@@ -29,8 +30,19 @@ export class ConcatSource implements DataSource {
   constructor(
     readonly parts: readonly DataSource[],
     names: readonly string[] = parts.map((_, p) => `part ${p}`),
+    readonly opts: { labelled?: boolean } = {},
   ) {
     if (parts.length === 0) throw new Error('ConcatSource: no parts');
+    if (opts.labelled) {
+      parts.forEach((s, p) => {
+        if (!s.labels()) throw new Error(`${names[p]} has no labels: every folder of a labelled run needs them`);
+        if (s.classNames.join('\n') !== parts[0].classNames.join('\n'))
+          throw new Error(
+            `${names[p]} names the classes ${s.classNames.join(', ')} but ${names[0]} names ${parts[0].classNames.join(', ')}: ` +
+              'their labels would mean different classes',
+          );
+      });
+    }
     this.starts = [0];
     for (const s of parts) this.starts.push(this.starts[this.starts.length - 1] + s.length);
     this.length = this.starts[parts.length];
@@ -61,23 +73,31 @@ export class ConcatSource implements DataSource {
     return { part: lo, index: i - this.starts[lo] };
   }
 
-  /** The first part's labels, then -1 for every image of the other parts; null when the first has none. */
+  /**
+   * The first part's labels, then -1 for every image of the other parts (every part's labels when
+   * `labelled`); null when the first has none.
+   */
   labels(): Int32Array | null {
     const first = this.parts[0].labels();
     if (!first) return null;
     const out = new Int32Array(this.length).fill(-1);
     out.set(first);
+    if (this.opts.labelled) this.parts.forEach((s, p) => p > 0 && out.set(s.labels()!, this.starts[p]));
     return out;
   }
 
   async get(i: number): Promise<Sample> {
     const { part, index } = this.partOf(i);
     const s = await this.parts[part].get(index);
-    return part === 0 ? s : { ...s, label: -1 };
+    return part === 0 || this.opts.labelled ? s : { ...s, label: -1 };
   }
 
   spec(): SourceSpec {
-    return { kind: 'concat', parts: this.parts.map((s) => s.spec()) };
+    return {
+      kind: 'concat',
+      parts: this.parts.map((s) => s.spec()),
+      ...(this.opts.labelled ? { labelled: true } : {}),
+    };
   }
 
   close(): void {

@@ -46,7 +46,7 @@ export type SourceSpec =
   | { kind: 'cifar10'; dir: string; split: 'train' | 'test' }
   | { kind: 'stl10'; dir: string; split: Split }
   | { kind: 'imagefolder'; root: string; classNames: string[]; files: string[]; labels: number[] }
-  | { kind: 'concat'; parts: SourceSpec[] };
+  | { kind: 'concat'; parts: SourceSpec[]; labelled?: boolean };
 
 export function checkIndex(i: number, n: number): void {
   if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`sample index ${i} out of range [0, ${n})`);
