@@ -7,8 +7,8 @@
  *             images/s at 1024 >= 80% of the figure at 32, p99 at 1024 <= 3x the p99 at 32, on open
  *             connections (each connection's first answer is left out: it also holds the opening of 1,024
  *             connections at once, which a control run measures against a bare node:http server that
- *             answers at once; on a 2-core machine, client included, that alone has a first-answer p99 of
- *             about 2 s).
+ *             answers at once; on a 2-core machine, client included, that alone had a first-answer p99 of
+ *             1.7-4.8 s in three runs).
  *   hostile   a mix of requests each within the documented limits (64-image multipart bodies of
  *             1250x1250 PNGs summing to --max_request_pixels, 6000x6000 PNGs, near-limit JSON bodies, a
  *             KServe v2 body of half a million values, slow senders) while /v2/health/live is probed every
@@ -75,6 +75,11 @@ export interface OverloadResult {
   control: BurstControl | null;
   peakRssMb: number;
 }
+
+/** autocannon's returned tracker: the result's promise and an emitter of per-response events. */
+type Tracked = Promise<autocannon.Result> & {
+  on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+};
 
 export interface BurstControl {
   connections: number;
@@ -159,9 +164,7 @@ async function burstControl(connections: number, durationS: number, body: Buffer
       duration: durationS,
       requests: [{ method: 'POST', path: '/', headers: { 'content-type': 'image/jpeg' }, body }],
       timeout: 30,
-    }) as unknown as Promise<autocannon.Result> & {
-      on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
-    };
+    }) as unknown as Tracked;
     inst.on('response', (client, _status, _bytes, ms) => {
       (seen.has(client) ? later : first).push(ms);
       seen.add(client);
@@ -215,9 +218,7 @@ export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<Over
         duration: o.durationS ?? 10,
         requests,
         timeout: 30,
-      }) as unknown as Promise<autocannon.Result> & {
-        on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
-      };
+      }) as unknown as Tracked;
       inst.on('response', (client, status, _bytes, ms) => {
         const first = !answered.has(client);
         answered.add(client);
