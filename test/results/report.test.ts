@@ -74,7 +74,8 @@ function fixture(name: string): string {
       chosen: 1e-4,
       candidates: [
         { weight_decay: 0, val_top1: 0.3, seconds: 50 },
-        { weight_decay: 1e-4, val_top1: 0.32, seconds: 50 },
+        // conv4 is best on the held-out images, conv5 on test.
+        { weight_decay: 1e-4, val_top1: l === 4 ? 0.5 : 0.32, seconds: 50 },
       ],
     });
   }
@@ -174,7 +175,7 @@ function row(md: string, label: string): string[] {
     .map((c) => c.trim());
 }
 
-test('the table: per-layer top-1 / top-5, best layer, kNN, SGD steps, epochs, times, the supervised baseline', () => {
+test('the table: per-layer top-1 / top-5, best layer, the layer chosen on held-out images, kNN, SGD steps, epochs, times, the supervised baseline', () => {
   const res = loadResults(fixture('full'));
   const r = buildReport(res);
   const md = r.markdown;
@@ -191,28 +192,38 @@ test('the table: per-layer top-1 / top-5, best layer, kNN, SGD steps, epochs, ti
     '8 emb',
     'best layer (top-1)',
   ]);
-  assert.deepEqual(header.slice(10), ['kNN top-1', 'SGD steps', 'epochs', 'train time', 'eval time']);
+  assert.deepEqual(header.slice(10), [
+    'layer chosen on held-out (top-1)',
+    'kNN top-1',
+    'SGD steps',
+    'epochs',
+    'train time',
+    'eval time',
+  ]);
   // selected_on 'test' -> the last epoch (never a test-chosen number by default).
   const cmc = row(md, 'cmc |');
   assert.equal(cmc[0], 'cmc');
   assert.equal(cmc[1], '30.00 / 60.00');
   assert.equal(cmc[5], '50.00 / 80.00');
-  assert.equal(cmc[9], '5 conv5 (50.00)');
-  assert.equal(cmc[10], '45.67');
-  assert.deepEqual(cmc.slice(11, 14), ['40,000', '100', '2h01m']);
+  assert.equal(cmc[9], '5 conv5 (50.00)', 'best on the test split');
+  assert.equal(cmc[10], '4 conv4 (45.00)', 'chosen on the held-out images');
+  assert.equal(cmc[11], '45.67');
+  assert.deepEqual(cmc.slice(12, 15), ['40,000', '100', '2h01m']);
   // eval time: 8 probes x 60 s + kNN 30 s + 8 x 2 selection probes x 50 s = 1310 s.
-  assert.equal(cmc[14], '21m50s');
+  assert.equal(cmc[15], '21m50s');
   const rnd = row(md, 'random (random init)');
   assert.equal(rnd[8], '10.00 / 40.00');
   assert.equal(rnd[9], '1 conv1 (20.00)');
-  assert.equal(rnd[10], '12.34');
-  assert.deepEqual(rnd.slice(11, 13), ['0', '0']);
+  assert.equal(rnd[10], '—', 'no held-out figures');
+  assert.equal(rnd[11], '12.34');
+  assert.deepEqual(rnd.slice(12, 14), ['0', '0']);
   const sup = row(md, 'supervised (supervised encoder)');
   assert.equal(sup[9], '7 fc7 (63.00)');
-  assert.equal(sup[11], '24,000');
+  assert.equal(sup[12], '24,000');
   const e2e = row(md, 'supervised (end-to-end classifier)');
   assert.equal(e2e[9], '65.43 / 95.00');
-  assert.deepEqual(e2e.slice(11, 14), ['800', '2', '1m00s']);
+  assert.equal(e2e[10], '—');
+  assert.deepEqual(e2e.slice(12, 15), ['800', '2', '1m00s']);
   // Rows in order: CMC, supervised encoder, random init, end-to-end.
   const order = [
     '| cmc |',

@@ -83,6 +83,24 @@ test('report: seeds of a method are one row of mean ± std per layer, n shown; s
   top1.forEach((t, seed) => {
     write(dir, `probe_cmc_seed${seed}_layer1.json`, probe(1, t[0]));
     if (seed !== 2) write(dir, `probe_cmc_seed${seed}_layer2.json`, probe(2, t[1])); // seed 2 lacks layer 2
+    // Held-out top-1 of each layer's chosen weight decay: seed 0 picks layer 2, seed 1 ties (the earlier layer,
+    // 1), seed 2 has layer 1 only.
+    const heldOut = [
+      [0.6, 0.7],
+      [0.65, 0.65],
+      [0.6, 0.9],
+    ][seed];
+    for (const l of seed !== 2 ? [1, 2] : [1]) {
+      write(dir, `wd_cmc_seed${seed}_layer${l}.json`, {
+        layer: l,
+        val_split: 0.1,
+        chosen: 1e-4,
+        candidates: [
+          { weight_decay: 0, val_top1: 0.99 }, // not the chosen weight decay: ignored
+          { weight_decay: 1e-4, val_top1: heldOut[l - 1] },
+        ],
+      });
+    }
     write(dir, `knn_cmc_seed${seed}.json`, { top1: 0.5 + 0.1 * seed });
     write(dir, `encoder_cmc_seed${seed}.json`, encoder(70, 7000 + seed));
     write(dir, `supervised_seed${seed}.json`, {
@@ -110,18 +128,23 @@ test('report: seeds of a method are one row of mean ± std per layer, n shown; s
     '62.00 ± 2.00 / 82.00 ± 2.00',
     '72.00 ± 2.83 (n=2) / 92.00 ± 2.83',
     '1 conv1 (62.00 ± 2.00)', // layer 2 has a better mean, but from two seeds only
+    // Each seed's held-out choice: layer 2 (70.00), 1 (62.00), 1 (64.00).
+    '1 conv1 ×2, 2 conv2 ×1 (65.33 ± 4.16)',
     '60.00 ± 10.00',
     '7,001',
     '70',
     '1m40s',
     '—',
   ]);
-  assert.ok(!md.includes('| cmc_seed'), 'no row per seed');
-  assert.deepEqual(row(md, 'random').slice(0, 4), [
+  const mainTable = md.split('## Weight decay')[0]; // the weight-decay table lists each seed's choices
+  assert.ok(!mainTable.includes('| cmc_seed'), 'no row per seed');
+  assert.match(md, /\| cmc_seed0 \| 2 conv2 \| 0: 99\.00, 0\.0001: 70\.00 \| 0\.0001 \|/);
+  assert.deepEqual(row(md, 'random').slice(0, 5), [
     'random (random init)',
     '30.00 / 50.00',
     '25.00 / 45.00',
     '1 conv1 (30.00)',
+    '—', // no held-out figures
   ]);
   assert.deepEqual(
     row(md, 'lonely_seed4').slice(0, 3),

@@ -64,6 +64,28 @@ export function layerName(l: number, arch?: string): string {
   return n ? `${l} ${n}` : `L${l}`;
 }
 
+/**
+ * The layer a protocol reports: the probe with the best held-out top-1 (the chosen weight decay's, on the part
+ * of train held out; ties: the earlier layer), with its test score. Null when no probe has held-out figures.
+ * Unlike "best layer", nothing here is chosen on the test split.
+ */
+export function heldOutLayer(
+  ev: Evaluated,
+  metric: MetricChoice = 'auto',
+): { layer: number; heldOut: number; top1: number; top5: number } | null {
+  let best: { layer: number; heldOut: number; top1: number; top5: number } | null = null;
+  for (const l of [...ev.probes.keys()].sort((a, b) => a - b)) {
+    const w = ev.wd.get(l);
+    const c = w?.candidates.find((c) => c.weight_decay === w.chosen);
+    if (!c || !isNum(c.val_top1)) continue;
+    if (!best || c.val_top1 > best.heldOut) {
+      const s = probeScore(ev.probes.get(l)!.json, metric);
+      best = { layer: l, heldOut: c.val_top1, top1: s.top1, top5: s.top5 };
+    }
+  }
+  return best;
+}
+
 const pct = (x: number | undefined) => (isNum(x) ? (100 * x).toFixed(2) : '—');
 const int = (x: number | undefined) => (isNum(x) ? Math.round(x).toLocaleString('en') : '—');
 
@@ -118,6 +140,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
       'method',
       ...layers.map((l) => layerName(l, arch)),
       'best layer (top-1)',
+      'layer chosen on held-out (top-1)',
       'kNN top-1',
       'SGD steps',
       'epochs',
@@ -142,12 +165,14 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
         });
         const scored = [...ev.probes.entries()].map(([l, p]) => ({ l, s: probeScore(p.json, metric) }));
         const best = scored.length ? scored.reduce((a, b) => (b.s.top1 > a.s.top1 ? b : a)) : null;
+        const held = heldOutLayer(ev, metric);
         const evalSec = evalSeconds(ev);
         md.push(
           cell([
             what ? `${ev.method} (${what})` : ev.method,
             ...cells,
             best ? `${layerName(best.l, arch)} (${pct(best.s.top1)})` : '—',
+            held ? `${layerName(held.layer, arch)} (${pct(held.top1)})` : '—',
             ev.knn ? pct(ev.knn.json.top1) : '—',
             int(ev.encoder?.step),
             int(ev.encoder?.epoch),
@@ -172,6 +197,12 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
           (a, b) => (!a || b.s.mean > a.s.mean ? b : a),
           null,
         );
+      // Each seed's own held-out choice, then mean ± std of those test scores (the layer may differ by seed).
+      const helds = g.members.map((e) => heldOutLayer(e, metric));
+      const tally = [...new Set(helds.filter((h) => h).map((h) => h!.layer))]
+        .sort((a, b) => a - b)
+        .map((l) => `${layerName(l, arch)} ×${helds.filter((h) => h?.layer === l).length}`)
+        .join(', ');
       const mean = (xs: (number | undefined)[]) => meanStd(xs).mean;
       const trainSec = mean(g.members.map((e) => e.encoder?.train_seconds));
       const evalSec = mean(g.members.map(evalSeconds));
@@ -183,6 +214,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
             return s.top1.n ? `${pctMeanStd(s.top1, n)} / ${pctMeanStd(s.top5)}` : '—';
           }),
           best ? `${layerName(best.l, arch)} (${pctMeanStd(best.s, n)})` : '—',
+          tally ? `${tally} (${pctMeanStd(meanStd(helds.map((h) => h?.top1)), n)})` : '—',
           pctMeanStd(meanStd(g.members.map((e) => e.knn?.json.top1)), n),
           int(mean(g.members.map((e) => e.encoder?.step))),
           int(mean(g.members.map((e) => e.encoder?.epoch))),
@@ -213,6 +245,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
           one
             ? `${pct(one.top1)} / ${pct(one.top5)}`
             : `${pctMeanStd(meanStd(end.map((e) => e.top1)), end.length)} / ${pctMeanStd(meanStd(end.map((e) => e.top5)))}`,
+          '—',
           '—',
           int(meanStd(end.map((e) => e.last?.step)).mean),
           int(meanStd(end.map((e) => e.last?.epoch)).mean),
