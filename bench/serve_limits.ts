@@ -157,7 +157,7 @@ async function burstControl(connections: number, durationS: number, body: Buffer
     });
     const first: number[] = [];
     const later: number[] = [];
-    const seen = new Set<unknown>();
+    const isFirst = firstAnswers();
     const inst = autocannon({
       url: `http://127.0.0.1:${port}`,
       connections,
@@ -165,10 +165,7 @@ async function burstControl(connections: number, durationS: number, body: Buffer
       requests: [{ method: 'POST', path: '/', headers: { 'content-type': 'image/jpeg' }, body }],
       timeout: 30,
     }) as unknown as Tracked;
-    inst.on('response', (client, _status, _bytes, ms) => {
-      (seen.has(client) ? later : first).push(ms);
-      seen.add(client);
-    });
+    inst.on('response', (client, _status, _bytes, ms) => (isFirst(client) ? first : later).push(ms));
     await inst;
     return {
       connections,
@@ -180,6 +177,16 @@ async function burstControl(connections: number, durationS: number, body: Buffer
   } finally {
     child.kill();
   }
+}
+
+/** A tracker of answers per connection: true for a connection's first answer (which carries its set-up). */
+function firstAnswers(): (client: unknown) => boolean {
+  const answered = new Set<unknown>();
+  return (client) => {
+    if (answered.has(client)) return false;
+    answered.add(client);
+    return true;
+  };
 }
 
 export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<OverloadResult> {
@@ -207,7 +214,7 @@ export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<Over
     for (const c of o.connections ?? [1, 32, 1024]) {
       const okMs: number[] = [];
       const steadyMs: number[] = [];
-      const answered = new Set<unknown>();
+      const isFirst = firstAnswers();
       let refused = 0,
         other = 0;
       const t0 = await imagesRun(s.url);
@@ -220,8 +227,7 @@ export async function runOverloadBench(o: LimitsBenchOptions = {}): Promise<Over
         timeout: 30,
       }) as unknown as Tracked;
       inst.on('response', (client, status, _bytes, ms) => {
-        const first = !answered.has(client);
-        answered.add(client);
+        const first = isFirst(client);
         if (status >= 200 && status < 300) {
           okMs.push(ms);
           if (!first) steadyMs.push(ms);
