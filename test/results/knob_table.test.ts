@@ -69,6 +69,7 @@ test('knob_table.sh: each knob changes exactly its own settings from the base re
     assert.equal(evaluate[evaluate.indexOf('--checkpoint') + 1], `runs/knob_${name}/current.ckpt`);
     assert.equal(evaluate[evaluate.indexOf('--name') + 1], name);
     assert.equal(evaluate[evaluate.indexOf('--out') + 1], '/out/y');
+    assert.equal(evaluate[evaluate.indexOf('--layers') + 1], name === 'r18_5ep' ? '4,6' : '5,6');
   }
 });
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Which knobs matter, at a fixed budget: the base CMC recipe, then one run per knob with exactly one setting
 # changed, each trained for the same epochs on the same images and evaluated by eval_protocol.sh (probe layers 5
-# and 6, weight decay and layer chosen on 10% of train held out, kNN). Then `cmc report <out>` is the table.
+# and 6, or 4 and 6 for ResNet; weight decay and layer chosen on 10% of train held out; kNN). Then `cmc report <out>` is the table.
 #
 # Usage:
 #   train/results/knob_table.sh --data ../shared/data/imagenette64-sub --runs runs --out results_knobs
@@ -57,8 +57,11 @@ KNOBS=(
 
 # The command lines of one knob: training, then its evaluation.
 commands() {
-  local name=${1%%|*} extra=${1#*|} loss=--softmax
+  local name=${1%%|*} extra=${1#*|} loss=--softmax layers=5,6
   [ "$name" = nce ] && loss=''
+  # ResNet's layer 5 is layer4 unpooled (8x8x512 per view at 64 px): too large for the cached probe. Its layer 4
+  # (layer3, pooled to 3x3) and 6 (the pooled vector) are probed instead.
+  case $extra in *resnet*) layers=4,6 ;; esac
   # shellcheck disable=SC2086
   printf '%q ' npx --prefix "$ROOT" cmc train --data_folder "$DATA" --model alexnet_mini --image_size 64 \
     --batch_size 32 --learning_rate 0.03 --epochs "$EPOCHS" --lr_decay_epochs "$DECAY" --weight_decay 5e-4 \
@@ -66,7 +69,7 @@ commands() {
     --model_path "$RUNS" --name "knob_$name" $extra
   printf '\n'
   printf '%q ' "$ROOT/train/results/eval_protocol.sh" --checkpoint "$RUNS/knob_$name/current.ckpt" --name "$name" \
-    --layers 5,6 --data "$DATA" --out "$OUT" -- --workers 1
+    --layers "$layers" --data "$DATA" --out "$OUT" -- --workers 1
   printf '\n'
 }
 
