@@ -127,6 +127,11 @@ export function addEvalCommands(program: Command): void {
     .option('--momentum <m>', 'SGD momentum', num, D.momentum)
     .option('--weight_decay <wd>', 'weight decay', num, D.weightDecay)
     .option('--batch_size <n>', 'batch size', int, D.batchSize)
+    .option(
+      '--feature_batch <n>',
+      'images per forward pass of the frozen encoder in cached mode (default: max(batch_size, 64)); lower it for large encoders (e.g. 32 for resnet18v1_small at 64 px)',
+      int,
+    )
     .option('--lr_decay_epochs <list>', 'epochs after which lr is multiplied by lr_decay_rate', intList, D.decayEpochs)
     .option('--lr_decay_rate <r>', 'learning-rate decay factor', num, D.decayRate)
     .addOption(
@@ -187,6 +192,7 @@ export function addEvalCommands(program: Command): void {
         momentum: o.momentum as number,
         weightDecay: o.weight_decay as number,
         batchSize: o.batch_size as number,
+        featureBatch: o.feature_batch as number | undefined,
         decayEpochs: o.lr_decay_epochs as number[],
         decayRate: o.lr_decay_rate as number,
         mode: o.mode as 'cached' | 'augmented',
@@ -252,6 +258,7 @@ export function addEvalCommands(program: Command): void {
     .option('--k <n>', 'neighbours', int, 200)
     .option('--nce_t <t>', 'temperature of the vote weights exp(sim / T)', num, 0.07)
     .option('--batch_size <n>', 'feature-extraction batch size', int, 256)
+    .option('--feature_batch <n>', "the same as --batch_size (the name cmc probe's option has)", int)
     .action(async (o: Record<string, unknown>) => {
       const r = await knnEvaluate({
         ...encoderChoice(o),
@@ -263,7 +270,7 @@ export function addEvalCommands(program: Command): void {
         T: o.nce_t as number,
         backend: o.backend as BackendName,
         workers: o.workers as number,
-        batchSize: o.batch_size as number,
+        batchSize: (o.feature_batch ?? o.batch_size) as number,
         pool: o.pool as [number, number] | null | undefined,
         poolType: o.pool_type as PoolType | undefined,
         testSplit: o.test_split as number,

@@ -279,6 +279,32 @@ test('weight decay chosen on held-out train images, then one head refitted on al
   );
 });
 
+test("featureBatch: the frozen encoder's forward batch changes nothing in the result (cached mode); 0 is refused", async () => {
+  const opts = {
+    checkpoint: null,
+    arch: 'alexnet_mini',
+    imageSize: 32,
+    seed: 1,
+    dataFolder: data,
+    layer: 5,
+    epochs: 2,
+    lr: 0.1,
+    batchSize: 32,
+    mode: 'cached' as const,
+    valSplit: 0.25,
+    backend: 'wasm' as const,
+    workers: 0,
+    log: quiet,
+  };
+  const a = await probe(opts);
+  const b = await probe({ ...opts, featureBatch: 7 });
+  const noTime = ({ epoch_sec: _t, ...m }: { epoch_sec?: number }) => m;
+  assert.deepEqual(noTime(b.best), noTime(a.best));
+  assert.deepEqual(noTime(b.last), noTime(a.last));
+  assert.deepEqual(Array.from(b.head.weight), Array.from(a.head.weight));
+  await assert.rejects(probe({ ...opts, featureBatch: 0 }), /featureBatch must be a positive integer/);
+});
+
 test("augmented probe chosen on the test split (upstream's protocol, explicit) runs through the frozen encoder each epoch", async () => {
   const r = await probe({
     checkpoint: null,

@@ -55,6 +55,11 @@ export interface ProbeOptions extends EncoderChoice {
   momentum?: number;
   weightDecay?: number;
   batchSize?: number;
+  /**
+   * Images per forward pass when features are extracted (cached mode); default max(batchSize, 64). The encoder's
+   * activations for a whole batch live in wasm memory at once: resnet18v1_small at 64 px aborts at 256.
+   */
+  featureBatch?: number;
   decayEpochs?: number[];
   decayRate?: number;
   mode?: 'cached' | 'augmented';
@@ -200,6 +205,8 @@ function resolveOptions(opts: ProbeOptions): ResolvedOptions {
   if (!o.dataFolder) throw new Error('--data_folder is required');
   for (const k of ['epochs', 'batchSize'] as const)
     if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`${k} must be a positive integer (got ${o[k]})`);
+  if (o.featureBatch !== undefined && !(Number.isInteger(o.featureBatch) && o.featureBatch > 0))
+    throw new Error(`featureBatch must be a positive integer (got ${o.featureBatch})`);
   if (!(o.lr > 0)) throw new Error(`learning rate must be > 0 (got ${o.lr})`);
   if (o.mode !== 'cached' && o.mode !== 'augmented')
     throw new Error(`mode must be 'cached' or 'augmented' (got ${o.mode})`);
@@ -277,7 +284,7 @@ async function probeFeatures(
   log: (l: string) => void,
 ): Promise<{ test: FeatureSet; heldOut: FeatureSet | null; cached: FeatureSet | null; seconds: number }> {
   const lo: LoaderOptions = {
-    batchSize: Math.max(o.batchSize, 64),
+    batchSize: o.featureBatch ?? Math.max(o.batchSize, 64),
     workers: o.workers,
     shuffle: false,
     transform: { mode: 'val', size: enc.imageSize, view: enc.view, input: enc.spec.input },
