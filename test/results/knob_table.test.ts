@@ -70,6 +70,10 @@ test('knob_table.sh: each knob changes exactly its own settings from the base re
     assert.equal(evaluate[evaluate.indexOf('--name') + 1], name);
     assert.equal(evaluate[evaluate.indexOf('--out') + 1], '/out/y');
     assert.equal(evaluate[evaluate.indexOf('--layers') + 1], name === 'r18_5ep' ? '4,6' : '5,6');
+    assert.deepEqual(
+      evaluate.slice(evaluate.indexOf('--') + 1),
+      name === 'r18_5ep' ? ['--workers', '1', '--feature_batch', '32'] : ['--workers', '1'],
+    );
   }
 });
 

@@ -59,9 +59,11 @@ KNOBS=(
 commands() {
   local name=${1%%|*} extra=${1#*|} loss=--softmax layers=5,6
   [ "$name" = nce ] && loss=''
-  # ResNet's layer 5 is layer4 unpooled (8x8x512 per view at 64 px): too large for the cached probe. Its layer 4
-  # (layer3, pooled to 3x3) and 6 (the pooled vector) are probed instead.
-  case $extra in *resnet*) layers=4,6 ;; esac
+  local evalx=(--workers 1)
+  # ResNet: its layer 5 is layer4 unpooled (8x8x512 per view at 64 px, 32,768 features), so layer 4 (layer3
+  # pooled to 3x3) and 6 (the pooled vector) are probed; and its forward at the default 256 images aborts out
+  # of wasm memory, so features are extracted 32 at a time.
+  case $extra in *resnet*) layers=4,6 evalx+=(--feature_batch 32) ;; esac
   # shellcheck disable=SC2086
   printf '%q ' npx --prefix "$ROOT" cmc train --data_folder "$DATA" --model alexnet_mini --image_size 64 \
     --batch_size 32 --learning_rate 0.03 --epochs "$EPOCHS" --lr_decay_epochs "$DECAY" --weight_decay 5e-4 \
@@ -69,7 +71,7 @@ commands() {
     --model_path "$RUNS" --name "knob_$name" $extra
   printf '\n'
   printf '%q ' "$ROOT/train/results/eval_protocol.sh" --checkpoint "$RUNS/knob_$name/current.ckpt" --name "$name" \
-    --layers "$layers" --data "$DATA" --out "$OUT" -- --workers 1
+    --layers "$layers" --data "$DATA" --out "$OUT" -- "${evalx[@]}"
   printf '\n'
 }
 
