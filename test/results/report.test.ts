@@ -245,6 +245,40 @@ test('the table: per-layer top-1 / top-5, best layer, the layer chosen on held-o
   assert.doesNotMatch(md, /## Notes/);
 });
 
+test('a table mixing AlexNet and ResNet encoders names columns by number and each row by its own layers', () => {
+  const dir = path.join(root, 'mixed_arch');
+  for (const [m, arch, layers] of [
+    ['mini', 'alexnet_mini', [5, 6]],
+    ['r18', 'resnet18v1_small', [4, 6]],
+  ] as const) {
+    for (const l of layers) {
+      write(
+        dir,
+        `probe_${m}_layer${l}.json`,
+        probeJson(l, 0.5 + l / 100, 0.5 + l / 100, { encoder: `/gone/${m}.ckpt` }),
+      );
+      write(dir, `wd_${m}_layer${l}.json`, {
+        layer: l,
+        val_split: 0.1,
+        chosen: 0,
+        candidates: [{ weight_decay: 0, val_top1: l === layers[0] ? 0.6 : 0.5 }],
+      });
+    }
+    write(dir, `encoder_${m}.json`, { encoder: `/gone/${m}.ckpt`, objective: 'cmc', arch, epoch: 5, step: 785 });
+  }
+  const md = buildReport(loadResults(dir)).markdown;
+  assert.deepEqual(row(md, 'method').slice(1, 6), [
+    'L4',
+    'L5',
+    'L6',
+    'best layer (top-1)',
+    'layer chosen on held-out (top-1)',
+  ]);
+  assert.deepEqual(row(md, 'mini |').slice(4, 6), ['6 fc6 (56.00)', '5 conv5 (55.00)']);
+  assert.deepEqual(row(md, 'r18 |').slice(4, 6), ['6 pool (56.00)', '4 layer3 (54.00)']);
+  assert.match(md, /\| r18 \| 4 layer3 \| 0: 60\.00 \| 0 \|/);
+});
+
 test('--metric: auto uses the held-out choice when there is one, else the last epoch; best and last on request', () => {
   const onTest = probeJson(5, 0.6, 0.5);
   const onVal = probeJson(5, 0.6, 0.5, { selectedOn: 'val' }); // written before the probe said 'held_out'

@@ -121,7 +121,11 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   const finals = [...res.evaluated.values()].filter((e) => e.epoch === null).sort(methodOrder);
   const inter = [...res.evaluated.values()].filter((e) => e.epoch !== null);
   const layers = [...new Set(finals.flatMap((e) => [...e.probes.keys()]))].sort((a, b) => a - b);
-  const arch = finals.map((e) => e.encoder?.arch).find(Boolean);
+  // Column names follow the architecture when every encoder has the same family (AlexNet's layer 4 is conv4,
+  // ResNet's is layer3); a mixed table names columns by number, and each row's cells by its own architecture.
+  const families = new Set(finals.map((e) => e.encoder?.arch?.replace(/\d.*$|_.*$/, '')).filter(Boolean));
+  const arch = families.size > 1 ? undefined : finals.map((e) => e.encoder?.arch).find(Boolean);
+  const archOf = (e: Evaluated | undefined) => e?.encoder?.arch ?? arch;
   const title = o.title ?? path.basename(path.resolve(res.dir));
   const md: string[] = [`# Results: ${title}`, ''];
 
@@ -171,8 +175,8 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
           cell([
             what ? `${ev.method} (${what})` : ev.method,
             ...cells,
-            best ? `${layerName(best.l, arch)} (${pct(best.s.top1)})` : '—',
-            held ? `${layerName(held.layer, arch)} (${pct(held.top1)})` : '—',
+            best ? `${layerName(best.l, archOf(ev))} (${pct(best.s.top1)})` : '—',
+            held ? `${layerName(held.layer, archOf(ev))} (${pct(held.top1)})` : '—',
             ev.knn ? pct(ev.knn.json.top1) : '—',
             int(ev.encoder?.step),
             int(ev.encoder?.epoch),
@@ -201,7 +205,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
       const helds = g.members.map((e) => heldOutLayer(e, metric));
       const tally = [...new Set(helds.filter((h) => h).map((h) => h!.layer))]
         .sort((a, b) => a - b)
-        .map((l) => `${layerName(l, arch)} ×${helds.filter((h) => h?.layer === l).length}`)
+        .map((l) => `${layerName(l, archOf(g.members[0]))} ×${helds.filter((h) => h?.layer === l).length}`)
         .join(', ');
       const mean = (xs: (number | undefined)[]) => meanStd(xs).mean;
       const trainSec = mean(g.members.map((e) => e.encoder?.train_seconds));
@@ -213,7 +217,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
             const s = at(l);
             return s.top1.n ? `${pctMeanStd(s.top1, n)} / ${pctMeanStd(s.top5)}` : '—';
           }),
-          best ? `${layerName(best.l, arch)} (${pctMeanStd(best.s, n)})` : '—',
+          best ? `${layerName(best.l, archOf(g.members[0]))} (${pctMeanStd(best.s, n)})` : '—',
           tally ? `${tally} (${pctMeanStd(meanStd(helds.map((h) => h?.top1)), n)})` : '—',
           pctMeanStd(meanStd(g.members.map((e) => e.knn?.json.top1)), n),
           int(mean(g.members.map((e) => e.encoder?.step))),
@@ -283,7 +287,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
         const c = w.candidates.length
           ? w.candidates.map((c) => `${c.weight_decay}: ${pct(c.val_top1)}`).join(', ')
           : '— (a single value, not selected)';
-        md.push(`| ${ev.method} | ${layerName(l, arch)} | ${c} | ${w.chosen} |`);
+        md.push(`| ${ev.method} | ${layerName(l, archOf(ev))} | ${c} | ${w.chosen} |`);
       }
     }
     const vs = [
