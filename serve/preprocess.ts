@@ -69,7 +69,7 @@ export async function decodeImage(
   let meta: ImageHeader;
   if (header) meta = header;
   else {
-    const h = await readHeader(buf);
+    const h = parseHeader(buf);
     if (h) meta = h;
     else {
       try {
@@ -154,6 +154,20 @@ function shortSharpMessage(e: unknown): string {
   return m.length > 160 ? `${m.slice(0, 160)}…` : m;
 }
 
+/** A JPEG, PNG or WebP header parsed in JS; null for anything else or unreadable (sharp decides then). */
+function parseHeader(buf: Uint8Array): ImageHeader | null {
+  try {
+    const r = imageSize(buf);
+    const format = HEADER_FORMATS[r.type ?? ''];
+    if (format && r.width > 0 && r.height > 0) {
+      return { format, width: r.width, height: r.height, orientation: format === 'jpeg' ? r.orientation : undefined };
+    }
+  } catch {
+    // Not a header image-size reads.
+  }
+  return null;
+}
+
 /** image-size's type → the format names sharp uses; other types are left to sharp's own header reading. */
 const HEADER_FORMATS: Record<string, ImageHeader['format']> = { jpg: 'jpeg', png: 'png', webp: 'webp' };
 
@@ -165,15 +179,8 @@ const HEADER_FORMATS: Record<string, ImageHeader['format']> = { jpg: 'jpeg', png
  * here, so a header that under-states its size cannot decode more than the budgets counted.
  */
 export async function readHeader(buf: Uint8Array): Promise<ImageHeader | null> {
-  try {
-    const r = imageSize(buf);
-    const format = HEADER_FORMATS[r.type ?? ''];
-    if (format && r.width > 0 && r.height > 0) {
-      return { format, width: r.width, height: r.height, orientation: format === 'jpeg' ? r.orientation : undefined };
-    }
-  } catch {
-    // Not a header image-size reads: sharp decides below.
-  }
+  const h = parseHeader(buf);
+  if (h) return h;
   try {
     const m = await sharp(buf, { limitInputPixels: false }).metadata();
     return { format: m.format, width: m.width, height: m.height, orientation: m.orientation };

@@ -58,9 +58,14 @@ const RESNET_LAYERS: Record<number, string> = {
   7: 'emb',
 };
 
+/** The layer names of an architecture's family (AlexNet or ResNet), or undefined. */
+function layerNames(arch?: string): Record<number, string> | undefined {
+  return arch?.startsWith('alexnet') ? ALEXNET_LAYERS : arch?.startsWith('resnet') ? RESNET_LAYERS : undefined;
+}
+
 /** A short name of probe layer `l` for an architecture ('conv5', 'fc7', ...), or 'L<l>'. */
 export function layerName(l: number, arch?: string): string {
-  const n = arch?.startsWith('alexnet') ? ALEXNET_LAYERS[l] : arch?.startsWith('resnet') ? RESNET_LAYERS[l] : undefined;
+  const n = layerNames(arch)?.[l];
   return n ? `${l} ${n}` : `L${l}`;
 }
 
@@ -123,7 +128,7 @@ export function buildReport(res: Results, o: ReportOptions = {}): Report {
   const layers = [...new Set(finals.flatMap((e) => [...e.probes.keys()]))].sort((a, b) => a - b);
   // Column names follow the architecture when every encoder has the same family (AlexNet's layer 4 is conv4,
   // ResNet's is layer3); a mixed table names columns by number, and each row's cells by its own architecture.
-  const families = new Set(finals.map((e) => e.encoder?.arch?.replace(/\d.*$|_.*$/, '')).filter(Boolean));
+  const families = new Set(finals.filter((e) => e.encoder?.arch).map((e) => layerNames(e.encoder!.arch)));
   const arch = families.size > 1 ? undefined : finals.map((e) => e.encoder?.arch).find(Boolean);
   const archOf = (e: Evaluated | undefined) => e?.encoder?.arch ?? arch;
   const title = o.title ?? path.basename(path.resolve(res.dir));
